@@ -1,0 +1,103 @@
+/**
+ * The one registry of Formwork's error codes.
+ *
+ * Domain errors know nothing of HTTP: each code carries a `category`, and the API maps
+ * categories to status codes in one place (src/api/errors.ts). Each code also says
+ * whether retrying can help, so the engine's retry policy reads it instead of guessing
+ * from messages. docs/errors.md lists every code; a test keeps the two in sync.
+ *
+ * @example
+ *   throw new FormworkError('NOT_FOUND', `node "web-1" does not exist`, { kind: 'node', key: 'web-1' });
+ */
+
+export type ErrorCategory =
+  | 'invalid' // the request is wrong: fix it and try again
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict' // the request clashes with current state
+  | 'precondition' // a stale version (If-Match)
+  | 'too_large'
+  | 'unavailable' // a dependency is down or slow: retrying may help
+  | 'failed' // an operation ran and failed (a script, a provider call)
+  | 'internal';
+
+export interface ErrorCodeInfo {
+  category: ErrorCategory;
+  retryable: boolean;
+  description: string;
+}
+
+export const ERROR_CODES = {
+  VALIDATION: { category: 'invalid', retryable: false, description: 'The input does not match its schema: a field is missing, unknown, or of the wrong type. `details` lists each problem with its path.' },
+  MALFORMED_BODY: { category: 'invalid', retryable: false, description: 'The body is not valid JSON or YAML.' },
+  UNKNOWN_KIND: { category: 'invalid', retryable: false, description: 'The object kind is not one Formwork knows. `details.known` lists the kinds.' },
+  BODY_TOO_LARGE: { category: 'too_large', retryable: false, description: 'The request body exceeds the server limit.' },
+  UNAUTHENTICATED: { category: 'unauthenticated', retryable: false, description: 'No bearer token, or the token is unknown, expired or revoked.' },
+  FORBIDDEN: { category: 'forbidden', retryable: false, description: "The token's role may not do this (viewers only read; operators do not manage users, tokens or secrets)." },
+  NOT_FOUND: { category: 'not_found', retryable: false, description: 'No object of that kind has that id or name.' },
+  ALREADY_EXISTS: { category: 'conflict', retryable: false, description: 'An object of that kind already has that name.' },
+  VERSION_MISMATCH: { category: 'precondition', retryable: false, description: 'The object changed since you read it (If-Match or `version` is stale). Read it again and reapply.' },
+  CONFLICT: { category: 'conflict', retryable: false, description: 'The change clashes with the current state (for example deleting an object still in use).' },
+  SCHEMA_TOO_NEW: { category: 'internal', retryable: false, description: 'The database was migrated by a newer Formwork; this version refuses to touch it. Upgrade Formwork.' },
+  ROLE_UNKNOWN: { category: 'invalid', retryable: false, description: 'A role named in a binding or in `requires` is not defined by any loaded workload.' },
+  ROLE_CYCLE: { category: 'invalid', retryable: false, description: 'Roles require each other in a cycle. `details.cycle` lists it.' },
+  ROLE_CONFLICT: { category: 'conflict', retryable: false, description: 'Two roles that conflict would be bound to the same node.' },
+  ROLE_UNSATISFIABLE: { category: 'invalid', retryable: false, description: 'A required role or alias cannot be bound (nothing provides it, or no node can take it).' },
+  WORKLOAD_INVALID: { category: 'invalid', retryable: false, description: 'A workload pack failed validation. `details.errors` lists every problem with its file, role and field.' },
+  INPUT_INVALID: { category: 'invalid', retryable: false, description: "A node-role's resolved inputs do not match the role's input schema." },
+  OUTPUT_INVALID: { category: 'failed', retryable: false, description: "A run's outputs are not valid JSON or do not match the role's output schema." },
+  RUN_FAILED: { category: 'failed', retryable: true, description: 'A node-role run exited non-zero. The run log says why.' },
+  RUN_TIMEOUT: { category: 'failed', retryable: true, description: 'A node-role run exceeded its timeout and was stopped.' },
+  SSH_UNREACHABLE: { category: 'unavailable', retryable: true, description: 'TCP/22 on the node did not answer, or the SSH connection dropped.' },
+  SSH_AUTH_FAILED: { category: 'failed', retryable: false, description: 'No candidate login user accepted the platform key.' },
+  HOST_KEY_MISMATCH: { category: 'failed', retryable: false, description: "The node's SSH host key differs from the one recorded on first contact. Check the node; if it was rebuilt, clear its recorded host key." },
+  MISSING_TOOL: { category: 'unavailable', retryable: false, description: 'A system tool is not installed. The message names the Debian package to install.' },
+  PROVIDER_ERROR: { category: 'failed', retryable: true, description: 'A provider call failed. The message carries what the provider said.' },
+  ENDPOINT_UNREACHABLE: { category: 'unavailable', retryable: true, description: 'The CLI could not reach the Formwork server at the named endpoint.' },
+  INTERNAL: { category: 'internal', retryable: false, description: 'An unexpected error. It is logged with a request id; please report it.' },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface RetryHint {
+  /** Overrides the code's default. */
+  retryable?: boolean;
+  /** How long to wait before the next attempt, when the failure says so (e.g. a rate limit). */
+  nextDelayMs?: number;
+}
+
+export class FormworkError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+  readonly retryable: boolean;
+  readonly nextDelayMs: number | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, hint: RetryHint = {}) {
+    super(message);
+    this.name = 'FormworkError';
+    this.code = code;
+    this.details = details;
+    this.retryable = hint.retryable ?? ERROR_CODES[code].retryable;
+    this.nextDelayMs = hint.nextDelayMs;
+  }
+
+  get category(): ErrorCategory {
+    return ERROR_CODES[this.code].category;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+export function isFormworkError(e: unknown): e is FormworkError {
+  return e instanceof FormworkError;
+}
+
+/** Wraps anything thrown into a FormworkError, keeping FormworkErrors as they are. */
+export function toFormworkError(e: unknown): FormworkError {
+  if (e instanceof FormworkError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new FormworkError('INTERNAL', message);
+}

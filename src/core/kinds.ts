@@ -1,0 +1,211 @@
+/**
+ * The object kinds Formwork stores, described once.
+ *
+ * The store maps each kind to its table, the API derives its routes, filters and
+ * schemas from it, and the CLI resolves `formwork get <kind>` through it, so adding a
+ * field is one edit here plus a migration.
+ *
+ * @example
+ *   const k = kindByName('nodes'); // accepts 'node', 'nodes', 'Node'
+ *   k.table;                        // 'nodes'
+ */
+
+export type FieldType = 'string' | 'integer' | 'boolean' | 'json';
+
+export interface FieldDef {
+  /** The API / object name (camelCase); the column is its snake_case form. */
+  name: string;
+  type: FieldType;
+  /** A list filter `?name=value` is allowed on it. */
+  filterable?: boolean;
+  /** Set by Formwork, never by a client (client values are refused). */
+  readOnly?: boolean;
+  /** Required on create. */
+  required?: boolean;
+  /** For json fields: the JSON Schema the value must match (checked by the API). */
+  schema?: Record<string, unknown>;
+  description?: string;
+}
+
+export interface KindDef {
+  /** Singular, PascalCase: what `kind:` says in a YAML document. */
+  kind: string;
+  /** Plural, lower case: the table and the API path segment. */
+  plural: string;
+  singular: string;
+  fields: FieldDef[];
+  /** Which role may write it besides admin. */
+  writableBy: 'operator' | 'admin' | 'nobody';
+  description: string;
+}
+
+const str = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, type: 'string', ...extra });
+const json = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, type: 'json', ...extra });
+const int = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, type: 'integer', ...extra });
+
+const addressSchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['address', 'family', 'role'],
+    properties: {
+      address: { type: 'string' },
+      family: { enum: [4, 6] },
+      role: { enum: ['public', 'private', 'admin', 'bmc'] },
+      network: { type: 'string' },
+    },
+  },
+};
+
+export const KINDS: KindDef[] = [
+  {
+    kind: 'Provider', plural: 'providers', singular: 'provider', writableBy: 'operator',
+    description: 'A configured source of machines: type, settings, credentials (stored as a secret) and a profile of quirks.',
+    fields: [
+      str('type', { required: true, filterable: true, description: 'aws, gce, openstack, equinix, metal or lab' }),
+      json('settings', { schema: { type: 'object' } }),
+      json('profile', { schema: { type: 'object' } }),
+      str('credentialsSecret', { filterable: true, description: 'Name of the secret holding the credentials' }),
+      str('state', { filterable: true, readOnly: true }),
+      str('message', { readOnly: true }),
+    ],
+  },
+  {
+    kind: 'Node', plural: 'nodes', singular: 'node', writableBy: 'operator',
+    description: 'One machine, whatever its origin, with normalized addresses, login, host key, size and image.',
+    fields: [
+      str('provider', { filterable: true, description: 'Provider name' }),
+      str('deployment', { filterable: true, description: 'Deployment name the node belongs to' }),
+      str('nativeId', { filterable: true }),
+      str('state', { filterable: true }),
+      json('addresses', { schema: addressSchema }),
+      str('loginUser'),
+      str('hostKey', { description: 'SSH host key fingerprint recorded on first contact' }),
+      str('sizeNormalized', { filterable: true }),
+      str('sizeNative'),
+      str('imageNormalized', { filterable: true }),
+      str('imageNative'),
+      str('zone', { filterable: true }),
+      json('inventory', { schema: { type: 'object' } }),
+      json('attribs', { schema: { type: 'object' }, description: 'Node-level attrib values' }),
+      str('message'),
+    ],
+  },
+  {
+    kind: 'Workload', plural: 'workloads', singular: 'workload', writableBy: 'operator',
+    description: 'A versioned pack of roles, templates and defaults.',
+    fields: [
+      str('workloadVersion', { filterable: true }),
+      str('description'),
+      str('source', { description: 'Folder the pack was loaded from' }),
+      json('defaults', { schema: { type: 'object' } }),
+      json('files', { schema: { type: 'object' }, description: 'Role files by path (templates, scripts)' }),
+    ],
+  },
+  {
+    kind: 'Role', plural: 'roles', singular: 'role', writableBy: 'operator',
+    description: 'A unit of automation with explicit requires, provides, inputs, outputs, flags and implementation.',
+    fields: [
+      str('workload', { filterable: true }),
+      str('description'),
+      json('spec', { required: true, schema: { type: 'object' } }),
+    ],
+  },
+  {
+    kind: 'Deployment', plural: 'deployments', singular: 'deployment', writableBy: 'operator',
+    description: 'Nodes plus the roles bound to them and deployment attribs; proposed, then committed.',
+    fields: [
+      str('state', { filterable: true, readOnly: true }),
+      str('provider', { filterable: true }),
+      json('spec', { schema: { type: 'object' } }),
+      json('attribs', { schema: { type: 'object' } }),
+      str('message', { readOnly: true }),
+    ],
+  },
+  {
+    kind: 'NodeRole', plural: 'noderoles', singular: 'noderole', writableBy: 'operator',
+    description: 'A role bound to a node in a deployment: the unit the engine runs.',
+    fields: [
+      str('deployment', { filterable: true, readOnly: true }),
+      str('node', { filterable: true, readOnly: true }),
+      str('role', { filterable: true, readOnly: true }),
+      str('state', { filterable: true, readOnly: true }),
+      str('blockedReason', { readOnly: true }),
+      json('parents', { readOnly: true }),
+      json('attribs', { schema: { type: 'object' }, description: 'Node-role overrides' }),
+      json('outputs', { readOnly: true }),
+      int('attempts', { readOnly: true }),
+      str('nextAttemptAt', { readOnly: true }),
+      str('inputHash', { readOnly: true }),
+      str('leaseOwner', { readOnly: true }),
+      str('leaseExpiresAt', { readOnly: true }),
+      json('lastError', { readOnly: true }),
+    ],
+  },
+  {
+    kind: 'Run', plural: 'runs', singular: 'run', writableBy: 'nobody',
+    description: 'One execution of a node-role: times, exit code, log, inputs and outputs (secrets redacted).',
+    fields: [
+      str('noderole', { filterable: true }),
+      str('deployment', { filterable: true }),
+      str('node', { filterable: true }),
+      str('role', { filterable: true }),
+      int('attempt'),
+      str('state', { filterable: true }),
+      str('worker'),
+      str('startedAt'),
+      str('endedAt'),
+      int('exitCode'),
+      str('log'),
+      json('inputs'),
+      json('outputs'),
+      json('error'),
+    ],
+  },
+  {
+    kind: 'User', plural: 'users', singular: 'user', writableBy: 'admin',
+    description: 'Someone or something that holds tokens; its role is admin, operator or viewer.',
+    fields: [str('role', { required: true, filterable: true })],
+  },
+  {
+    kind: 'Secret', plural: 'secrets', singular: 'secret', writableBy: 'admin',
+    description: 'An encrypted value (credentials, keys). Write-only: the API never returns the value.',
+    fields: [
+      str('description'),
+      json('keys', { readOnly: true, description: 'The names of the fields the secret holds (never the values)' }),
+    ],
+  },
+];
+
+const byAnyName = new Map<string, KindDef>();
+for (const k of KINDS) {
+  for (const n of [k.kind, k.plural, k.singular, k.kind.toLowerCase()]) byAnyName.set(n.toLowerCase(), k);
+}
+
+/** Finds a kind by its singular, plural or PascalCase name, case-insensitively. */
+export function kindByName(name: string): KindDef | undefined {
+  return byAnyName.get(name.toLowerCase());
+}
+
+export function knownKindNames(): string[] {
+  return KINDS.map((k) => k.plural);
+}
+
+/** The fields every object has, whatever its kind. */
+export const COMMON_FIELDS = ['id', 'name', 'version', 'labels', 'createdAt', 'updatedAt'] as const;
+
+/** A stored object as the API and the CLI see it. */
+export interface StoredObject {
+  id: string;
+  name: string;
+  version: number;
+  labels: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+  [field: string]: unknown;
+}
+
+export function columnName(field: string): string {
+  return field.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
+}

@@ -1,0 +1,140 @@
+/**
+ * The `lab` provider driver: real Debian 12 hosts on the control host itself (systemd-nspawn
+ * --boot in network namespaces on two bridges from 198.18.0.0/15). See docs in index.ts.
+ *
+ * Settings (all optional): `subnetIndex` N (0–255: public 198.18.(2N).0/24, private the next
+ * /24), `baseDir` (a prebuilt base root filesystem instead of `<dataDir>/lab/base`), `mirror`,
+ * `bootTimeoutMs` (default 90 000), `stopTimeoutMs` (default 15 000).
+ *
+ * @example
+ *   const m = await labDriver.createMachine({ name: 'web-1' }, ctx);
+ *   m.addresses; // [{ address: '198.18.0.11', role: 'public', ... }, { address: '198.18.1.11', role: 'private', ... }]
+ */
+import { join } from 'node:path';
+import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
+import { FormworkError } from '../../core/errors.js';
+import type { MachineSpec, ProviderContext, ProviderDriver, ProvisionedMachine } from '../provider.js';
+import { ensureBaseImage, isBaseReady, requiredTools } from './base.js';
+import { labConfig, validateHostName, type LabConfig } from './config.js';
+import { isAlive } from './exec.js';
+import { allocateHost, buildHost, destroyHost, hostAlive, hostPids, readAllStates, readState, type HostState } from './host.js';
+import { withFileLock } from './lock.js';
+import { deleteBridges, ensureBridges, ensureProxy, proxyRef, stopProxy } from './network.js';
+
+export const LAB_IMAGE = { normalized: 'debian-12', native: 'debian-12-bookworm-minbase-nspawn' };
+const ACCEPTED_IMAGES = new Set(['debian-12', 'debian', 'debian-bookworm', 'bookworm']);
+export const LAB_LOGIN_USERS = ['debian', 'root'];
+
+const providerLock = (c: LabConfig) => join(c.providerDir, 'provider.lock');
+
+export function toMachine(st: HostState): ProvisionedMachine {
+  const alive = hostAlive(st);
+  let state: ProvisionedMachine['state'];
+  if (st.stage === 'creating' || st.stage === 'booting') state = isAlive(st.creator) ? 'booting' : alive ? 'running' : 'error';
+  else state = alive ? 'running' : 'stopped';
+  const size = st.spec.size;
+  return {
+    nativeId: st.name,
+    name: st.name,
+    state,
+    addresses: [
+      { address: st.publicAddress, family: 4, role: 'public', network: st.publicBridge },
+      { address: st.privateAddress, family: 4, role: 'private', network: st.privateBridge },
+    ],
+    loginUsers: [...LAB_LOGIN_USERS],
+    size: {
+      normalized: typeof size === 'string' ? size : size ? `${size.cpus}cpu-${size.ramMiB}mib` : 'shared',
+      native: 'nspawn-shared',
+    },
+    image: { ...LAB_IMAGE },
+    zone: 'lab',
+    inventory: {
+      machine: st.machine,
+      netns: st.netns,
+      rootDir: st.root,
+      stateFile: st.stateFile,
+      ...hostPids(st),
+      ...(st.bootSeconds !== undefined ? { bootSeconds: st.bootSeconds } : {}),
+    },
+  };
+}
+
+/** Bridges and apt-cacher-ng, created once per provider (idempotent, cross-process safe). */
+export async function ensureProviderNetwork(c: LabConfig, ctx: Pick<ProviderContext, 'log' | 'signal'>): Promise<void> {
+  await withFileLock(
+    providerLock(c),
+    async () => {
+      await ensureBridges(c);
+      await ensureProxy(c, ctx.log);
+    },
+    { signal: ctx.signal },
+  );
+}
+
+async function ensureBase(c: LabConfig, ctx: ProviderContext): Promise<void> {
+  if (c.baseDirFromSettings) {
+    if (!isBaseReady(c.baseDir)) throw new FormworkError('VALIDATION', `lab setting baseDir ${c.baseDir} is not a built lab base image`, { baseDir: c.baseDir });
+    return;
+  }
+  await ensureBaseImage(c.dataDir, ctx.log, { mirror: c.mirror, signal: ctx.signal });
+}
+
+export const labDriver: ProviderDriver = {
+  kind: 'lab',
+
+  async createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<ProvisionedMachine> {
+    const c = labConfig(ctx);
+    validateHostName(spec.name);
+    if (spec.image !== undefined && !ACCEPTED_IMAGES.has(spec.image)) {
+      throw new FormworkError('VALIDATION', `the lab provider only has image debian-12, not "${spec.image}"`, { image: spec.image, known: ['debian-12'] });
+    }
+    if (!ctx.publicKey?.trim()) throw new FormworkError('VALIDATION', 'the lab provider needs the platform public key (ctx.publicKey)');
+    requiredTools();
+    await ensureBase(c, ctx);
+    await mkdir(c.providerDir, { recursive: true });
+    await ensureProviderNetwork(c, ctx);
+    const st = await withFileLock(providerLock(c), () => allocateHost(c, spec), { signal: ctx.signal });
+    ctx.log.info('lab: creating host', { name: st.name, public: st.publicAddress, private: st.privateAddress });
+    const done = await buildHost(c, st, ctx.publicKey, ctx.log, ctx.signal);
+    return toMachine(done);
+  },
+
+  async deleteMachine(nativeId: string, ctx: ProviderContext): Promise<void> {
+    const c = labConfig(ctx);
+    validateHostName(nativeId);
+    const st = readState(join(c.hostsDir, `${nativeId}.json`));
+    if (!st) return; // already gone
+    await destroyHost(st, ctx.log, c.stopTimeoutMs);
+    ctx.log.info('lab: host deleted', { name: nativeId });
+  },
+
+  async listMachines(ctx: ProviderContext): Promise<ProvisionedMachine[]> {
+    const c = labConfig(ctx);
+    return (await readAllStates(c)).map(toMachine);
+  },
+
+  async teardown(ctx: ProviderContext): Promise<void> {
+    const c = labConfig(ctx);
+    const left = await readAllStates(c);
+    if (left.length > 0) {
+      ctx.log.warn('lab: teardown deletes hosts that are still there', { hosts: left.map((s) => s.name) });
+      await Promise.all(left.map((st) => destroyHost(st, ctx.log, c.stopTimeoutMs)));
+    }
+    await withFileLock(providerLock(c), async () => {
+      await stopProxy(c);
+      await deleteBridges(c);
+      await rm(c.proxyDir, { recursive: true, force: true });
+      await rm(c.hostsDir, { recursive: true, force: true });
+      await rm(c.machinesDir, { recursive: true, force: true });
+    });
+    // Leave the provider dir only if someone else keeps files there.
+    const rest = await readdir(c.providerDir).catch(() => [] as string[]);
+    if (rest.length === 0) await rmdir(c.providerDir).catch(() => undefined);
+    ctx.log.info('lab: provider torn down', { provider: c.providerName });
+  },
+};
+
+/** Whether this provider's apt-cacher-ng is running (for status reports). */
+export function proxyRunning(c: LabConfig): boolean {
+  return isAlive(proxyRef(c));
+}

@@ -1,0 +1,146 @@
+/**
+ * Small process helpers for the lab driver: run a tool and capture its output, check that
+ * tools exist, and inspect or signal processes by PID without ever killing a stranger.
+ *
+ * @example
+ *   await run('ip', ['link', 'add', 'fwb0', 'type', 'bridge']);
+ *   const ok = await tryRun('ip', ['netns', 'del', 'x']); // false instead of throwing
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync, accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { FormworkError } from '../../core/errors.js';
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  input?: string;
+}
+
+/** Runs a command; a non-zero exit becomes a PROVIDER_ERROR carrying stderr. */
+export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      cmd,
+      args,
+      { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        if (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') {
+            reject(new FormworkError('MISSING_TOOL', `${cmd} is not installed`, { tool: cmd }));
+            return;
+          }
+          const msg = (stderr || err.message).trim().split('\n').slice(-5).join('\n');
+          reject(new FormworkError('PROVIDER_ERROR', `${cmd} ${args.join(' ')} failed: ${msg}`, { cmd, args, exitCode: (err as { code?: unknown }).code }));
+          return;
+        }
+        resolve({ stdout, stderr });
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** Runs a command and reports success as a boolean (for idempotent clean-up steps). */
+export async function tryRun(cmd: string, args: string[], opts: RunOptions = {}): Promise<boolean> {
+  try {
+    await run(cmd, args, opts);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Finds an executable on PATH (plus the sbin directories, which a non-login PATH may lack). */
+export function which(tool: string): string | undefined {
+  const dirs = new Set([...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/local/bin', '/usr/bin', '/bin']);
+  for (const d of dirs) {
+    if (!d) continue;
+    const p = join(d, tool);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A process identity that survives PID reuse: the PID plus its start time (clock ticks since boot). */
+export interface ProcRef {
+  pid: number;
+  startTime: string;
+}
+
+interface ProcStat {
+  comm: string;
+  state: string;
+  ppid: number;
+  startTime: string;
+}
+
+export function procStat(pid: number): ProcStat | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = s.lastIndexOf(')');
+    const comm = s.slice(s.indexOf('(') + 1, close);
+    const rest = s.slice(close + 2).split(' ');
+    // rest[0] is field 3 (state); start time is field 22 → rest[19].
+    return { comm, state: rest[0], ppid: Number(rest[1]), startTime: rest[19] };
+  } catch {
+    return undefined;
+  }
+}
+
+export function procRef(pid: number): ProcRef | undefined {
+  const st = procStat(pid);
+  return st ? { pid, startTime: st.startTime } : undefined;
+}
+
+/** True if the very process we recorded is still there (not a zombie, not a reused PID). */
+export function isAlive(ref: ProcRef | undefined): boolean {
+  if (!ref || !Number.isInteger(ref.pid) || ref.pid <= 1) return false;
+  const st = procStat(ref.pid);
+  return !!st && st.startTime === ref.startTime && st.state !== 'Z' && st.state !== 'X';
+}
+
+/** Signals a recorded process only if it is still the one we started. */
+export function signalRef(ref: ProcRef | undefined, sig: NodeJS.Signals): boolean {
+  if (!isAlive(ref)) return false;
+  try {
+    process.kill(ref!.pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** PIDs whose parent is `ppid` (scans /proc; this kernel has no /proc/PID/task/PID/children). */
+export async function childrenOf(ppid: number): Promise<number[]> {
+  const { readdir } = await import('node:fs/promises');
+  const out: number[] = [];
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const st = procStat(Number(e));
+    if (st && st.ppid === ppid) out.push(Number(e));
+  }
+  return out;
+}
+
+export async function waitUntil(pred: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await pred()) return true;
+    if (Date.now() >= end) return false;
+    await sleep(stepMs);
+  }
+}

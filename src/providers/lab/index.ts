@@ -1,0 +1,30 @@
+/**
+ * The `lab` provider: real Debian 12 hosts on the control host (debootstrap base, overlayfs,
+ * systemd-nspawn --boot in a network namespace per host, two bridges per provider, an
+ * apt-cacher-ng for packages). Needs root and: debootstrap, systemd-container, iproute2,
+ * openssh-client, apt-cacher-ng.
+ *
+ * @example
+ *   import { labDriver, ensureBaseImage } from './providers/lab/index.js';
+ *   await ensureBaseImage(dataDir, log);
+ *   const m = await labDriver.createMachine({ name: 'db-1' }, { dataDir, providerName: 'lab', settings: { subnetIndex: 0 }, publicKey, log });
+ */
+export { labDriver, toMachine, ensureProviderNetwork, proxyRunning, LAB_IMAGE, LAB_LOGIN_USERS } from './driver.js';
+export {
+  ensureBaseImage,
+  baseDirFor,
+  isBaseReady,
+  requiredTools,
+  missingTools,
+  detectMirror,
+  REQUIRED_TOOLS,
+  BASE_PACKAGES,
+  BASE_SUITE,
+  LOGIN_USER,
+  GATEWAY_HOSTNAME,
+  APT_PROXY_PORT,
+  type EnsureBaseOptions,
+} from './base.js';
+export { labConfig, hostNames, validateHostName, type LabConfig, type HostNames } from './config.js';
+export { readAllStates, readState, hostAlive, type HostState } from './host.js';
+export { labLeftovers, listNetns, listLinks, overlayMountsUnder, processesMatching, type LabLeftovers } from './leftovers.js';

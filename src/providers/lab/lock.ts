@@ -1,0 +1,53 @@
+/**
+ * A cross-process lock file: `open(O_EXCL)` holding the owner's PID and start time. A lock whose
+ * owner is gone is taken over, so a crashed Formwork never wedges the next one.
+ *
+ * @example
+ *   await withFileLock('/data/lab/base.lock', () => buildBase(), { timeoutMs: 900_000 });
+ */
+import { open, readFile, unlink, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { FormworkError } from '../../core/errors.js';
+import { isAlive, procRef, sleep } from './exec.js';
+
+export interface LockOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+  await acquire(path, opts);
+  try {
+    return await fn();
+  } finally {
+    await unlink(path).catch(() => undefined);
+  }
+}
+
+async function acquire(path: string, opts: LockOptions): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const me = procRef(process.pid)!;
+  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    try {
+      const fh = await open(path, 'wx');
+      await fh.writeFile(`${me.pid} ${me.startTime}\n`);
+      await fh.close();
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const content = await readFile(path, 'utf8').catch(() => '');
+    const [pid, startTime] = content.trim().split(' ');
+    if (content && !isAlive({ pid: Number(pid), startTime: startTime ?? '' })) {
+      // The owner died holding it (or the file is from another boot): take it over.
+      await unlink(path).catch(() => undefined);
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new FormworkError('PROVIDER_ERROR', `timed out waiting for lock ${path} (held by pid ${pid})`, { path, holder: pid });
+    }
+    await sleep(50 + Math.random() * 100);
+  }
+}

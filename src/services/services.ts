@@ -1,0 +1,41 @@
+import type { StoredObject } from '../core/kinds.js';
+import type { Store } from '../store/store.js';
+
+/**
+ * What the API and the CLI's embedded server share: the store, the data dir, and the
+ * appliers that turn a declarative document into stored objects. The API and CLI stay
+ * thin shells over these.
+ *
+ * @example
+ *   services.appliers.set('Deployment', async (doc, ctx) => deployments.apply(doc, ctx));
+ */
+
+export interface ApplyContext {
+  actor?: string;
+}
+
+export interface ApplyResult {
+  kind: string;
+  name: string;
+  action: 'created' | 'updated' | 'unchanged';
+  object: StoredObject;
+}
+
+/** Applies one document of a kind (create-or-update by name, idempotent). */
+export type Applier = (doc: Record<string, unknown>, ctx: ApplyContext) => Promise<ApplyResult>;
+
+/** The annealer as the rest of the program sees it. */
+export interface EngineHandle {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Wakes the annealer now (after a commit or a retry) instead of at its next tick. */
+  kick(): void;
+}
+
+export interface Services {
+  store: Store;
+  dataDir: string;
+  /** Appliers by PascalCase kind; kinds without one use the store's generic apply. */
+  appliers: Map<string, Applier>;
+  engine?: EngineHandle;
+}

@@ -1,0 +1,116 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { FormworkError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { StoredObject } from '../core/kinds.js';
+import type { Executor, ObjectRepository } from './repository.js';
+import type { EventLog } from './events.js';
+
+/**
+ * Users and their bearer tokens. A token is shown once, when created; the store keeps
+ * only its SHA-256. Tokens may expire and be revoked.
+ *
+ * @example
+ *   const { token } = await auth.createToken('admin', { expiresInSeconds: 3600 });
+ *   (await auth.authenticate(token)).role; // 'admin'
+ */
+
+export type UserRole = 'admin' | 'operator' | 'viewer';
+export const USER_ROLES: UserRole[] = ['admin', 'operator', 'viewer'];
+
+export interface TokenInfo {
+  id: string;
+  user: string;
+  description?: string;
+  createdAt: string;
+  expiresAt?: string;
+  revokedAt?: string;
+  lastUsedAt?: string;
+}
+
+export interface Principal {
+  user: string;
+  role: UserRole;
+  tokenId: string;
+}
+
+const hash = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export class AuthStore {
+  constructor(
+    private readonly db: Executor,
+    private readonly users: ObjectRepository,
+    private readonly events: EventLog,
+  ) {}
+
+  async ensureUser(name: string, role: UserRole, actor = 'system'): Promise<StoredObject> {
+    return (await this.users.find(name)) ?? this.users.create({ name, role }, { actor });
+  }
+
+  async createToken(userName: string, opts: { description?: string; expiresInSeconds?: number; actor?: string } = {}): Promise<{ token: string; info: TokenInfo }> {
+    const user = await this.users.get(userName);
+    const id = newId('tk');
+    const token = `fwt_${id.slice(3)}_${randomBytes(24).toString('base64url')}`;
+    const now = new Date();
+    const info: TokenInfo = {
+      id,
+      user: user.name,
+      createdAt: now.toISOString(),
+      ...(opts.description ? { description: opts.description } : {}),
+      ...(opts.expiresInSeconds ? { expiresAt: new Date(now.getTime() + opts.expiresInSeconds * 1000).toISOString() } : {}),
+    };
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('tokens')
+        .values({ id, user_id: user.id, hash: hash(token), description: info.description ?? null, created_at: info.createdAt, expires_at: info.expiresAt ?? null })
+        .execute();
+      await this.events.append(trx, { type: 'tokens', action: 'created', key: id, actor: opts.actor, object: info });
+    });
+    this.events.nudge();
+    return { token, info };
+  }
+
+  /** The principal a token stands for; UNAUTHENTICATED when it is unknown, expired or revoked. */
+  async authenticate(token: string | undefined): Promise<Principal> {
+    if (!token) throw new FormworkError('UNAUTHENTICATED', 'a bearer token is required: send "Authorization: Bearer <token>"');
+    const row = await this.db
+      .selectFrom('tokens')
+      .innerJoin('users', 'users.id', 'tokens.user_id')
+      .select(['tokens.id as id', 'tokens.expires_at as expires_at', 'tokens.revoked_at as revoked_at', 'users.name as user', 'users.role as role'])
+      .where('tokens.hash', '=', hash(token))
+      .executeTakeFirst();
+    if (!row) throw new FormworkError('UNAUTHENTICATED', 'the bearer token is not known');
+    if (row.revoked_at) throw new FormworkError('UNAUTHENTICATED', 'the bearer token was revoked');
+    if (row.expires_at && Date.parse(row.expires_at) <= Date.now()) throw new FormworkError('UNAUTHENTICATED', 'the bearer token has expired');
+    return { user: row.user, role: row.role as UserRole, tokenId: row.id };
+  }
+
+  async listTokens(): Promise<TokenInfo[]> {
+    const rows = await this.db
+      .selectFrom('tokens')
+      .innerJoin('users', 'users.id', 'tokens.user_id')
+      .select(['tokens.id as id', 'users.name as user', 'tokens.description as description', 'tokens.created_at as created_at', 'tokens.expires_at as expires_at', 'tokens.revoked_at as revoked_at', 'tokens.last_used_at as last_used_at'])
+      .orderBy('tokens.id')
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      user: r.user,
+      createdAt: r.created_at,
+      ...(r.description ? { description: r.description } : {}),
+      ...(r.expires_at ? { expiresAt: r.expires_at } : {}),
+      ...(r.revoked_at ? { revokedAt: r.revoked_at } : {}),
+      ...(r.last_used_at ? { lastUsedAt: r.last_used_at } : {}),
+    }));
+  }
+
+  async revokeToken(id: string, actor?: string): Promise<void> {
+    const now = new Date().toISOString();
+    const res = await this.db.updateTable('tokens').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0) {
+      const exists = await this.db.selectFrom('tokens').select('id').where('id', '=', id).executeTakeFirst();
+      if (!exists) throw new FormworkError('NOT_FOUND', `token "${id}" does not exist`, { kind: 'tokens', key: id });
+      return; // already revoked: revoking is idempotent
+    }
+    await this.events.append(this.db, { type: 'tokens', action: 'deleted', key: id, actor });
+    this.events.nudge();
+  }
+}

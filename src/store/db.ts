@@ -1,0 +1,122 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { FormworkError } from '../core/errors.js';
+import * as m0001 from './migrations/0001_initial.js';
+
+/**
+ * Opens the database: SQLite in the data dir by default, PostgreSQL when a URL is given.
+ * Migrations run at open; a database migrated by a newer Formwork is refused untouched.
+ *
+ * @example
+ *   const db = await openDatabase({ dataDir: '.formwork' });               // SQLite
+ *   const db = await openDatabase({ databaseUrl: 'postgres://…/formwork' }); // PostgreSQL
+ */
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Database {
+  // Repositories map rows to objects by the kind descriptors, so the table type is dynamic.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  db: Kysely<any>;
+  dialect: Dialect;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  dataDir?: string;
+  databaseUrl?: string;
+}
+
+interface Migration {
+  name: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  up(db: Kysely<any>, dialect: Dialect): Promise<void>;
+}
+
+/** Every migration in order. Append only. */
+export const MIGRATIONS: Migration[] = [{ name: '0001_initial', up: m0001.up }];
+
+export async function openDatabase(opts: OpenOptions): Promise<Database> {
+  const url = opts.databaseUrl;
+  let database: Database;
+  if (url) {
+    if (!/^postgres(ql)?:\/\//.test(url)) {
+      throw new FormworkError('VALIDATION', `FORMWORK_DATABASE_URL must be a postgres:// URL, got "${redactUrl(url)}"`);
+    }
+    // bigint (the event sequence) arrives as a JS number: sequences stay far below 2^53.
+    pg.types.setTypeParser(20, (v: string) => Number(v));
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    pool.on('error', () => undefined); // an idle client dropped; the next query reconnects
+    const db = new Kysely({ dialect: new PostgresDialect({ pool }) });
+    database = { db, dialect: 'postgres', close: () => db.destroy() };
+  } else {
+    const dataDir = opts.dataDir ?? '.formwork';
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const file = path.join(dataDir, 'formwork.db');
+    const sqlite = new Database(file);
+    sqlite.pragma('journal_mode = WAL');
+    // A committed transaction is in the WAL before the call returns: it survives a killed
+    // process. NORMAL (not FULL) trades the last transactions on power loss for speed.
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('foreign_keys = ON');
+    const db = new Kysely({ dialect: new SqliteDialect({ database: sqlite }) });
+    database = { db, dialect: 'sqlite', close: () => db.destroy() };
+  }
+  try {
+    await migrate(database);
+  } catch (e) {
+    await database.close();
+    throw e;
+  }
+  return database;
+}
+
+const MIGRATION_TABLE = 'formwork_migrations';
+
+/** Applies pending migrations in one transaction each; refuses a schema newer than this code. */
+export async function migrate({ db, dialect }: Database): Promise<void> {
+  await db.schema
+    .createTable(MIGRATION_TABLE)
+    .ifNotExists()
+    .addColumn('name', 'text', (c) => c.primaryKey())
+    .addColumn('applied_at', 'text', (c) => c.notNull())
+    .execute();
+
+  if (dialect === 'postgres') {
+    // Several processes may start at once against one database: one migrates, the others wait.
+    await db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(7480001)`.execute(trx);
+      await applyPending(trx, dialect);
+    });
+  } else {
+    await db.transaction().execute((trx) => applyPending(trx, dialect));
+  }
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function applyPending(trx: Kysely<any>, dialect: Dialect): Promise<void> {
+  const applied = (await trx.selectFrom(MIGRATION_TABLE).select('name').execute()).map((r) => r.name as string);
+  const known = new Set(MIGRATIONS.map((m) => m.name));
+  const unknown = applied.filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    throw new FormworkError(
+      'SCHEMA_TOO_NEW',
+      `The database schema is newer than this Formwork (it has migration ${unknown.join(', ')}, which this version does not know). ` +
+        'It was left untouched: run a Formwork at least as new as the one that migrated it.',
+      { unknownMigrations: unknown },
+    );
+  }
+  for (const m of MIGRATIONS) {
+    if (applied.includes(m.name)) continue;
+    await m.up(trx, dialect);
+    await trx.insertInto(MIGRATION_TABLE).values({ name: m.name, applied_at: new Date().toISOString() }).execute();
+  }
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+}

@@ -1,0 +1,187 @@
+import { EventEmitter } from 'node:events';
+import type { Executor } from './repository.js';
+
+/**
+ * The event log: every create, update, delete and state change, in one table with a
+ * sequence number. Subscribers read it by polling the table (nudged at once after a
+ * local commit), so events written by another process sharing a PostgreSQL database
+ * reach them too, with no second delivery mechanism.
+ *
+ * @example
+ *   const stop = events.subscribe({ types: ['nodes'], after: 0 }, (e) => console.log(e.action, e.key));
+ */
+
+export interface FormworkEvent {
+  /** The sequence number, as text (what SSE `id:` and `Last-Event-ID` carry). */
+  id: string;
+  seq: number;
+  time: string;
+  /** The object kind, plural (`nodes`), or a stream name (`logs`). */
+  type: string;
+  /** created, updated, deleted, state, or a stream-specific verb (e.g. `output`). */
+  action: string;
+  key: string;
+  actor?: string;
+  object?: unknown;
+}
+
+export interface NewEvent {
+  type: string;
+  action: string;
+  key: string;
+  actor?: string;
+  object?: unknown;
+}
+
+export interface EventFilter {
+  types?: string[];
+  keys?: string[];
+  /** Only events with a larger sequence number. */
+  after?: number;
+}
+
+const POLL_MS = 250;
+
+export class EventLog {
+  private readonly bus = new EventEmitter();
+  private lastSeen = -1;
+  /** Resolves once the poller knows where "now" is; subscribers replay from the table only after it. */
+  private baseline: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+  private pollAgain = false;
+
+  constructor(private readonly db: Executor) {
+    this.bus.setMaxListeners(0);
+  }
+
+  async append(db: Executor, e: NewEvent): Promise<void> {
+    await db
+      .insertInto('events')
+      .values({
+        time: new Date().toISOString(),
+        type: e.type,
+        action: e.action,
+        key: e.key,
+        actor: e.actor ?? null,
+        object: e.object === undefined ? null : JSON.stringify(e.object),
+      })
+      .execute();
+  }
+
+  async list(filter: EventFilter = {}, limit = 500): Promise<FormworkEvent[]> {
+    let q = this.db.selectFrom('events').selectAll().where('seq', '>', filter.after ?? 0);
+    if (filter.types?.length) q = q.where('type', 'in', filter.types);
+    if (filter.keys?.length) q = q.where('key', 'in', filter.keys);
+    const rows = await q.orderBy('seq').limit(limit).execute();
+    return rows.map(toEvent);
+  }
+
+  async latestSeq(): Promise<number> {
+    const row = await this.db.selectFrom('events').select((eb) => eb.fn.max('seq').as('m')).executeTakeFirst();
+    return Number(row?.m ?? 0);
+  }
+
+  /** Calls `onEvent` for each matching event after `filter.after` (or from now), in order. Returns an unsubscribe. */
+  subscribe(filter: EventFilter, onEvent: (e: FormworkEvent) => void): () => void {
+    let cursor = filter.after;
+    const deliver = (e: FormworkEvent) => {
+      if (cursor !== undefined && e.seq <= cursor) return;
+      if (filter.types?.length && !filter.types.includes(e.type)) return;
+      if (filter.keys?.length && !filter.keys.includes(e.key)) return;
+      cursor = e.seq;
+      onEvent(e);
+    };
+    let live = false;
+    const queued: FormworkEvent[] = [];
+    const onBus = (e: FormworkEvent) => (live ? deliver(e) : queued.push(e));
+    this.bus.on('event', onBus);
+    this.ensurePolling();
+    // Replay what the caller missed, then switch to live delivery.
+    void (async () => {
+      // Events up to the poller's baseline come from this replay, later ones from the poller.
+      await this.baseline;
+      if (cursor === undefined) cursor = await this.latestSeq();
+      for (;;) {
+        const batch = await this.list({ ...filter, after: cursor });
+        batch.forEach(deliver);
+        if (batch.length < 500) break;
+      }
+      live = true;
+      queued.forEach(deliver);
+    })().catch(() => undefined);
+    return () => {
+      this.bus.off('event', onBus);
+      if (this.bus.listenerCount('event') === 0) this.stopPolling();
+    };
+  }
+
+  /** Asks the poller to look now (called after a local commit). */
+  nudge(): void {
+    if (this.timer) void this.poll();
+  }
+
+  private ensurePolling(): void {
+    if (this.timer) return;
+    this.baseline = this.latestSeq().then(
+      (seq) => {
+        if (this.lastSeen < 0) this.lastSeen = seq;
+      },
+      () => undefined,
+    );
+    this.timer = setInterval(() => void this.poll(), POLL_MS);
+    this.timer.unref();
+  }
+
+  private stopPolling(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.lastSeen = -1;
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling) {
+      this.pollAgain = true;
+      return;
+    }
+    this.polling = true;
+    try {
+      do {
+        this.pollAgain = false;
+        await this.baseline;
+        if (this.lastSeen < 0) this.lastSeen = await this.latestSeq();
+        for (;;) {
+          const batch = await this.list({ after: this.lastSeen }, 500);
+          for (const e of batch) {
+            this.lastSeen = e.seq;
+            this.bus.emit('event', e);
+          }
+          if (batch.length < 500) break;
+        }
+      } while (this.pollAgain);
+    } catch {
+      // The database is briefly unavailable; the next tick tries again.
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  close(): void {
+    this.stopPolling();
+    this.bus.removeAllListeners();
+  }
+}
+
+function toEvent(r: Record<string, unknown>): FormworkEvent {
+  const seq = Number(r.seq);
+  return {
+    id: String(seq),
+    seq,
+    time: r.time as string,
+    type: r.type as string,
+    action: r.action as string,
+    key: r.key as string,
+    ...(r.actor ? { actor: r.actor as string } : {}),
+    ...(r.object ? { object: JSON.parse(r.object as string) } : {}),
+  };
+}

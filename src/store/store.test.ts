@@ -1,0 +1,225 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FormworkError } from '../core/errors.js';
+import { STORE_ENGINES, type TestStore } from './testing/engines.js';
+import { MIGRATIONS } from './db.js';
+import { Store } from './store.js';
+import type { FormworkEvent } from './events.js';
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<FormworkError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(FormworkError);
+  expect((e as FormworkError).code).toBe(code);
+  return e as FormworkError;
+}
+
+describe.each(STORE_ENGINES)('store on $name', (engine) => {
+  let t: TestStore;
+  beforeEach(async () => {
+    t = await engine.open();
+  });
+  afterEach(async () => {
+    await t.cleanup();
+  });
+
+  it('creates, reads by id and by name, and maps fields both ways', async () => {
+    const nodes = t.store.objects('nodes');
+    const created = await nodes.create({
+      name: 'web-1',
+      provider: 'lab',
+      state: 'pending',
+      addresses: [{ address: '198.18.0.11', family: 4, role: 'public' }],
+      labels: { env: 'prod' },
+    });
+    expect(created.id).toMatch(/^nd_[0-9a-z]{26}$/);
+    expect(created.version).toBe(1);
+    const byName = await nodes.get('web-1');
+    const byId = await nodes.get(created.id);
+    expect(byId).toEqual(byName);
+    expect(byName.addresses).toEqual([{ address: '198.18.0.11', family: 4, role: 'public' }]);
+    expect(byName.labels).toEqual({ env: 'prod' });
+    expect(byName.loginUser).toBeUndefined();
+  });
+
+  it('refuses unknown fields, bad names, duplicate names and missing required fields', async () => {
+    const nodes = t.store.objects('node');
+    const e = await expectCode(nodes.create({ name: 'a', colour: 'red' }), 'VALIDATION');
+    expect(e.message).toContain('"colour"');
+    await expectCode(nodes.create({ name: '-bad name' }), 'VALIDATION');
+    await nodes.create({ name: 'a' });
+    await expectCode(nodes.create({ name: 'a' }), 'ALREADY_EXISTS');
+    await expectCode(t.store.objects('providers').create({ name: 'p' }), 'VALIDATION');
+    await expectCode(Promise.resolve().then(() => t.store.objects('widgets')), 'UNKNOWN_KIND');
+    expect((await nodes.list()).items.map((n) => n.name)).toEqual(['a']);
+  });
+
+  it('updates with optimistic versions and leaves the object unchanged on a stale version', async () => {
+    const nodes = t.store.objects('nodes');
+    await nodes.create({ name: 'n', state: 'pending' });
+    const v2 = await nodes.update('n', { state: 'ready' }, { expectedVersion: 1 });
+    expect(v2.version).toBe(2);
+    await expectCode(nodes.update('n', { state: 'error' }, { expectedVersion: 1 }), 'VERSION_MISMATCH');
+    expect((await nodes.get('n')).state).toBe('ready');
+    // Writing the same values is not a change: no new version.
+    expect((await nodes.update('n', { state: 'ready' })).version).toBe(2);
+    await expectCode(nodes.update('n', { name: 'other' }), 'VALIDATION');
+    await expectCode(nodes.update('missing', { state: 'x' }), 'NOT_FOUND');
+  });
+
+  it('clears a field with null', async () => {
+    const nodes = t.store.objects('nodes');
+    await nodes.create({ name: 'n', zone: 'z1' });
+    const n = await nodes.update('n', { zone: null });
+    expect(n.zone).toBeUndefined();
+    expect((await nodes.get('n')).zone).toBeUndefined();
+  });
+
+  it('deletes with a version check', async () => {
+    const nodes = t.store.objects('nodes');
+    await nodes.create({ name: 'n' });
+    await expectCode(nodes.delete('n', { expectedVersion: 7 }), 'VERSION_MISMATCH');
+    await nodes.delete('n', { expectedVersion: 1 });
+    expect(await nodes.find('n')).toBeUndefined();
+    await expectCode(nodes.delete('n'), 'NOT_FOUND');
+  });
+
+  it('filters by field and label and paginates in creation order', async () => {
+    const nodes = t.store.objects('nodes');
+    for (let i = 0; i < 25; i++) {
+      await nodes.create({ name: `n${String(i).padStart(2, '0')}`, state: i % 2 ? 'ready' : 'pending', labels: { tier: i < 10 ? 'web' : 'db' } });
+    }
+    const ready = await nodes.all({ filters: { state: 'ready' } });
+    expect(ready).toHaveLength(12);
+    const webReady = await nodes.all({ filters: { state: 'ready' }, labels: { tier: 'web' } });
+    expect(webReady.map((n) => n.name)).toEqual(['n01', 'n03', 'n05', 'n07', 'n09']);
+    const names: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    do {
+      const page = await nodes.list({ limit: 10, after });
+      names.push(...page.items.map((n) => n.name));
+      after = page.next;
+      pages++;
+    } while (after);
+    expect(pages).toBe(3);
+    expect(names).toEqual([...names].sort());
+    expect(new Set(names).size).toBe(25);
+    await expectCode(nodes.list({ filters: { colour: 'x' } }), 'VALIDATION');
+  });
+
+  it('keeps label filters right after labels change', async () => {
+    const nodes = t.store.objects('nodes');
+    await nodes.create({ name: 'n', labels: { env: 'dev' } });
+    await nodes.update('n', { labels: { env: 'prod' } });
+    expect(await nodes.all({ labels: { env: 'dev' } })).toHaveLength(0);
+    expect(await nodes.all({ labels: { env: 'prod' } })).toHaveLength(1);
+  });
+
+  it('applies declaratively: created, unchanged, updated', async () => {
+    const providers = t.store.objects('providers');
+    const doc = { kind: 'Provider', name: 'lab', type: 'lab', settings: { subnetIndex: 0, nested: { a: [1, 2] } } };
+    expect((await providers.apply(doc)).action).toBe('created');
+    expect((await providers.apply({ ...doc, settings: { nested: { a: [1, 2] }, subnetIndex: 0 } })).action).toBe('unchanged');
+    const r = await providers.apply({ ...doc, settings: { subnetIndex: 1 } });
+    expect(r.action).toBe('updated');
+    expect(r.object.version).toBe(2);
+  });
+
+  it('rolls back every write of a failed transaction, events included', async () => {
+    const before = await t.store.events.latestSeq();
+    await expect(
+      t.store.transaction(async (tx) => {
+        await tx.objects('nodes').create({ name: 'a' });
+        await tx.objects('nodes').create({ name: 'b' });
+        await tx.objects('nodes').create({ name: 'a' });
+      }),
+    ).rejects.toThrow(/already exists/);
+    expect(await t.store.objects('nodes').all()).toHaveLength(0);
+    expect(await t.store.events.latestSeq()).toBe(before);
+  });
+
+  it('records an event for every create, update, state change and delete', async () => {
+    const nodes = t.store.objects('nodes');
+    await nodes.create({ name: 'n', state: 'pending' }, { actor: 'alice' });
+    await nodes.update('n', { state: 'ready' }, { actor: 'bob' });
+    await nodes.update('n', { zone: 'z' });
+    await nodes.delete('n');
+    const events = await t.store.events.list({ types: ['nodes'] });
+    expect(events.map((e) => e.action)).toEqual(['created', 'state', 'updated', 'deleted']);
+    expect(events[0].actor).toBe('alice');
+    expect(events[1].actor).toBe('bob');
+    expect(events.map((e) => e.seq)).toEqual([...events.map((e) => e.seq)].sort((a, b) => a - b));
+    expect((events[1].object as { state: string }).state).toBe('ready');
+  });
+
+  it('delivers events to subscribers, from a given point, including writes from another process', async () => {
+    const nodes = t.store.objects('nodes');
+    await nodes.create({ name: 'before' });
+    const start = await t.store.events.latestSeq();
+    const got: FormworkEvent[] = [];
+    const stop = t.store.events.subscribe({ types: ['nodes'], after: start - 1 }, (e) => got.push(e));
+    const other = await t.reopen(); // a second Store on the same database, as another process
+    await other.objects('nodes').create({ name: 'from-other' });
+    await nodes.create({ name: 'local' });
+    await waitFor(() => got.length >= 3);
+    stop();
+    expect(got.map((e) => e.key)).toEqual(['before', 'from-other', 'local']);
+  });
+
+  it('encrypts secrets at rest and never exposes the value on the object or in events', async () => {
+    const value = 'sk-live-' + Math.random().toString(36).slice(2);
+    const obj = await t.store.secrets.create({ name: 'aws', data: { accessKeyId: 'AKIA1', secretAccessKey: value } });
+    expect(obj.keys).toEqual(['accessKeyId', 'secretAccessKey']);
+    expect(JSON.stringify(obj)).not.toContain(value);
+    expect(JSON.stringify(await t.store.objects('secrets').get('aws'))).not.toContain(value);
+    expect(JSON.stringify(await t.store.events.list())).not.toContain(value);
+    const raw = await t.store.db.selectFrom('secrets').selectAll().execute();
+    expect(JSON.stringify(raw)).not.toContain(value);
+    expect((await t.store.secrets.reveal('aws')).secretAccessKey).toBe(value);
+    await t.store.secrets.update('aws', { data: { token: 't2' } });
+    expect(await t.store.secrets.reveal('aws')).toEqual({ token: 't2' });
+    await expectCode(t.store.secrets.create({ name: 'bad', data: { n: 1 } }), 'VALIDATION');
+  });
+
+  it('issues tokens stored hashed, and refuses revoked and expired ones', async () => {
+    await t.store.auth.ensureUser('admin', 'admin');
+    const { token, info } = await t.store.auth.createToken('admin');
+    expect((await t.store.auth.authenticate(token)).role).toBe('admin');
+    const rows = await t.store.db.selectFrom('tokens').selectAll().execute();
+    expect(JSON.stringify(rows)).not.toContain(token);
+    await t.store.auth.revokeToken(info.id);
+    await expectCode(t.store.auth.authenticate(token), 'UNAUTHENTICATED');
+    const short = await t.store.auth.createToken('admin', { expiresInSeconds: 0.001 });
+    await new Promise((r) => setTimeout(r, 5));
+    await expectCode(t.store.auth.authenticate(short.token), 'UNAUTHENTICATED');
+    await expectCode(t.store.auth.authenticate('fwt_nope'), 'UNAUTHENTICATED');
+    await expectCode(t.store.auth.authenticate(undefined), 'UNAUTHENTICATED');
+  });
+
+  it('refuses, untouched, a database migrated by a newer Formwork', async () => {
+    await t.store.db.insertInto('formwork_migrations').values({ name: '9999_future', applied_at: new Date().toISOString() }).execute();
+    await t.store.objects('nodes').create({ name: 'keep' });
+    const opened = t.reopen();
+    const e = await expectCode(opened, 'SCHEMA_TOO_NEW');
+    expect(e.message).toContain('9999_future');
+    expect(await t.store.objects('nodes').find('keep')).toBeDefined();
+    const names = (await t.store.db.selectFrom('formwork_migrations').select('name').execute()).map((r) => r.name);
+    expect(names).toEqual([...MIGRATIONS.map((m) => m.name), '9999_future'].sort());
+  });
+
+  it('migrates idempotently when opened again', async () => {
+    await t.store.objects('nodes').create({ name: 'n' });
+    const again: Store = await t.reopen();
+    expect((await again.objects('nodes').get('n')).name).toBe('n');
+  });
+});
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,81 @@
+import { KINDS, kindByName, knownKindNames } from '../core/kinds.js';
+import { FormworkError } from '../core/errors.js';
+import { openDatabase, type Database, type Dialect, type OpenOptions } from './db.js';
+import { EventLog } from './events.js';
+import { ObjectRepository, type Executor } from './repository.js';
+import { SecretStore, loadSecretKey } from './secrets.js';
+import { AuthStore } from './auth.js';
+
+/**
+ * The store: one object for everything Formwork keeps, on SQLite or PostgreSQL.
+ *
+ * @example
+ *   const store = await Store.open({ dataDir: '.formwork' });
+ *   await store.objects('nodes').create({ name: 'web-1', provider: 'lab' });
+ *   await store.transaction(async (tx) => { … tx.objects('noderoles') … });
+ */
+export class Store {
+  readonly events: EventLog;
+  readonly secrets: SecretStore;
+  readonly auth: AuthStore;
+  private readonly repos = new Map<string, ObjectRepository>();
+
+  private constructor(
+    private readonly database: Database,
+    readonly db: Executor,
+    private readonly secretKey: Buffer,
+    events: EventLog | undefined,
+    private readonly inTx: boolean,
+  ) {
+    this.events = events ?? new EventLog(db);
+    this.secrets = new SecretStore(this.objects('secrets'), secretKey);
+    this.auth = new AuthStore(db, this.objects('users'), this.events);
+  }
+
+  static async open(opts: OpenOptions & { secretKey?: Buffer }): Promise<Store> {
+    const database = await openDatabase(opts);
+    const key = opts.secretKey ?? loadSecretKey(opts.dataDir ?? '.formwork');
+    return new Store(database, database.db, key, undefined, false);
+  }
+
+  get dialect(): Dialect {
+    return this.database.dialect;
+  }
+
+  /** The repository of one kind (`'nodes'`, `'node'` or `'Node'`). */
+  objects(kind: string): ObjectRepository {
+    const def = kindByName(kind);
+    if (!def) {
+      throw new FormworkError('UNKNOWN_KIND', `unknown kind "${kind}"; known kinds: ${knownKindNames().join(', ')}`, { known: knownKindNames() });
+    }
+    let repo = this.repos.get(def.plural);
+    if (!repo) {
+      repo = new ObjectRepository(def, this.db, this.events, (fn) => this.runInTransaction(fn));
+      this.repos.set(def.plural, repo);
+    }
+    return repo;
+  }
+
+  /** Runs fn atomically: every write in it (and its events) commits together or not at all. */
+  async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    if (this.inTx) return fn(this);
+    const result = await this.db.transaction().execute((trx) => fn(new Store(this.database, trx, this.secretKey, this.events, true)));
+    this.events.nudge();
+    return result;
+  }
+
+  private async runInTransaction<T>(fn: (db: Executor, events: EventLog) => Promise<T>): Promise<T> {
+    if (this.inTx) return fn(this.db, this.events);
+    const result = await this.db.transaction().execute((trx) => fn(trx, this.events));
+    this.events.nudge();
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.inTx) return;
+    this.events.close();
+    await this.database.close();
+  }
+}
+
+export { KINDS };
