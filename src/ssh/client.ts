@@ -271,6 +271,7 @@ function openConnection(target: SshTarget, keepaliveIntervalMs: number): Promise
           new FormworkError('SSH_AUTH_FAILED', `${username}@${host}:${port} did not accept the platform key`, {
             ...targetDetails(host, port, username),
             usersTried: [username],
+            ...(observed ? { hostKeyFingerprint: observed } : {}),
           }),
         );
       } else if (err.level === 'client-timeout') {
@@ -332,7 +333,6 @@ export class SshPool {
   private readonly conns = new Map<string, Promise<PooledConnection>>();
   private readonly live = new Set<PooledConnection>();
   private opened = 0;
-  private closing = false;
   private readonly idleMs: number;
   private readonly maxChannels: number;
   private readonly keepaliveIntervalMs: number;
@@ -353,7 +353,12 @@ export class SshPool {
     return { host: conn.host, port: conn.port, username: conn.username, hostKeyFingerprint: conn.hostKeyFingerprint, reused };
   }
 
-  /** Runs a command. A non-zero exit is a result, not an error; see RUN_FAILED helpers in callers. */
+  /**
+   * Runs a command (via `/bin/sh -c`). A non-zero exit is a result, not an error: callers
+   * decide whether it is RUN_FAILED. Throws RUN_TIMEOUT (remote process group killed),
+   * SSH_UNREACHABLE (connect failed or the connection dropped mid-command),
+   * SSH_AUTH_FAILED, HOST_KEY_MISMATCH, VALIDATION (bad env name, unparseable key).
+   */
   async exec(target: SshTarget, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const full = remoteCommand(command, { env: opts.env, sudo: opts.sudo, username: target.username });
     const { conn, reused } = await this.acquireConnection(target);
@@ -404,7 +409,6 @@ export class SshPool {
 
   /** Ends every connection. The pool can still be used afterwards (it reconnects). */
   async close(): Promise<void> {
-    this.closing = true;
     const pending = [...this.conns.values()];
     this.conns.clear();
     const settled = await Promise.allSettled(pending);
@@ -428,7 +432,6 @@ export class SshPool {
           }),
       ),
     );
-    this.closing = false;
   }
 
   // -- internals ------------------------------------------------------------------------
@@ -812,7 +815,12 @@ export async function findLoginUser(
       c.client.end();
       return { username, hostKeyFingerprint: c.hostKeyFingerprint };
     } catch (e) {
-      if (e instanceof FormworkError && e.code === 'SSH_AUTH_FAILED') continue;
+      if (e instanceof FormworkError && e.code === 'SSH_AUTH_FAILED') {
+        // Pin the key seen on the first attempt so every later attempt talks to the same host.
+        const seen = e.details?.hostKeyFingerprint;
+        if (observed === undefined && typeof seen === 'string') observed = seen;
+        continue;
+      }
       throw e;
     }
   }
@@ -820,6 +828,7 @@ export async function findLoginUser(
     host,
     port,
     usersTried: tried,
+    ...(observed ? { hostKeyFingerprint: observed } : {}),
   });
 }
 

@@ -139,6 +139,10 @@ export async function ensureBaseImage(dataDir: string, log: ProviderLogger = qui
       if (isBaseReady(baseDir)) return baseDir;
       await removeStaleTemps(labDir);
       if (existsSync(baseDir)) {
+        const users = overlaysUsing(baseDir);
+        if (users.length > 0) {
+          throw new FormworkError('CONFLICT', `the lab base image ${baseDir} is outdated but still used by ${users.length} host(s); delete them first`, { baseDir, mounts: users });
+        }
         // An incomplete or older-format base: nothing can be using it as a lower layer safely.
         log.warn('lab: removing an incomplete or outdated base image', { baseDir });
         await removeTree(baseDir);
@@ -191,6 +195,8 @@ async function customizeBase(root: string, mirror: string): Promise<void> {
   await mkdir(join(root, 'var/lib/dbus'), { recursive: true });
   await symlink('/etc/machine-id', join(root, 'var/lib/dbus/machine-id'));
   await writeFile(join(root, 'etc/hostname'), 'localhost\n');
+  await rm(join(root, 'etc/resolv.conf'), { force: true });
+  await writeFile(join(root, 'etc/resolv.conf'), '# Lab hosts have no DNS server; names they need are in /etc/hosts.\noptions timeout:1 attempts:1\n');
 
   // Login user with passwordless sudo; root and it get their authorized_keys per host.
   await run('chroot', [root, 'useradd', '--create-home', '--shell', '/bin/bash', '--user-group', '--groups', 'sudo', LOGIN_USER]);
@@ -251,4 +257,13 @@ export function mountsUnder(dir: string): string[] {
     .map((l) => l.split(' ')[1]?.replace(/\\040/g, ' '))
     .filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')))
     .sort((a, b) => b.length - a.length);
+}
+
+/** Overlay mounts whose lower layer is `baseDir` (hosts using the base). */
+export function overlaysUsing(baseDir: string): string[] {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[2] === 'overlay' && (f[3] ?? '').split(',').includes(`lowerdir=${baseDir}`))
+    .map((f) => f[1]);
 }

@@ -108,7 +108,7 @@ export function labConfig(ctx: LabConfigInput): LabConfig {
     // fw + up to 6 of the name + 3 of the key + pub/prv: at most 14 characters.
     publicBridge: `fw${slug}${key.slice(0, 3)}pub`,
     privateBridge: `fw${slug}${key.slice(0, 3)}prv`,
-    bootTimeoutMs: intSetting(s, 'bootTimeoutMs', 90_000, 1_000, 3_600_000),
+    bootTimeoutMs: intSetting(s, 'bootTimeoutMs', 90_000, 100, 3_600_000),
     stopTimeoutMs: intSetting(s, 'stopTimeoutMs', 15_000, 1_000, 600_000),
   };
 }

@@ -12,18 +12,19 @@
  *   await destroyHost(cfg, st, log);
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { chmod, chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormworkError } from '../../core/errors.js';
 import type { MachineSpec, ProviderLogger } from '../provider.js';
 import { GATEWAY_HOSTNAME, LOGIN_USER, mountsUnder } from './base.js';
 import { FIRST_HOST_OCTET, hostNames, LAST_HOST_OCTET, type HostNames, type LabConfig } from './config.js';
-import { isAlive, procRef, procStat, run, signalRef, sleep, tryRun, waitUntil, type ProcRef } from './exec.js';
+import { childrenOf, isAlive, procRef, run, signalRef, sleep, tryRun, waitUntil, type ProcRef } from './exec.js';
 import { linkExists, tcpAnswers } from './network.js';
 
 export const STATE_FORMAT = 1;
 const PROPAGATE_DIR = '/run/systemd/nspawn/propagate';
+const NSPAWN_LOCKS_DIR = '/run/systemd/nspawn/locks';
 const OVERLAY_SOURCE = 'formwork-lab';
 const LAUNCHER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -45,6 +46,10 @@ export interface HostState extends HostNames {
   nspawnPidFile: string;
   stopFile: string;
   consoleLog: string;
+  /** nspawn's image lock (`/run/systemd/nspawn/locks/inode-DEV:INO`), left behind if nspawn is killed. */
+  nspawnLockFile?: string;
+  /** The launcher's own cgroups (one per hierarchy nspawn uses), removed after the host stops. */
+  cgroups?: string[];
   spec: { size?: MachineSpec['size']; image?: string; labels?: Record<string, string> };
   createdAt: string;
   readyAt?: string;
@@ -106,6 +111,7 @@ export async function allocateHost(c: LabConfig, spec: MachineSpec): Promise<Hos
     privateBridge: c.privateBridge,
     gateway: c.publicGateway,
     baseDir: c.baseDir,
+    cgroups: hostCgroups(n.machine),
     launcherScript: join(n.dir, 'launcher.sh'),
     nspawnPidFile: join(n.dir, 'nspawn.pid'),
     stopFile: join(n.dir, 'stop'),
@@ -115,6 +121,40 @@ export async function allocateHost(c: LabConfig, spec: MachineSpec): Promise<Hos
   };
   await writeState(st);
   return st;
+}
+
+// ------------------------------------------------------------------ cgroups
+
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/** The cgroup dirs for a host's launcher: in the systemd (v1 named) and unified hierarchies, or the v2 root. */
+export function hostCgroups(machine: string): string[] {
+  const hybrid = ['systemd', 'unified'].filter((h) => existsSync(join(CGROUP_ROOT, h, 'cgroup.procs')));
+  if (hybrid.length > 0) return hybrid.map((h) => join(CGROUP_ROOT, h, machine));
+  if (existsSync(join(CGROUP_ROOT, 'cgroup.controllers'))) return [join(CGROUP_ROOT, machine)];
+  return [];
+}
+
+/** Removes a (now empty) cgroup tree, deepest first. cgroup dirs go with rmdir, never rm -r. */
+async function removeCgroup(dir: string): Promise<void> {
+  if (!dir.startsWith(CGROUP_ROOT + '/') || !existsSync(dir)) return;
+  const dirs: string[] = [];
+  const walk = async (d: string) => {
+    dirs.push(d);
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) await walk(join(d, e.name));
+  };
+  await walk(dir);
+  dirs.sort((a, b) => b.length - a.length);
+  for (let i = 0; i < 20; i++) {
+    let left = 0;
+    for (const d of dirs) {
+      if (!existsSync(d)) continue;
+      await rmdir(d).catch(() => left++);
+    }
+    if (left === 0) return;
+    await sleep(100);
+  }
+  throw new FormworkError('PROVIDER_ERROR', `cannot remove cgroup ${dir} (processes left in it?)`, { cgroup: dir });
 }
 
 // ------------------------------------------------------------------ processes
@@ -169,6 +209,11 @@ function launcherScript(st: HostState): string {
 STOP=${shq(st.stopFile)}
 PIDF=${shq(st.nspawnPidFile)}
 export SYSTEMD_NSPAWN_API_VFS_WRITABLE=network
+# Our own cgroup: with --keep-unit nspawn puts the container's tree under the launcher's cgroup,
+# and hosts sharing one would see (and stop) each other's services.
+for cg in ${(st.cgroups ?? []).map(shq).join(' ')}; do
+  mkdir -p "$cg" && echo $$ > "$cg/cgroup.procs" || { echo "formwork-launcher: cannot use cgroup $cg"; exit 1; }
+done
 while [ ! -e "$STOP" ]; do
   ${nspawn.map(shq).join(' ')} &
   pid=$!
@@ -207,6 +252,9 @@ async function writePerHostFiles(st: HostState, publicKey: string): Promise<void
       '',
     ].join('\n'),
   );
+  // No DNS server is reachable from the hosts: fail name lookups at once instead of timing out.
+  await rm(join(r, 'etc/resolv.conf'), { force: true });
+  await writeFile(join(r, 'etc/resolv.conf'), '# Lab hosts have no DNS server; names they need are in /etc/hosts.\noptions timeout:1 attempts:1\n');
   // Fresh host keys per host (the base has none).
   await run('ssh-keygen', ['-A', '-f', r]);
   const key = publicKey.trim() + '\n';
@@ -277,17 +325,21 @@ export async function buildHost(c: LabConfig, st: HostState, publicKey: string, 
     await mkdir(st.work, { recursive: true });
     await mkdir(st.root, { recursive: true });
     await run('mount', ['-t', 'overlay', OVERLAY_SOURCE, '-o', `lowerdir=${st.baseDir},upperdir=${st.upper},workdir=${st.work}`, st.root]);
-    await writePerHostFiles(st, publicKey);
+    const rs = await stat(st.root);
+    st.nspawnLockFile = join(NSPAWN_LOCKS_DIR, `inode-${rs.dev}:${rs.ino}`);
+    await writeState(st);
+    // Independent: host keys (the slow part, RSA) while the links are made.
+    const results = await Promise.allSettled([writePerHostFiles(st, publicKey), setUpNetwork(st)]);
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
     signal?.throwIfAborted();
-    await setUpNetwork(st);
-    signal?.throwIfAborted();
+    const prepared = Date.now();
     st.launcher = await startLauncher(st);
     st.stage = 'booting';
     await writeState(st);
     const deadline = Date.now() + c.bootTimeoutMs;
     for (;;) {
       signal?.throwIfAborted();
-      if (await tcpAnswers(st.publicAddress, 22, 1000, 'SSH-')) break;
+      if (await tcpAnswers(st.publicAddress, 22, Math.max(100, Math.min(1000, deadline - Date.now())), 'SSH-')) break;
       if (!isAlive(st.launcher)) {
         throw new FormworkError('PROVIDER_ERROR', `lab host ${st.name} stopped while booting:\n${await consoleTail(st)}`, { name: st.name, consoleLog: st.consoleLog });
       }
@@ -303,29 +355,43 @@ export async function buildHost(c: LabConfig, st: HostState, publicKey: string, 
     st.readyAt = new Date().toISOString();
     st.bootSeconds = (Date.now() - started) / 1000;
     await writeState(st);
-    log.info('lab: host is up', { name: st.name, address: st.publicAddress, seconds: st.bootSeconds });
+    log.info('lab: host is up', { name: st.name, address: st.publicAddress, seconds: st.bootSeconds, prepareSeconds: (prepared - started) / 1000 });
     return st;
   } catch (e) {
     log.warn('lab: host creation failed; removing what was made', { name: st.name, error: (e as Error).message });
-    await destroyHost(st, log).catch((e2) => log.warn('lab: clean-up after failed create failed', { name: st.name, error: (e2 as Error).message }));
+    await destroyHost(st, log, c.stopTimeoutMs, false).catch((e2) => log.warn('lab: clean-up after failed create failed', { name: st.name, error: (e2 as Error).message }));
     throw e;
   }
 }
 
 // ------------------------------------------------------------------ delete
 
-async function stopProcesses(st: HostState, stopTimeoutMs: number, log: ProviderLogger): Promise<void> {
+async function stopProcesses(st: HostState, stopTimeoutMs: number, log: ProviderLogger, graceful: boolean): Promise<void> {
   await mkdir(st.dir, { recursive: true }).catch(() => undefined);
   await writeFile(st.stopFile, '').catch(() => undefined); // the launcher loop must not restart nspawn
-  // The launcher is only a loop around nspawn; nspawn is reparented and keeps running.
-  if (signalRef(st.launcher, 'SIGKILL')) await waitUntil(() => !isAlive(st.launcher), 2000, 20);
-  const ns = nspawnRef(st);
-  const gone = async () => !isAlive(nspawnRef(st)) && (await netnsPids(st.netns)).length === 0;
-  if (isAlive(ns)) {
+  // The launcher is only a loop around nspawn. Freeze it first so that it cannot start another
+  // nspawn (a reboot in progress), collect its children, then kill it; its nspawn keeps running.
+  const nspawns: ProcRef[] = [];
+  if (signalRef(st.launcher, 'SIGSTOP')) {
+    for (const pid of await childrenOf(st.launcher!.pid)) {
+      const ref = procRef(pid);
+      if (ref) nspawns.push(ref);
+    }
+    signalRef(st.launcher, 'SIGKILL');
+    await waitUntil(() => !isAlive(st.launcher), 2000, 20);
+  }
+  const fromFile = nspawnRef(st);
+  if (fromFile && !nspawns.some((r) => r.pid === fromFile.pid)) nspawns.push(fromFile);
+  const gone = async () => !nspawns.some(isAlive) && (await netnsPids(st.netns)).length === 0;
+  if (graceful && nspawns.some(isAlive)) {
     // SIGTERM makes nspawn halt the container cleanly.
-    signalRef(ns, 'SIGTERM');
-    if (await waitUntil(gone, stopTimeoutMs, 100)) return;
-    log.warn('lab: host did not halt in time; killing it', { name: st.name });
+    for (const r of nspawns) signalRef(r, 'SIGTERM');
+    // A container still early in boot may not handle the halt signal yet: ask again after a while.
+    const first = Math.min(5000, stopTimeoutMs / 2);
+    if (await waitUntil(gone, first, 100)) return;
+    for (const r of nspawns) signalRef(r, 'SIGTERM');
+    if (await waitUntil(gone, stopTimeoutMs - first, 100)) return;
+    log.warn('lab: host did not halt in time; killing it', { name: st.name, seconds: stopTimeoutMs / 1000, console: await consoleTail(st, 8) });
   }
   // SIGKILL to nspawn alone leaves the container running: kill what is in the host's netns.
   for (let i = 0; i < 3 && !(await gone()); i++) {
@@ -336,7 +402,7 @@ async function stopProcesses(st: HostState, stopTimeoutMs: number, log: Provider
         /* gone */
       }
     }
-    signalRef(nspawnRef(st), 'SIGKILL');
+    for (const r of nspawns) signalRef(r, 'SIGKILL');
     await waitUntil(gone, 3000, 50);
   }
   if (!(await gone())) throw new FormworkError('PROVIDER_ERROR', `lab host ${st.name}: processes are still running after SIGKILL`, { name: st.name });
@@ -354,15 +420,20 @@ async function unmountRoot(st: HostState): Promise<void> {
   if (left.length > 0) throw new FormworkError('PROVIDER_ERROR', `lab host ${st.name}: cannot unmount ${left.join(', ')}`);
 }
 
-/** Removes every trace of a host. Idempotent: safe on a half-made host or one already gone. */
-export async function destroyHost(st: HostState, log: ProviderLogger, stopTimeoutMs = 15_000): Promise<void> {
+/**
+ * Removes every trace of a host. Idempotent: safe on a half-made host or one already gone.
+ * `graceful: false` skips the clean halt (for a host that never finished booting).
+ */
+export async function destroyHost(st: HostState, log: ProviderLogger, stopTimeoutMs = 15_000, graceful = true): Promise<void> {
   if (st.stage !== 'deleting' && readState(st.stateFile)) {
     st.stage = 'deleting';
     await writeState(st).catch(() => undefined);
   }
-  await stopProcesses(st, stopTimeoutMs, log);
+  await stopProcesses(st, stopTimeoutMs, log, graceful);
   await unmountRoot(st);
   await rm(join(PROPAGATE_DIR, st.machine), { recursive: true, force: true });
+  if (st.nspawnLockFile?.startsWith(NSPAWN_LOCKS_DIR + '/')) await rm(st.nspawnLockFile, { force: true });
+  for (const cg of st.cgroups ?? []) await removeCgroup(cg);
   if (await netnsExists(st.netns)) await tryRun('ip', ['netns', 'del', st.netns]);
   for (const l of [st.vethPublic, st.vethPrivate]) if (await linkExists(l)) await tryRun('ip', ['link', 'del', l]);
   if (mountsUnder(st.dir).length === 0) await rm(st.dir, { recursive: true, force: true });
@@ -378,4 +449,4 @@ export function hostPids(st: HostState): { launcher?: number; nspawn?: number } 
   };
 }
 
-export { procStat };
+

@@ -26,5 +26,6 @@ export {
   type EnsureBaseOptions,
 } from './base.js';
 export { labConfig, hostNames, validateHostName, type LabConfig, type HostNames } from './config.js';
-export { readAllStates, readState, hostAlive, type HostState } from './host.js';
+export { readAllStates, readState, hostAlive, netnsPids, destroyHost, type HostState } from './host.js';
+export { isAlive, procRef, type ProcRef } from './exec.js';
 export { labLeftovers, listNetns, listLinks, overlayMountsUnder, processesMatching, type LabLeftovers } from './leftovers.js';

@@ -60,6 +60,8 @@ export interface LabLeftovers {
   processes: Array<{ pid: number; cmdline: string }>;
   stateFiles: string[];
   propagate: string[];
+  /** Launcher cgroups (`/sys/fs/cgroup/{systemd,unified}/fw-KEY-NAME`). */
+  cgroups: string[];
 }
 
 /**
@@ -90,7 +92,17 @@ export async function labLeftovers(
   } catch {
     /* none */
   }
+  const cgroups: string[] = [];
+  for (const h of ['systemd', 'unified', '']) {
+    const d = join('/sys/fs/cgroup', h);
+    try {
+      for (const e of readdirSync(d)) if (e.startsWith(hostPrefix)) cgroups.push(join(d, e));
+    } catch {
+      /* no such hierarchy */
+    }
+  }
   return {
+    cgroups,
     netns: (await listNetns()).filter((n) => n.startsWith(hostPrefix)),
     mounts: overlayMountsUnder(c.providerDir),
     links,

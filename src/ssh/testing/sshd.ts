@@ -48,7 +48,7 @@ export interface SshdHandle {
   connectionPids(): number[];
   /** All descendants of the master (connection processes and the commands they run). */
   descendantPids(): number[];
-  /** Kills every connection process and its commands (the master keeps listening). */
+  /** Kills every connection process, then the commands they ran (the master keeps listening). */
   killSessions(signal?: NodeJS.Signals): void;
   /** Replaces authorized_keys (read by sshd at each login). */
   setAuthorizedKeys(lines: string[]): void;
@@ -59,6 +59,7 @@ export interface SshdHandle {
 }
 
 const running = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
@@ -70,6 +71,7 @@ function installExitHook(): void {
       for (const pid of descendants(child.pid)) safeKill(pid, 'SIGKILL');
       safeKill(child.pid, 'SIGKILL');
     }
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   });
 }
 
@@ -233,6 +235,7 @@ export async function startSshd(opts: StartSshdOptions): Promise<SshdHandle> {
   installExitHook();
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = mkdtempSync(join(tmpdir(), 'formwork-sshd-'));
+  tempDirs.add(dir);
   const extra = opts.extraConfig ?? [];
   const timeoutMs = opts.startTimeoutMs ?? 10_000;
   const authorizedPath = join(dir, 'authorized_keys');
@@ -257,6 +260,7 @@ export async function startSshd(opts: StartSshdOptions): Promise<SshdHandle> {
   }
   if (!spawned) {
     rmSync(dir, { recursive: true, force: true });
+    tempDirs.delete(dir);
     throw lastErr instanceof Error ? lastErr : new Error(String(lastErr));
   }
 
@@ -282,7 +286,19 @@ export async function startSshd(opts: StartSshdOptions): Promise<SshdHandle> {
     connectionPids: () => parentMap().get(child.pid as number) ?? [],
     descendantPids: () => descendants(child.pid as number),
     killSessions: (signal: NodeJS.Signals = 'SIGKILL') => {
-      for (const p of descendants(child.pid as number).reverse()) safeKill(p, signal);
+      // sshd processes first, so the connection drops before any command can be seen to
+      // exit (which would let the session report an exit status); then the commands.
+      const all = descendants(child.pid as number);
+      const isSshd = (pid: number): boolean => {
+        try {
+          return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sshd';
+        } catch {
+          return false;
+        }
+      };
+      const sshds = all.filter(isSshd);
+      for (const p of sshds) safeKill(p, signal);
+      for (const p of all) if (!sshds.includes(p)) safeKill(p, signal);
     },
     setAuthorizedKeys,
     restartWithNewHostKey: async () => {
@@ -306,6 +322,7 @@ export async function startSshd(opts: StartSshdOptions): Promise<SshdHandle> {
       stopped = true;
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
+      tempDirs.delete(dir);
     },
   };
   return handle;

@@ -1,0 +1,161 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import YAML from 'yaml';
+import { FormworkError } from '../core/errors.js';
+import type { Services } from '../services/services.js';
+import { installAuth } from './auth.js';
+import { installErrorHandling } from './errors.js';
+import { applyRoutes } from './routes/apply.js';
+import { eventRoutes } from './routes/events.js';
+import { ROUTE_PLUGINS, type RoutePlugin } from './routes/index.js';
+import { objectRoutes } from './routes/objects.js';
+import { systemRoutes } from './routes/system.js';
+import { tokenRoutes } from './routes/tokens.js';
+
+/**
+ * Builds the HTTP API over the services: authentication, the generic kind routes,
+ * apply, tokens, events, health, metrics and the OpenAPI document. Call `ready()` (or
+ * `inject`, or `listen`) before use.
+ *
+ * @example
+ *   const app = buildApi(services, { logger: createLogger({ level: 'info' }) });
+ *   await app.listen({ host: '127.0.0.1', port: 7480 });
+ */
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+/** Fields whose values never reach a log line, at any depth up to three. */
+const SENSITIVE = ['data', 'token', 'privateKey', 'password', 'passphrase', 'secret', 'secretKey', 'secretAccessKey', 'clientSecret', 'secrets', 'ciphertext'];
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'request.headers.authorization',
+  ...SENSITIVE.flatMap((f) => [f, `*.${f}`, `*.*.${f}`]),
+];
+
+export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
+  const options: LoggerOptions = { level: opts.level ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  return opts.destination ? pino(options, opts.destination) : pino(options);
+}
+
+export interface ApiOptions {
+  /** A pino logger (redaction is added to it), `false` for none; default: info to stdout. */
+  logger?: Logger | false;
+  /** The largest accepted body in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** SSE heartbeat interval (default 15 s). */
+  heartbeatMs?: number;
+  /** Extra route plugins, after ROUTE_PLUGINS. */
+  plugins?: RoutePlugin[];
+  /** Serve HTTPS with this certificate and key (PEM). */
+  https?: { cert: string | Buffer; key: string | Buffer };
+  /** Version shown in the OpenAPI document. */
+  version?: string;
+}
+
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered, for tests and for checking the OpenAPI document. */
+    formworkRoutes: RegisteredRoute[];
+  }
+}
+
+const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
+
+// ajv-formats is CommonJS: under NodeNext its default export sits on `.default`.
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
+
+// Bodies are validated strictly (no coercion, unknown fields refused, every problem
+// reported); query strings, params and headers are text, so they are coerced. Shared by
+// every app in the process: ajv caches what it compiled (kindSchemas are memoized).
+const bodyAjv = new Ajv({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false, removeAdditional: false });
+const textAjv = new Ajv({ allErrors: true, strict: false, coerceTypes: 'array', useDefaults: true, removeAdditional: false });
+addFormats(bodyAjv);
+addFormats(textAjv);
+
+export function buildApi(services: Services, opts: ApiOptions = {}): FastifyInstance {
+  const serverOpts = {
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    exposeHeadRoutes: false,
+    requestIdHeader: 'x-request-id',
+    forceCloseConnections: true,
+    ...(opts.https ? { https: opts.https } : {}),
+  };
+  const logger = opts.logger === undefined ? createLogger() : opts.logger === false ? undefined : opts.logger.child({}, { redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+  const app = (
+    logger ? Fastify({ ...serverOpts, loggerInstance: logger as unknown as FastifyBaseLogger }) : Fastify({ ...serverOpts, logger: false })
+  ) as unknown as FastifyInstance;
+
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object));
+  // Response schemas document the API; replies are plain JSON (no silent coercion or dropping).
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  app.decorate('formworkRoutes', [] as RegisteredRoute[]);
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) app.formworkRoutes.push({ method: String(method), url: route.url });
+  });
+
+  app.addContentTypeParser(YAML_TYPES, { parseAs: 'string' }, (request, body, done) => {
+    try {
+      const docs = YAML.parseAllDocuments(body as string);
+      const parsed: unknown[] = [];
+      for (const d of Array.isArray(docs) ? docs : [docs]) {
+        if (d.errors.length) throw new FormworkError('MALFORMED_BODY', `the body is not valid YAML: ${d.errors[0].message}`);
+        const value = d.toJS({ maxAliasCount: 100 });
+        if (value !== null && value !== undefined) parsed.push(value);
+      }
+      if (parsed.length === 0) throw new FormworkError('MALFORMED_BODY', 'the YAML body is empty');
+      if (parsed.length === 1) return done(null, parsed[0]);
+      if (request.routeOptions.url === '/api/v1/apply') return done(null, { documents: parsed });
+      throw new FormworkError('MALFORMED_BODY', `the body holds ${parsed.length} YAML documents; this endpoint takes one (use /api/v1/apply for several)`);
+    } catch (e) {
+      done(e instanceof FormworkError ? e : new FormworkError('MALFORMED_BODY', `the body is not valid YAML: ${e instanceof Error ? e.message : String(e)}`), undefined);
+    }
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  installErrorHandling(app);
+  installAuth(app, services);
+
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Formwork API',
+        version: opts.version ?? '0.1.0',
+        description: 'Every /api/v1 route needs `Authorization: Bearer <token>`. Errors are `{"error": {"code", "message", "details"}}`; see docs/errors.md.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A Formwork token (fwt_…)' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  void app.register(swaggerUi, { routePrefix: '/api/docs' });
+
+  void app.register(async (root) => {
+    root.get('/api/v1/openapi.json', {
+      config: { auth: 'public' },
+      schema: { tags: ['system'], summary: 'This OpenAPI document (no auth)', security: [] },
+    }, async () => app.swagger());
+    await systemRoutes(root, services);
+    await objectRoutes(root, services);
+    await applyRoutes(root, services);
+    await tokenRoutes(root, services);
+    await eventRoutes({ heartbeatMs: opts.heartbeatMs })(root, services);
+    for (const plugin of [...ROUTE_PLUGINS, ...(opts.plugins ?? [])]) await plugin(root, services);
+  });
+  return app;
+}

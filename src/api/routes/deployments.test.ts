@@ -1,0 +1,61 @@
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { STORE_ENGINES } from '../../store/testing/engines.js';
+import { loadPack, packageRoot, registerPacks } from '../../workloads/loader.js';
+import { openHarness, type Harness } from '../testing/harness.js';
+
+const testdata = (p: string) => path.join(packageRoot(), 'src', 'workloads', 'testdata', p);
+
+describe.each(STORE_ENGINES)('deployment routes on $name', (engine) => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await openHarness(engine);
+    const core = loadPack(path.join(packageRoot(), 'workloads', 'core'));
+    const etcd = loadPack(testdata('etcd'), { context: core.roles });
+    await registerPacks(h.t.store, [core, etcd]);
+    await h.t.store.objects('providers').create({ name: 'lab', type: 'lab' });
+  });
+  afterEach(() => h.close());
+
+  it('applies a Deployment through /apply, commits it, and shows its tree', async () => {
+    const doc = { kind: 'Deployment', name: 'demo', provider: 'lab', nodes: { count: 2 }, roles: { 'etcd-member': { nodes: [0, 1] } }, commit: false };
+    const applied = await h.call('POST', '/api/v1/apply', { body: { documents: [doc] } });
+    expect(applied.statusCode).toBe(200);
+    expect(applied.json().results[0]).toMatchObject({ kind: 'Deployment', name: 'demo', action: 'created' });
+
+    const bad = await h.call('POST', '/api/v1/apply', { body: { documents: [{ ...doc, nodes: { count: -1 } }] } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.body).toContain('nodes.count');
+
+    expect((await h.call('POST', '/api/v1/deployments/demo/commit', { token: h.tokens.viewer })).statusCode).toBe(403);
+    const commit = await h.call('POST', '/api/v1/deployments/demo/commit', { token: h.tokens.operator });
+    expect(commit.statusCode).toBe(200);
+    expect(commit.json()).toMatchObject({ deployment: { name: 'demo', state: 'committed' }, changed: 6 });
+
+    const tree = await h.call('GET', '/api/v1/deployments/demo/tree', { token: h.tokens.viewer });
+    expect(tree.statusCode).toBe(200);
+    const body = tree.json();
+    expect(body.nodes.map((n: { name: string }) => n.name)).toEqual(['demo-0', 'demo-1']);
+    expect(body.nodes[1].noderoles[2]).toMatchObject({ role: 'etcd-member', state: 'blocked', blockedReason: 'waiting for demo:demo-1:node-ready (blocked)', parents: ['demo:demo-1:node-ready'] });
+    expect((await h.call('GET', '/api/v1/deployments/nope/tree')).statusCode).toBe(404);
+  });
+
+  it('validates a pack sent as text, listing every problem', async () => {
+    const ok = await h.call('POST', '/api/v1/workloads/validate', {
+      token: h.tokens.viewer,
+      body: { workloadYaml: 'name: web\nversion: 1.0.0\nroles:\n  - name: web\n    requires: [node-ready]\n    implementation: { kind: script, file: web.sh }\n', files: { 'web.sh': 'echo' } },
+    });
+    expect(ok.json()).toEqual({ valid: true, errors: [], workload: { name: 'web', version: '1.0.0', roles: ['web'] } });
+    const bad = await h.call('POST', '/api/v1/workloads/validate', {
+      body: { workloadYaml: 'name: web\nversion: 1.0.0\nroles:\n  - name: web\n    requires: [ghost]\n    inputs: { n: { type: integr } }\n    implementation: { kind: script, file: web.sh }\n' },
+    });
+    expect(bad.statusCode).toBe(200);
+    expect(bad.json().valid).toBe(false);
+    expect(bad.json().errors.map((e: { field: string }) => e.field)).toEqual(['requires', 'inputs.n.schema', 'implementation.file']);
+  });
+
+  it('lists its routes in the OpenAPI document', async () => {
+    const doc = (await h.call('GET', '/api/v1/openapi.json')).json();
+    expect(Object.keys(doc.paths ?? {})).toEqual(expect.arrayContaining(['/api/v1/deployments/{name}/commit', '/api/v1/deployments/{name}/tree', '/api/v1/workloads/validate']));
+  });
+});

@@ -1,0 +1,200 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * End to end: the real CLI (`node --import tsx src/cli/main.ts ...`, nothing built) as
+ * child processes against a real server started by `formwork server`.
+ */
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const MAIN = path.join(ROOT, 'src/cli/main.ts');
+/** `--import tsx`, resolved from the repo so the children can run in a temp dir. */
+const TSX = pathToFileURL(createRequire(path.join(ROOT, 'package.json')).resolve('tsx')).href;
+
+/** The environment without any FORMWORK_* the developer may have set. */
+const cleanEnv = (): NodeJS.ProcessEnv => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FORMWORK_')));
+
+interface Result {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+function cli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd: dir, env: opts.env ?? cleanEnv() });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out, err }));
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
+
+/** Resolves when the child's stdout matches; keeps collecting afterwards. */
+function waitFor(child: ChildProcess, re: RegExp, ms = 60_000): Promise<{ match: RegExpMatchArray; output: () => string }> {
+  let buf = '';
+  let errBuf = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re}; stdout: ${buf}; stderr: ${errBuf}`)), ms);
+    child.stderr?.on('data', (c: Buffer) => (errBuf += c.toString()));
+    child.stdout?.on('data', (c: Buffer) => {
+      buf += c.toString();
+      const m = buf.match(re);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ match: m, output: () => buf });
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited (${code}) before ${re}; stdout: ${buf}; stderr: ${errBuf}`));
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.on('exit', (code) => resolve(code));
+  });
+}
+
+let dir: string;
+let dataDir: string;
+let server: ChildProcess;
+let url: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'fw-cli-e2e-'));
+  dataDir = path.join(dir, 'data');
+  server = spawn(
+    process.execPath,
+    ['--import', TSX, MAIN, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-file', path.join(dir, 'server.log')],
+    { cwd: dir, env: cleanEnv() },
+  );
+  const { match } = await waitFor(server, /formwork server listening on (\S+)\nadmin token: (\S+)\n/);
+  url = match[1];
+  expect(match[2]).toBe(path.join(dataDir, 'admin.token'));
+});
+
+afterAll(async () => {
+  if (server && server.exitCode === null) {
+    server.kill('SIGKILL');
+    await exited(server);
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// Each CLI run is a fresh `node --import tsx` (about a second, more on a busy machine).
+describe('formwork CLI end to end', { timeout: 120_000 }, () => {
+  it('`server` starts, answers healthz, and leaves server.json and a private admin.token', async () => {
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const res = await fetch(`${url}/healthz`);
+    expect(res.status).toBe(200);
+    expect(statSync(path.join(dataDir, 'admin.token')).mode & 0o777).toBe(0o600);
+    expect(existsSync(path.join(dataDir, 'server.json'))).toBe(true);
+  });
+
+  it('`get nodes` on an empty store prints nothing on stdout', async () => {
+    // endpoint and token come from the data dir (server.json, admin.token)
+    const r = await cli(['get', 'nodes', '--data-dir', dataDir]);
+    expect(r).toEqual({ code: 0, out: '', err: 'No nodes found.\n' });
+  });
+
+  it('`apply -f` creates two objects from a 2-document YAML, and again says unchanged', async () => {
+    writeFileSync(
+      path.join(dir, 'nodes.yaml'),
+      '# two nodes\nkind: Node\nname: web-1\nlabels: {tier: web}\nzone: lab-a\n---\nkind: node\nname: db-1\nlabels: {tier: db}\n',
+    );
+    const first = await cli(['apply', '-f', 'nodes.yaml', '--data-dir', dataDir]);
+    expect(first).toMatchObject({ code: 0, out: 'node/web-1 created\nnode/db-1 created\n' });
+    const again = await cli(['apply', '-f', 'nodes.yaml', '--data-dir', dataDir]);
+    expect(again).toMatchObject({ code: 0, out: 'node/web-1 unchanged\nnode/db-1 unchanged\n' });
+  });
+
+  it('`get nodes -o json` parses; tables and selectors work', async () => {
+    const j = await cli(['get', 'nodes', '-o', 'json', '--endpoint', url, '--data-dir', dataDir]);
+    expect(j.code).toBe(0);
+    const names = (JSON.parse(j.out) as { items: Array<{ name: string }> }).items.map((o) => o.name).sort();
+    expect(names).toEqual(['db-1', 'web-1']);
+    const t = await cli(['get', 'nodes', '-l', 'tier=web', '--data-dir', dataDir]);
+    expect(t.out).toMatch(/^NAME +PROVIDER +STATE +ADDRESS +SIZE +IMAGE +DEPLOYMENT +AGE\nweb-1 +<none> .*\d+s\n$/);
+    const d = await cli(['describe', 'node', 'web-1', '--data-dir', dataDir]);
+    expect(d.out).toMatch(/^Kind: +Node\nName: +web-1\n/m);
+    expect(d.out).toMatch(/^Zone: +lab-a$/m);
+  });
+
+  it('`delete` removes an object', async () => {
+    const r = await cli(['delete', 'node', 'db-1', '--data-dir', dataDir]);
+    expect(r).toMatchObject({ code: 0, out: 'node/db-1 deleted\n' });
+    const left = await cli(['get', 'nodes', '-o', 'json', '--data-dir', dataDir]);
+    expect((JSON.parse(left.out) as { items: Array<{ name: string }> }).items.map((o) => o.name)).toEqual(['web-1']);
+    const again = await cli(['delete', 'node', 'db-1', '--data-dir', dataDir]);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/^error: .*db-1.*\(HTTP 404 NOT_FOUND\)\n$/);
+  });
+
+  it('a viewer token from `token create --role viewer` cannot write: exit 1 and a 403', async () => {
+    const created = await cli(['token', 'create', '--role', 'viewer', '--expires', '1h', '--data-dir', dataDir]);
+    expect(created.code).toBe(0);
+    const token = created.out.trim();
+    expect(token).toMatch(/^fwt_/);
+    expect(created.err).toContain('for user viewer');
+    const env = { ...cleanEnv(), FORMWORK_TOKEN: token };
+    const read = await cli(['get', 'nodes', '--data-dir', dataDir], { env });
+    expect(read.code).toBe(0);
+    const write = await cli(['apply', '-f', '-', '--data-dir', dataDir], { env, stdin: 'kind: Node\nname: nope\n' });
+    expect(write.code).toBe(1);
+    expect(write.err).toMatch(/^error: .*\(HTTP 403 FORBIDDEN\)\n$/);
+    const list = await cli(['token', 'list', '--data-dir', dataDir]);
+    expect(list.out).toMatch(/\bviewer +active +\d{4}-/);
+  });
+
+  it('`watch` replays from --after and then prints events as they happen', async () => {
+    const child = spawn(process.execPath, ['--import', TSX, MAIN, 'watch', 'nodes', '--after', '0', '--data-dir', dataDir], { cwd: dir, env: cleanEnv() });
+    try {
+      // web-1 was created by an earlier test: replayed through Last-Event-ID, so the stream is open once it shows
+      const replay = waitFor(child, /nodes +created +web-1\n/);
+      const live = waitFor(child, /nodes +created +watched-1\n/);
+      await replay;
+      await cli(['apply', '-f', '-', '--data-dir', dataDir], { stdin: 'kind: Node\nname: watched-1\n' });
+      const { output } = await live;
+      expect(output()).toMatch(/^\d{4}-\d\d-\d\dT\S+Z {2}nodes {7}created {3}watched-1$/m);
+      expect(output()).not.toMatch(/ users /); // only the kind asked for
+      child.kill('SIGINT');
+      expect(await exited(child)).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('an unreachable --endpoint fails with exit 1, naming it', async () => {
+    const r = await cli(['get', 'nodes', '--endpoint', 'http://127.0.0.1:1', '--data-dir', dataDir]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('');
+    expect(r.err).toContain('error: cannot reach the Formwork server at http://127.0.0.1:1: connection refused');
+  });
+
+  it('an unknown flag exits 2; an unknown kind exits 1', async () => {
+    const r = await cli(['get', 'nodes', '--no-such-flag']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("unknown option '--no-such-flag'");
+    const k = await cli(['get', 'widgets', '--data-dir', dataDir]);
+    expect(k.code).toBe(1);
+    expect(k.err).toContain('known kinds: providers, nodes');
+  });
+
+  it('`server` stops cleanly on SIGTERM and removes server.json', async () => {
+    server.kill('SIGTERM');
+    expect(await exited(server)).toBe(0);
+    expect(existsSync(path.join(dataDir, 'server.json'))).toBe(false);
+  });
+});

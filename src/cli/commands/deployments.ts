@@ -1,0 +1,138 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { FormworkError } from '../../core/errors.js';
+import type { RoleSpec } from '../../core/roles.js';
+import type { StoredObject } from '../../core/kinds.js';
+import type { DeploymentTree, TreeNodeRole } from '../../services/deployments.js';
+import { loadBuiltinPacks, readPack, validatePacks } from '../../workloads/loader.js';
+import type { CliContext } from '../context.js';
+import { renderTable, toJson, toYaml } from '../format.js';
+import { DESCRIBERS } from './resources.js';
+
+/**
+ * Deployment and workload commands:
+ *   formwork commit DEPLOYMENT
+ *   formwork describe deployment NAME        (a tree: node → node-roles with state and blocked reason)
+ *   formwork workloads list | show NAME | validate DIR
+ *
+ * `workloads validate` runs the loader locally (no server): it prints every problem and
+ * exits 1 when the pack is invalid.
+ */
+
+/** Calls one of the routes the generic client has no method for (src/api/routes/deployments.ts). */
+async function call<T>(ctx: CliContext, method: string, apiPath: string, body?: unknown): Promise<T> {
+  // FormworkClient sends and maps errors in its `json` method; it has no public generic request yet.
+  const client = ctx.client() as unknown as { json<R>(spec: { method: string; path: string; body?: unknown }): Promise<R> };
+  return client.json<T>({ method, path: apiPath, ...(body !== undefined ? { body } : {}) });
+}
+
+function line(nr: TreeNodeRole): [string, string, string] {
+  const why = nr.blockedReason ?? (nr.state === 'error' && nr.lastError && typeof nr.lastError === 'object' ? String((nr.lastError as { message?: unknown }).message ?? '') : '');
+  return [nr.role, nr.state, why];
+}
+
+/** The tree as text: one block per node, node-roles with their state and why they wait. */
+export function renderTree(tree: DeploymentTree): string {
+  const counts = Object.entries(tree.counts).sort(([a], [b]) => (a < b ? -1 : 1)).map(([s, n]) => `${s} ${n}`).join(', ');
+  const out = [`deployment/${tree.deployment.name}  ${tree.deployment.state}${tree.deployment.provider ? `  provider ${tree.deployment.provider}` : ''}${counts ? `  (${counts})` : ''}`];
+  const block = (title: string, list: TreeNodeRole[]) => {
+    out.push(title);
+    if (!list.length) out.push('  (no roles)');
+    const rows = list.map(line);
+    const w0 = Math.max(0, ...rows.map((r) => r[0].length));
+    const w1 = Math.max(0, ...rows.map((r) => r[1].length));
+    rows.forEach((r, i) => {
+      const branch = i === rows.length - 1 ? '└─' : '├─';
+      out.push(`  ${branch} ${r[0].padEnd(w0)}  ${r[2] ? `${r[1].padEnd(w1)}  ${r[2]}` : r[1]}`.trimEnd());
+    });
+  };
+  for (const n of tree.nodes) block(`${n.name}${n.state ? `  (${n.state})` : ''}`, n.noderoles);
+  if (tree.other.length) block('(deployment)', tree.other);
+  return out.join('\n');
+}
+
+function roleSummary(r: RoleSpec): string[] {
+  return [
+    r.name,
+    r.flags.join(',') || '-',
+    r.requires.join(',') || '-',
+    r.provides.join(',') || '-',
+    r.implementation.kind === 'builtin' ? `builtin ${r.implementation.handler}` : `${r.implementation.kind} ${r.implementation.file}`,
+  ];
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  DESCRIBERS.set('deployments', async (c, name) => renderTree(await call<DeploymentTree>(c, 'GET', `/api/v1/deployments/${encodeURIComponent(name)}/tree`)));
+
+  program
+    .command('commit')
+    .description('commit a deployment: its proposed node-roles become todo (or blocked, with the reason) and the engine starts')
+    .argument('<deployment>', 'deployment name')
+    .action(async (name: string) => {
+      const res = await call<{ deployment: StoredObject; changed: number }>(ctx, 'POST', `/api/v1/deployments/${encodeURIComponent(name)}/commit`, {});
+      ctx.out(`deployment/${name} committed (${res.changed} node-role${res.changed === 1 ? '' : 's'} queued)`);
+    });
+
+  const workloads = program.command('workloads').description('list, show and validate workload packs');
+
+  workloads
+    .command('list')
+    .description('list the stored workloads')
+    .action(async () => {
+      const client = ctx.client();
+      const [list, roles] = await Promise.all([client.listAll('workloads'), client.listAll('roles')]);
+      if (!list.length) return ctx.err('No workloads found.');
+      const count = (w: string) => roles.filter((r) => r.workload === w).length;
+      ctx.out(renderTable(['NAME', 'VERSION', 'ROLES', 'DESCRIPTION'], list.map((w) => [w.name, String(w.workloadVersion ?? ''), String(count(w.name)), String(w.description ?? '').split('\n')[0].slice(0, 60)])));
+    });
+
+  workloads
+    .command('show')
+    .description('show a workload and its roles')
+    .argument('<name>', 'workload name')
+    .option('-o, --output <format>', 'text, json or yaml', 'text')
+    .action(async (name: string, opts: { output: string }) => {
+      const client = ctx.client();
+      const w = await client.get('workloads', name);
+      const roles = (await client.listAll('roles', { fields: { workload: w.name } })).map((r) => r.spec as RoleSpec);
+      if (opts.output === 'json') return ctx.out(toJson({ workload: w, roles }));
+      if (opts.output === 'yaml') return ctx.out(toYaml({ workload: w, roles }));
+      const files = Object.keys((w.files ?? {}) as Record<string, string>).sort();
+      ctx.out(
+        [
+          `workload/${w.name}  ${String(w.workloadVersion ?? '')}`,
+          ...(w.description ? [`  ${String(w.description).trim()}`] : []),
+          ...(w.source ? [`source: ${String(w.source)}`] : []),
+          ...(w.defaults && Object.keys(w.defaults as object).length ? [`defaults: ${JSON.stringify(w.defaults)}`] : []),
+          `files: ${files.join(', ') || '-'}`,
+          '',
+          renderTable(['ROLE', 'FLAGS', 'REQUIRES', 'PROVIDES', 'IMPLEMENTATION'], roles.map(roleSummary)),
+        ].join('\n'),
+      );
+    });
+
+  workloads
+    .command('validate')
+    .description('check a workload pack folder locally (no server): every problem with its file, role and field')
+    .argument('<dir>', 'the pack folder (holding workload.yaml)')
+    .action((dir: string) => {
+      const abs = path.resolve(ctx.io.cwd, dir);
+      const { pack, errors } = readPack(abs);
+      let problems = errors;
+      if (pack) {
+        // Requires may name roles of the built-in and installed packs.
+        const others = loadBuiltinPacks({ dataDir: ctx.resolve().dataDir, paths: (ctx.io.env.FORMWORK_WORKLOADS_PATH ?? '').split(':').filter(Boolean) });
+        const context = others.packs.filter((p) => p.name !== pack.name).flatMap((p) => p.roles);
+        problems = validatePacks([pack], context).get(pack.name) ?? [];
+      }
+      if (problems.length === 0) {
+        ctx.out(`workload/${pack!.name} ${pack!.version} is valid (${pack!.roles.length} role${pack!.roles.length === 1 ? '' : 's'}: ${pack!.roles.map((r) => r.name).join(', ')})`);
+        return;
+      }
+      for (const e of problems) {
+        const file = path.relative(ctx.io.cwd, e.file) || e.file;
+        ctx.out(`${file}: ${e.role ? `role ${e.role}: ` : ''}${e.field ? `${e.field}: ` : ''}${e.message}`);
+      }
+      throw new FormworkError('WORKLOAD_INVALID', `${dir}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, { errors: problems });
+    });
+}

@@ -1,0 +1,80 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { FormworkError } from '../../core/errors.js';
+import { resolveDataDir, type CliContext } from '../context.js';
+
+/**
+ * `formwork server`: runs the API server (and whatever other areas attach through
+ * `ctx.serverExtensions`) in the foreground until SIGINT/SIGTERM. It prints the URL and
+ * the admin token file; other commands run with the same data dir find both through
+ * DATA_DIR/server.json and DATA_DIR/admin.token. Logs (JSON lines) go to stdout unless
+ * --log-file is given.
+ *
+ * @example
+ *   // another area's command module, in register(program, ctx):
+ *   ctx.serverExtensions.configure.push(async (services) => { services.engine = createEngine(services); });
+ */
+
+export const DEFAULT_LISTEN = '127.0.0.1:7480';
+
+interface ServerFlags {
+  listen?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  databaseUrl?: string;
+  logLevel?: string;
+  logFile?: string;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('server')
+    .description('run the Formwork server in the foreground (Ctrl-C stops it)')
+    .option('--listen <host:port>', `address to listen on; port 0 picks a free one (env FORMWORK_LISTEN; default ${DEFAULT_LISTEN})`)
+    .option('--tls-cert <file>', 'serve https with this certificate (PEM)')
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
+    .option('--database-url <url>', 'PostgreSQL URL (env FORMWORK_DATABASE_URL; default: SQLite in the data dir)')
+    .option('--log-level <level>', 'trace, debug, info, warn or error (env FORMWORK_LOG_LEVEL; default info)')
+    .option('--log-file <file>', 'write the JSON log here instead of stdout')
+    .action(async (opts: ServerFlags) => {
+      const env = ctx.io.env;
+      if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
+        throw new FormworkError('VALIDATION', '--tls-cert and --tls-key go together: give both or neither');
+      }
+      const dataDir = resolveDataDir(ctx.globals.dataDir, env, ctx.io.cwd);
+      const listen = opts.listen ?? env.FORMWORK_LISTEN ?? DEFAULT_LISTEN;
+      const databaseUrl = opts.databaseUrl ?? env.FORMWORK_DATABASE_URL;
+      const logLevel = opts.logLevel ?? env.FORMWORK_LOG_LEVEL;
+      const abs = (f: string | undefined) => (f ? path.resolve(ctx.io.cwd, f) : undefined);
+      // Loaded here: the other commands need none of the server's dependencies.
+      const { startServer } = await import('../../server/server.js');
+      const { signal, dispose } = ctx.shutdownSignal();
+      try {
+        const ext = ctx.serverExtensions;
+        const server = await startServer({
+          dataDir,
+          listen,
+          handleSignals: false, // ours: close, then return the exit code
+          ...(databaseUrl ? { databaseUrl } : {}),
+          ...(opts.tlsCert ? { tlsCert: abs(opts.tlsCert), tlsKey: abs(opts.tlsKey) } : {}),
+          ...(logLevel ? { logLevel } : {}),
+          ...(opts.logFile ? { logFile: abs(opts.logFile) } : {}),
+          ...(ext.plugins.length ? { plugins: ext.plugins } : {}),
+          ...(ext.configure.length
+            ? {
+                configure: async (services) => {
+                  for (const c of ext.configure) await c(services);
+                },
+              }
+            : {}),
+        });
+        ctx.out(`formwork server listening on ${server.url}`);
+        ctx.out(`admin token: ${path.join(dataDir, 'admin.token')}`);
+        if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        ctx.err('formwork server: shutting down');
+        await server.close();
+      } finally {
+        dispose();
+      }
+    });
+}

@@ -1,0 +1,762 @@
+/**
+ * The annealer: the running half of the engine.
+ *
+ * Repeatedly: find runnable node-roles (state `todo`, every parent `active`, the next
+ * attempt due, nothing else running on the same node), claim each with a lease, run it
+ * through its executor with its resolved inputs, record a Run, store its outputs and input
+ * hash, mark it `active` (promoting children) or retry with backoff / `error` (blocking
+ * the subtree with the reason). State lives in the store: a killed worker's leases expire
+ * and another worker takes the work; nothing runs twice at once.
+ *
+ * Claims: PostgreSQL locks candidates `FOR UPDATE SKIP LOCKED` and each node with a
+ * transaction-scoped advisory try-lock, then re-checks that nothing runs on the node;
+ * SQLite does the same check and a version-checked update inside one transaction (one
+ * writer at a time). Limits (`concurrency`, `perProviderConcurrency`) are per worker.
+ *
+ * @example
+ *   const annealer = new Annealer(services, { concurrency: 8 });
+ *   services.engine = annealer;
+ *   await annealer.start();
+ *   …
+ *   await annealer.retry('demo:web-1:nginx');
+ *   await annealer.stop();
+ */
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { redact } from '../core/attribs.js';
+import { FormworkError, toFormworkError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { StoredObject } from '../core/kinds.js';
+import type { RoleSpec } from '../core/roles.js';
+import type { EngineHandle, Services } from '../services/services.js';
+import { sameValue } from '../store/repository.js';
+import type { Store } from '../store/store.js';
+import { SshPool } from '../ssh/client.js';
+import { defaultExecutors } from './executors/index.js';
+import { children, descendants, parseRetryTarget, reevaluate, retryNodeRoles, type RetryTarget } from './graph.js';
+import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
+import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
+import { validateOutputs } from './outputs.js';
+import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
+
+export interface AnnealerOptions {
+  /** Names this worker in leases and runs. Default `<host>:<pid>:<random>`. */
+  workerId?: string;
+  /** Runs at once in this worker. Default 8. */
+  concurrency?: number;
+  /** Runs at once per provider (the node's provider) in this worker. Default 4. */
+  perProviderConcurrency?: number;
+  /** A claim's lease; renewed every leaseMs/3 while the run lasts. Default 30 s. */
+  leaseMs?: number;
+  /** Loop period when nothing wakes it. Default 200 ms. */
+  tickMs?: number;
+  /** Retry backoff: min(max, base·2^(attempt-1)) · (0.5..1 jitter). Defaults 500 ms, 60 s. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** A run log keeps its head and tail within this many characters. Default 1 MiB. */
+  logCapBytes?: number;
+  /** How often log output is published as `logs` events. Default 200 ms. */
+  logFlushMs?: number;
+  /** Executors by implementation kind; replaces/extends the standard ones. */
+  executors?: Record<string, RoleExecutor>;
+  /** Shared SSH pool (default: one of its own, closed on stop). */
+  sshPool?: SshPool;
+  /** Errors of the loop itself (not of runs, which are recorded). Default: stderr. */
+  onError?: (err: unknown, where: string) => void;
+}
+
+interface Inflight {
+  id: string;
+  name: string;
+  node?: string;
+  provider?: string;
+  ac: AbortController;
+  leaseLost: boolean;
+  promise?: Promise<void>;
+}
+
+interface Candidate {
+  id: string;
+  name: string;
+  node?: string;
+  provider?: string;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export class Annealer implements EngineHandle {
+  readonly workerId: string;
+  private readonly store: Store;
+  private readonly loader: ContextLoader;
+  private readonly executors: Map<string, RoleExecutor>;
+  private readonly pool: SshPool;
+  private readonly ownPool: boolean;
+  private readonly o: Required<Omit<AnnealerOptions, 'workerId' | 'executors' | 'sshPool' | 'onError'>>;
+  private readonly onError: (err: unknown, where: string) => void;
+  private readonly inflight = new Map<string, Inflight>();
+  private started = false;
+  private stopping = false;
+  private loopDone: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private kicked = false;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private lastSweep = 0;
+  private lastEventPoll = 0;
+  private eventCursor = -1;
+  private dirtyAll = false;
+  private readonly dirtyDeployments = new Set<string>();
+  private readonly dirtyNodes = new Set<string>();
+
+  constructor(
+    private readonly services: Services,
+    opts: AnnealerOptions = {},
+  ) {
+    this.store = services.store;
+    this.workerId = opts.workerId ?? `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.o = {
+      concurrency: opts.concurrency ?? 8,
+      perProviderConcurrency: opts.perProviderConcurrency ?? 4,
+      leaseMs: opts.leaseMs ?? 30_000,
+      tickMs: opts.tickMs ?? 200,
+      retryBaseMs: opts.retryBaseMs ?? 500,
+      retryMaxMs: opts.retryMaxMs ?? 60_000,
+      logCapBytes: opts.logCapBytes ?? DEFAULT_LOG_CAP,
+      logFlushMs: opts.logFlushMs ?? 200,
+    };
+    this.onError = opts.onError ?? ((e, where) => console.error(`formwork engine (${where}):`, e instanceof Error ? e.message : e));
+    this.loader = new ContextLoader(this.store);
+    this.ownPool = !opts.sshPool;
+    this.pool = opts.sshPool ?? new SshPool();
+    this.executors = defaultExecutors(services, this.pool);
+    for (const [kind, ex] of Object.entries(opts.executors ?? {})) this.executors.set(kind, ex);
+  }
+
+  /** Runs in flight in this worker. */
+  get running(): number {
+    return this.inflight.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.stopping = false;
+    const now = iso(Date.now());
+    await this.store.db
+      .insertInto('workers')
+      .values({ id: this.workerId, host: os.hostname(), pid: process.pid, started_at: now, heartbeat_at: now })
+      .execute()
+      .catch((e) => this.onError(e, 'register worker'));
+    this.eventCursor = await this.store.events.latestSeq();
+    this.dirtyAll = true; // inputs may have changed while no worker watched
+    this.heartbeatTimer = setInterval(() => void this.heartbeat().catch((e) => this.onError(e, 'heartbeat')), Math.max(50, Math.floor(this.o.leaseMs / 3)));
+    this.heartbeatTimer.unref();
+    this.loopDone = this.loop();
+  }
+
+  /** Stops the loop; runs in flight are stopped and their node-roles released to `todo`. */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.stopping = true;
+    this.kick();
+    await this.loopDone;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const f of this.inflight.values()) f.ac.abort();
+    await Promise.all([...this.inflight.values()].map((f) => f.promise));
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    await this.store.db.deleteFrom('workers').where('id', '=', this.workerId).execute().catch(() => undefined);
+    if (this.ownPool) await this.pool.close();
+    this.started = false;
+  }
+
+  kick(): void {
+    const w = this.wake;
+    if (w) {
+      this.wake = undefined;
+      w();
+    } else this.kicked = true;
+  }
+
+  /** error → todo for a node-role or every failed one of a deployment (`deployment/NAME`); wakes the loop. */
+  async retry(target: string | RetryTarget, actor = 'engine'): Promise<StoredObject[]> {
+    const changed = await retryNodeRoles(this.store, typeof target === 'string' ? parseRetryTarget(target) : target, actor);
+    this.kick();
+    return changed;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // The loop
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      try {
+        await this.tick();
+      } catch (e) {
+        this.onError(e, 'tick');
+      }
+      if (this.stopping) break;
+      await this.sleep(this.o.tickMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.kicked) {
+      this.kicked = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private later(ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      this.kick();
+    }, ms);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  /** One pass: leases, promotions, input changes, then claim and start what can run. */
+  async tick(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastSweep >= Math.min(1000, this.o.leaseMs / 4)) {
+      this.lastSweep = now;
+      await this.expireLeases();
+      await this.promoteSweep();
+    }
+    if (now - this.lastEventPoll >= 250) {
+      this.lastEventPoll = now;
+      await this.pollChanges();
+    }
+    if (this.dirtyAll || this.dirtyDeployments.size || this.dirtyNodes.size) await this.checkInputChanges();
+    await this.schedule();
+  }
+
+  private async runnable(limit: number): Promise<Candidate[]> {
+    const now = iso(Date.now());
+    const res = await sql<{ id: string; name: string; node: string | null; provider: string | null }>`
+      select nr.id, nr.name, nr.node, n.provider
+      from noderoles nr left join nodes n on n.name = nr.node
+      where nr.state = 'todo'
+        and (nr.next_attempt_at is null or nr.next_attempt_at <= ${now})
+        and not exists (
+          select 1 from noderole_links l join noderoles p on p.id = l.parent_id
+          where l.child_id = nr.id and p.state <> 'active')
+        and (nr.node is null or not exists (
+          select 1 from noderoles r where r.node = nr.node and r.state = 'running'))
+      order by nr.id
+      limit ${limit}`.execute(this.store.db);
+    return res.rows.map((r) => ({ id: r.id, name: r.name, node: r.node ?? undefined, provider: r.provider ?? undefined }));
+  }
+
+  private async schedule(): Promise<void> {
+    const free = this.o.concurrency - this.inflight.size;
+    if (free <= 0 || this.stopping) return;
+    const cands = await this.runnable(Math.max(free * 4, 16));
+    const busyNodes = new Set<string>();
+    const perProvider = new Map<string, number>();
+    for (const f of this.inflight.values()) {
+      if (f.node) busyNodes.add(f.node);
+      if (f.provider) perProvider.set(f.provider, (perProvider.get(f.provider) ?? 0) + 1);
+    }
+    const picked: Candidate[] = [];
+    for (const c of cands) {
+      if (picked.length >= free) break;
+      if (c.node && busyNodes.has(c.node)) continue;
+      if (c.provider && (perProvider.get(c.provider) ?? 0) >= this.o.perProviderConcurrency) continue;
+      picked.push(c);
+      if (c.node) busyNodes.add(c.node);
+      if (c.provider) perProvider.set(c.provider, (perProvider.get(c.provider) ?? 0) + 1);
+    }
+    if (!picked.length) return;
+    let claimed: StoredObject[] = [];
+    try {
+      claimed = await this.claim(picked);
+    } catch (e) {
+      // Another process won a race on the same rows (SQLite busy, PostgreSQL version): next tick.
+      if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH') && !/busy|locked/i.test(String(e))) throw e;
+    }
+    const byId = new Map(picked.map((c) => [c.id, c]));
+    for (const nr of claimed) this.launch(nr, byId.get(nr.id)?.provider);
+    if (claimed.length && this.inflight.size < this.o.concurrency) this.kick(); // there may be more to claim
+  }
+
+  /** Claims candidates atomically; returns the node-roles now `running` under this worker's lease. */
+  private async claim(cands: Candidate[]): Promise<StoredObject[]> {
+    const pg = this.store.dialect === 'postgres';
+    const ids = cands.map((c) => c.id);
+    return this.store.transaction(async (tx) => {
+      const rows = pg
+        ? await sql<{ id: string }>`select id from noderoles where id in (${sql.join(ids)}) and state = 'todo' for update skip locked`.execute(tx.db)
+        : await sql<{ id: string }>`select id from noderoles where id in (${sql.join(ids)}) and state = 'todo'`.execute(tx.db);
+      const locked = new Set(rows.rows.map((r) => r.id));
+      const out: StoredObject[] = [];
+      const lease = iso(Date.now() + this.o.leaseMs);
+      for (const c of cands) {
+        if (!locked.has(c.id)) continue;
+        if (c.node) {
+          if (pg) {
+            const l = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${'formwork-node:' + c.node})) as ok`.execute(tx.db);
+            if (!l.rows[0]?.ok) continue;
+          }
+          const busy = await sql`select 1 from noderoles where node = ${c.node} and state = 'running' limit 1`.execute(tx.db);
+          if (busy.rows.length) continue;
+        }
+        const cur = await tx.objects('noderoles').get(c.id);
+        if (cur.state !== 'todo') continue;
+        const upd = await tx.objects('noderoles').update(
+          c.id,
+          { state: 'running', leaseOwner: this.workerId, leaseExpiresAt: lease, attempts: Number(cur.attempts ?? 0) + 1, nextAttemptAt: null, blockedReason: null },
+          { actor: this.workerId, expectedVersion: cur.version },
+        );
+        out.push(upd);
+      }
+      return out;
+    });
+  }
+
+  private launch(nr: StoredObject, provider: string | undefined): void {
+    const entry: Inflight = {
+      id: nr.id,
+      name: nr.name,
+      node: typeof nr.node === 'string' ? nr.node : undefined,
+      provider,
+      ac: new AbortController(),
+      leaseLost: false,
+    };
+    this.inflight.set(nr.id, entry);
+    entry.promise = this.execute(nr, entry)
+      .catch((e) => this.onError(e, `run ${nr.name}`))
+      .finally(() => {
+        this.inflight.delete(nr.id);
+        this.kick();
+      });
+  }
+
+  // -------------------------------------------------------------------------------------
+  // One run
+
+  private async execute(nr: StoredObject, entry: Inflight): Promise<void> {
+    const startedAt = Date.now();
+    let ctx: NodeRoleContext | undefined;
+    let resolved: Resolved | undefined;
+    let setupError: unknown;
+    try {
+      ctx = await this.loader.load(nr);
+      resolved = resolveContext(ctx);
+    } catch (e) {
+      setupError = e;
+    }
+    const runId = newId('rn');
+    const log = new HeadTailText(this.o.logCapBytes);
+    const pub = new LogPublisher(this.store, nr.name, runId, { intervalMs: this.o.logFlushMs });
+    await this.store.objects('runs').create(
+      {
+        id: runId,
+        name: runName(nr.name, runId),
+        noderole: nr.name,
+        deployment: nr.deployment,
+        node: nr.node,
+        role: nr.role,
+        attempt: nr.attempts,
+        state: 'running',
+        worker: this.workerId,
+        startedAt: iso(startedAt),
+        inputs: ctx && resolved ? redact(resolved.inputs, ctx.role) : undefined,
+      },
+      { actor: this.workerId },
+    );
+    if (setupError || !ctx || !resolved) {
+      await this.finishFailure(nr, entry, runId, setupError, log, ctx);
+      return;
+    }
+    const role = ctx.role;
+    const executor = this.executors.get(role.implementation.kind);
+    const timeoutMs = Math.max(1, Math.round((role.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000));
+    const job: RunJob = {
+      runId,
+      noderole: nr,
+      role,
+      node: ctx.node,
+      deployment: ctx.deployment,
+      inputs: resolved.inputs,
+      files: ctx.files,
+      timeoutMs,
+    };
+    const io = {
+      log: (chunk: string) => {
+        log.push(chunk);
+        pub.write(chunk);
+      },
+      signal: entry.ac.signal,
+    };
+    let result: RunResult | undefined;
+    let outputs: Record<string, unknown> | undefined;
+    let error: unknown;
+    try {
+      if (!executor) {
+        throw new FormworkError('RUN_FAILED', `role ${role.name}: no executor for implementation kind "${role.implementation.kind}"`, { role: role.name }, { retryable: false });
+      }
+      result = await this.guard(executor.run(job, io), job, entry, executor.kind === 'builtin' ? 0 : 5000);
+      outputs = validateOutputs(result.outputs, role, ctx.node?.name);
+    } catch (e) {
+      error = e;
+    }
+    await pub.close();
+    if (error || !result || !outputs) await this.finishFailure(nr, entry, runId, error, log, ctx, result?.exitCode);
+    else await this.finishSuccess(nr, entry, runId, result, outputs, resolved.hash, log, ctx);
+  }
+
+  /** The executor's promise, bounded by the role's timeout (plus the executor's own grace) and by abort. */
+  private guard<T>(p: Promise<T>, job: RunJob, entry: Inflight, graceMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const where = `role ${job.role.name}${job.node ? ` on node ${job.node.name}` : ''}`;
+      const t = setTimeout(() => {
+        entry.ac.abort();
+        reject(new FormworkError('RUN_TIMEOUT', `${where} did not finish within ${job.timeoutMs} ms and was stopped`, { timeoutMs: job.timeoutMs }));
+      }, job.timeoutMs + graceMs);
+      const onAbort = () => {
+        // Give the executor a moment to stop its process and report; then give up on it.
+        const t2 = setTimeout(() => reject(new FormworkError('RUN_FAILED', `${where} was stopped`, { aborted: true })), graceMs + 100);
+        t2.unref();
+      };
+      entry.ac.signal.addEventListener('abort', onAbort, { once: true });
+      p.then(
+        (v) => {
+          clearTimeout(t);
+          resolve(v);
+        },
+        (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  private ownsLease(cur: StoredObject): boolean {
+    return cur.state === 'running' && cur.leaseOwner === this.workerId;
+  }
+
+  private lostLeaseRun(cur: StoredObject): Record<string, unknown> {
+    return {
+      state: 'abandoned',
+      error: {
+        code: 'LEASE_LOST',
+        message: `the lease of ${cur.name} passed to ${cur.leaseOwner ?? 'no worker'} (state ${cur.state}) before this run ended; its result was discarded`,
+      },
+    };
+  }
+
+  private async finishSuccess(
+    nr: StoredObject,
+    entry: Inflight,
+    runId: string,
+    result: RunResult,
+    outputs: Record<string, unknown>,
+    hash: string,
+    log: HeadTailText,
+    ctx: NodeRoleContext,
+  ): Promise<void> {
+    const actor = this.workerId;
+    const destructive = new Map<string, boolean>();
+    const isDestructive = async (role: string): Promise<boolean> => {
+      if (!destructive.has(role)) destructive.set(role, (await this.loader.role(role).catch(() => undefined))?.flags.includes('destructive') ?? false);
+      return destructive.get(role)!;
+    };
+    await this.store.transaction(async (tx) => {
+      const cur = await tx.objects('noderoles').get(nr.id);
+      const endedAt = iso(Date.now());
+      const runFields = { endedAt, exitCode: result.exitCode, log: log.toString(), outputs };
+      if (!this.ownsLease(cur) || entry.leaseLost) {
+        await tx.objects('runs').update(runId, { ...runFields, ...this.lostLeaseRun(cur) }, { actor });
+        return;
+      }
+      if (result.nodeUpdate && ctx.node) await tx.objects('nodes').update(ctx.node.id, result.nodeUpdate, { actor });
+      await tx.objects('runs').update(runId, { ...runFields, state: 'succeeded' }, { actor });
+      const before = cur.outputs;
+      await tx.objects('noderoles').update(
+        cur.id,
+        { state: 'active', outputs, inputHash: hash, leaseOwner: null, leaseExpiresAt: null, lastError: null, nextAttemptAt: null, blockedReason: null },
+        { actor, expectedVersion: cur.version },
+      );
+      const outputsChanged = before !== undefined && !sameValue(before, outputs);
+      for (const c of await children(tx, cur.id)) {
+        if (c.state === 'active') {
+          // A parent's new outputs re-run its children (not destructive ones).
+          if (outputsChanged && !(await isDestructive(c.role as string))) {
+            await tx.objects('noderoles').update(c.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor });
+          }
+        } else {
+          await reevaluate(tx, c, actor);
+        }
+      }
+    });
+  }
+
+  private backoff(attempt: number): number {
+    const raw = Math.min(this.o.retryMaxMs, this.o.retryBaseMs * 2 ** Math.max(0, attempt - 1));
+    return Math.round(raw * (0.5 + Math.random() * 0.5));
+  }
+
+  private async finishFailure(
+    nr: StoredObject,
+    entry: Inflight,
+    runId: string,
+    err: unknown,
+    log: HeadTailText,
+    ctx: NodeRoleContext | undefined,
+    exitCode?: number,
+  ): Promise<void> {
+    const fe = toFormworkError(err ?? new Error('the run failed without an error'));
+    const actor = this.workerId;
+    const role: RoleSpec | undefined = ctx?.role;
+    const details = fe.details as Record<string, unknown> | undefined;
+    const code = exitCode ?? (typeof details?.exitCode === 'number' ? (details.exitCode as number) : undefined);
+    if (fe.code === 'RUN_TIMEOUT') log.push(`\n[formwork: ${fe.message}]\n`);
+    let retryIn: number | undefined;
+    await this.store.transaction(async (tx) => {
+      const cur = await tx.objects('noderoles').get(nr.id);
+      const endedAt = Date.now();
+      const runFields = { endedAt: iso(endedAt), exitCode: code ?? null, log: log.toString() };
+      if (!this.ownsLease(cur) || entry.leaseLost) {
+        await tx.objects('runs').update(runId, { ...runFields, ...this.lostLeaseRun(cur) }, { actor });
+        return;
+      }
+      const nodeUpdate = (err as { nodeUpdate?: Record<string, unknown> } | undefined)?.nodeUpdate;
+      if (nodeUpdate && ctx?.node) await tx.objects('nodes').update(ctx.node.id, nodeUpdate, { actor });
+      if (this.stopping && entry.ac.signal.aborted) {
+        // This worker is stopping: give the node-role back, without counting the attempt.
+        await tx.objects('runs').update(runId, { ...runFields, state: 'abandoned', error: { code: 'WORKER_STOPPED', message: `worker ${this.workerId} stopped during the run` } }, { actor });
+        await tx.objects('noderoles').update(
+          cur.id,
+          { state: 'todo', leaseOwner: null, leaseExpiresAt: null, attempts: Math.max(0, Number(cur.attempts ?? 1) - 1) },
+          { actor, expectedVersion: cur.version },
+        );
+        return;
+      }
+      await tx.objects('runs').update(runId, { ...runFields, state: 'failed', error: fe.toJSON() }, { actor });
+      const attempts = Number(cur.attempts ?? 1);
+      const retries = role?.retries ?? DEFAULT_RETRIES;
+      if (fe.retryable && attempts < 1 + retries) {
+        const delay = fe.nextDelayMs ?? this.backoff(attempts);
+        const next = iso(endedAt + delay);
+        await tx.objects('noderoles').update(
+          cur.id,
+          {
+            state: 'todo',
+            nextAttemptAt: next,
+            leaseOwner: null,
+            leaseExpiresAt: null,
+            lastError: { ...fe.toJSON(), attempt: attempts, run: runId, retryAt: next, summary: `attempt ${attempts} of ${1 + retries} failed: ${fe.message}; retrying at ${next}` },
+          },
+          { actor, expectedVersion: cur.version },
+        );
+        retryIn = delay;
+        return;
+      }
+      await tx.objects('noderoles').update(
+        cur.id,
+        {
+          state: 'error',
+          nextAttemptAt: null,
+          leaseOwner: null,
+          leaseExpiresAt: null,
+          lastError: { ...fe.toJSON(), attempt: attempts, run: runId, summary: `attempt ${attempts} failed${fe.retryable ? ' (no retries left)' : ' (not retryable)'}: ${fe.message}` },
+        },
+        { actor, expectedVersion: cur.version },
+      );
+      const reason = `parent ${cur.name} failed: ${fe.message}`;
+      for (const d of await descendants(tx, cur.id)) {
+        if (d.state !== 'todo' && d.state !== 'blocked') continue;
+        if (d.state === 'blocked' && d.blockedReason === reason) continue;
+        await tx.objects('noderoles').update(d.id, { state: 'blocked', blockedReason: reason }, { actor });
+      }
+    });
+    if (retryIn !== undefined) this.later(retryIn + 1);
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Leases
+
+  private async heartbeat(): Promise<void> {
+    const now = Date.now();
+    await this.store.db.updateTable('workers').set({ heartbeat_at: iso(now) }).where('id', '=', this.workerId).execute();
+    const ids = [...this.inflight.keys()];
+    if (!ids.length) return;
+    await this.store.db
+      .updateTable('noderoles')
+      .set({ lease_expires_at: iso(now + this.o.leaseMs) })
+      .where('id', 'in', ids)
+      .where('lease_owner', '=', this.workerId)
+      .where('state', '=', 'running')
+      .execute();
+    const mine = await this.store.db.selectFrom('noderoles').select(['id', 'state', 'lease_owner']).where('id', 'in', ids).execute();
+    for (const r of mine) {
+      if (r.state !== 'running' || r.lease_owner !== this.workerId) {
+        const f = this.inflight.get(r.id as string);
+        if (f && !f.leaseLost) {
+          f.leaseLost = true;
+          f.ac.abort();
+        }
+      }
+    }
+  }
+
+  /** Node-roles whose lease expired (their worker died) go back to `todo`; their runs are `abandoned`. */
+  async expireLeases(): Promise<number> {
+    const now = iso(Date.now());
+    const rows = await this.store.db
+      .selectFrom('noderoles')
+      .select(['id', 'name', 'lease_owner'])
+      .where('state', '=', 'running')
+      .where((eb) => eb.or([eb('lease_expires_at', '<', now), eb('lease_expires_at', 'is', null)]))
+      .execute();
+    let n = 0;
+    for (const r of rows) {
+      if (this.inflight.has(r.id as string)) continue; // ours and alive: the heartbeat renews it
+      const done = await this.store.transaction(async (tx) => {
+        const cur = await tx.objects('noderoles').get(r.id as string);
+        if (cur.state !== 'running' || (cur.leaseExpiresAt && (cur.leaseExpiresAt as string) >= now)) return false;
+        const owner = (cur.leaseOwner as string | undefined) ?? 'an unknown worker';
+        await tx.objects('noderoles').update(
+          cur.id,
+          {
+            state: 'todo',
+            leaseOwner: null,
+            leaseExpiresAt: null,
+            lastError: { code: 'LEASE_EXPIRED', message: `the lease of worker ${owner} expired (the worker stopped or lost the database); the node-role was queued again` },
+          },
+          { actor: this.workerId, expectedVersion: cur.version },
+        );
+        const runs = await tx.objects('runs').all({ filters: { noderole: cur.name, state: 'running' } });
+        for (const run of runs) {
+          await tx.objects('runs').update(
+            run.id,
+            { state: 'abandoned', endedAt: now, error: { code: 'LEASE_EXPIRED', message: `worker ${owner} stopped heartbeating during the run` } },
+            { actor: this.workerId },
+          );
+        }
+        return true;
+      }).catch((e) => {
+        if (e instanceof FormworkError && e.code === 'VERSION_MISMATCH') return false;
+        throw e;
+      });
+      if (done) n++;
+    }
+    if (n) this.kick();
+    return n;
+  }
+
+  /** Blocked node-roles whose parents are all active become `todo` (a safety net; completions promote at once). */
+  private async promoteSweep(): Promise<void> {
+    const res = await sql<Record<string, unknown>>`
+      select nr.* from noderoles nr
+      where nr.state = 'blocked' and not exists (
+        select 1 from noderole_links l join noderoles p on p.id = l.parent_id
+        where l.child_id = nr.id and p.state <> 'active')
+      order by nr.id limit 500`.execute(this.store.db);
+    const repo = this.store.objects('noderoles');
+    for (const row of res.rows) {
+      const nr = repo.toObject(row);
+      await this.store.transaction((tx) => reevaluate(tx, nr, this.workerId)).catch((e) => {
+        if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH')) throw e;
+      });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Input changes
+
+  /** Reads new events for changes that may alter resolved inputs (attribs, nodes, roles). */
+  private async pollChanges(): Promise<void> {
+    if (this.eventCursor < 0) this.eventCursor = await this.store.events.latestSeq();
+    for (;;) {
+      const rows = await this.store.db
+        .selectFrom('events')
+        .select(['seq', 'type', 'action', 'key', 'object'])
+        .where('seq', '>', this.eventCursor)
+        .where('type', 'in', ['nodes', 'deployments', 'noderoles', 'roles', 'workloads'])
+        .where((eb) => eb.or([eb('type', '<>', 'noderoles'), eb('action', '=', 'updated')]))
+        .orderBy('seq')
+        .limit(1000)
+        .execute();
+      for (const r of rows) {
+        this.eventCursor = Number(r.seq);
+        const type = r.type as string;
+        if (type === 'roles' || type === 'workloads') {
+          this.loader.invalidate();
+          this.dirtyAll = true;
+        } else if (type === 'nodes') {
+          this.dirtyNodes.add(r.key as string);
+        } else if (type === 'deployments') {
+          this.dirtyDeployments.add(r.key as string);
+        } else if (type === 'noderoles' && r.object) {
+          const o = JSON.parse(r.object as string) as { changed?: string[]; deployment?: string };
+          if (o.changed?.includes('attribs') && o.deployment) this.dirtyDeployments.add(o.deployment);
+        }
+      }
+      if (rows.length < 1000) break;
+    }
+  }
+
+  /**
+   * Active node-roles whose resolved inputs no longer hash to their `inputHash` go back
+   * to `todo` (destructive roles never re-run on their own). Returns how many.
+   */
+  async checkInputChanges(): Promise<number> {
+    const all = this.dirtyAll;
+    const deployments = new Set(this.dirtyDeployments);
+    const nodes = [...this.dirtyNodes];
+    this.dirtyAll = false;
+    this.dirtyDeployments.clear();
+    this.dirtyNodes.clear();
+    if (!all && nodes.length) {
+      const rows = await this.store.db.selectFrom('noderoles').select('deployment').distinct().where('node', 'in', nodes).execute();
+      for (const r of rows) deployments.add(r.deployment as string);
+    }
+    if (!all && deployments.size === 0) return 0;
+    let q = this.store.db.selectFrom('noderoles').selectAll().where('state', '=', 'active').where('input_hash', 'is not', null);
+    if (!all) q = q.where('deployment', 'in', [...deployments]);
+    const rows = await q.orderBy('id').execute();
+    const repo = this.store.objects('noderoles');
+    let n = 0;
+    for (const row of rows) {
+      const nr = repo.toObject(row);
+      let changed: boolean;
+      try {
+        const ctx = await this.loader.load(nr);
+        if (ctx.role.flags.includes('destructive')) continue;
+        changed = resolveContext(ctx).hash !== nr.inputHash;
+      } catch {
+        changed = true; // inputs that no longer resolve: run it, so the error shows on the node-role
+      }
+      if (!changed) continue;
+      try {
+        await repo.update(nr.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor: this.workerId, expectedVersion: nr.version });
+        n++;
+      } catch (e) {
+        if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH')) throw e;
+      }
+    }
+    if (n) this.kick();
+    return n;
+  }
+}
+
+function runName(noderole: string, runId: string): string {
+  const suffix = `@${runId.slice(3)}`;
+  return noderole.slice(0, 253 - suffix.length) + suffix;
+}

@@ -1,0 +1,172 @@
+/**
+ * `ansible`: runs the role's playbook with ansible-playbook on the control host against
+ * the one node.
+ *
+ * - Workload files are written to a temp dir (so a playbook's relative includes and
+ *   templates resolve); the playbook is NOT rendered with Formwork templates (Ansible has
+ *   Jinja): it reads inputs as variables.
+ * - Inventory (`inventory.json`): the node's name with ansible_host/port/user, the
+ *   platform private key file, and `StrictHostKeyChecking=yes` against a known_hosts file
+ *   holding the key `ssh-keyscan` returns whose fingerprint is the recorded one (with
+ *   none recorded, the ed25519 key is trusted and recorded: TOFU). A mismatch is
+ *   HOST_KEY_MISMATCH, before Ansible runs.
+ * - Extra vars (`-e @vars.json`): `inputs` (all inputs as a dict), each input as a
+ *   top-level variable with `-` → `_`, `fw_outputs`, `fw_node`, `fw_deployment`, `fw_role`.
+ * - Outputs: the playbook writes a JSON object to `{{ fw_outputs }}`, a path on the
+ *   control host, with a task delegated to localhost, e.g.
+ *   `copy: { content: "{{ {'url': x} | to_json }}", dest: "{{ fw_outputs }}" }` +
+ *   `delegate_to: localhost`. No file means `{}`.
+ * - Exit 4 (host unreachable) is SSH_UNREACHABLE (retryable), other non-zero RUN_FAILED.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { FormworkError } from '../../core/errors.js';
+import { fingerprint, fingerprintsEqual } from '../../ssh/keys.js';
+import { parseOutputs } from '../outputs.js';
+import { baseEnv, runProcess } from '../process.js';
+import type { RoleExecutor, RunIO, RunJob, RunResult } from '../types.js';
+import { exitError, runLabel } from './common.js';
+import { ensurePlatformKey, nodeAddress, nodePort } from './target.js';
+
+const execFileP = promisify(execFile);
+
+export interface ScannedKey {
+  type: string;
+  blob: string;
+  fingerprint: string;
+}
+
+/** The host keys the node presents, via ssh-keyscan. */
+export async function scanHostKeys(host: string, port: number): Promise<ScannedKey[]> {
+  let stdout = '';
+  try {
+    ({ stdout } = await execFileP('ssh-keyscan', ['-T', '10', '-p', String(port), host], { timeout: 20_000 }));
+  } catch (e) {
+    const err = e as { code?: string; stdout?: string };
+    if (err.code === 'ENOENT') throw new FormworkError('MISSING_TOOL', 'ssh-keyscan is not installed; install the Debian package openssh-client', { tool: 'ssh-keyscan' });
+    stdout = err.stdout ?? '';
+  }
+  const keys: ScannedKey[] = [];
+  for (const line of stdout.split('\n')) {
+    if (!line.trim() || line.startsWith('#')) continue;
+    const [, type, blob] = line.trim().split(/\s+/);
+    if (!type || !blob) continue;
+    keys.push({ type, blob, fingerprint: fingerprint(`${type} ${blob}`) });
+  }
+  if (keys.length === 0) throw new FormworkError('SSH_UNREACHABLE', `SSH to ${host}:${port} failed: ssh-keyscan got no host key`, { host, port });
+  return keys;
+}
+
+function splitInputVars(inputs: Record<string, unknown>): Record<string, unknown> {
+  const vars: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(inputs)) {
+    const name = k.replace(/[^A-Za-z0-9_]/g, '_');
+    if (/^[A-Za-z_]/.test(name)) vars[name] = v;
+  }
+  return vars;
+}
+
+export function ansibleExecutor(opts: { dataDir: string }): RoleExecutor {
+  return {
+    kind: 'ansible',
+    async run(job: RunJob, io: RunIO): Promise<RunResult> {
+      const impl = job.role.implementation;
+      if (impl.kind !== 'ansible') throw new Error('ansible executor got a non-ansible role');
+      const node = job.node;
+      if (!node) throw new FormworkError('RUN_FAILED', `role ${job.role.name} runs a playbook but node-role ${job.noderole.name} has no node`, {}, { retryable: false });
+      if (job.files[impl.file] === undefined) {
+        throw new FormworkError('WORKLOAD_INVALID', `role ${job.role.name}: playbook "${impl.file}" is not in workload ${job.role.workload}`, { file: impl.file });
+      }
+      const key = ensurePlatformKey(opts.dataDir);
+      const host = nodeAddress(node);
+      const port = nodePort(node);
+      const user = typeof node.loginUser === 'string' && node.loginUser ? node.loginUser : 'root';
+      const recorded = typeof node.hostKey === 'string' && node.hostKey ? node.hostKey : undefined;
+
+      const keys = await scanHostKeys(host, port);
+      let chosen: ScannedKey | undefined;
+      let nodeUpdate: Record<string, unknown> | undefined;
+      if (recorded) {
+        chosen = keys.find((k) => fingerprintsEqual(k.fingerprint, recorded));
+        if (!chosen) {
+          throw new FormworkError(
+            'HOST_KEY_MISMATCH',
+            `the SSH host key of ${host}:${port} is ${keys.map((k) => k.fingerprint).join(' / ')}, but ${recorded} was recorded; refusing to connect`,
+            { host, port, expected: recorded, observed: keys.map((k) => k.fingerprint) },
+          );
+        }
+      } else {
+        chosen = keys.find((k) => k.type === 'ssh-ed25519') ?? keys[0];
+        nodeUpdate = { hostKey: chosen.fingerprint };
+      }
+
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'formwork-ansible-'));
+      try {
+        const work = path.join(dir, 'files');
+        for (const [p, text] of Object.entries(job.files)) {
+          const dest = path.resolve(work, p);
+          if (!dest.startsWith(work + path.sep)) continue; // no escaping the work dir
+          await fs.mkdir(path.dirname(dest), { recursive: true });
+          await fs.writeFile(dest, text);
+        }
+        const knownHosts = path.join(dir, 'known_hosts');
+        const hostField = port === 22 ? host : `[${host}]:${port}`;
+        await fs.writeFile(knownHosts, `${hostField} ${chosen.type} ${chosen.blob}\n`);
+        const keyFile = path.join(dir, 'id');
+        await fs.writeFile(keyFile, key.privateKey, { mode: 0o600 });
+        const outputsPath = path.join(dir, 'outputs.json');
+        const hostVars: Record<string, unknown> = {
+          ansible_host: host,
+          ansible_port: port,
+          ansible_user: user,
+          ansible_ssh_private_key_file: keyFile,
+          ansible_ssh_common_args: `-o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes -o HostKeyAlgorithms=${chosen.type} -o IdentitiesOnly=yes`,
+          ansible_python_interpreter: 'auto_silent',
+        };
+        if ((impl as { sudo?: boolean }).sudo && user !== 'root') hostVars.ansible_become = true;
+        const inventory = { all: { hosts: { [node.name]: hostVars } } };
+        await fs.writeFile(path.join(dir, 'inventory.json'), JSON.stringify(inventory, null, 2));
+        const vars = {
+          ...splitInputVars(job.inputs),
+          inputs: job.inputs,
+          fw_outputs: outputsPath,
+          fw_node: node.name,
+          fw_deployment: job.deployment.name,
+          fw_role: job.role.name,
+        };
+        await fs.writeFile(path.join(dir, 'vars.json'), JSON.stringify(vars), { mode: 0o600 });
+        const res = await runProcess({
+          command: 'ansible-playbook',
+          args: ['-i', path.join(dir, 'inventory.json'), '-e', `@${path.join(dir, 'vars.json')}`, path.join(work, impl.file)],
+          cwd: work,
+          env: {
+            ...baseEnv(),
+            ANSIBLE_HOST_KEY_CHECKING: 'True',
+            ANSIBLE_NOCOLOR: '1',
+            ANSIBLE_FORCE_COLOR: '0',
+            ANSIBLE_RETRY_FILES_ENABLED: '0',
+            ANSIBLE_LOCAL_TEMP: path.join(dir, 'tmp'),
+            ANSIBLE_SSH_CONTROL_PATH_DIR: path.join(dir, 'cp'),
+            ANSIBLE_DEPRECATION_WARNINGS: '0',
+            PYTHONUNBUFFERED: '1',
+          },
+          timeoutMs: job.timeoutMs,
+          signal: io.signal,
+          onOutput: (c) => io.log(c),
+          label: runLabel(job),
+        });
+        if (res.exitCode === 4) {
+          throw new FormworkError('SSH_UNREACHABLE', `${runLabel(job)}: Ansible could not reach ${host}:${port}`, { host, port, exitCode: 4 });
+        }
+        if (res.exitCode !== 0) throw exitError(job, res.exitCode, res.signal);
+        const text = await fs.readFile(outputsPath, 'utf8').catch(() => undefined);
+        return { exitCode: 0, outputs: parseOutputs(text, job.role, node.name), ...(nodeUpdate ? { nodeUpdate } : {}) };
+      } finally {
+        await fs.rm(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}

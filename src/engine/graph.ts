@@ -1,0 +1,129 @@
+/**
+ * Node-role graph queries and state changes shared by the annealer, retry and the API.
+ * Every state change goes through the repository, so each one is an event.
+ */
+import { sql } from 'kysely';
+import { FormworkError } from '../core/errors.js';
+import type { StoredObject } from '../core/kinds.js';
+import type { Store } from '../store/store.js';
+
+export interface ParentState {
+  id: string;
+  name: string;
+  state: string;
+  lastError?: { message?: string } | null;
+}
+
+/** Parents of a node-role that are not active. */
+export async function pendingParents(store: Store, childId: string): Promise<ParentState[]> {
+  const rows = await store.db
+    .selectFrom('noderole_links as l')
+    .innerJoin('noderoles as p', 'p.id', 'l.parent_id')
+    .select(['p.id as id', 'p.name as name', 'p.state as state', 'p.last_error as last_error'])
+    .where('l.child_id', '=', childId)
+    .where('p.state', '<>', 'active')
+    .orderBy('p.name')
+    .execute();
+  return rows.map((r) => ({
+    id: r.id as string,
+    name: r.name as string,
+    state: r.state as string,
+    lastError: r.last_error ? (JSON.parse(r.last_error as string) as { message?: string }) : null,
+  }));
+}
+
+/** Why a node-role waits: the first failed parent, else the parents not yet active. */
+export function blockedReason(pending: ParentState[]): string {
+  const failed = pending.find((p) => p.state === 'error');
+  if (failed) return `parent ${failed.name} failed: ${failed.lastError?.message ?? 'see its last run'}`;
+  return `waiting for ${pending.map((p) => `${p.name} (${p.state})`).join(', ')}`;
+}
+
+export async function children(store: Store, parentId: string): Promise<StoredObject[]> {
+  const rows = await store.db
+    .selectFrom('noderole_links as l')
+    .innerJoin('noderoles as c', 'c.id', 'l.child_id')
+    .selectAll('c')
+    .where('l.parent_id', '=', parentId)
+    .orderBy('c.id')
+    .execute();
+  const repo = store.objects('noderoles');
+  return rows.map((r) => repo.toObject(r));
+}
+
+/** Every descendant (children, their children, …), each once. */
+export async function descendants(store: Store, id: string): Promise<StoredObject[]> {
+  const res = await sql<Record<string, unknown>>`
+    with recursive d(id) as (
+      select child_id from noderole_links where parent_id = ${id}
+      union
+      select l.child_id from noderole_links l join d on l.parent_id = d.id
+    )
+    select n.* from noderoles n join d on n.id = d.id order by n.id`.execute(store.db);
+  const repo = store.objects('noderoles');
+  return res.rows.map((r) => repo.toObject(r));
+}
+
+/**
+ * Brings a waiting node-role's state in line with its parents: `todo` when every parent
+ * is active, else `blocked` with the reason. Touches only `todo` and `blocked` ones.
+ */
+export async function reevaluate(store: Store, nr: StoredObject, actor: string): Promise<StoredObject> {
+  if (nr.state !== 'todo' && nr.state !== 'blocked') return nr;
+  const pending = await pendingParents(store, nr.id);
+  if (pending.length === 0) {
+    if (nr.state === 'blocked') return store.objects('noderoles').update(nr.id, { state: 'todo', blockedReason: null }, { actor });
+    return nr;
+  }
+  const reason = blockedReason(pending);
+  if (nr.state === 'blocked' && nr.blockedReason === reason) return nr;
+  return store.objects('noderoles').update(nr.id, { state: 'blocked', blockedReason: reason }, { actor });
+}
+
+export type RetryTarget = { noderole: string } | { deployment: string };
+
+/** `deployment/NAME` → a deployment; anything else → a node-role name. */
+export function parseRetryTarget(s: string): RetryTarget {
+  const m = /^deployments?\/(.+)$/.exec(s);
+  return m ? { deployment: m[1] } : { noderole: s };
+}
+
+/**
+ * Puts failed node-roles back to `todo` with their attempts reset, and re-evaluates their
+ * descendants (blocked "parent X failed" becomes "waiting for X"). A node-role waiting for
+ * its next attempt is made runnable now. Returns the node-roles it changed.
+ */
+export async function retryNodeRoles(store: Store, target: RetryTarget, actor = 'engine'): Promise<StoredObject[]> {
+  let targets: StoredObject[];
+  if ('deployment' in target) {
+    await store.objects('deployments').get(target.deployment);
+    targets = (await store.objects('noderoles').all({ filters: { deployment: target.deployment } })).filter(
+      (n) => n.state === 'error' || (n.state === 'todo' && n.nextAttemptAt),
+    );
+  } else {
+    const nr = await store.objects('noderoles').get(target.noderole);
+    if (nr.state !== 'error' && !(nr.state === 'todo' && nr.nextAttemptAt)) {
+      throw new FormworkError('CONFLICT', `node-role "${nr.name}" is ${nr.state}, not in error: there is nothing to retry`, {
+        noderole: nr.name,
+        state: nr.state,
+      });
+    }
+    targets = [nr];
+  }
+  const changed: StoredObject[] = [];
+  for (const t of targets) {
+    const updated = await store.transaction(async (tx) => {
+      const cur = await tx.objects('noderoles').get(t.id);
+      if (cur.state !== 'error' && !(cur.state === 'todo' && cur.nextAttemptAt)) return undefined;
+      const pending = await pendingParents(tx, cur.id);
+      const next = pending.length
+        ? { state: 'blocked', blockedReason: blockedReason(pending), attempts: 0, nextAttemptAt: null }
+        : { state: 'todo', blockedReason: null, attempts: 0, nextAttemptAt: null };
+      const u = await tx.objects('noderoles').update(cur.id, next, { actor, expectedVersion: cur.version });
+      for (const d of await descendants(tx, cur.id)) await reevaluate(tx, d, actor);
+      return u;
+    });
+    if (updated) changed.push(updated);
+  }
+  return changed;
+}

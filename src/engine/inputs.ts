@@ -1,0 +1,171 @@
+/**
+ * Gathers what a node-role's inputs are resolved from (its node, deployment, parents'
+ * outputs, cluster peers, workload defaults) and resolves them with the planner's pure
+ * `resolveInputs` (src/core/attribs.ts). Roles and workloads are cached briefly: they
+ * change rarely and every run reads them.
+ */
+import { clusterPeers, hashInputs, resolveInputs, type ResolveContext, type ResolveNode } from '../core/attribs.js';
+import { FormworkError } from '../core/errors.js';
+import type { StoredObject } from '../core/kinds.js';
+import type { RoleSpec } from '../core/roles.js';
+import type { Store } from '../store/store.js';
+
+export interface NodeRoleContext {
+  noderole: StoredObject;
+  role: RoleSpec;
+  node?: StoredObject;
+  deployment: StoredObject;
+  files: Record<string, string>;
+  resolve: ResolveContext;
+}
+
+export interface Resolved {
+  inputs: Record<string, unknown>;
+  hash: string;
+}
+
+interface Cached<T> {
+  at: number;
+  value: T;
+}
+
+/** A role's stored spec, normalized: lists and maps present even when the row omits them. */
+export function normalizeRole(row: StoredObject): RoleSpec {
+  const spec = (row.spec ?? {}) as Partial<RoleSpec>;
+  return {
+    ...spec,
+    name: spec.name ?? row.name,
+    workload: spec.workload ?? (row.workload as string) ?? '',
+    requires: spec.requires ?? [],
+    provides: spec.provides ?? [],
+    conflicts: spec.conflicts ?? [],
+    flags: spec.flags ?? [],
+    inputs: spec.inputs ?? {},
+    outputs: spec.outputs ?? {},
+    implementation: spec.implementation ?? { kind: 'builtin', handler: '(none)' },
+  } as RoleSpec;
+}
+
+function naturalCompare(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}
+
+export class ContextLoader {
+  private roles = new Map<string, Cached<RoleSpec>>();
+  private workloads = new Map<string, Cached<StoredObject | undefined>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly ttlMs = 2000,
+  ) {}
+
+  invalidate(): void {
+    this.roles.clear();
+    this.workloads.clear();
+  }
+
+  async role(name: string): Promise<RoleSpec> {
+    const hit = this.roles.get(name);
+    if (hit && Date.now() - hit.at < this.ttlMs) return hit.value;
+    const row = await this.store.objects('roles').find(name);
+    if (!row) throw new FormworkError('ROLE_UNKNOWN', `role "${name}" is not defined by any loaded workload`, { role: name });
+    const value = normalizeRole(row);
+    this.roles.set(name, { at: Date.now(), value });
+    return value;
+  }
+
+  async workload(name: string): Promise<StoredObject | undefined> {
+    const hit = this.workloads.get(name);
+    if (hit && Date.now() - hit.at < this.ttlMs) return hit.value;
+    const value = name ? await this.store.objects('workloads').find(name) : undefined;
+    this.workloads.set(name, { at: Date.now(), value });
+    return value;
+  }
+
+  async load(noderole: StoredObject): Promise<NodeRoleContext> {
+    const role = await this.role(noderole.role as string);
+    const deployment = await this.store.objects('deployments').find(noderole.deployment as string);
+    const deploymentObj = deployment ?? ({ id: '', name: noderole.deployment as string, version: 0, labels: {}, createdAt: '', updatedAt: '' } as StoredObject);
+    const nodeName = typeof noderole.node === 'string' && noderole.node && noderole.node !== '-' ? noderole.node : undefined;
+    const node = nodeName ? await this.store.objects('nodes').get(nodeName) : undefined;
+    const workload = await this.workload(role.workload);
+
+    // Parents, in the order of the node-role's `parents` (ids), with their outputs.
+    const parentIds = Array.isArray(noderole.parents) ? (noderole.parents as string[]) : [];
+    const parentRows = parentIds.length
+      ? await this.store.db.selectFrom('noderoles').select(['id', 'name', 'role', 'node', 'outputs']).where('id', 'in', parentIds).execute()
+      : [];
+    const byId = new Map(parentRows.map((r) => [r.id as string, r]));
+    const parents = [];
+    for (const id of parentIds) {
+      const r = byId.get(id);
+      if (!r) continue;
+      const prole = await this.role(r.role as string).catch(() => undefined);
+      parents.push({
+        name: r.name as string,
+        role: r.role as string,
+        provides: prole?.provides ?? [],
+        node: (r.node as string | null) ?? undefined,
+        outputs: r.outputs ? (JSON.parse(r.outputs as string) as Record<string, unknown>) : undefined,
+      });
+    }
+
+    let peers;
+    if (role.flags.includes('cluster')) {
+      const members = await this.store.db
+        .selectFrom('noderoles')
+        .select(['name', 'node'])
+        .where('deployment', '=', noderole.deployment as string)
+        .where('role', '=', role.name)
+        .execute();
+      const names = [...new Set(members.map((m) => m.node as string).filter(Boolean))];
+      const nodes = names.length ? await this.store.db.selectFrom('nodes').selectAll().where('name', 'in', names).execute() : [];
+      const repo = this.store.objects('nodes');
+      const nodeObjs = nodes.map((r) => repo.toObject(r) as unknown as ResolveNode);
+      const order = nodeOrder(deploymentObj);
+      nodeObjs.sort((a, b) => {
+        const ia = order.indexOf(a.name);
+        const ib = order.indexOf(b.name);
+        if (ia >= 0 && ib >= 0) return ia - ib;
+        if (ia >= 0 || ib >= 0) return ia >= 0 ? -1 : 1;
+        return naturalCompare(a.name, b.name);
+      });
+      peers = clusterPeers(members.map((m) => ({ name: m.name as string, node: m.node as string | null })), nodeObjs);
+    }
+
+    const resolve: ResolveContext = {
+      noderole: { name: noderole.name, attribs: (noderole.attribs ?? {}) as Record<string, unknown> },
+      node: node as unknown as ResolveNode | undefined,
+      deployment: { name: deploymentObj.name, attribs: (deploymentObj.attribs ?? {}) as Record<string, unknown> },
+      parents,
+      peers,
+      workloadDefaults: (workload?.defaults ?? {}) as Record<string, unknown>,
+    };
+    return {
+      noderole,
+      role,
+      node,
+      deployment: deploymentObj,
+      files: (workload?.files ?? {}) as Record<string, string>,
+      resolve,
+    };
+  }
+}
+
+/** The deployment's node order when its spec lists node names (`spec.nodeOrder` or `spec.nodes: [names]`). */
+function nodeOrder(deployment: StoredObject): string[] {
+  const spec = (deployment.spec ?? {}) as Record<string, unknown>;
+  for (const key of ['nodeOrder', 'nodeNames', 'nodes']) {
+    const v = spec[key];
+    if (Array.isArray(v)) {
+      const names = v.map((x) => (typeof x === 'string' ? x : x && typeof x === 'object' ? (x as { name?: string }).name : undefined)).filter((x): x is string => typeof x === 'string');
+      if (names.length) return names;
+    }
+  }
+  return [];
+}
+
+export function resolveContext(ctx: NodeRoleContext): Resolved {
+  const { inputs } = resolveInputs(ctx.role, ctx.resolve);
+  return { inputs, hash: hashInputs(inputs) };
+}

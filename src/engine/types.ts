@@ -1,0 +1,47 @@
+/**
+ * The interfaces between the annealer and its executors (docs/engine-contract.md, "Executors").
+ *
+ */
+import type { StoredObject } from '../core/kinds.js';
+import type { AttribSpec, RoleSpec } from '../core/roles.js';
+import type { Services } from '../services/services.js';
+
+/** The role as the engine reads it: the planner's RoleSpec (src/core/roles.ts). */
+export type EngineRoleSpec = RoleSpec;
+export type EngineAttribSpec = AttribSpec;
+
+export interface RunJob {
+  runId: string;
+  noderole: StoredObject;
+  role: RoleSpec;
+  node?: StoredObject;
+  deployment: StoredObject;
+  inputs: Record<string, unknown>;
+  /** The role's workload files, path → text. */
+  files: Record<string, string>;
+  timeoutMs: number;
+}
+
+export interface RunIO {
+  /** Appends to the run log (capped by the annealer) and to the `logs` event stream (batched). */
+  log(chunk: string): void;
+  /** Aborted when the run must stop (the worker stops, or its lease was lost). */
+  signal: AbortSignal;
+}
+
+export interface RunResult {
+  exitCode: number;
+  outputs: Record<string, unknown>;
+  /** Fields to write on the node (e.g. `hostKey` recorded on first contact). */
+  nodeUpdate?: Record<string, unknown>;
+}
+
+export interface RoleExecutor {
+  kind: string;
+  run(job: RunJob, io: RunIO): Promise<RunResult>;
+}
+
+export type BuiltinHandler = (job: RunJob, io: RunIO, services: Services) => Promise<RunResult>;
+
+export const DEFAULT_TIMEOUT_SECONDS = 300;
+export const DEFAULT_RETRIES = 3;

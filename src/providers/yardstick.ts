@@ -1,0 +1,251 @@
+import { FormworkError, toFormworkError } from '../core/errors.js';
+import type { StoredObject } from '../core/kinds.js';
+import { registerBuiltin } from '../engine/executors/builtin.js';
+import { ensurePlatformKey, nodePort, type PlatformKey } from '../engine/executors/target.js';
+import type { RunIO, RunJob, RunResult } from '../engine/types.js';
+import { findLoginUser, SshPool, waitForPort, shellQuote } from '../ssh/client.js';
+import { fingerprintsEqual } from '../ssh/keys.js';
+import type { Services } from '../services/services.js';
+import type { NodeAddress } from './provider.js';
+import { driverFor, providerContext, runLogger } from './registry.js';
+
+/**
+ * The yardstick (DESIGN.md, "what ready means"): the same six checks for every provider's
+ * nodes, and the two built-in roles that bring a node up to them.
+ *
+ * - `provider.create` (role `provision`): asks the node's provider for its machine (or finds
+ *   the one already made for it) and records addresses, size, image, zone and inventory.
+ * - `yardstick.ready` (role `node-ready`): waits for TCP/22, finds the login user, records
+ *   the host key on first contact, sets the hostname, waits for boot and cloud-init, then
+ *   runs every check and fails with the reasons unless all pass.
+ *
+ * @example
+ *   const results = await checkNode(node, { pool, key });
+ *   results.filter((r) => !r.ok); // [{ check: 'post-provisioning', ok: false, reason: 'hostname is "localhost", not "web-1"' }]
+ */
+
+export const YARDSTICK_CHECKS = ['reachable', 'logged-in', 'known-host', 'networks', 'shape', 'post-provisioning'] as const;
+export type YardstickCheck = (typeof YARDSTICK_CHECKS)[number];
+
+export interface CheckResult {
+  check: YardstickCheck;
+  ok: boolean;
+  reason?: string;
+}
+
+/** Users tried, in order, when neither the node, the image nor the provider names one. */
+export const FALLBACK_LOGIN_USERS = ['root', 'admin', 'debian', 'ubuntu', 'ec2-user', 'cloud-user', 'fedora', 'core'];
+
+const SSH_WAIT_MS = 120_000;
+
+function addressesOf(node: StoredObject): NodeAddress[] {
+  return Array.isArray(node.addresses) ? (node.addresses as NodeAddress[]) : [];
+}
+
+/** The address the control plane uses: the first public one (public means reachable from here). */
+export function accessAddress(node: StoredObject): string | undefined {
+  const a = addressesOf(node);
+  return (a.find((x) => x.role === 'public') ?? a.find((x) => x.role === 'admin') ?? a.find((x) => x.role === 'private'))?.address;
+}
+
+function loginCandidates(node: StoredObject): string[] {
+  if (typeof node.loginUser === 'string' && node.loginUser) return [node.loginUser];
+  const inv = (node.inventory ?? {}) as Record<string, unknown>;
+  const fromProvider = Array.isArray(inv.loginUsers) ? (inv.loginUsers as string[]) : [];
+  return [...new Set([...fromProvider, ...FALLBACK_LOGIN_USERS])];
+}
+
+// One shell round trip gathers every fact the post-provisioning check needs.
+const FACTS_SCRIPT = `
+h=$(hostname)
+s=$(systemctl is-system-running 2>/dev/null || true)
+if command -v cloud-init >/dev/null 2>&1; then c=$(cloud-init status 2>/dev/null | sed -n 's/^status: //p'); else c=absent; fi
+if command -v apt-get >/dev/null 2>&1; then pm=apt; apt-get -qq check >/dev/null 2>&1 && pmok=yes || pmok=no;
+elif command -v dnf >/dev/null 2>&1; then pm=dnf; dnf -q check >/dev/null 2>&1 && pmok=yes || pmok=no;
+else pm=none; pmok=no; fi
+sudo -n true >/dev/null 2>&1 && su=yes || su=no
+printf '%s\\n' "hostname=$h" "system=$s" "cloudinit=$c" "pm=$pm" "pmok=$pmok" "sudo=$su"
+`;
+
+interface Facts {
+  hostname: string;
+  system: string;
+  cloudinit: string;
+  pm: string;
+  pmok: string;
+  sudo: string;
+}
+
+async function gatherFacts(pool: SshPool, node: StoredObject, key: PlatformKey, host: string): Promise<Facts> {
+  const r = await pool.exec(
+    { host, port: nodePort(node), username: node.loginUser as string, privateKey: key.privateKey, knownHostKey: node.hostKey as string, connectTimeoutMs: 10_000 },
+    FACTS_SCRIPT,
+    { timeoutMs: 30_000 },
+  );
+  const facts: Record<string, string> = {};
+  for (const line of r.stdout.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) facts[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return facts as unknown as Facts;
+}
+
+/** Runs the six checks on one node. Never throws: each failure is a result with its reason. */
+export async function checkNode(node: StoredObject, opts: { pool: SshPool; key: PlatformKey }): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  const add = (check: YardstickCheck, reason?: string) => results.push(reason ? { check, ok: false, reason } : { check, ok: true });
+  const host = accessAddress(node);
+  const port = nodePort(node);
+
+  let reachable = false;
+  if (!host) add('reachable', 'the node has no address');
+  else {
+    try {
+      await waitForPort(host, port, 5_000);
+      reachable = true;
+      add('reachable');
+    } catch (e) {
+      add('reachable', `TCP/${port} on ${host} did not answer: ${toFormworkError(e).message}`);
+    }
+  }
+
+  let facts: Facts | undefined;
+  if (!node.loginUser) add('logged-in', 'no login user is recorded on the node');
+  if (!node.hostKey) add('known-host', 'no host key is recorded on the node');
+  if (node.loginUser && node.hostKey) {
+    if (!reachable) {
+      add('logged-in', 'not reachable');
+      add('known-host', 'not reachable');
+    } else {
+      try {
+        facts = await gatherFacts(opts.pool, node, opts.key, host!);
+        add('logged-in', facts.sudo === 'yes' ? undefined : `${node.loginUser} logs in but cannot sudo without a password`);
+        add('known-host');
+      } catch (e) {
+        const err = toFormworkError(e);
+        if (err.code === 'HOST_KEY_MISMATCH') {
+          add('logged-in', 'not attempted: the host key does not match');
+          add('known-host', err.message);
+        } else {
+          add('logged-in', `${node.loginUser}@${host}: ${err.message}`);
+          add('known-host', 'not checked: no session');
+        }
+      }
+    }
+  }
+
+  const addrs = addressesOf(node);
+  const unclassified = addrs.filter((a) => !['public', 'private', 'admin', 'bmc'].includes(a.role) || ![4, 6].includes(a.family));
+  if (addrs.length === 0) add('networks', 'the node has no addresses');
+  else if (unclassified.length) add('networks', `addresses without a role or family: ${unclassified.map((a) => a.address).join(', ')}`);
+  else if (!addrs.some((a) => a.role === 'public')) add('networks', 'no public (reachable) address');
+  else if (!addrs.some((a) => a.role === 'private')) add('networks', 'no private address');
+  else add('networks');
+
+  const missingShape = ['sizeNormalized', 'sizeNative', 'imageNormalized', 'imageNative'].filter((f) => !node[f]);
+  add('shape', missingShape.length ? `not recorded: ${missingShape.join(', ')}` : undefined);
+
+  if (!facts) add('post-provisioning', 'not checked: no session');
+  else {
+    const problems: string[] = [];
+    if (facts.hostname !== node.name) problems.push(`hostname is "${facts.hostname}", not "${node.name}"`);
+    if (!['running', 'degraded'].includes(facts.system)) problems.push(`systemd reports "${facts.system || 'unknown'}", not running`);
+    if (!['absent', 'done', 'disabled'].includes(facts.cloudinit)) problems.push(`cloud-init status is "${facts.cloudinit}"`);
+    if (facts.pmok !== 'yes') problems.push(`the package manager (${facts.pm}) is not usable`);
+    add('post-provisioning', problems.length ? problems.join('; ') : undefined);
+  }
+  return results;
+}
+
+async function provisionHandler(job: RunJob, io: RunIO, services: Services): Promise<RunResult> {
+  const node = requireNode(job);
+  if (!node.provider) throw new FormworkError('VALIDATION', `node ${node.name} names no provider`, { node: node.name }, { retryable: false });
+  const provider = await services.store.objects('providers').get(node.provider as string);
+  const driver = driverFor(provider.type as string);
+  const ctx = await providerContext(services, provider, { log: runLogger(io.log), signal: io.signal });
+  // Idempotent: a machine made for this node before (an earlier run, an interrupted `up`) is kept.
+  const existing = (await driver.listMachines(ctx)).find((m) => m.nativeId === node.nativeId || m.name === node.name);
+  let machine = existing && existing.state === 'running' ? existing : undefined;
+  if (existing && !machine) {
+    io.log(`machine ${existing.nativeId} exists but is ${existing.state}: recreating it\n`);
+    await driver.deleteMachine(existing.nativeId, ctx);
+  }
+  if (machine) io.log(`machine ${machine.nativeId} already exists\n`);
+  machine ??= await driver.createMachine(
+    { name: node.name, size: node.sizeNormalized as string | undefined, image: node.imageNormalized as string | undefined, labels: node.labels },
+    ctx,
+  );
+  io.log(`machine ${machine.nativeId}: ${machine.addresses.map((a) => `${a.address} (${a.role})`).join(', ')}\n`);
+  return {
+    exitCode: 0,
+    outputs: { 'native-id': machine.nativeId },
+    nodeUpdate: {
+      nativeId: machine.nativeId,
+      state: 'provisioned',
+      addresses: machine.addresses,
+      sizeNormalized: machine.size?.normalized ?? node.sizeNormalized,
+      sizeNative: machine.size?.native,
+      imageNormalized: machine.image?.normalized ?? node.imageNormalized,
+      imageNative: machine.image?.native,
+      zone: machine.zone,
+      inventory: { ...((node.inventory as object) ?? {}), ...(machine.inventory ?? {}), loginUsers: machine.loginUsers },
+    },
+  };
+}
+
+async function readyHandler(job: RunJob, io: RunIO, services: Services): Promise<RunResult> {
+  const node = requireNode(job);
+  const host = accessAddress(node);
+  if (!host) throw new FormworkError('SSH_UNREACHABLE', `node ${node.name} has no address yet`, { node: node.name });
+  const port = nodePort(node);
+  const key = ensurePlatformKey(services.dataDir);
+  io.log(`waiting for TCP/${port} on ${host}\n`);
+  await waitForPort(host, port, Date.now() + SSH_WAIT_MS);
+  const candidates = loginCandidates(node);
+  const known = typeof node.hostKey === 'string' && node.hostKey ? node.hostKey : undefined;
+  const login = await findLoginUser(host, candidates, key.privateKey, { port, knownHostKey: known, connectTimeoutMs: 15_000 });
+  if (known && !fingerprintsEqual(known, login.hostKeyFingerprint)) {
+    throw new FormworkError('HOST_KEY_MISMATCH', `node ${node.name}: host key ${login.hostKeyFingerprint} differs from the recorded ${known}`, { node: node.name }, { retryable: false });
+  }
+  io.log(`logged in as ${login.username}; host key ${login.hostKeyFingerprint}${known ? ' (matches the recorded one)' : ' (recorded: trust on first use)'}\n`);
+  const updated: StoredObject = { ...node, loginUser: login.username, hostKey: login.hostKeyFingerprint };
+  const pool = new SshPool();
+  try {
+    const target = { host, port, username: login.username, privateKey: key.privateKey, knownHostKey: login.hostKeyFingerprint, connectTimeoutMs: 15_000 };
+    const name = shellQuote(node.name);
+    // Hostname, then wait for boot and cloud-init to settle: what a provider left half done is finished here.
+    const prep = await pool.exec(
+      target,
+      `hostnamectl set-hostname ${name} 2>/dev/null || { echo ${name} > /etc/hostname; hostname ${name}; }
+grep -q "[[:space:]]${node.name}\\$" /etc/hosts || echo "127.0.1.1 ${node.name}" >> /etc/hosts
+timeout 120 systemctl is-system-running --wait >/dev/null 2>&1 || true
+if command -v cloud-init >/dev/null 2>&1; then timeout 300 cloud-init status --wait >/dev/null 2>&1 || true; fi`,
+      { sudo: true, timeoutMs: 450_000, onOutput: (c) => io.log(c) },
+    );
+    if (prep.exitCode !== 0) throw new FormworkError('RUN_FAILED', `node ${node.name}: post-provisioning steps failed: ${prep.stderr.trim()}`, { node: node.name });
+    const results = await checkNode(updated, { pool, key });
+    const failed = results.filter((r) => !r.ok);
+    for (const r of results) io.log(`${r.ok ? 'pass' : 'FAIL'} ${r.check}${r.reason ? `: ${r.reason}` : ''}\n`);
+    if (failed.length) {
+      throw new FormworkError('RUN_FAILED', `node ${node.name} is not ready: ${failed.map((r) => `${r.check} (${r.reason})`).join('; ')}`, { node: node.name, failed });
+    }
+  } finally {
+    await pool.close();
+  }
+  return {
+    exitCode: 0,
+    outputs: { 'login-user': login.username, address: host },
+    nodeUpdate: { loginUser: login.username, hostKey: login.hostKeyFingerprint, state: 'ready' },
+  };
+}
+
+function requireNode(job: RunJob): StoredObject {
+  if (!job.node) throw new FormworkError('VALIDATION', `role ${job.role.name} must be bound to a node`, { role: job.role.name }, { retryable: false });
+  return job.node;
+}
+
+/** Registers the yardstick's built-in handlers with the engine. Idempotent. */
+export function registerYardstickBuiltins(): void {
+  registerBuiltin('provider.create', provisionHandler);
+  registerBuiltin('yardstick.ready', readyHandler);
+}

@@ -1,0 +1,133 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { STORE_ENGINES, createTestDatabase } from '../store/testing/engines.js';
+import { ADMIN_TOKEN_FILE, SERVER_FILE, parseListen, startServer, type RunningServer } from './server.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'formwork-server-'));
+}
+
+describe('parseListen', () => {
+  it('reads HOST:PORT, [v6]:PORT and refuses junk', () => {
+    expect(parseListen('127.0.0.1:7480')).toEqual({ host: '127.0.0.1', port: 7480 });
+    expect(parseListen('[::1]:0')).toEqual({ host: '::1', port: 0 });
+    expect(parseListen(':8080')).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(() => parseListen('localhost')).toThrow(/HOST:PORT/);
+    expect(() => parseListen('a:99999')).toThrow(/HOST:PORT/);
+  });
+});
+
+describe.each(STORE_ENGINES)('startServer on $name', (engine) => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function start(dataDir: string, databaseUrl: string | undefined): Promise<RunningServer> {
+    return startServer({ dataDir, listen: '127.0.0.1:0', databaseUrl, handleSignals: false, logFile: path.join(dataDir, 'server.log') });
+  }
+
+  it('writes admin.token (0600) that authenticates, keeps it across restarts, and server.json while running', async () => {
+    const dataDir = tempDir();
+    cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+    let databaseUrl: string | undefined;
+    if (engine.name === 'postgres') {
+      const db = await createTestDatabase();
+      cleanups.push(() => db.drop());
+      databaseUrl = db.url;
+    }
+    const s1 = await start(dataDir, databaseUrl);
+    const tokenFile = path.join(dataDir, ADMIN_TOKEN_FILE);
+    expect(fs.statSync(tokenFile).mode & 0o777).toBe(0o600);
+    const token = fs.readFileSync(tokenFile, 'utf8').trim();
+    const who = await fetch(`${s1.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${token}` } });
+    expect(await who.json()).toMatchObject({ user: 'admin', role: 'admin' });
+    const info = JSON.parse(fs.readFileSync(path.join(dataDir, SERVER_FILE), 'utf8'));
+    expect(info).toMatchObject({ url: s1.url, pid: process.pid });
+    expect(await (await fetch(`${s1.url}/healthz`)).json()).toEqual({ status: 'ok', store: engine.name });
+    await s1.close();
+    expect(fs.existsSync(path.join(dataDir, SERVER_FILE))).toBe(false);
+
+    const s2 = await start(dataDir, databaseUrl);
+    expect(fs.readFileSync(tokenFile, 'utf8').trim()).toBe(token); // still valid: kept
+    const tokens = await s2.services.store.auth.listTokens();
+    await s2.services.store.auth.revokeToken(tokens.find((t) => t.user === 'admin')!.id);
+    await s2.close();
+
+    const s3 = await start(dataDir, databaseUrl);
+    const fresh = fs.readFileSync(tokenFile, 'utf8').trim();
+    expect(fresh).not.toBe(token); // revoked: replaced
+    expect(fs.statSync(tokenFile).mode & 0o777).toBe(0o600);
+    expect((await fetch(`${s3.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(200);
+    await s3.close();
+    const log = fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8');
+    expect(log).toContain('formwork server listening');
+    expect(log).not.toContain(fresh);
+  });
+});
+
+describe('the server process', () => {
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  });
+
+  function launch(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main-for-test.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, FORMWORK_DATA_DIR: dataDir, FORMWORK_DATABASE_URL: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    return new Promise((resolve, reject) => {
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d) => {
+        out += String(d);
+        const line = out.split('\n').find((l) => l.startsWith('{"url"'));
+        if (line) resolve({ child, url: JSON.parse(line).url });
+      });
+      child.stderr!.on('data', (d) => (err += String(d)));
+      child.on('exit', (code) => reject(new Error(`server exited (${code}): ${err}`)));
+    });
+  }
+
+  it('loses no acknowledged write when SIGKILLed (SQLite)', async () => {
+    const dataDir = tempDir();
+    try {
+      const first = await launch(dataDir);
+      const token = fs.readFileSync(path.join(dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
+      const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${first.url}/api/v1/nodes`, { method: 'POST', headers, body: JSON.stringify({ name: `durable-${i}`, zone: 'z' }) });
+        expect(res.status).toBe(201);
+      }
+      const last = await fetch(`${first.url}/api/v1/nodes/durable-0`, { method: 'PATCH', headers, body: JSON.stringify({ zone: 'after' }) });
+      expect(last.status).toBe(200);
+      first.child.kill('SIGKILL'); // right after the acknowledgement
+      await new Promise((r) => first.child.once('exit', r));
+
+      const second = await launch(dataDir);
+      expect(fs.readFileSync(path.join(dataDir, ADMIN_TOKEN_FILE), 'utf8').trim()).toBe(token);
+      const list = (await (await fetch(`${second.url}/api/v1/nodes?zone=z`, { headers })).json()) as { items: { name: string }[] };
+      expect(list.items.map((n: { name: string }) => n.name)).toEqual(['durable-1', 'durable-2', 'durable-3', 'durable-4']);
+      const node = await (await fetch(`${second.url}/api/v1/nodes/durable-0`, { headers })).json();
+      expect(node).toMatchObject({ zone: 'after', version: 2 });
+      const info = JSON.parse(fs.readFileSync(path.join(dataDir, SERVER_FILE), 'utf8'));
+      expect(info).toMatchObject({ url: second.url, pid: second.child.pid });
+
+      second.child.kill('SIGTERM'); // graceful: server.json removed, exit 0
+      const code = await new Promise((r) => second.child.once('exit', (c) => r(c)));
+      expect(code).toBe(0);
+      expect(fs.existsSync(path.join(dataDir, SERVER_FILE))).toBe(false);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

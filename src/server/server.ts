@@ -1,0 +1,188 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { FormworkError } from '../core/errors.js';
+import type { Services } from '../services/services.js';
+import { Store } from '../store/store.js';
+import { REDACT_PATHS, buildApi } from '../api/app.js';
+import type { RoutePlugin } from '../api/routes/index.js';
+
+/**
+ * The Formwork server process: opens the store, bootstraps the admin token, serves the
+ * API (HTTP or HTTPS), and leaves `server.json` in the data dir so a CLI on the same
+ * machine finds it.
+ *
+ * Files in the data dir:
+ *  - `admin.token` (0600): a token of user `admin`, written on first start and rewritten
+ *    only when it no longer authenticates (revoked, expired, new database);
+ *  - `server.json`: `{url, pid, startedAt}` while the server runs (removed on close; a
+ *    CLI should check that `pid` is alive, since a killed server cannot remove it).
+ *
+ * @example
+ *   const server = await startServer({ dataDir: '.formwork', listen: '127.0.0.1:7480' });
+ *   console.log(server.url); // http://127.0.0.1:7480
+ *   await server.close();
+ */
+
+export const DEFAULT_LISTEN = '127.0.0.1:7480';
+export const ADMIN_TOKEN_FILE = 'admin.token';
+export const SERVER_FILE = 'server.json';
+
+export interface ServerOptions {
+  dataDir: string;
+  /** HOST:PORT (IPv6 as [::1]:7480); default 127.0.0.1:7480; port 0 picks a free one. */
+  listen?: string;
+  /** PostgreSQL URL; default FORMWORK_DATABASE_URL, else SQLite in dataDir. */
+  databaseUrl?: string;
+  /** PEM files: serve HTTPS. */
+  tlsCert?: string;
+  tlsKey?: string;
+  logLevel?: string;
+  /** Write JSON log lines to this file instead of stdout. */
+  logFile?: string;
+  bodyLimit?: number;
+  /** Close on SIGTERM/SIGINT and exit (default true). */
+  handleSignals?: boolean;
+  /** Extra route plugins (besides ROUTE_PLUGINS). */
+  plugins?: RoutePlugin[];
+  /** Called with the services before the API is built (e.g. to attach the engine and appliers). */
+  configure?: (services: Services) => Promise<void> | void;
+}
+
+export interface RunningServer {
+  url: string;
+  services: Services;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new FormworkError('VALIDATION', `listen address must be HOST:PORT (e.g. 127.0.0.1:7480 or [::1]:7480), got ${JSON.stringify(listen)}`);
+  }
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** The URL a local client should use (a wildcard bind is reached on loopback). */
+function clientUrl(scheme: string, host: string, port: number): string {
+  const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `${scheme}://${h.includes(':') ? `[${h}]` : h}:${port}`;
+}
+
+function writePrivateFile(file: string, content: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, content, { mode: 0o600 });
+  fs.chmodSync(tmp, 0o600);
+  fs.renameSync(tmp, file);
+}
+
+/** Makes sure user `admin` exists and `admin.token` holds a token that authenticates. */
+export async function ensureAdminToken(store: Store, dataDir: string): Promise<string> {
+  const file = path.join(dataDir, ADMIN_TOKEN_FILE);
+  await store.auth.ensureUser('admin', 'admin');
+  if (fs.existsSync(file)) {
+    const existing = fs.readFileSync(file, 'utf8').trim();
+    try {
+      const p = await store.auth.authenticate(existing);
+      if (p.role === 'admin') {
+        fs.chmodSync(file, 0o600);
+        return existing;
+      }
+    } catch {
+      // revoked, expired, or from another database: write a fresh one
+    }
+  }
+  const { token } = await store.auth.createToken('admin', { description: 'bootstrap admin token (admin.token)', actor: 'system' });
+  writePrivateFile(file, token + '\n');
+  return token;
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const dataDir = path.resolve(opts.dataDir);
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const { host, port } = parseListen(opts.listen ?? DEFAULT_LISTEN);
+  const https = opts.tlsCert || opts.tlsKey ? readTls(opts.tlsCert, opts.tlsKey) : undefined;
+
+  const destination = pino.destination({ dest: opts.logFile ?? 1, sync: true, mkdir: true });
+  const logger: Logger = pino({ level: opts.logLevel ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
+
+  const databaseUrl = opts.databaseUrl ?? (process.env.FORMWORK_DATABASE_URL || undefined);
+  const store = await Store.open({ dataDir, databaseUrl });
+  const services: Services = { store, dataDir, appliers: new Map() };
+  let app: FastifyInstance | undefined;
+  try {
+    await ensureAdminToken(store, dataDir);
+    await opts.configure?.(services);
+    app = buildApi(services, { logger, bodyLimit: opts.bodyLimit, https, plugins: opts.plugins });
+    await app.listen({ host, port });
+  } catch (e) {
+    await app?.close().catch(() => undefined);
+    await store.close();
+    throw e;
+  }
+  const bound = app.server.address() as AddressInfo;
+  const url = clientUrl(https ? 'https' : 'http', host, bound.port);
+  const serverFile = path.join(dataDir, SERVER_FILE);
+  writePrivateFile(serverFile, JSON.stringify({ url, pid: process.pid, startedAt: new Date().toISOString(), store: store.dialect }, null, 2) + '\n');
+  if (services.engine) await services.engine.start();
+  logger.info({ url, store: store.dialect, dataDir }, 'formwork server listening');
+
+  let closing: Promise<void> | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'shutting down');
+    void close().then(
+      () => process.exit(0),
+      (e) => {
+        logger.error({ err: e }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  const handleSignals = opts.handleSignals ?? true;
+  if (handleSignals) {
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+  const running = app;
+  function close(): Promise<void> {
+    closing ??= (async () => {
+      if (handleSignals) {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
+      try {
+        await running.close();
+        if (services.engine) await services.engine.stop();
+      } finally {
+        await store.close();
+        try {
+          const current = JSON.parse(fs.readFileSync(serverFile, 'utf8')) as { pid?: number };
+          if (current.pid === process.pid) fs.rmSync(serverFile, { force: true });
+        } catch {
+          // already gone
+        }
+        logger.info('formwork server stopped');
+        try {
+          destination.flushSync();
+        } catch {
+          // nothing buffered
+        }
+      }
+    })();
+    return closing;
+  }
+  return { url, services, app: running, close };
+}
+
+function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } {
+  if (!cert || !key) throw new FormworkError('VALIDATION', 'TLS needs both a certificate (tlsCert) and a key (tlsKey)');
+  try {
+    return { cert: fs.readFileSync(cert), key: fs.readFileSync(key) };
+  } catch (e) {
+    throw new FormworkError('VALIDATION', `cannot read the TLS files: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,210 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GENERATED_KEY, resolveInputs } from '../core/attribs.js';
+import type { RoleSpec } from '../core/roles.js';
+import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
+import { loadPack, packageRoot, registerPacks } from '../workloads/loader.js';
+import { DeploymentService, parseDeploymentDocument, registerDeploymentServices } from './deployments.js';
+import type { Services } from './services.js';
+
+const testdata = (p: string) => path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workloads', 'testdata', p);
+
+const DOC = {
+  kind: 'Deployment',
+  name: 'demo',
+  provider: 'lab',
+  nodes: { count: 4, size: 'small', image: 'debian-12' },
+  roles: {
+    'etcd-member': { nodes: [0, 1, 2] },
+    haproxy: { nodes: [3], inputs: { backends: 'outputs(etcd-member).client-url' } },
+  },
+  attribs: { 'etcd-version': '3.4' },
+};
+
+function clone<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v)) as T;
+}
+
+describe('parseDeploymentDocument', () => {
+  it('normalizes counts, indexes and names', () => {
+    const d = parseDeploymentDocument({ ...DOC, nodes: [{ name: 'a', size: 'small' }, 'b'], roles: { haproxy: ['b'], 'etcd-member': { nodes: [0] } } });
+    expect(d.spec).toEqual({ nodes: [{ name: 'a', size: 'small' }, { name: 'b' }], roles: { haproxy: { nodes: ['b'] }, 'etcd-member': { nodes: ['a'] } } });
+    expect(d.commit).toBe(true);
+    expect(() => parseDeploymentDocument({ ...DOC, roles: { haproxy: { nodes: [9] } } })).toThrow(/out of range/);
+    expect(() => parseDeploymentDocument({ ...DOC, node: {} })).toThrow(/no field "node"/);
+  });
+});
+
+describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
+  let t: TestStore;
+  let services: Services;
+  let svc: DeploymentService;
+  let kicks: number;
+
+  beforeEach(async () => {
+    t = await engine.open();
+    kicks = 0;
+    services = { store: t.store, dataDir: t.dataDir, appliers: new Map(), engine: { start: async () => {}, stop: async () => {}, kick: () => void kicks++ } };
+    svc = registerDeploymentServices(services);
+    const core = loadPack(path.join(packageRoot(), 'workloads', 'core'));
+    const etcd = loadPack(testdata('etcd'), { context: core.roles });
+    const haproxy = loadPack(testdata('haproxy'), { context: [...core.roles, ...etcd.roles] });
+    await registerPacks(t.store, [core, etcd, haproxy]);
+    await t.store.objects('providers').create({ name: 'lab', type: 'lab' });
+  });
+  afterEach(() => t.cleanup());
+
+  const apply = (doc: Record<string, unknown>) => services.appliers.get('Deployment')!(doc, { actor: 'tester' });
+  const noderoles = async () => Object.fromEntries((await t.store.objects('noderoles').all({ filters: { deployment: 'demo' } })).map((o) => [o.name, o]));
+  const links = async () => (await t.store.db.selectFrom('noderole_links').selectAll().execute()).length;
+
+  it('applies: deployment, nodes, planned node-roles with states, reasons and links; then a tree', async () => {
+    const res = await apply(DOC);
+    expect(res).toMatchObject({ kind: 'Deployment', name: 'demo', action: 'created' });
+    expect(res.object.state).toBe('committed');
+    expect(kicks).toBe(1);
+    const nodes = await t.store.objects('nodes').all({ filters: { deployment: 'demo' } });
+    expect(nodes.map((n) => [n.name, n.provider, n.sizeNormalized, n.imageNormalized, n.state])).toEqual(
+      [0, 1, 2, 3].map((i) => [`demo-${i}`, 'lab', 'small', 'debian-12', 'pending']),
+    );
+    const nrs = await noderoles();
+    expect(Object.keys(nrs)).toHaveLength(4 * 2 + 3 + 1);
+    expect(nrs['demo:demo-0:provision']).toMatchObject({ state: 'todo', parents: [] });
+    expect(nrs['demo:demo-0:node-ready']).toMatchObject({ state: 'blocked', blockedReason: 'waiting for demo:demo-0:provision (todo)' });
+    expect(nrs['demo:demo-3:haproxy'].parents).toEqual(
+      ['demo:demo-0:etcd-member', 'demo:demo-1:etcd-member', 'demo:demo-2:etcd-member', 'demo:demo-3:node-ready'].map((n) => nrs[n].id),
+    );
+    expect(nrs['demo:demo-3:haproxy'].attribs).toMatchObject({ backends: { $from: 'outputs(etcd-member).client-url' } });
+    expect(await links()).toBe(4 + 3 + 4);
+
+    const tree = await svc.describeTree('demo');
+    expect(tree.deployment).toEqual({ name: 'demo', state: 'committed', provider: 'lab' });
+    expect(tree.nodes.map((n) => [n.name, n.state, n.noderoles.map((r) => r.role)])).toEqual([
+      ['demo-0', 'pending', ['provision', 'node-ready', 'etcd-member']],
+      ['demo-1', 'pending', ['provision', 'node-ready', 'etcd-member']],
+      ['demo-2', 'pending', ['provision', 'node-ready', 'etcd-member']],
+      ['demo-3', 'pending', ['provision', 'node-ready', 'haproxy']],
+    ]);
+    expect(tree.nodes[3].noderoles[2]).toMatchObject({ state: 'blocked', blockedReason: 'waiting for demo:demo-0:etcd-member (blocked)' });
+    expect(tree.counts).toEqual({ todo: 4, blocked: 8 });
+  });
+
+  it('re-applying the same document writes nothing', async () => {
+    await apply(DOC);
+    const seq = await t.store.events.latestSeq();
+    const before = await noderoles();
+    const res = await apply(clone(DOC));
+    expect(res.action).toBe('unchanged');
+    expect(await t.store.events.latestSeq()).toBe(seq);
+    expect(await noderoles()).toEqual(before);
+  });
+
+  it('proposes without commit, then commit moves node-roles to todo/blocked and kicks the engine', async () => {
+    await apply({ ...DOC, commit: false });
+    expect(kicks).toBe(0);
+    expect(Object.values(await noderoles()).every((o) => o.state === 'proposed')).toBe(true);
+    expect((await t.store.objects('deployments').get('demo')).state).toBe('proposed');
+    const { changed } = await svc.commit('demo');
+    expect(changed).toBe(12);
+    expect(kicks).toBe(1);
+    const nrs = await noderoles();
+    expect(nrs['demo:demo-1:provision'].state).toBe('todo');
+    expect(nrs['demo:demo-1:etcd-member']).toMatchObject({ state: 'blocked', blockedReason: 'waiting for demo:demo-1:node-ready (blocked)' });
+  });
+
+  it('keeps generated values across re-plans; cluster members share them', async () => {
+    await apply(DOC);
+    const gen = (nrs: Record<string, Record<string, unknown>>, n: string) => (nrs[n].attribs as Record<string, Record<string, string>>)[GENERATED_KEY];
+    const first = await noderoles();
+    const token = gen(first, 'demo:demo-0:etcd-member')['cluster-token'];
+    expect(token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(gen(first, 'demo:demo-2:etcd-member')['cluster-token']).toBe(token);
+    expect(gen(first, 'demo:demo-3:haproxy')['stats-password']).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    // a fourth member joins: same token; everything else kept
+    const grown = clone(DOC) as typeof DOC & { nodes: { count: number } };
+    grown.nodes.count = 5;
+    grown.roles['etcd-member'].nodes.push(4);
+    await apply(grown);
+    const second = await noderoles();
+    expect(gen(second, 'demo:demo-4:etcd-member')['cluster-token']).toBe(token);
+    expect(gen(second, 'demo:demo-3:haproxy')).toEqual(gen(first, 'demo:demo-3:haproxy'));
+    expect(second['demo:demo-3:haproxy'].parents).toHaveLength(5);
+  });
+
+  it('an attrib change updates only the objects that hold it', async () => {
+    await apply(DOC);
+    const before = await noderoles();
+    const depVersion = (await t.store.objects('deployments').get('demo')).version;
+
+    await apply({ ...clone(DOC), attribs: { 'etcd-version': '3.5' } });
+    const dep = await t.store.objects('deployments').get('demo');
+    expect(dep.attribs).toEqual({ 'etcd-version': '3.5' });
+    expect(dep.version).toBe(depVersion + 1);
+    expect(await noderoles()).toEqual(before);
+
+    const changed = clone(DOC);
+    changed.roles.haproxy.inputs = { backends: 'outputs(etcd-member).client-url', port: 8080 } as typeof changed.roles.haproxy.inputs;
+    const res = await apply({ ...changed, attribs: { 'etcd-version': '3.5' } });
+    expect(res.action).toBe('updated');
+    const after = await noderoles();
+    for (const [name, o] of Object.entries(after)) {
+      if (name === 'demo:demo-3:haproxy') {
+        expect(o.version).toBe(before[name].version + 1);
+        expect(o.attribs).toMatchObject({ port: 8080 });
+      } else expect(o.version).toBe(before[name].version);
+    }
+  });
+
+  it('removing a binding deletes its node-roles and links', async () => {
+    await apply(DOC);
+    const { haproxy: _h, ...roles } = DOC.roles;
+    await apply({ ...DOC, roles });
+    const nrs = await noderoles();
+    expect(nrs['demo:demo-3:haproxy']).toBeUndefined();
+    // node-ready stays on every node
+    expect(nrs['demo:demo-3:node-ready']).toBeDefined();
+    expect(await links()).toBe(4 + 3);
+  });
+
+  it('refuses a bad document whole: the store is unchanged', async () => {
+    await apply(DOC);
+    const seq = await t.store.events.latestSeq();
+    const before = await noderoles();
+    const bad = clone(DOC) as Record<string, unknown> & typeof DOC;
+    (bad.roles as Record<string, unknown>).nginx = { nodes: [3] }; // conflicts with haproxy on demo-3
+    bad.attribs = { 'etcd-version': '9' };
+    await expect(apply(bad)).rejects.toMatchObject({ code: 'ROLE_CONFLICT' });
+    await expect(apply({ ...DOC, roles: { ghost: { nodes: [0] } } })).rejects.toMatchObject({ code: 'ROLE_UNKNOWN' });
+    await expect(apply({ ...DOC, roles: { haproxy: { nodes: [3], inputs: { nope: 1 } } } })).rejects.toMatchObject({ code: 'INPUT_INVALID' });
+    await expect(apply({ ...DOC, provider: 'nowhere' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await t.store.events.latestSeq()).toBe(seq);
+    expect(await noderoles()).toEqual(before);
+    expect((await t.store.objects('deployments').get('demo')).attribs).toEqual({ 'etcd-version': '3.4' });
+
+    // a failure after writes began (a node owned by another deployment) rolls everything back
+    await t.store.objects('nodes').create({ name: 'other-1', deployment: 'other' });
+    await expect(apply({ ...DOC, name: 'fresh', nodes: [{ name: 'fresh-0' }, { name: 'other-1' }], roles: {} })).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(await t.store.objects('deployments').find('fresh')).toBeUndefined();
+    expect(await t.store.objects('nodes').find('fresh-0')).toBeUndefined();
+  });
+
+  it('stores what the annealer needs to resolve inputs (binding expressions, generated values, defaults)', async () => {
+    await apply(DOC);
+    const nrs = await noderoles();
+    for (const [i, n] of ['demo:demo-0:etcd-member', 'demo:demo-1:etcd-member', 'demo:demo-2:etcd-member'].entries()) {
+      await t.store.objects('noderoles').update(nrs[n].id, { outputs: { 'client-url': `http://10.0.0.${i}:2379` } });
+    }
+    const haproxy = nrs['demo:demo-3:haproxy'];
+    const role = (await t.store.objects('roles').get('haproxy')).spec as RoleSpec;
+    const parents = await Promise.all((haproxy.parents as string[]).map((id) => t.store.objects('noderoles').get(id)));
+    const { inputs, sources } = resolveInputs(role, {
+      noderole: { name: haproxy.name, attribs: haproxy.attribs as Record<string, unknown> },
+      node: { name: 'demo-3' },
+      deployment: { name: 'demo', attribs: { 'etcd-version': '3.4' } },
+      parents: parents.map((p) => ({ name: p.name, role: p.role as string, outputs: p.outputs as Record<string, unknown> })),
+    });
+    expect(inputs.backends).toEqual(['http://10.0.0.0:2379', 'http://10.0.0.1:2379', 'http://10.0.0.2:2379']);
+    expect(sources).toMatchObject({ backends: 'noderole', port: 'default', 'stats-password': 'generated' });
+  });
+});

@@ -1,0 +1,427 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { FormworkError } from '../core/errors.js';
+import { IMPLEMENTATION_KINDS, validateRoles, type AttribSpec, type RoleError, type RoleImplementation, type RoleSpec } from '../core/roles.js';
+import type { StoredObject } from '../core/kinds.js';
+import type { Store } from '../store/store.js';
+
+/**
+ * Workload packs: a folder with `workload.yaml` (name, version, description, defaults,
+ * roles) plus the files its roles use. A pack is checked whole — every problem reported
+ * with its file, role and field — and refused whole if anything is wrong (docs/workloads.md).
+ *
+ * @example
+ *   const { packs, refused } = await loadBuiltinPacks({ dataDir });
+ *   await registerPacks(store, packs);
+ */
+
+export interface WorkloadPack {
+  name: string;
+  version: string;
+  description?: string;
+  /** Workload defaults: input name → value (the lowest precedence level). */
+  defaults: Record<string, unknown>;
+  roles: RoleSpec[];
+  /** Every file the roles reference plus `templates/**` and `files/**`: path (relative to the pack) → text. */
+  files: Record<string, string>;
+  /** The folder it was loaded from (or a label for packs sent over the API). */
+  source: string;
+}
+
+export const PACK_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,99}$/;
+const PACK_KEYS = ['name', 'version', 'description', 'defaults', 'roles'];
+const ROLE_KEYS = ['name', 'description', 'requires', 'provides', 'conflicts', 'flags', 'inputs', 'outputs', 'implementation', 'timeoutSeconds', 'retries'];
+const ATTRIB_KEYS = ['schema', 'default', 'secret', 'from', 'required', 'description'];
+const FILE_FOLDERS = ['templates', 'files'];
+
+/** The file name used in error reports for a pack's workload.yaml. */
+export function packFile(source: string): string {
+  return source && !source.startsWith('<') ? path.join(source, 'workload.yaml') : 'workload.yaml';
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Parses a pack from the text of its workload.yaml and its files. Reports structural
+ * problems (YAML, unknown keys, wrong types, files outside the pack, missing files);
+ * cross-role checks are validatePacks' job.
+ */
+export function parsePack(workloadYaml: string, files: Record<string, string>, source = '<memory>'): { pack?: WorkloadPack; errors: RoleError[] } {
+  const file = packFile(source);
+  const errors: RoleError[] = [];
+  const err = (message: string, role?: string, field?: string) => errors.push({ file, ...(role ? { role } : {}), ...(field ? { field } : {}), message });
+  let doc: unknown;
+  try {
+    const parsed = YAML.parseDocument(workloadYaml, { prettyErrors: true });
+    if (parsed.errors.length) {
+      for (const e of parsed.errors) err(`YAML: ${e.message}`);
+      return { errors };
+    }
+    doc = parsed.toJS();
+  } catch (e) {
+    err(`YAML: ${e instanceof Error ? e.message : String(e)}`);
+    return { errors };
+  }
+  if (!isObject(doc)) {
+    err('workload.yaml must be a mapping with name, version and roles');
+    return { errors };
+  }
+  for (const k of Object.keys(doc)) if (!PACK_KEYS.includes(k)) err(`unknown key "${k}"; known: ${PACK_KEYS.join(', ')}`, undefined, k);
+  const name = doc.name;
+  if (typeof name !== 'string' || !PACK_NAME_PATTERN.test(name)) err(`the pack needs a "name" of lower-case letters, digits, ".", "_" or "-"; got ${JSON.stringify(name)}`, undefined, 'name');
+  const version = typeof doc.version === 'number' ? String(doc.version) : doc.version;
+  if (typeof version !== 'string' || !version) err('the pack needs a "version" (e.g. 1.0.0)', undefined, 'version');
+  if (doc.description !== undefined && typeof doc.description !== 'string') err('"description" must be text', undefined, 'description');
+  if (doc.defaults !== undefined && !isObject(doc.defaults)) err('"defaults" must be a mapping of input name → value', undefined, 'defaults');
+  if (!Array.isArray(doc.roles)) err('"roles" must be a list', undefined, 'roles');
+  const workload = typeof name === 'string' ? name : '';
+  const roles: RoleSpec[] = [];
+  for (const [i, raw] of (Array.isArray(doc.roles) ? doc.roles : []).entries()) {
+    const role = parseRole(raw, i, workload, (message, r, field) => err(message, r, field));
+    if (role) roles.push(role);
+  }
+  // Files must stay inside the pack and exist.
+  for (const r of roles) {
+    const impl = r.implementation as { file?: unknown };
+    if (typeof impl?.file === 'string' && !isSafeRelative(impl.file)) err(`implementation file "${impl.file}" must be a relative path inside the pack`, r.name, 'implementation.file');
+  }
+  if (errors.length) return { errors };
+  return {
+    pack: {
+      name: workload,
+      version: version as string,
+      ...(typeof doc.description === 'string' ? { description: doc.description } : {}),
+      defaults: (doc.defaults as Record<string, unknown>) ?? {},
+      roles,
+      files,
+      source,
+    },
+    errors,
+  };
+}
+
+function isSafeRelative(p: string): boolean {
+  return !!p && !path.isAbsolute(p) && !p.split(/[\\/]/).includes('..');
+}
+
+function strings(v: unknown, field: string, role: string, err: (m: string, r?: string, f?: string) => void): string[] {
+  if (v === undefined || v === null) return [];
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  err(`"${field}" must be a list of names`, role, field);
+  return [];
+}
+
+function parseRole(raw: unknown, index: number, workload: string, err: (m: string, r?: string, f?: string) => void): RoleSpec | undefined {
+  if (!isObject(raw)) {
+    err(`roles[${index}] must be a mapping`, undefined, `roles[${index}]`);
+    return undefined;
+  }
+  const name = typeof raw.name === 'string' ? raw.name : `roles[${index}]`;
+  if (typeof raw.name !== 'string') err(`roles[${index}] needs a "name"`, undefined, `roles[${index}].name`);
+  for (const k of Object.keys(raw)) if (!ROLE_KEYS.includes(k)) err(`unknown key "${k}"; known: ${ROLE_KEYS.join(', ')}`, name, k);
+  const attribs = (field: 'inputs' | 'outputs'): Record<string, AttribSpec> => {
+    const v = raw[field];
+    if (v === undefined || v === null) return {};
+    if (!isObject(v)) {
+      err(`"${field}" must be a mapping of name → spec`, name, field);
+      return {};
+    }
+    const out: Record<string, AttribSpec> = {};
+    for (const [k, spec] of Object.entries(v)) {
+      const a = parseAttrib(spec, (m) => err(m, name, `${field}.${k}`));
+      if (a) out[k] = a;
+    }
+    return out;
+  };
+  const implementation = parseImplementation(raw.implementation, (m, f) => err(m, name, f));
+  const role: RoleSpec = {
+    name,
+    workload,
+    ...(typeof raw.description === 'string' ? { description: raw.description } : {}),
+    requires: strings(raw.requires, 'requires', name, err),
+    provides: strings(raw.provides, 'provides', name, err),
+    conflicts: strings(raw.conflicts, 'conflicts', name, err),
+    flags: strings(raw.flags, 'flags', name, err) as RoleSpec['flags'],
+    inputs: attribs('inputs'),
+    outputs: attribs('outputs'),
+    implementation: implementation as RoleImplementation,
+  };
+  for (const k of ['timeoutSeconds', 'retries'] as const) {
+    if (raw[k] === undefined) continue;
+    if (typeof raw[k] !== 'number') err(`"${k}" must be a number`, name, k);
+    else role[k] = raw[k] as number;
+  }
+  return role;
+}
+
+/** YAML attrib: `{ type: string, secret: true }` (schema keywords inline), `{ schema: {…} }`, or `string` (a type). */
+function parseAttrib(v: unknown, err: (m: string) => void): AttribSpec | undefined {
+  if (v === null || v === undefined) return {};
+  if (typeof v === 'string') return { schema: { type: v } };
+  if (!isObject(v)) {
+    err('must be a mapping (e.g. { type: string }) or a type name');
+    return undefined;
+  }
+  const spec: AttribSpec = {};
+  const inline: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) if (!ATTRIB_KEYS.includes(k)) inline[k] = x;
+  if (v.schema !== undefined && !isObject(v.schema)) err('"schema" must be a JSON Schema mapping');
+  const schema = { ...(isObject(v.schema) ? v.schema : {}), ...inline };
+  if (Object.keys(schema).length) spec.schema = schema;
+  if (v.default !== undefined) spec.default = v.default;
+  if (v.secret !== undefined) {
+    if (typeof v.secret !== 'boolean') err('"secret" must be true or false');
+    else spec.secret = v.secret;
+  }
+  if (v.required !== undefined) {
+    if (typeof v.required !== 'boolean') err('"required" must be true or false');
+    else spec.required = v.required;
+  }
+  if (v.from !== undefined) {
+    if (typeof v.from !== 'string') err('"from" must be an expression string');
+    else spec.from = v.from;
+  }
+  if (typeof v.description === 'string') spec.description = v.description;
+  return spec;
+}
+
+function parseImplementation(v: unknown, err: (m: string, field: string) => void): RoleImplementation | Record<string, unknown> {
+  if (!isObject(v)) {
+    err('the role needs an "implementation": { kind: script|local|ansible, file: … } or { kind: builtin, handler: … }', 'implementation');
+    return {};
+  }
+  const allowed = ['kind', 'file', 'handler', 'sudo'];
+  for (const k of Object.keys(v)) if (!allowed.includes(k)) err(`unknown key "${k}"; known: ${allowed.join(', ')}`, `implementation.${k}`);
+  if (!(IMPLEMENTATION_KINDS as readonly string[]).includes(String(v.kind))) {
+    err(`unknown implementation kind ${JSON.stringify(v.kind)}; known: ${IMPLEMENTATION_KINDS.join(', ')}`, 'implementation.kind');
+    return v;
+  }
+  return v;
+}
+
+/**
+ * Checks packs together (requires may cross packs), with `context` = roles of other
+ * workloads already known (e.g. registered ones). Returns the problems of each pack by name;
+ * context roles are not reported on.
+ */
+export function validatePacks(packs: WorkloadPack[], context: RoleSpec[] = []): Map<string, RoleError[]> {
+  const names = new Set(packs.map((p) => p.name));
+  const fileOfRole = new Map<RoleSpec, string>();
+  for (const p of packs) for (const r of p.roles) fileOfRole.set(r, packFile(p.source));
+  const ctx = context.filter((r) => !names.has(r.workload));
+  // Context first, so a pack role clashing with a known role is the one reported.
+  const roles = [...ctx, ...packs.flatMap((p) => p.roles)];
+  const errors = validateRoles(roles, {
+    files: Object.fromEntries(packs.map((p) => [p.name, p.files])),
+    fileOf: (r) => fileOfRole.get(r) ?? `${r.workload}/workload.yaml`,
+  });
+  const byPack = new Map<string, RoleError[]>();
+  const packOfFile = new Map(packs.map((p) => [packFile(p.source), p.name] as const));
+  for (const e of errors) {
+    const p = packOfFile.get(e.file);
+    if (!p) continue;
+    byPack.set(p, [...(byPack.get(p) ?? []), e]);
+  }
+  return byPack;
+}
+
+export function workloadInvalid(name: string, errors: RoleError[]): FormworkError {
+  const head = errors.slice(0, 5).map((e) => `${e.role ? `${e.role}: ` : ''}${e.field ? `${e.field}: ` : ''}${e.message}`).join('; ');
+  return new FormworkError(
+    'WORKLOAD_INVALID',
+    `workload "${name}" is invalid (${errors.length} problem${errors.length === 1 ? '' : 's'}): ${head}${errors.length > 5 ? '; …' : ''}`,
+    { workload: name, errors },
+  );
+}
+
+/** Reads the files a pack needs: every implementation file it names, and everything under templates/ and files/. */
+function readPackFiles(dir: string, workloadYaml: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const add = (rel: string) => {
+    const abs = path.join(dir, rel);
+    if (!(rel in files) && fs.existsSync(abs) && fs.statSync(abs).isFile()) files[rel.split(path.sep).join('/')] = fs.readFileSync(abs, 'utf8');
+  };
+  try {
+    const doc = YAML.parse(workloadYaml) as { roles?: Array<{ implementation?: { file?: unknown } }> };
+    for (const r of Array.isArray(doc?.roles) ? doc.roles : []) {
+      const f = r?.implementation?.file;
+      if (typeof f === 'string' && isSafeRelative(f)) add(f);
+    }
+  } catch {
+    // parsePack reports the YAML error.
+  }
+  for (const folder of FILE_FOLDERS) {
+    const walk = (rel: string) => {
+      const abs = path.join(dir, rel);
+      if (!fs.existsSync(abs)) return;
+      for (const e of fs.readdirSync(abs, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        const r = path.join(rel, e.name);
+        if (e.isDirectory()) walk(r);
+        else if (e.isFile()) add(r);
+      }
+    };
+    walk(folder);
+  }
+  return files;
+}
+
+/** Reads one pack folder; structural problems only (see loadPack for the full check). */
+export function readPack(dir: string): { pack?: WorkloadPack; errors: RoleError[] } {
+  const source = path.resolve(dir);
+  const yamlPath = path.join(source, 'workload.yaml');
+  if (!fs.existsSync(yamlPath)) return { errors: [{ file: yamlPath, message: `no workload.yaml in ${source}` }] };
+  const text = fs.readFileSync(yamlPath, 'utf8');
+  return parsePack(text, readPackFiles(source, text), source);
+}
+
+/**
+ * Loads and checks one pack folder against `context` (roles of other packs it may
+ * require). Throws WORKLOAD_INVALID listing every problem.
+ */
+export function loadPack(dir: string, opts: { context?: RoleSpec[] } = {}): WorkloadPack {
+  const { pack, errors } = readPack(dir);
+  if (!pack) throw workloadInvalid(path.basename(path.resolve(dir)), errors);
+  const more = validatePacks([pack], opts.context ?? []).get(pack.name) ?? [];
+  if (more.length) throw workloadInvalid(pack.name, more);
+  return pack;
+}
+
+/** Checks a pack sent as text (the API's validate endpoint): every problem, or []. */
+export function checkPackText(workloadYaml: string, files: Record<string, string>, context: RoleSpec[] = []): { pack?: WorkloadPack; errors: RoleError[] } {
+  const { pack, errors } = parsePack(workloadYaml, files, '<request>');
+  if (!pack) return { errors };
+  const more = validatePacks([pack], context).get(pack.name) ?? [];
+  return more.length ? { errors: more } : { pack, errors: [] };
+}
+
+let cachedRoot: string | undefined;
+/** The package root (holding package.json and workloads/), from src via tsx or from dist. */
+export function packageRoot(): string {
+  if (cachedRoot) return cachedRoot;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pj = path.join(dir, 'package.json');
+    if (fs.existsSync(pj)) {
+      try {
+        if ((JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: string }).name === 'formwork') return (cachedRoot = dir);
+      } catch {
+        // keep looking
+      }
+    }
+    const up = path.dirname(dir);
+    if (up === dir) throw new FormworkError('INTERNAL', 'cannot find the formwork package root (package.json) above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+/** Pack folders under a folder: the folder itself if it holds workload.yaml, else its sub-folders that do (sorted). */
+export function packFolders(dir: string): string[] {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) return [];
+  if (fs.existsSync(path.join(dir, 'workload.yaml'))) return [path.resolve(dir)];
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && fs.existsSync(path.join(dir, e.name, 'workload.yaml')))
+    .map((e) => path.resolve(dir, e.name))
+    .sort();
+}
+
+export interface LoadPacksOptions {
+  /** Adds `<dataDir>/workloads/*`. */
+  dataDir?: string;
+  /** Extra folders (default: FORMWORK_WORKLOADS_PATH, colon-separated); each a pack or a folder of packs. */
+  paths?: string[];
+  /** Include the built-in packs of the repo (default true). */
+  builtin?: boolean;
+}
+
+export interface LoadPacksResult {
+  packs: WorkloadPack[];
+  /** Packs refused whole, with every problem. */
+  refused: Array<{ source: string; error: FormworkError }>;
+}
+
+/**
+ * Loads the built-in packs (`workloads/*` of the package), then `<dataDir>/workloads/*`,
+ * then FORMWORK_WORKLOADS_PATH; a later pack with the same name replaces an earlier one.
+ * Packs are checked together; a pack with any problem is refused whole (and packs that
+ * then lose a role they require are refused in turn).
+ */
+export function loadBuiltinPacks(opts: LoadPacksOptions = {}): LoadPacksResult {
+  const dirs: string[] = [];
+  if (opts.builtin !== false) dirs.push(...packFolders(path.join(packageRoot(), 'workloads')));
+  if (opts.dataDir) dirs.push(...packFolders(path.join(opts.dataDir, 'workloads')));
+  const extra = opts.paths ?? (process.env.FORMWORK_WORKLOADS_PATH ?? '').split(':').filter(Boolean);
+  for (const p of extra) dirs.push(...packFolders(p));
+
+  const refused: LoadPacksResult['refused'] = [];
+  const byName = new Map<string, WorkloadPack>();
+  for (const dir of dirs) {
+    const { pack, errors } = readPack(dir);
+    if (!pack) refused.push({ source: dir, error: workloadInvalid(path.basename(dir), errors) });
+    else byName.set(pack.name, pack);
+  }
+  let packs = [...byName.values()];
+  for (;;) {
+    const errs = validatePacks(packs);
+    if (errs.size === 0) break;
+    for (const [name, list] of errs) {
+      const p = byName.get(name)!;
+      refused.push({ source: p.source, error: workloadInvalid(name, list) });
+    }
+    packs = packs.filter((p) => !errs.has(p.name));
+  }
+  return { packs, refused };
+}
+
+export interface RegisterResult {
+  workloads: Array<{ name: string; action: 'created' | 'updated' | 'unchanged' }>;
+  rolesChanged: number;
+  rolesDeleted: string[];
+}
+
+/** The role catalogue as stored. */
+export async function storedRoles(store: Store): Promise<RoleSpec[]> {
+  return (await store.objects('roles').all()).map((r) => r.spec as RoleSpec);
+}
+
+/**
+ * Stores packs and their roles (create or update by name) in one transaction; roles a
+ * pack no longer has are deleted. Idempotent: unchanged packs write nothing (no new
+ * version, no event). The packs are checked together with the roles of the other
+ * workloads already stored; any problem refuses the whole call (WORKLOAD_INVALID).
+ */
+export async function registerPacks(store: Store, packs: WorkloadPack[], opts: { actor?: string } = {}): Promise<RegisterResult> {
+  return store.transaction(async (tx) => {
+    const rolesRepo = tx.objects('roles');
+    const existingRoles = await rolesRepo.all();
+    const errs = validatePacks(packs, existingRoles.map((r) => r.spec as RoleSpec));
+    if (errs.size) {
+      const all = [...errs.values()].flat();
+      const [first] = errs.keys();
+      throw errs.size === 1 ? workloadInvalid(first, all) : new FormworkError('WORKLOAD_INVALID', `${errs.size} workloads are invalid: ${[...errs.keys()].join(', ')}`, { errors: all });
+    }
+    const result: RegisterResult = { workloads: [], rolesChanged: 0, rolesDeleted: [] };
+    for (const p of packs) {
+      const { action } = await tx.objects('workloads').apply(
+        { name: p.name, workloadVersion: p.version, description: p.description ?? null, source: p.source, defaults: p.defaults, files: p.files },
+        { actor: opts.actor },
+      );
+      result.workloads.push({ name: p.name, action });
+      for (const r of p.roles) {
+        const res = await rolesRepo.apply({ name: r.name, workload: p.name, description: r.description ?? null, spec: r }, { actor: opts.actor });
+        if (res.action !== 'unchanged') result.rolesChanged++;
+      }
+      const keep = new Set(p.roles.map((r) => r.name));
+      for (const old of existingRoles.filter((o: StoredObject) => o.workload === p.name && !keep.has(o.name))) {
+        await rolesRepo.delete(old.id, { actor: opts.actor });
+        result.rolesDeleted.push(old.name);
+      }
+    }
+    return result;
+  });
+}

@@ -1,0 +1,47 @@
+#!/bin/bash
+# One etcd member: write /etc/default/etcd from the inputs, start etcd without waiting
+# for quorum (each member's start blocks until a majority is up; etcd-healthy waits for it).
+# Idempotent: an unchanged config on a running member changes nothing.
+set -euo pipefail
+name=$(hostname)
+addr="$FW_INPUT_BIND_ADDRESS"
+cport="$FW_INPUT_CLIENT_PORT"; pport="$FW_INPUT_PEER_PORT"
+initial=$(python3 - "$pport" <<'PY'
+import json, os, sys
+peers = json.loads(os.environ["FW_INPUT_PEERS"])
+port = sys.argv[1]
+out = []
+for p in peers:
+    private = (p.get("addresses") or {}).get("private") or []
+    if not private:
+        sys.exit(f"peer {p.get('node')} has no private address")
+    out.append(f"{p['node']}=http://{private[0]}:{port}")
+print(",".join(out))
+PY
+)
+conf=$(cat <<CONF
+ETCD_NAME="$name"
+ETCD_DATA_DIR="/var/lib/etcd/default"
+ETCD_LISTEN_PEER_URLS="http://$addr:$pport"
+ETCD_LISTEN_CLIENT_URLS="http://$addr:$cport,http://127.0.0.1:$cport"
+ETCD_INITIAL_ADVERTISE_PEER_URLS="http://$addr:$pport"
+ETCD_ADVERTISE_CLIENT_URLS="http://$addr:$cport"
+ETCD_INITIAL_CLUSTER="$initial"
+ETCD_INITIAL_CLUSTER_STATE="new"
+ETCD_INITIAL_CLUSTER_TOKEN="$FW_INPUT_CLUSTER_TOKEN"
+CONF
+)
+if [ "$(cat /etc/default/etcd 2>/dev/null)" != "$conf" ]; then
+  printf '%s\n' "$conf" > /etc/default/etcd
+  echo "etcd: wrote /etc/default/etcd (initial cluster $initial)"
+  changed=1
+else
+  changed=0
+fi
+systemctl unmask etcd >/dev/null 2>&1 || true
+systemctl enable etcd >/dev/null 2>&1
+if [ "$changed" = 1 ] || ! systemctl is-active -q etcd; then
+  systemctl restart --no-block etcd
+  echo "etcd: (re)starting $name on $addr"
+fi
+printf '{"client-url":"http://%s:%s","member-name":"%s"}\n' "$addr" "$cport" "$name" > "$FW_OUTPUTS"

@@ -1,0 +1,38 @@
+#!/bin/bash
+# haproxy in TCP mode: one frontend on the public address, the backends behind it.
+set -euo pipefail
+servers=$(python3 <<'PY'
+import json, os
+from urllib.parse import urlparse
+lines = []
+for i, b in enumerate(json.loads(os.environ["FW_INPUT_BACKENDS"])):
+    u = urlparse(b if "://" in b else "tcp://" + b)
+    lines.append(f"    server b{i} {u.hostname}:{u.port} check inter 1s fall 2 rise 1")
+print("\n".join(lines))
+PY
+)
+conf=$(cat <<CONF
+global
+    maxconn 4096
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+frontend formwork
+    bind $FW_INPUT_BIND_ADDRESS:$FW_INPUT_PORT
+    default_backend formwork
+backend formwork
+    balance roundrobin
+$servers
+CONF
+)
+if [ "$(cat /etc/haproxy/haproxy.cfg 2>/dev/null)" != "$conf" ]; then
+  printf '%s\n' "$conf" > /etc/haproxy/haproxy.cfg
+  haproxy -c -q -f /etc/haproxy/haproxy.cfg
+  echo "haproxy: wrote config with $(grep -c ' server ' /etc/haproxy/haproxy.cfg) backends"
+fi
+systemctl unmask haproxy >/dev/null 2>&1 || true
+systemctl enable haproxy >/dev/null 2>&1
+if systemctl is-active -q haproxy; then systemctl reload haproxy; else systemctl start haproxy; fi
+printf '{"frontend":"%s:%s"}\n' "$FW_INPUT_BIND_ADDRESS" "$FW_INPUT_PORT" > "$FW_OUTPUTS"
