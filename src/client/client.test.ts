@@ -124,6 +124,11 @@ describe('FormworkClient', () => {
     noAuth.close();
   });
 
+  it('calls other routes through request()', async () => {
+    expect(await client.request('GET', '/api/v1/whoami')).toMatchObject({ user: 'admin' });
+    await expect(client.request('POST', '/api/v1/nowhere', { body: {} })).rejects.toMatchObject({ code: 'NOT_FOUND', status: 404 });
+  });
+
   it('reads events after a sequence number as JSON', async () => {
     const all = await client.eventsAfter(3);
     expect(all.every((e) => e.seq > 3)).toBe(true);

@@ -379,6 +379,29 @@ export class FormworkClient {
     }
   }
 
+  // ---- any other route ---------------------------------------------------------------------
+
+  /**
+   * Calls a route the typed methods do not cover (e.g. `POST /api/v1/deployments/x/commit`):
+   * sends `body` as JSON, resolves to the parsed JSON answer (undefined when empty), and
+   * throws the same FormworkErrors as the typed methods.
+   */
+  async request<T = unknown>(
+    method: string,
+    path: string,
+    opts: { query?: Record<string, string> | URLSearchParams; body?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<T> {
+    if (!path.startsWith('/')) throw new FormworkError('VALIDATION', `request path must start with "/": ${path}`);
+    const query = opts.query instanceof URLSearchParams ? opts.query : opts.query ? new URLSearchParams(opts.query) : undefined;
+    return this.json<T>({
+      method: method.toUpperCase(),
+      path,
+      ...(query ? { query } : {}),
+      ...(opts.body !== undefined ? { body: opts.body } : {}),
+      ...(opts.headers ? { headers: opts.headers } : {}),
+    });
+  }
+
   // ---- transport ---------------------------------------------------------------------------
 
   private objectPath(kind: string, idOrName: string): string {

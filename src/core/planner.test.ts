@@ -48,6 +48,27 @@ describe('planDeployment', () => {
     expect(haproxy.peers).toEqual([]);
   });
 
+  it('makes every node-role of a role whose outputs a binding reads a parent of it, and refuses cycles and unbound ones', () => {
+    const out = plan({
+      bindings: [
+        { role: 'etcd-member', nodes: ['d-0', 'd-1', 'd-2'] },
+        { role: 'nginx', nodes: ['d-3'], after: ['etcd-member'] },
+      ],
+    });
+    expect(out.find((n) => n.role === 'nginx')!.parents).toEqual(['d:d-0:etcd-member', 'd:d-1:etcd-member', 'd:d-2:etcd-member', 'd:d-3:node-ready']);
+    expect(code(() => plan({ bindings: [{ role: 'nginx', nodes: ['d-3'], after: ['etcd-member'] }] })).code).toBe('ROLE_UNSATISFIABLE');
+    const cyc = code(() =>
+      plan({
+        bindings: [
+          { role: 'nginx', nodes: ['d-0'], after: ['etcd-member'] },
+          { role: 'etcd-member', nodes: ['d-0'], after: ['nginx'] },
+        ],
+      }),
+    );
+    expect(cyc.code).toBe('ROLE_CYCLE');
+    expect(cyc.message).toContain('d:d-0:nginx');
+  });
+
   it('binds a service role once per deployment, on the first node needing it, preferring where it is bound', () => {
     const roles = [...ETCD, testRole('watcher', { requires: ['etcd-healthy'] })];
     const auto = planDeployment({ deployment: 'd', roles, nodes: NODES, bindings: [{ role: 'etcd-member', nodes: ['d-0', 'd-1'] }, { role: 'watcher', nodes: ['d-2', 'd-3'] }] });

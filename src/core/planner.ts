@@ -28,6 +28,11 @@ export interface PlanBinding {
   role: string;
   /** Node names. */
   nodes: string[];
+  /**
+   * Roles this binding reads outputs of (its inputs say `outputs(ROLE).FIELD`): every
+   * node-role of each in the deployment becomes a parent, so the outputs exist before it runs.
+   */
+  after?: string[];
 }
 
 export interface PlanInput {
@@ -185,6 +190,24 @@ export function planDeployment(input: PlanInput): PlannedNodeRole[] {
     }
   }
 
+  // Edges from inputs that read other roles' outputs (`outputs(etcd-member).client-url`).
+  for (const b of input.bindings) {
+    for (const dep of b.after ?? []) {
+      const members = [...perRole.entries()].filter(([name]) => name === dep || satisfies(byName.get(name)!, dep)).flatMap(([, ws]) => ws);
+      if (members.length === 0) {
+        throw new FormworkError('ROLE_UNSATISFIABLE', `role "${b.role}" reads outputs(${dep}), but "${dep}" is not bound in deployment "${deployment}": bind it too`, {
+          role: b.role,
+          requires: dep,
+        });
+      }
+      for (const w of perRole.get(b.role) ?? []) for (const m of members) if (m !== w && !w.parents.includes(m)) w.parents.push(m);
+    }
+  }
+  const cycle = findWorkCycle([...perNode.values()].flat());
+  if (cycle) {
+    throw new FormworkError('ROLE_CYCLE', `node-roles depend on each other in a cycle: ${cycle.join(' → ')}`, { cycle });
+  }
+
   // Conflicts: two roles on one node where one names the other (or an alias it provides).
   const conflicts: Array<{ node: string; roles: [string, string] }> = [];
   for (const n of nodes) {
@@ -227,4 +250,27 @@ export function planDeployment(input: PlanInput): PlannedNodeRole[] {
     if (hasFlag(w.spec, 'cluster')) w.nr.peers = (perRole.get(w.spec.name) ?? []).map((m) => m.nr.node);
   }
   return all.map((w) => w.nr);
+}
+
+function findWorkCycle(all: Work[]): string[] | undefined {
+  const state = new Map<Work, 1 | 2>();
+  const path: Work[] = [];
+  const visit = (w: Work): string[] | undefined => {
+    if (state.get(w) === 2) return undefined;
+    if (state.get(w) === 1) return [...path.slice(path.indexOf(w)), w].map((x) => x.nr.name);
+    state.set(w, 1);
+    path.push(w);
+    for (const p of w.parents) {
+      const c = visit(p);
+      if (c) return c;
+    }
+    path.pop();
+    state.set(w, 2);
+    return undefined;
+  };
+  for (const w of all) {
+    const c = visit(w);
+    if (c) return c;
+  }
+  return undefined;
 }

@@ -34,7 +34,7 @@ import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import { SshPool } from '../ssh/client.js';
 import { defaultExecutors } from './executors/index.js';
-import { children, descendants, parseRetryTarget, reevaluate, retryNodeRoles, type RetryTarget } from './graph.js';
+import { children, descendants, isContention, parseRetryTarget, reevaluate, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
@@ -286,7 +286,7 @@ export class Annealer implements EngineHandle {
       claimed = await this.claim(picked);
     } catch (e) {
       // Another process won a race on the same rows (SQLite busy, PostgreSQL version): next tick.
-      if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH') && !/busy|locked/i.test(String(e))) throw e;
+      if (!isContention(e)) throw e;
     }
     const byId = new Map(picked.map((c) => [c.id, c]));
     for (const nr of claimed) this.launch(nr, byId.get(nr.id)?.provider);
@@ -476,7 +476,7 @@ export class Annealer implements EngineHandle {
       if (!destructive.has(role)) destructive.set(role, (await this.loader.role(role).catch(() => undefined))?.flags.includes('destructive') ?? false);
       return destructive.get(role)!;
     };
-    await this.store.transaction(async (tx) => {
+    await withTxRetry(this.store, async (tx) => {
       const cur = await tx.objects('noderoles').get(nr.id);
       const endedAt = iso(Date.now());
       const runFields = { endedAt, exitCode: result.exitCode, log: log.toString(), outputs };
@@ -527,7 +527,7 @@ export class Annealer implements EngineHandle {
     const code = exitCode ?? (typeof details?.exitCode === 'number' ? (details.exitCode as number) : undefined);
     if (fe.code === 'RUN_TIMEOUT') log.push(`\n[formwork: ${fe.message}]\n`);
     let retryIn: number | undefined;
-    await this.store.transaction(async (tx) => {
+    await withTxRetry(this.store, async (tx) => {
       const cur = await tx.objects('noderoles').get(nr.id);
       const endedAt = Date.now();
       const runFields = { endedAt: iso(endedAt), exitCode: code ?? null, log: log.toString() };

@@ -80,6 +80,26 @@ export async function reevaluate(store: Store, nr: StoredObject, actor: string):
   return store.objects('noderoles').update(nr.id, { state: 'blocked', blockedReason: reason }, { actor });
 }
 
+/** True for failures where running the same transaction again can succeed (a concurrent writer won). */
+export function isContention(e: unknown): boolean {
+  if (e instanceof FormworkError) return e.code === 'VERSION_MISMATCH';
+  const err = e as { code?: string; message?: string } | undefined;
+  // PostgreSQL deadlock / serialization failure; SQLite busy.
+  return err?.code === '40P01' || err?.code === '40001' || /SQLITE_BUSY|database is locked/i.test(String(err?.code ?? '') + String(err?.message ?? ''));
+}
+
+/** Runs a transaction again (a few times, with a short random pause) when a concurrent writer made it fail. */
+export async function withTxRetry<T>(store: Store, fn: (tx: Store) => Promise<T>, attempts = 8): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await store.transaction(fn);
+    } catch (e) {
+      if (i >= attempts || !isContention(e)) throw e;
+      await new Promise((r) => setTimeout(r, Math.random() * 10 * i));
+    }
+  }
+}
+
 export type RetryTarget = { noderole: string } | { deployment: string };
 
 /** `deployment/NAME` → a deployment; anything else → a node-role name. */
@@ -112,7 +132,7 @@ export async function retryNodeRoles(store: Store, target: RetryTarget, actor = 
   }
   const changed: StoredObject[] = [];
   for (const t of targets) {
-    const updated = await store.transaction(async (tx) => {
+    const updated = await withTxRetry(store, async (tx) => {
       const cur = await tx.objects('noderoles').get(t.id);
       if (cur.state !== 'error' && !(cur.state === 'todo' && cur.nextAttemptAt)) return undefined;
       const pending = await pendingParents(tx, cur.id);

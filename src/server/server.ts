@@ -8,6 +8,7 @@ import type { Services } from '../services/services.js';
 import { Store } from '../store/store.js';
 import { REDACT_PATHS, buildApi } from '../api/app.js';
 import type { RoutePlugin } from '../api/routes/index.js';
+import { assembleServices, type AssembleOptions } from './assemble.js';
 
 /**
  * The Formwork server process: opens the store, bootstraps the admin token, serves the
@@ -47,6 +48,8 @@ export interface ServerOptions {
   handleSignals?: boolean;
   /** Extra route plugins (besides ROUTE_PLUGINS). */
   plugins?: RoutePlugin[];
+  /** Wire the engine, appliers and deleters (default true); `false` serves the API over the store alone. */
+  assemble?: boolean | AssembleOptions;
   /** Called with the services before the API is built (e.g. to attach the engine and appliers). */
   configure?: (services: Services) => Promise<void> | void;
 }
@@ -116,6 +119,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let app: FastifyInstance | undefined;
   try {
     await ensureAdminToken(store, dataDir);
+    if (opts.assemble !== false) {
+      await assembleServices(services, { log: (m) => logger.warn(m), ...(typeof opts.assemble === 'object' ? opts.assemble : {}) });
+    }
     await opts.configure?.(services);
     app = buildApi(services, { logger, bodyLimit: opts.bodyLimit, https, plugins: opts.plugins });
     await app.listen({ host, port });

@@ -216,7 +216,7 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   const catalogue = await rolesCatalogue(tx);
   const byName = new Map(catalogue.map((r) => [r.name, r] as const));
   const nodeNames = doc.spec.nodes.map((n) => n.name);
-  const bindings: PlanBinding[] = Object.entries(doc.spec.roles).map(([role, b]) => ({ role, nodes: b.nodes }));
+  const bindings: PlanBinding[] = Object.entries(doc.spec.roles).map(([role, b]) => ({ role, nodes: b.nodes, after: outputsReadBy(b.inputs) }));
   const planned = planDeployment({ deployment: doc.name, roles: catalogue, nodes: nodeNames, bindings, everyNode: EVERY_NODE_ROLES });
   for (const [role, b] of Object.entries(doc.spec.roles)) {
     const spec = byName.get(role)!;
@@ -490,4 +490,11 @@ export function deploymentApplier(services: Services): Applier & { validate(doc:
 export function registerDeploymentServices(services: Services): DeploymentService {
   services.appliers.set('Deployment', deploymentApplier(services));
   return new DeploymentService(services);
+}
+
+/** The roles whose outputs a binding's inputs read: `outputs(ROLE).FIELD` anywhere in them. */
+export function outputsReadBy(inputs: unknown): string[] {
+  const found = new Set<string>();
+  for (const m of JSON.stringify(inputs ?? {}).matchAll(/outputs\(([^)\s]+)\)/g)) found.add(m[1]);
+  return [...found].sort();
 }

@@ -32,10 +32,15 @@ export interface EngineHandle {
   kick(): void;
 }
 
+/** Deletes an object that owns real resources (a deployment's machines, a provider's bridges). */
+export type Deleter = (idOrName: string, ctx: ApplyContext & { expectedVersion?: number }) => Promise<StoredObject>;
+
 export interface Services {
   store: Store;
   dataDir: string;
   /** Appliers by PascalCase kind; kinds without one use the store's generic apply. */
   appliers: Map<string, Applier>;
+  /** Deleters by plural kind; kinds without one are deleted from the store alone. */
+  deleters?: Map<string, Deleter>;
   engine?: EngineHandle;
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { conformanceRoutes } from './conformance.js';
 import type { Services } from '../../services/services.js';
 import { deploymentRoutes } from './deployments.js';
 
@@ -27,4 +28,4 @@ import { deploymentRoutes } from './deployments.js';
  */
 export type RoutePlugin = (app: FastifyInstance, services: Services) => Promise<void>;
 
-export const ROUTE_PLUGINS: RoutePlugin[] = [deploymentRoutes];
+export const ROUTE_PLUGINS: RoutePlugin[] = [deploymentRoutes, conformanceRoutes];

@@ -161,6 +161,9 @@ function registerChange(app: FastifyInstance, services: Services, kind: KindDef)
     config: write,
     schema: { tags, summary: `Delete a ${kind.singular}`, description: 'Returns the deleted object. If-Match is honoured.', params: s.params, headers: ifMatch, response: { 200: s.object, 404: ErrorResponse, 412: ErrorResponse, ...errors } },
   }, async (request: Req) => {
-    return store().objects(kind.plural).delete(request.params.idOrName, { actor: actorOf(request), expectedVersion: parseIfMatch(request.headers['if-match']) });
+    const opts = { actor: actorOf(request), expectedVersion: parseIfMatch(request.headers['if-match']) };
+    const deleter = services.deleters?.get(kind.plural);
+    if (deleter) return deleter(request.params.idOrName, opts);
+    return store().objects(kind.plural).delete(request.params.idOrName, opts);
   });
 }

@@ -34,7 +34,7 @@ export function readIntervals(file: string): { intervals: Interval[]; unfinished
       open.set(noderole, list);
     } else if (kind === 'end') {
       const list = open.get(noderole) ?? [];
-      const s = list.shift();
+      const s = list.pop(); // runs of one node-role are sequential: the latest start is the one ending
       if (s) intervals.push({ ...s, end: t });
     }
   }

@@ -125,7 +125,7 @@ const quietLog: ProviderLogger = { info: () => undefined, warn: () => undefined 
 
 /**
  * Returns the base root filesystem under `<dataDir>/lab/base`, building it first if needed
- * (about a minute and 320 MB). Safe to call from several processes at once.
+ * (about 2 minutes and 270 MB here). Safe to call from several processes at once.
  */
 export async function ensureBaseImage(dataDir: string, log: ProviderLogger = quietLog, opts: EnsureBaseOptions = {}): Promise<string> {
   const baseDir = baseDirFor(dataDir);

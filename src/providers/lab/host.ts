@@ -329,7 +329,13 @@ export async function buildHost(c: LabConfig, st: HostState, publicKey: string, 
     st.nspawnLockFile = join(NSPAWN_LOCKS_DIR, `inode-${rs.dev}:${rs.ino}`);
     await writeState(st);
     // Independent: host keys (the slow part, RSA) while the links are made.
-    const results = await Promise.allSettled([writePerHostFiles(st, publicKey), setUpNetwork(st)]);
+    const mounted = Date.now();
+    const timed = async (f: () => Promise<void>) => {
+      const t = Date.now();
+      await f();
+      return (Date.now() - t) / 1000;
+    };
+    const results = await Promise.allSettled([timed(() => writePerHostFiles(st, publicKey)), timed(() => setUpNetwork(st))]);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
     signal?.throwIfAborted();
     const prepared = Date.now();
@@ -355,7 +361,11 @@ export async function buildHost(c: LabConfig, st: HostState, publicKey: string, 
     st.readyAt = new Date().toISOString();
     st.bootSeconds = (Date.now() - started) / 1000;
     await writeState(st);
-    log.info('lab: host is up', { name: st.name, address: st.publicAddress, seconds: st.bootSeconds, prepareSeconds: (prepared - started) / 1000 });
+    log.info('lab: host is up', { name: st.name, address: st.publicAddress, seconds: st.bootSeconds, prepareSeconds: (prepared - started) / 1000,
+      mountSeconds: (mounted - started) / 1000,
+      filesSeconds: results[0].status === 'fulfilled' ? results[0].value : undefined,
+      networkSeconds: results[1].status === 'fulfilled' ? results[1].value : undefined,
+    });
     return st;
   } catch (e) {
     log.warn('lab: host creation failed; removing what was made', { name: st.name, error: (e as Error).message });

@@ -1,0 +1,299 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { FormworkError } from '../../core/errors.js';
+import { FormworkClient, type ApplyDocument } from '../../client/client.js';
+import { pidAlive, type CliContext } from '../context.js';
+import { renderTable } from '../format.js';
+
+/**
+ * The main job and its undoing, on the embedded default (SQLite, the lab provider):
+ *
+ *   formwork up     starts a server in the background if none runs, applies
+ *                   examples/lab-demo.yaml (a lab provider, 4 hosts, etcd on 3, haproxy on 1),
+ *                   shows progress per node and node-role, then proves it: a key written
+ *                   through haproxy reads back.
+ *   formwork down   deletes the deployment (machines included) and the provider, and stops
+ *                   the server `up` started.
+ *   formwork conformance [--provider P]   the yardstick's checks, a row per node.
+ *
+ * @example
+ *   formwork up && formwork conformance && formwork down
+ */
+
+const DEMO_FILE = fileURLToPath(new URL('../../../examples/lab-demo.yaml', import.meta.url));
+const DEMO_DEPLOYMENT = 'demo';
+const DEMO_PROVIDER = 'lab';
+const UP_FILE = 'up.json';
+const LONG_TIMEOUT_MS = 15 * 60_000;
+
+interface UpState {
+  serverPid?: number;
+  url?: string;
+}
+
+function cliEntry(): { execArgv: string[]; entry: string } {
+  const here = fileURLToPath(import.meta.url);
+  const fromSource = here.endsWith('.ts');
+  const entry = path.join(path.dirname(here), '..', fromSource ? 'main.ts' : 'main.js');
+  return { execArgv: fromSource ? ['--import', 'tsx'] : [], entry };
+}
+
+function readToken(dataDir: string): string | undefined {
+  try {
+    return fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readUpState(dataDir: string): UpState {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dataDir, UP_FILE), 'utf8')) as UpState;
+  } catch {
+    return {};
+  }
+}
+
+async function reachable(client: FormworkClient): Promise<boolean> {
+  try {
+    await client.health();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A client to a running server: the one the CLI resolves to, else one started now in the background. */
+async function ensureServer(ctx: CliContext, listen: string, note: (s: string) => void): Promise<{ client: FormworkClient; started: boolean; url: string }> {
+  const r = ctx.resolve();
+  const make = (endpoint: string) => new FormworkClient({ endpoint, token: r.tokenSource && r.tokenSource !== 'admin.token' ? r.token : readToken(r.dataDir), timeoutMs: LONG_TIMEOUT_MS, userAgent: 'formwork-cli' });
+  const existing = make(r.endpoint);
+  if (await reachable(existing)) return { client: existing, started: false, url: r.endpoint };
+  if (r.endpointSource === 'flag' || r.endpointSource === 'env') {
+    throw new FormworkError('ENDPOINT_UNREACHABLE', `cannot reach the Formwork server at ${r.endpoint}, which was given explicitly; start it or drop --endpoint/FORMWORK_ENDPOINT to let \`formwork up\` start one`);
+  }
+  fs.mkdirSync(r.dataDir, { recursive: true, mode: 0o700 });
+  const logFile = path.join(r.dataDir, 'server.log');
+  const { execArgv, entry } = cliEntry();
+  const child = spawn(process.execPath, [...execArgv, entry, '--data-dir', r.dataDir, 'server', '--listen', listen, '--log-file', logFile], {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...process.env, ...ctx.io.env },
+  });
+  child.unref();
+  note(`started a Formwork server in the background (pid ${child.pid}, log ${logFile})`);
+  const serverFile = path.join(r.dataDir, 'server.json');
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null || (child.pid && !pidAlive(child.pid))) {
+      throw new FormworkError('INTERNAL', `the background server exited at start; see ${logFile}`);
+    }
+    try {
+      const info = JSON.parse(fs.readFileSync(serverFile, 'utf8')) as { url: string; pid: number };
+      if (info.pid === child.pid) {
+        const client = make(info.url);
+        if (await reachable(client)) {
+          fs.writeFileSync(path.join(r.dataDir, UP_FILE), JSON.stringify({ serverPid: child.pid, url: info.url } satisfies UpState) + '\n', { mode: 0o600 });
+          return { client, started: true, url: info.url };
+        }
+      }
+    } catch {
+      // not written yet
+    }
+    if (Date.now() > deadline) throw new FormworkError('INTERNAL', `the background server did not answer within 60 s; see ${logFile}`);
+    await new Promise((res) => setTimeout(res, 150));
+  }
+}
+
+interface TreeNodeRole {
+  name: string;
+  role: string;
+  state: string;
+  blockedReason?: string;
+  lastError?: { message?: string } | null;
+}
+interface Tree {
+  nodes: Array<{ name: string; state?: string; noderoles: TreeNodeRole[] }>;
+  other: TreeNodeRole[];
+  counts: Record<string, number>;
+}
+
+const SPIN = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+/** Follows a deployment until nothing is left to run; draws a live block on a terminal, plain lines otherwise. */
+async function follow(ctx: CliContext, client: FormworkClient, deployment: string, timeoutMs: number, signal: AbortSignal): Promise<Tree> {
+  const tty = Boolean((ctx.io.stdout as { isTTY?: boolean }).isTTY);
+  const seen = new Map<string, string>();
+  let drawn = 0;
+  let tick = 0;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const tree = await client.request<Tree>('GET', `/api/v1/deployments/${encodeURIComponent(deployment)}/tree`);
+    const all = [...tree.nodes.flatMap((n) => n.noderoles), ...tree.other];
+    if (tty) {
+      const lines = tree.nodes.map((n) => {
+        const done = n.noderoles.filter((x) => x.state === 'active').length;
+        const failed = n.noderoles.find((x) => x.state === 'error');
+        const current = n.noderoles.find((x) => x.state === 'running') ?? n.noderoles.find((x) => x.state !== 'active');
+        const mark = failed ? '✖' : done === n.noderoles.length ? '✔' : SPIN[tick % SPIN.length];
+        const what = failed ? `${failed.role} failed: ${failed.lastError?.message ?? ''}` : current ? `${current.role} ${current.state}` : 'ready';
+        return `${mark} ${n.name.padEnd(12)} ${String(done).padStart(2)}/${n.noderoles.length}  ${what}`.slice(0, 160);
+      });
+      if (drawn) ctx.io.stdout.write(`\x1b[${drawn}A`);
+      ctx.io.stdout.write(lines.map((l) => `\x1b[2K${l}\n`).join(''));
+      drawn = lines.length;
+      tick++;
+    } else {
+      for (const nr of all) {
+        if (seen.get(nr.name) === nr.state) continue;
+        seen.set(nr.name, nr.state);
+        const why = nr.state === 'error' ? `: ${nr.lastError?.message ?? ''}` : '';
+        ctx.out(`${new Date().toISOString().slice(11, 19)} ${nr.name} ${nr.state}${why}`);
+      }
+    }
+    const pending = all.filter((x) => x.state === 'todo' || x.state === 'running' || x.state === 'proposed');
+    const blockedOnError = all.filter((x) => x.state === 'blocked' && /failed/.test(x.blockedReason ?? ''));
+    const waiting = all.filter((x) => x.state === 'blocked').length - blockedOnError.length;
+    if (pending.length === 0 && waiting === 0) return tree;
+    if (signal.aborted) throw new FormworkError('INTERNAL', 'interrupted: run `formwork up` again to converge, or `formwork down` to remove everything');
+    if (Date.now() > deadline) throw new FormworkError('RUN_TIMEOUT', `deployment ${deployment} did not finish within ${Math.round(timeoutMs / 1000)} s: ${pending.map((p) => `${p.name} (${p.state})`).join(', ')}`);
+    await new Promise((res) => setTimeout(res, tty ? 120 : 400));
+  }
+}
+
+/** Writes a key through haproxy with etcd's v3 JSON gateway and reads it back. */
+async function proveThroughHaproxy(frontend: string): Promise<{ key: string; value: string }> {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const key = 'formwork-up';
+  const value = `written at ${new Date().toISOString()}`;
+  const post = async (p: string, body: unknown) => {
+    const res = await fetch(`http://${frontend}${p}`, { method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    if (!res.ok) throw new FormworkError('RUN_FAILED', `etcd through haproxy at ${frontend} answered ${res.status} to ${p}`);
+    return (await res.json()) as { kvs?: Array<{ value: string }> };
+  };
+  await post('/v3/kv/put', { key: b64(key), value: b64(value) });
+  const got = await post('/v3/kv/range', { key: b64(key) });
+  const read = got.kvs?.[0] ? Buffer.from(got.kvs[0].value, 'base64').toString() : undefined;
+  if (read !== value) throw new FormworkError('RUN_FAILED', `wrote "${value}" through haproxy at ${frontend} but read back ${JSON.stringify(read)}`);
+  return { key, value };
+}
+
+async function documents(): Promise<ApplyDocument[]> {
+  const { parseAllDocuments } = await import('yaml');
+  return parseAllDocuments(fs.readFileSync(DEMO_FILE, 'utf8')).map((d) => d.toJSON() as ApplyDocument);
+}
+
+async function deleteIfThere(client: FormworkClient, kind: string, name: string): Promise<boolean> {
+  try {
+    await client.delete(kind, name);
+    return true;
+  } catch (e) {
+    if ((e as FormworkError).code === 'NOT_FOUND') return false;
+    throw e;
+  }
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('up')
+    .description('bring up the lab demo: 4 real Debian hosts, etcd on 3, haproxy in front (starts a server if none runs)')
+    .option('--listen <host:port>', 'where a server started by up listens', '127.0.0.1:7480')
+    .option('--timeout <seconds>', 'give up after this long', (v) => Number(v), 1200)
+    .action(async (opts: { listen: string; timeout: number }) => {
+      const t0 = Date.now();
+      const note = (s: string) => ctx.err(s);
+      const { client, url } = await ensureServer(ctx, opts.listen, note);
+      const docs = await documents();
+      const results = await client.apply(docs);
+      for (const r of results) note(`${r.kind.toLowerCase()}/${r.name} ${r.action}`);
+      const { signal, dispose } = ctx.shutdownSignal();
+      let tree: Tree;
+      try {
+        tree = await follow(ctx, client, DEMO_DEPLOYMENT, opts.timeout * 1000, signal);
+      } finally {
+        dispose();
+      }
+      const all = [...tree.nodes.flatMap((n) => n.noderoles), ...tree.other];
+      const failed = all.filter((x) => x.state === 'error');
+      if (failed.length) {
+        for (const f of failed) {
+          ctx.err(`\n${f.name} failed: ${f.lastError?.message ?? ''}`);
+          try {
+            const log = await client.request<{ log?: string }>('GET', `/api/v1/noderoles/${encodeURIComponent(f.name)}/log`);
+            if (log?.log) ctx.err(log.log.split('\n').slice(-15).map((l) => `  | ${l}`).join('\n'));
+          } catch {
+            // no run recorded
+          }
+        }
+        throw new FormworkError('RUN_FAILED', `${failed.length} node-role(s) failed; fix and run \`formwork up\` again (it converges), or \`formwork retry deployment/${DEMO_DEPLOYMENT}\``);
+      }
+      const haproxy = all.find((x) => x.role === 'haproxy');
+      const nr = haproxy ? await client.get('noderoles', haproxy.name) : undefined;
+      const frontend = (nr?.outputs as { frontend?: string } | undefined)?.frontend;
+      if (!frontend) throw new FormworkError('INTERNAL', 'the haproxy node-role is active but reports no frontend');
+      const proof = await proveThroughHaproxy(frontend);
+      const r = ctx.resolve();
+      ctx.out(
+        [
+          ``,
+          `Formwork is up (${((Date.now() - t0) / 1000).toFixed(1)} s).`,
+          `  API            ${url}/api/v1   (docs: ${url}/api/docs)`,
+          `  token          ${path.join(r.dataDir, 'admin.token')}`,
+          `  etcd (haproxy) http://${frontend}`,
+          `  proof          wrote ${proof.key}="${proof.value}" through haproxy and read it back`,
+          `  next           formwork get nodes · formwork describe deployment demo · formwork conformance · formwork down`,
+        ].join('\n'),
+      );
+    });
+
+  program
+    .command('down')
+    .description('remove what `formwork up` made: the demo deployment and its hosts, the lab provider, the background server')
+    .option('--listen <host:port>', 'where a server started to tear down listens', '127.0.0.1:7480')
+    .action(async (opts: { listen: string }) => {
+      const note = (s: string) => ctx.err(s);
+      const r = ctx.resolve();
+      const state = readUpState(r.dataDir);
+      const { client, started } = await ensureServer(ctx, opts.listen, note);
+      if (await deleteIfThere(client, 'deployments', DEMO_DEPLOYMENT)) note(`deployment/${DEMO_DEPLOYMENT} deleted (with its hosts)`);
+      if (await deleteIfThere(client, 'providers', DEMO_PROVIDER)) note(`provider/${DEMO_PROVIDER} deleted (bridges and apt proxy torn down)`);
+      const pid = started ? readUpState(r.dataDir).serverPid : state.serverPid;
+      if (pid && pidAlive(pid)) {
+        process.kill(pid, 'SIGTERM');
+        const deadline = Date.now() + 30_000;
+        while (pidAlive(pid) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+        note(pidAlive(pid) ? `server ${pid} did not stop within 30 s` : `background server (pid ${pid}) stopped`);
+      }
+      fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
+      ctx.out('Formwork is down.');
+    });
+
+  program
+    .command('conformance')
+    .description("check nodes against the yardstick (reachable, logged in, known host, networks, shape, post-provisioning)")
+    .option('--provider <name>', "only this provider's nodes")
+    .option('-o, --output <format>', 'table or json', 'table')
+    .argument('[nodes...]', 'only these nodes')
+    .action(async (nodes: string[], opts: { provider?: string; output: string }) => {
+      interface Report {
+        passed: boolean;
+        checks: string[];
+        nodes: Array<{ node: string; provider?: string; passed: boolean; results: Array<{ check: string; ok: boolean; reason?: string }> }>;
+      }
+      const report = await ctx.client().request<Report>('POST', '/api/v1/conformance', {
+        body: { ...(opts.provider ? { provider: opts.provider } : {}), ...(nodes.length ? { nodes } : {}) },
+      });
+      if (opts.output === 'json') ctx.out(JSON.stringify(report, null, 2));
+      else {
+        const rows = report.nodes.map((n) => [n.node, n.provider ?? '', ...report.checks.map((c) => (n.results.find((x) => x.check === c)?.ok ? 'pass' : 'FAIL'))]);
+        ctx.out(renderTable(['NODE', 'PROVIDER', ...report.checks.map((c) => c.toUpperCase())], rows));
+        for (const n of report.nodes) for (const f of n.results.filter((x) => !x.ok)) ctx.out(`${n.node}: ${f.check}: ${f.reason}`);
+      }
+      if (!report.passed) throw new FormworkError('RUN_FAILED', 'conformance failed: see the reasons above');
+    });
+}
+
+
