@@ -57,11 +57,12 @@ function loginCandidates(node: StoredObject): string[] {
 
 // One shell round trip gathers every fact the post-provisioning check needs.
 const FACTS_SCRIPT = `
+[ "$(id -u)" = 0 ] && S= || S="sudo -n"
 h=$(hostname)
 s=$(systemctl is-system-running 2>/dev/null || true)
 if command -v cloud-init >/dev/null 2>&1; then c=$(cloud-init status 2>/dev/null | sed -n 's/^status: //p'); else c=absent; fi
-if command -v apt-get >/dev/null 2>&1; then pm=apt; apt-get -qq check >/dev/null 2>&1 && pmok=yes || pmok=no;
-elif command -v dnf >/dev/null 2>&1; then pm=dnf; dnf -q check >/dev/null 2>&1 && pmok=yes || pmok=no;
+if command -v apt-get >/dev/null 2>&1; then pm=apt; $S apt-get -qq check >/dev/null 2>&1 && pmok=yes || pmok=no;
+elif command -v dnf >/dev/null 2>&1; then pm=dnf; $S dnf -q check >/dev/null 2>&1 && pmok=yes || pmok=no;
 else pm=none; pmok=no; fi
 sudo -n true >/dev/null 2>&1 && su=yes || su=no
 printf '%s\\n' "hostname=$h" "system=$s" "cloudinit=$c" "pm=$pm" "pmok=$pmok" "sudo=$su"

@@ -16,6 +16,8 @@ global
     maxconn 4096
 defaults
     mode tcp
+    retries 3
+    option redispatch
     timeout connect 2s
     timeout client 60s
     timeout server 60s
