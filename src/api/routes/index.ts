@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { conformanceRoutes } from './conformance.js';
 import type { Services } from '../../services/services.js';
 import { deploymentRoutes } from './deployments.js';
+import { engineRoutes } from './engine.js';
 
 /**
  * Route plugins beyond the built-in ones (the generic kind routes, apply, tokens,
@@ -28,4 +29,4 @@ import { deploymentRoutes } from './deployments.js';
  */
 export type RoutePlugin = (app: FastifyInstance, services: Services) => Promise<void>;
 
-export const ROUTE_PLUGINS: RoutePlugin[] = [deploymentRoutes, conformanceRoutes];
+export const ROUTE_PLUGINS: RoutePlugin[] = [deploymentRoutes, conformanceRoutes, engineRoutes];

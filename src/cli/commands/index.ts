@@ -8,6 +8,7 @@ import * as server from './server.js';
 import * as version from './version.js';
 import * as watch from './watch.js';
 import * as deployments from './deployments.js';
+import * as engine from './engine.js';
 
 /**
  * The CLI's command modules. Each area owns one file `src/cli/commands/<area>.ts` that
@@ -27,4 +28,4 @@ export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMAND_MODULES: CommandModule[] = [lab, server, resources, apply, watch, auth, version, deployments];
+export const COMMAND_MODULES: CommandModule[] = [lab, server, resources, apply, watch, auth, version, deployments, engine];
