@@ -36,7 +36,7 @@ export interface CheckResult {
 /** Users tried, in order, when neither the node, the image nor the provider names one. */
 export const FALLBACK_LOGIN_USERS = ['root', 'admin', 'debian', 'ubuntu', 'ec2-user', 'cloud-user', 'fedora', 'core'];
 
-const SSH_WAIT_MS = 120_000;
+const DEFAULT_SSH_WAIT_SECONDS = 120;
 
 function addressesOf(node: StoredObject): NodeAddress[] {
   return Array.isArray(node.addresses) ? (node.addresses as NodeAddress[]) : [];
@@ -201,7 +201,12 @@ async function readyHandler(job: RunJob, io: RunIO, services: Services): Promise
   const port = nodePort(node);
   const key = ensurePlatformKey(services.dataDir);
   io.log(`waiting for TCP/${port} on ${host}\n`);
-  await waitForPort(host, port, Date.now() + SSH_WAIT_MS);
+  const waitSeconds = Number(job.inputs['ssh-wait-seconds'] ?? DEFAULT_SSH_WAIT_SECONDS);
+  try {
+    await waitForPort(host, port, Date.now() + waitSeconds * 1000);
+  } catch (e) {
+    throw new FormworkError('SSH_UNREACHABLE', `node ${node.name}: TCP/${port} on ${host} did not answer within ${waitSeconds} s`, { node: node.name, host, port }, { retryable: toFormworkError(e).retryable });
+  }
   const candidates = loginCandidates(node);
   const known = typeof node.hostKey === 'string' && node.hostKey ? node.hostKey : undefined;
   const login = await findLoginUser(host, candidates, key.privateKey, { port, knownHostKey: known, connectTimeoutMs: 15_000 });
