@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { renderTemplate } from './template.js';
+import { HeadTailText } from './log.js';
+import { inputEnv } from './process.js';
+import { parseRetryTarget } from './graph.js';
+
+describe('engine units', () => {
+  it('renders templates: paths, json, indexes; refuses unknown names and logic', () => {
+    const ctx = { inputs: { name: 'x', peers: [{ name: 'a' }], n: 3 }, node: { name: 'web-1' } };
+    expect(renderTemplate('{{ inputs.name }} {{node.name}} {{ json inputs.peers }} {{ inputs.peers.0.name }} {{ inputs.n }} {{ json inputs.name }}', ctx)).toBe(
+      'x web-1 [{"name":"a"}] a 3 "x"',
+    );
+    expect(() => renderTemplate('{{ inputs.nope }}', ctx, 'f.sh')).toThrow(/f\.sh: \{\{ inputs\.nope \}\} names "inputs\.nope", which does not exist; known: name, peers, n/);
+    expect(() => renderTemplate('{{ #if x }}', ctx)).toThrow(/not a template tag/);
+    expect(renderTemplate('echo ${HOME} { not a tag }', ctx)).toBe('echo ${HOME} { not a tag }');
+  });
+
+  it('keeps the head and tail of a long log with a marker', () => {
+    const b = new HeadTailText(100);
+    b.push('H'.repeat(60));
+    for (let i = 0; i < 100; i++) b.push('m'.repeat(10));
+    b.push('T'.repeat(20));
+    const s = b.toString();
+    expect(s.startsWith('H'.repeat(50))).toBe(true);
+    expect(s.endsWith('m'.repeat(30) + 'T'.repeat(20))).toBe(true);
+    expect(s).toContain('[... 980 characters truncated ...]');
+    const small = new HeadTailText(100);
+    small.push('abc');
+    expect(small.toString()).toBe('abc');
+  });
+
+  it('names input variables FW_INPUT_<NAME> with non-strings as JSON', () => {
+    expect(inputEnv({ 'cluster-token': 't', peers: [1], port: 2379 })).toEqual({ FW_INPUT_CLUSTER_TOKEN: 't', FW_INPUT_PEERS: '[1]', FW_INPUT_PORT: '2379' });
+  });
+
+  it('parses retry targets', () => {
+    expect(parseRetryTarget('deployment/demo')).toEqual({ deployment: 'demo' });
+    expect(parseRetryTarget('demo:n1:a')).toEqual({ noderole: 'demo:n1:a' });
+  });
+});
