@@ -4,7 +4,7 @@
  * `resolveInputs` (src/core/attribs.ts). Roles and workloads are cached briefly: they
  * change rarely and every run reads them.
  */
-import { clusterPeers, hashInputs, resolveInputs, type ResolveContext, type ResolveNode } from '../core/attribs.js';
+import { clusterPeers, GENERATED_KEY, hashInputs, resolveInputs, type ResolveContext, type ResolveNode } from '../core/attribs.js';
 import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { RoleSpec } from '../core/roles.js';
@@ -82,6 +82,14 @@ export class ContextLoader {
     return value;
   }
 
+  /** Generated values are stored sealed (src/services/deployments.ts); a run needs them open. */
+  private openGenerated(attribs: Record<string, unknown>): Record<string, unknown> {
+    const g = attribs[GENERATED_KEY];
+    if (!g || typeof g !== 'object') return attribs;
+    const open = Object.fromEntries(Object.entries(g as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'string' && v.startsWith('v1:') ? this.store.secrets.unseal(v) : v]));
+    return { ...attribs, [GENERATED_KEY]: open };
+  }
+
   async load(noderole: StoredObject): Promise<NodeRoleContext> {
     const role = await this.role(noderole.role as string);
     const deployment = await this.store.objects('deployments').find(noderole.deployment as string);
@@ -134,7 +142,7 @@ export class ContextLoader {
     }
 
     const resolve: ResolveContext = {
-      noderole: { name: noderole.name, attribs: (noderole.attribs ?? {}) as Record<string, unknown> },
+      noderole: { name: noderole.name, attribs: this.openGenerated((noderole.attribs ?? {}) as Record<string, unknown>) },
       node: node as unknown as ResolveNode | undefined,
       deployment: { name: deploymentObj.name, attribs: (deploymentObj.attribs ?? {}) as Record<string, unknown> },
       parents,

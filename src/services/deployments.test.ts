@@ -118,9 +118,11 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
     const gen = (nrs: Record<string, Record<string, unknown>>, n: string) => (nrs[n].attribs as Record<string, Record<string, string>>)[GENERATED_KEY];
     const first = await noderoles();
     const token = gen(first, 'demo:demo-0:etcd-member')['cluster-token'];
-    expect(token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    // Stored sealed (a secret), opened only to run.
+    expect(token).toMatch(/^v1:/);
+    expect(t.store.secrets.unseal(token)).toMatch(/^[A-Za-z0-9_-]{32}$/);
     expect(gen(first, 'demo:demo-2:etcd-member')['cluster-token']).toBe(token);
-    expect(gen(first, 'demo:demo-3:haproxy')['stats-password']).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(t.store.secrets.unseal(gen(first, 'demo:demo-3:haproxy')['stats-password'])).toMatch(/^[A-Za-z0-9_-]{32}$/);
     // a fourth member joins: same token; everything else kept
     const grown = clone(DOC) as typeof DOC & { nodes: { count: number } };
     grown.nodes.count = 5;

@@ -1,7 +1,7 @@
 import { FormworkError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
-import { GENERATED_KEY, generatedValues, normalizeOverride } from '../core/attribs.js';
+import { GENERATED_KEY, generatedValues, normalizeOverride, randomToken } from '../core/attribs.js';
 import { planDeployment, type PlanBinding, type PlannedNodeRole } from '../core/planner.js';
 import { cmp, type RoleSpec } from '../core/roles.js';
 import { sameValue } from '../store/repository.js';
@@ -298,7 +298,8 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
       for (const [k, v] of Object.entries(binding.inputs ?? {})) out[k] = normalizeOverride(v);
     }
     const current = (existing.get(p.name)?.attribs as Record<string, unknown> | undefined)?.[GENERATED_KEY] as Record<string, unknown> | undefined;
-    const g = generatedValues(role, current, shared.get(p.role));
+    // Sealed with the store's key: generated values are secrets, kept encrypted and opened only to run.
+    const g = generatedValues(role, current, shared.get(p.role), () => tx.secrets.seal(randomToken()));
     if (g) {
       out[GENERATED_KEY] = g;
       if (!shared.has(p.role)) shared.set(p.role, g);

@@ -97,6 +97,16 @@ export class SecretStore {
     return (await this.repo.find(name)) ? this.update(name, { data }, opts) : this.create({ name, data }, opts);
   }
 
+  /** Encrypts one value to keep inside another object (e.g. a generated cluster token in a node-role's attribs). */
+  seal(plaintext: string): string {
+    return encrypt(this.key, plaintext);
+  }
+
+  /** The plaintext of a value from `seal`. For executors only. */
+  unseal(sealed: string): string {
+    return decrypt(this.key, sealed);
+  }
+
   /** The decrypted value. For providers and executors only: never return it from the API. */
   async reveal(idOrName: string): Promise<SecretData> {
     const obj = await this.repo.get(idOrName);

@@ -66,6 +66,15 @@ describe.skipIf(!!skipReason)('formwork up / conformance / down on real lab host
     return (await res.json()) as Record<string, unknown>;
   };
 
+  async function allEvents(): Promise<unknown[]> {
+    const out: Array<{ seq: number }> = [];
+    for (;;) {
+      const page = (await api(`/api/v1/events?format=json&limit=1000&after=${out.at(-1)?.seq ?? 0}`)) as { items: Array<{ seq: number }> };
+      out.push(...page.items);
+      if (page.items.length < 1000) return out;
+    }
+  }
+
   async function etcdRoundTrip(frontend: string, key: string): Promise<boolean> {
     const b64 = (s: string) => Buffer.from(s).toString('base64');
     try {
@@ -122,6 +131,22 @@ describe.skipIf(!!skipReason)('formwork up / conformance / down on real lab host
     for (let i = 0; i < 10; i++) if (await etcdRoundTrip(frontend, `after-${i}`)) ok++;
     expect(ok).toBe(10);
   }, 120_000);
+
+  it('keeps the generated cluster token secret: on the hosts, never in the API, events, runs or log', async () => {
+    const member = (await api('/api/v1/nodes/demo-0')) as { addresses: Array<{ address: string; role: string }>; loginUser: string };
+    const pub = member.addresses.find((a) => a.role === 'public')!.address;
+    const { stdout } = await pexec('ssh', ['-i', path.join(dataDir, 'ssh', 'id_ed25519'), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', `${member.loginUser}@${pub}`, 'grep ETCD_INITIAL_CLUSTER_TOKEN /etc/default/etcd'], { timeout: 30_000 });
+    const token = /TOKEN="([^"]+)"/.exec(stdout)?.[1] ?? '';
+    expect(token.length).toBeGreaterThan(20);
+    const seen = JSON.stringify([
+      await api('/api/v1/noderoles?limit=1000'),
+      await api('/api/v1/runs?limit=1000'),
+      await allEvents(),
+    ]);
+    expect(seen).toContain('etcd-member');
+    expect(seen).not.toContain(token);
+    expect(fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8')).not.toContain(token);
+  }, 60_000);
 
   it('passes conformance on every node and check', async () => {
     const r = await formwork(['conformance', '-o', 'json']);
