@@ -18,6 +18,8 @@ import { candidatesFor, cmp, findCycles, hasFlag, satisfies, type RoleSpec } fro
  *   node 3 requiring etcd-member gets etcd-member on nodes 0, 1, 2). Not bound anywhere:
  *   bound on the requiring node.
  * - Any other role is bound on the same node (recursively).
+ * - Members of a cluster role wait for every member's own prerequisites (etcd on node 0
+ *   starts when node-ready is done on nodes 0, 1 and 2), so peers' facts exist.
  *
  * @example
  *   planDeployment({ deployment: 'demo', roles, nodes: ['demo-0', 'demo-1'], bindings: [{ role: 'etcd-member', nodes: ['demo-0', 'demo-1'] }] });
@@ -188,6 +190,14 @@ export function planDeployment(input: PlanInput): PlannedNodeRole[] {
       else if (hasFlag(chosen, 'cluster') && members.length) members.forEach(addParent);
       else addParent(place(chosen, w.nr.node, false, why));
     }
+  }
+
+  // A cluster member starts only when every member's own prerequisites are done: members
+  // read each other's addresses (peers), and services like etcd form quorum only if all start.
+  for (const [role, members] of perRole) {
+    if (!hasFlag(byName.get(role)!, 'cluster') || members.length < 2) continue;
+    const local = members.flatMap((m) => m.parents.filter((p) => p.nr.node === m.nr.node && !members.includes(p)));
+    for (const m of members) for (const p of local) if (!m.parents.includes(p)) m.parents.push(p);
   }
 
   // Edges from inputs that read other roles' outputs (`outputs(etcd-member).client-url`).

@@ -76,7 +76,9 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
       ['demo:demo-0:etcd-member', 'demo:demo-1:etcd-member', 'demo:demo-2:etcd-member', 'demo:demo-3:node-ready'].map((n) => nrs[n].id),
     );
     expect(nrs['demo:demo-3:haproxy'].attribs).toMatchObject({ backends: { $from: 'outputs(etcd-member).client-url' } });
-    expect(await links()).toBe(4 + 3 + 4);
+    // provision → node-ready ×4; each etcd member waits for node-ready on all 3 members' nodes; haproxy → 3 members + its node-ready
+    expect(await links()).toBe(4 + 3 * 3 + 4);
+    expect(nrs['demo:demo-1:etcd-member'].parents).toEqual(['demo:demo-0:node-ready', 'demo:demo-1:node-ready', 'demo:demo-2:node-ready'].map((n) => nrs[n].id));
 
     const tree = await svc.describeTree('demo');
     expect(tree.deployment).toEqual({ name: 'demo', state: 'committed', provider: 'lab' });
@@ -110,7 +112,7 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
     expect(kicks).toBe(1);
     const nrs = await noderoles();
     expect(nrs['demo:demo-1:provision'].state).toBe('todo');
-    expect(nrs['demo:demo-1:etcd-member']).toMatchObject({ state: 'blocked', blockedReason: 'waiting for demo:demo-1:node-ready (blocked)' });
+    expect(nrs['demo:demo-1:etcd-member']).toMatchObject({ state: 'blocked', blockedReason: 'waiting for demo:demo-0:node-ready (blocked)' });
   });
 
   it('keeps generated values across re-plans; cluster members share them', async () => {
@@ -166,7 +168,7 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
     expect(nrs['demo:demo-3:haproxy']).toBeUndefined();
     // node-ready stays on every node
     expect(nrs['demo:demo-3:node-ready']).toBeDefined();
-    expect(await links()).toBe(4 + 3);
+    expect(await links()).toBe(4 + 3 * 3);
   });
 
   it('refuses a bad document whole: the store is unchanged', async () => {

@@ -32,7 +32,7 @@ CONF
 if [ "$(cat /etc/haproxy/haproxy.cfg 2>/dev/null)" != "$conf" ]; then
   printf '%s\n' "$conf" > /etc/haproxy/haproxy.cfg
   haproxy -c -q -f /etc/haproxy/haproxy.cfg
-  echo "haproxy: wrote config with $(grep -c ' server ' /etc/haproxy/haproxy.cfg) backends"
+  echo "haproxy: wrote config with $(grep -c '^    server ' /etc/haproxy/haproxy.cfg) backends"
 fi
 systemctl unmask haproxy >/dev/null 2>&1 || true
 systemctl enable haproxy >/dev/null 2>&1

@@ -70,8 +70,10 @@ async function reachable(client: FormworkClient): Promise<boolean> {
 async function ensureServer(ctx: CliContext, listen: string, note: (s: string) => void): Promise<{ client: FormworkClient; started: boolean; url: string }> {
   const r = ctx.resolve();
   const make = (endpoint: string) => new FormworkClient({ endpoint, token: r.tokenSource && r.tokenSource !== 'admin.token' ? r.token : readToken(r.dataDir), timeoutMs: LONG_TIMEOUT_MS, userAgent: 'formwork-cli' });
+  // Only a server this data dir knows of (server.json) or one named explicitly is adopted:
+  // whatever answers on the default port may be another data dir's server.
   const existing = make(r.endpoint);
-  if (await reachable(existing)) return { client: existing, started: false, url: r.endpoint };
+  if (r.endpointSource !== 'default' && (await reachable(existing))) return { client: existing, started: false, url: r.endpoint };
   if (r.endpointSource === 'flag' || r.endpointSource === 'env') {
     throw new FormworkError('ENDPOINT_UNREACHABLE', `cannot reach the Formwork server at ${r.endpoint}, which was given explicitly; start it or drop --endpoint/FORMWORK_ENDPOINT to let \`formwork up\` start one`);
   }
@@ -89,7 +91,9 @@ async function ensureServer(ctx: CliContext, listen: string, note: (s: string) =
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null || (child.pid && !pidAlive(child.pid))) {
-      throw new FormworkError('INTERNAL', `the background server exited at start; see ${logFile}`);
+      const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
+      const inUse = /EADDRINUSE/.test(tail) ? ` (${listen} is in use: pass --listen HOST:PORT)` : '';
+      throw new FormworkError('INTERNAL', `the background server exited at start${inUse}; see ${logFile}`);
     }
     try {
       const info = JSON.parse(fs.readFileSync(serverFile, 'utf8')) as { url: string; pid: number };

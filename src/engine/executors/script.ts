@@ -1,14 +1,16 @@
 /**
  * `script`: the rendered script runs on the node over SSH.
  *
- * Upload to `/tmp/formwork-<run id>.sh` (0700), run it with bash (via `sudo` when the role
- * says `sudo: true` and the login user is not root) with inputs on stdin and as FW_INPUT_*,
- * read the outputs file back with `cat`, remove both files. The host key is checked
+ * One SSH command writes the rendered script to a private temp dir, runs it with bash (via
+ * `sudo` when the role says `sudo: true` and the login user is not root) with inputs on
+ * stdin and as FW_INPUT_*, prints the outputs file after a one-time marker and removes
+ * the dir. The host key is checked
  * against the node's recorded one; with none recorded the observed one is returned as a
  * node update (trust on first use).
  */
+import { randomBytes } from 'node:crypto';
 import { FormworkError } from '../../core/errors.js';
-import { SshPool, shellQuote } from '../../ssh/client.js';
+import type { SshPool } from '../../ssh/client.js';
 import { parseOutputs } from '../outputs.js';
 import { inputEnv } from '../process.js';
 import type { RoleExecutor, RunIO, RunJob, RunResult } from '../types.js';
@@ -30,37 +32,86 @@ export function scriptExecutor(opts: { dataDir: string; pool: SshPool }): RoleEx
       const info = await opts.pool.connect(target);
       const nodeUpdate = target.knownHostKey ? undefined : { hostKey: info.hostKeyFingerprint };
       const sudo = impl.sudo === true;
-      const base = `/tmp/formwork-${job.runId}`;
-      const scriptPath = `${base}.sh`;
-      const outputsPath = `${base}.out`;
+      // One SSH round trip (each exec is a new session, which costs a PAM/logind setup on
+      // most images): the script travels inside the command, runs with the inputs on stdin,
+      // and its outputs file follows a one-time marker on stdout.
+      const nonce = randomBytes(12).toString('hex');
+      const marker = `FORMWORK-OUTPUTS-${nonce}`;
+      const command = [
+        `d=$(mktemp -d /tmp/formwork-run.XXXXXX) || exit 125`,
+        `trap 'rm -rf "$d"' EXIT`,
+        `cat > "$d/run.sh" <<'FORMWORK_SCRIPT_${nonce}'`,
+        script.endsWith('\n') ? script.slice(0, -1) : script,
+        `FORMWORK_SCRIPT_${nonce}`,
+        `FW_OUTPUTS="$d/out" bash --norc --noprofile "$d/run.sh"`,
+        `rc=$?`,
+        `printf '\\n%s\\n' ${marker}`,
+        `[ -f "$d/out" ] && cat "$d/out"`,
+        `exit $rc`,
+      ].join('\n');
+      const split = new MarkerSplitter(marker, (c) => io.log(c));
       try {
-        await opts.pool.upload(target, scriptPath, script, 0o700, { sudo, timeoutMs: 60_000 });
-        const res = await opts.pool.exec(target, `bash --norc --noprofile ${shellQuote(scriptPath)}`, {
+        const res = await opts.pool.exec(target, command, {
           stdin: JSON.stringify(job.inputs),
-          env: { ...inputEnv(job.inputs), ...identityEnv(job), FW_OUTPUTS: outputsPath },
+          env: { ...inputEnv(job.inputs), ...identityEnv(job) },
           sudo,
           timeoutMs: job.timeoutMs,
-          onOutput: (c) => io.log(c),
-          maxOutputBytes: 64 * 1024, // the annealer keeps the full (capped) log
-        });
-        if (res.exitCode !== 0) throw exitError(job, res.exitCode, res.signal);
-        const out = await opts.pool.exec(target, `if [ -f ${shellQuote(outputsPath)} ]; then cat ${shellQuote(outputsPath)}; fi`, {
-          sudo,
-          timeoutMs: 60_000,
+          onOutput: (c, stream) => (stream === 'stdout' ? split.push(c) : io.log(c)),
           maxOutputBytes: 16 * 1024 * 1024,
         });
-        if (out.exitCode !== 0) {
-          throw new FormworkError('RUN_FAILED', `reading the outputs of role ${job.role.name} on node ${job.node.name} failed: ${out.stderr.trim()}`, {});
+        split.end();
+        if (res.exitCode !== 0) throw exitError(job, res.exitCode, res.signal);
+        if (!split.found) {
+          throw new FormworkError('RUN_FAILED', `role ${job.role.name} on node ${job.node.name}: the run ended without reporting its outputs (was the shell replaced?)`, {});
         }
-        const outputs = parseOutputs(out.stdout, job.role, job.node.name);
+        const outputs = parseOutputs(split.after, job.role, job.node.name);
         return { exitCode: 0, outputs, ...(nodeUpdate ? { nodeUpdate } : {}) };
       } catch (e) {
         // The host key was recorded even when the script failed: keep TOFU's first contact.
         if (nodeUpdate && e instanceof FormworkError) (e as FormworkError & { nodeUpdate?: unknown }).nodeUpdate = nodeUpdate;
         throw e;
-      } finally {
-        await opts.pool.exec(target, `rm -f ${shellQuote(scriptPath)} ${shellQuote(outputsPath)}`, { sudo, timeoutMs: 15_000 }).catch(() => undefined);
       }
     },
   };
+}
+
+/**
+ * Forwards stdout to the log until a marker line, keeping everything after it. Holds back
+ * as many characters as the marker is long, so a marker split across chunks is still found.
+ */
+export class MarkerSplitter {
+  found = false;
+  after = '';
+  private pending = '';
+  private readonly needle: string;
+
+  constructor(marker: string, private readonly forward: (chunk: string) => void) {
+    this.needle = `\n${marker}\n`;
+  }
+
+  push(chunk: string): void {
+    if (this.found) {
+      this.after += chunk;
+      return;
+    }
+    this.pending += chunk;
+    const i = this.pending.indexOf(this.needle);
+    if (i >= 0) {
+      this.found = true;
+      if (i > 0) this.forward(this.pending.slice(0, i));
+      this.after = this.pending.slice(i + this.needle.length);
+      this.pending = '';
+      return;
+    }
+    const keep = this.needle.length - 1;
+    if (this.pending.length > keep) {
+      this.forward(this.pending.slice(0, this.pending.length - keep));
+      this.pending = this.pending.slice(this.pending.length - keep);
+    }
+  }
+
+  end(): void {
+    if (!this.found && this.pending) this.forward(this.pending);
+    this.pending = '';
+  }
 }
