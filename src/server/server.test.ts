@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import https from 'node:https';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { STORE_ENGINES, createTestDatabase } from '../store/testing/engines.js';
@@ -128,6 +129,33 @@ describe('the server process', () => {
       expect(fs.existsSync(path.join(dataDir, SERVER_FILE))).toBe(false);
     } finally {
       fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('TLS', () => {
+  it('serves HTTPS with the given certificate and refuses half a TLS configuration', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-tls-'));
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    await expect(startServer({ dataDir: dir, listen: '127.0.0.1:0', tlsCert: cert, handleSignals: false, logFile: path.join(dir, 'log') })).rejects.toThrow(/both/);
+    const server = await startServer({ dataDir: dir, listen: '127.0.0.1:0', tlsCert: cert, tlsKey: key, handleSignals: false, assemble: false, logFile: path.join(dir, 'log') });
+    try {
+      expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const body = await new Promise<string>((resolve, reject) => {
+        https.get(`${server.url}/healthz`, { ca: fs.readFileSync(cert) }, (res) => {
+          let b = '';
+          res.on('data', (c: Buffer) => (b += c));
+          res.on('end', () => resolve(b));
+        }).on('error', reject);
+      });
+      expect(JSON.parse(body).status).toBe('ok');
+      // Plain HTTP to the TLS port is not served.
+      await expect(fetch(server.url.replace('https:', 'http:') + '/healthz')).rejects.toThrow();
+    } finally {
+      await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -103,6 +103,8 @@ async function deleteNodeRoles(services: Services, filter: { node?: string; depl
   await services.store.transaction(async (tx) => {
     const ids = doomed.map((d) => d.id);
     await tx.db.deleteFrom('noderole_links').where((eb) => eb.or([eb('parent_id', 'in', ids), eb('child_id', 'in', ids)])).execute();
+    // Their run history goes with them: a later deployment may reuse the names.
+    await tx.db.deleteFrom('runs').where('noderole', 'in', doomed.map((d) => d.name)).execute();
     for (const nr of doomed) await tx.objects('noderoles').delete(nr.id, { actor: opts.actor });
   });
 }
