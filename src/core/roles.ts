@@ -1,3 +1,4 @@
+import type { StoredObject } from './kinds.js';
 import { compileSchema, parseExpression } from './attribs.js';
 
 /**
@@ -209,4 +210,26 @@ export function findCycles(roles: RoleSpec[], byName = new Map(roles.map((r) => 
   };
   for (const r of [...roles].sort((a, b) => cmp(a.name, b.name))) visit(r);
   return cycles;
+}
+
+/**
+ * A stored role object's spec, normalized: lists and maps present even when the row omits them.
+ *
+ * @example
+ *   const roles = (await store.objects('roles').all()).map(roleFromObject);
+ */
+export function roleFromObject(row: StoredObject): RoleSpec {
+  const spec = (row.spec ?? {}) as Partial<RoleSpec>;
+  return {
+    ...spec,
+    name: spec.name ?? row.name,
+    workload: spec.workload ?? (row.workload as string) ?? '',
+    requires: spec.requires ?? [],
+    provides: spec.provides ?? [],
+    conflicts: spec.conflicts ?? [],
+    flags: spec.flags ?? [],
+    inputs: spec.inputs ?? {},
+    outputs: spec.outputs ?? {},
+    implementation: spec.implementation ?? { kind: 'builtin', handler: '(none)' },
+  } as RoleSpec;
 }

@@ -7,7 +7,7 @@
 import { clusterPeers, GENERATED_KEY, hashInputs, resolveInputs, type ResolveContext, type ResolveNode } from '../core/attribs.js';
 import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
-import type { RoleSpec } from '../core/roles.js';
+import { roleFromObject, type RoleSpec } from '../core/roles.js';
 import type { Store } from '../store/store.js';
 
 export interface NodeRoleContext {
@@ -27,23 +27,6 @@ export interface Resolved {
 interface Cached<T> {
   at: number;
   value: T;
-}
-
-/** A role's stored spec, normalized: lists and maps present even when the row omits them. */
-export function normalizeRole(row: StoredObject): RoleSpec {
-  const spec = (row.spec ?? {}) as Partial<RoleSpec>;
-  return {
-    ...spec,
-    name: spec.name ?? row.name,
-    workload: spec.workload ?? (row.workload as string) ?? '',
-    requires: spec.requires ?? [],
-    provides: spec.provides ?? [],
-    conflicts: spec.conflicts ?? [],
-    flags: spec.flags ?? [],
-    inputs: spec.inputs ?? {},
-    outputs: spec.outputs ?? {},
-    implementation: spec.implementation ?? { kind: 'builtin', handler: '(none)' },
-  } as RoleSpec;
 }
 
 function naturalCompare(a: string, b: string): number {
@@ -69,7 +52,7 @@ export class ContextLoader {
     if (hit && Date.now() - hit.at < this.ttlMs) return hit.value;
     const row = await this.store.objects('roles').find(name);
     if (!row) throw new FormworkError('ROLE_UNKNOWN', `role "${name}" is not defined by any loaded workload`, { role: name });
-    const value = normalizeRole(row);
+    const value = roleFromObject(row);
     this.roles.set(name, { at: Date.now(), value });
     return value;
   }

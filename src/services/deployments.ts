@@ -3,7 +3,7 @@ import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
 import { GENERATED_KEY, generatedValues, normalizeOverride, randomToken } from '../core/attribs.js';
 import { planDeployment, type PlanBinding, type PlannedNodeRole } from '../core/planner.js';
-import { cmp, type RoleSpec } from '../core/roles.js';
+import { cmp, roleFromObject, type RoleSpec } from '../core/roles.js';
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import type { Applier, ApplyContext, ApplyResult, Services } from './services.js';
@@ -189,20 +189,7 @@ export class DeploymentService {
 }
 
 async function rolesCatalogue(tx: Store): Promise<RoleSpec[]> {
-  return (await tx.objects('roles').all()).map((r) => {
-    const s = (r.spec ?? {}) as Partial<RoleSpec>;
-    return {
-      ...s,
-      name: s.name ?? r.name,
-      workload: s.workload ?? (r.workload as string) ?? '',
-      requires: s.requires ?? [],
-      provides: s.provides ?? [],
-      conflicts: s.conflicts ?? [],
-      flags: s.flags ?? [],
-      inputs: s.inputs ?? {},
-      outputs: s.outputs ?? {},
-    } as RoleSpec;
-  });
+  return (await tx.objects('roles').all()).map(roleFromObject);
 }
 
 async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext): Promise<{ action: ApplyResult['action']; object: StoredObject; kick: boolean }> {

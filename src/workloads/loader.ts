@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { FormworkError } from '../core/errors.js';
-import { IMPLEMENTATION_KINDS, validateRoles, type AttribSpec, type RoleError, type RoleImplementation, type RoleSpec } from '../core/roles.js';
+import { IMPLEMENTATION_KINDS, roleFromObject, validateRoles, type AttribSpec, type RoleError, type RoleImplementation, type RoleSpec } from '../core/roles.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { Store } from '../store/store.js';
 
@@ -386,7 +386,7 @@ export interface RegisterResult {
 
 /** The role catalogue as stored. */
 export async function storedRoles(store: Store): Promise<RoleSpec[]> {
-  return (await store.objects('roles').all()).map((r) => r.spec as RoleSpec);
+  return (await store.objects('roles').all()).map(roleFromObject);
 }
 
 /**
