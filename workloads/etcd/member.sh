@@ -3,6 +3,11 @@
 # for quorum (each member's start blocks until a majority is up; etcd-healthy waits for it).
 # Idempotent: an unchanged config on a running member changes nothing.
 set -euo pipefail
+if ! command -v etcd >/dev/null; then
+  echo "etcd: installing etcd-server and etcd-client"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null
+  systemctl stop etcd 2>/dev/null || true   # Debian starts it with defaults; we configure it first
+fi
 name=$(hostname)
 addr="$FW_INPUT_BIND_ADDRESS"
 cport="$FW_INPUT_CLIENT_PORT"; pport="$FW_INPUT_PEER_PORT"
@@ -38,8 +43,7 @@ if [ "$(cat /etc/default/etcd 2>/dev/null)" != "$conf" ]; then
 else
   changed=0
 fi
-systemctl unmask etcd >/dev/null 2>&1 || true
-systemctl enable etcd >/dev/null 2>&1
+systemctl is-enabled -q etcd 2>/dev/null || systemctl enable -q etcd
 if [ "$changed" = 1 ] || ! systemctl is-active -q etcd; then
   systemctl restart --no-block etcd
   echo "etcd: (re)starting $name on $addr"

@@ -1,6 +1,10 @@
 #!/bin/bash
 # haproxy in TCP mode: one frontend on the public address, the backends behind it.
 set -euo pipefail
+if ! command -v haproxy >/dev/null; then
+  echo "haproxy: installing haproxy"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+fi
 servers=$(python3 <<'PY'
 import json, os
 from urllib.parse import urlparse
@@ -34,7 +38,6 @@ if [ "$(cat /etc/haproxy/haproxy.cfg 2>/dev/null)" != "$conf" ]; then
   haproxy -c -q -f /etc/haproxy/haproxy.cfg
   echo "haproxy: wrote config with $(grep -c '^    server ' /etc/haproxy/haproxy.cfg) backends"
 fi
-systemctl unmask haproxy >/dev/null 2>&1 || true
-systemctl enable haproxy >/dev/null 2>&1
+systemctl is-enabled -q haproxy 2>/dev/null || systemctl enable -q haproxy
 if systemctl is-active -q haproxy; then systemctl reload haproxy; else systemctl start haproxy; fi
 printf '{"frontend":"%s:%s"}\n' "$FW_INPUT_BIND_ADDRESS" "$FW_INPUT_PORT" > "$FW_OUTPUTS"

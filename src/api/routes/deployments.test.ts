@@ -36,7 +36,7 @@ describe.each(STORE_ENGINES)('deployment routes on $name', (engine) => {
     expect(tree.statusCode).toBe(200);
     const body = tree.json();
     expect(body.nodes.map((n: { name: string }) => n.name)).toEqual(['demo-0', 'demo-1']);
-    expect(body.nodes[1].noderoles[2]).toMatchObject({ role: 'etcd-member', state: 'blocked', blockedReason: 'waiting for demo:demo-1:node-ready (blocked)', parents: ['demo:demo-1:node-ready'] });
+    expect(body.nodes[1].noderoles[2]).toMatchObject({ role: 'etcd-member', state: 'blocked', blockedReason: 'waiting for demo:demo-0:node-ready (blocked)', parents: ['demo:demo-0:node-ready', 'demo:demo-1:node-ready'] });
     expect((await h.call('GET', '/api/v1/deployments/nope/tree')).statusCode).toBe(404);
   });
 
