@@ -19,6 +19,15 @@ describe('MarkerSplitter', () => {
     expect(run([...text])).toEqual({ log: 'line one\nline two', found: true, after: '{"b":2}\n' });
   });
 
+  it('streams a line at once instead of holding it back for a marker that may follow', () => {
+    const logged: string[] = [];
+    const s = new MarkerSplitter('MARK-1', (c) => logged.push(c));
+    s.push('sleeping on f-2\n');
+    expect(logged.join('')).toBe('sleeping on f-2');
+    s.push('still here\n');
+    expect(logged.join('')).toBe('sleeping on f-2\nstill here');
+  });
+
   it('forwards everything when the marker never comes', () => {
     expect(run(['no marker ', 'here\nMARK-', '2\n'])).toEqual({ log: 'no marker here\nMARK-2\n', found: false, after: '' });
   });

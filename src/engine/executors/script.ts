@@ -67,6 +67,7 @@ export function scriptExecutor(opts: { dataDir: string; pool: SshPool }): RoleEx
         const outputs = parseOutputs(split.after, job.role, job.node.name);
         return { exitCode: 0, outputs, ...(nodeUpdate ? { nodeUpdate } : {}) };
       } catch (e) {
+        split.end(); // keep what the script printed before the connection dropped
         // The host key was recorded even when the script failed: keep TOFU's first contact.
         if (nodeUpdate && e instanceof FormworkError) (e as FormworkError & { nodeUpdate?: unknown }).nodeUpdate = nodeUpdate;
         throw e;
@@ -77,7 +78,8 @@ export function scriptExecutor(opts: { dataDir: string; pool: SshPool }): RoleEx
 
 /**
  * Forwards stdout to the log until a marker line, keeping everything after it. Holds back
- * as many characters as the marker is long, so a marker split across chunks is still found.
+ * only a tail that could begin the marker, so a marker split across chunks is still found
+ * and the log still streams line by line.
  */
 export class MarkerSplitter {
   found = false;
@@ -103,11 +105,16 @@ export class MarkerSplitter {
       this.pending = '';
       return;
     }
-    const keep = this.needle.length - 1;
-    if (this.pending.length > keep) {
-      this.forward(this.pending.slice(0, this.pending.length - keep));
-      this.pending = this.pending.slice(this.pending.length - keep);
+    // Hold back only a tail that could be the start of the marker line, so the log streams live.
+    let keepFrom = this.pending.length;
+    for (let k = Math.min(this.pending.length, this.needle.length - 1); k > 0; k--) {
+      if (this.needle.startsWith(this.pending.slice(this.pending.length - k))) {
+        keepFrom = this.pending.length - k;
+        break;
+      }
     }
+    if (keepFrom > 0) this.forward(this.pending.slice(0, keepFrom));
+    this.pending = this.pending.slice(keepFrom);
   }
 
   end(): void {
