@@ -14,10 +14,23 @@ for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | gr
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
+  # Packages must not start their services here: the system apt-cacher-ng would hold
+  # port 3142 on every address, where the lab provider runs its own on the lab bridge.
+  ours=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; ours=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The distribution's apt-cacher-ng service is not used: the lab provider runs its own.
-  systemctl disable --now apt-cacher-ng >/dev/null 2>&1 || true
+  if [ -n "$ours" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
 fi
+# A system apt-cacher-ng started earlier (not the lab provider's, which runs from the data dir).
+if [ -f /run/apt-cacher-ng/pid ] && kill -0 "$(cat /run/apt-cacher-ng/pid)" 2>/dev/null; then
+  echo "setup: stopping the system apt-cacher-ng (the lab provider runs its own)"
+  /etc/init.d/apt-cacher-ng stop >/dev/null 2>&1 || systemctl stop apt-cacher-ng >/dev/null 2>&1 || true
+fi
+update-rc.d apt-cacher-ng disable >/dev/null 2>&1 || true
+systemctl disable apt-cacher-ng >/dev/null 2>&1 || true
 mkdir -p /run/sshd
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -206,11 +206,16 @@ export function register(program: Command, ctx: CliContext): void {
     .description('bring up the lab demo: 4 real Debian hosts, etcd on 3, haproxy in front (starts a server if none runs)')
     .option('--listen <host:port>', 'where a server started by up listens', '127.0.0.1:7480')
     .option('--timeout <seconds>', 'give up after this long', (v) => Number(v), 1200)
-    .action(async (opts: { listen: string; timeout: number }) => {
+    .option('--subnet-index <n>', 'lab networks: public 198.18.(2N).0/24, private 198.18.(2N+1).0/24 (0–255)', (v) => Number(v))
+    .action(async (opts: { listen: string; timeout: number; subnetIndex?: number }) => {
       const t0 = Date.now();
       const note = (s: string) => ctx.err(s);
       const { client, url } = await ensureServer(ctx, opts.listen, note);
       const docs = await documents();
+      if (opts.subnetIndex !== undefined) {
+        const provider = docs.find((d) => d.kind === 'Provider');
+        if (provider) provider.settings = { ...(provider.settings as object), subnetIndex: opts.subnetIndex };
+      }
       const results = await client.apply(docs);
       for (const r of results) note(`${r.kind.toLowerCase()}/${r.name} ${r.action}`);
       const { signal, dispose } = ctx.shutdownSignal();

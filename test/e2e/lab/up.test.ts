@@ -104,9 +104,10 @@ describe.skipIf(!!skipReason)('formwork up / conformance / down on real lab host
   }, 180_000);
 
   it('converges after an interrupted up, with no duplicate hosts', async () => {
-    const first = await formwork(['up', '--listen', listen], { interruptWhen: /provision (running|active)/ });
+    // Subnet 11 (198.18.22.0/24): a developer's own `formwork up` on subnet 0 is left alone.
+    const first = await formwork(['up', '--listen', listen, '--subnet-index', '11'], { interruptWhen: /provision (running|active)/ });
     expect(first.code).not.toBe(0);
-    const second = await formwork(['up', '--listen', listen]);
+    const second = await formwork(['up', '--listen', listen, '--subnet-index', '11']);
     expect(second.stderr + second.stdout).toContain('Formwork is up');
     expect(second.code).toBe(0);
     expect(second.stdout).toMatch(/proof\s+wrote formwork-up=".*" through haproxy and read it back/);
@@ -161,7 +162,7 @@ describe.skipIf(!!skipReason)('formwork up / conformance / down on real lab host
   it('down leaves nothing behind', async () => {
     const r = await formwork(['down', '--listen', listen], { timeoutMs: 180_000 });
     expect(r.code).toBe(0);
-    const left = await labLeftovers({ dataDir, providerName: 'lab', settings: { subnetIndex: 0 } });
+    const left = await labLeftovers({ dataDir, providerName: 'lab', settings: { subnetIndex: 11 } });
     expect(left).toEqual({ netns: [], mounts: [], links: [], processes: [], stateFiles: [], propagate: [], cgroups: [] });
     expect(processesMatching(dataDir)).toEqual([]);
     expect(fs.existsSync(path.join(dataDir, 'server.json'))).toBe(false);
