@@ -13,23 +13,14 @@
  */
 import type { StoredObject } from '../../core/kinds.js';
 import type { RoleSpec } from '../../core/roles.js';
+import { testRole } from '../../core/testing/roles.js';
 import type { Store } from '../../store/store.js';
 
 export const WORKLOAD = 'test';
 
+/** A test role with the given implementation (see core/testing/roles.ts). */
 export function role(name: string, implementation: RoleSpec['implementation'], extra: Partial<RoleSpec> = {}): RoleSpec {
-  return {
-    name,
-    workload: WORKLOAD,
-    requires: [],
-    provides: [],
-    conflicts: [],
-    flags: [],
-    inputs: {},
-    outputs: {},
-    implementation,
-    ...extra,
-  };
+  return testRole(name, { workload: WORKLOAD, implementation, ...extra });
 }
 
 export interface NodeFixture {
