@@ -7,6 +7,7 @@ import { FormworkError } from '../../core/errors.js';
 import { FormworkClient, type ApplyDocument } from '../../client/client.js';
 import { pidAlive, type CliContext } from '../context.js';
 import { renderTable } from '../format.js';
+import { baseDirFor, isBaseReady } from '../../providers/lab/base.js';
 
 /**
  * The main job and its undoing, on the embedded default (SQLite, the lab provider):
@@ -215,6 +216,9 @@ export function register(program: Command, ctx: CliContext): void {
       if (opts.subnetIndex !== undefined) {
         const provider = docs.find((d) => d.kind === 'Provider');
         if (provider) provider.settings = { ...(provider.settings as object), subnetIndex: opts.subnetIndex };
+      }
+      if (!isBaseReady(baseDirFor(ctx.resolve().dataDir))) {
+        note('first run: the lab hosts\' base image is built with debootstrap (about 2 minutes; cached in the data dir after that)');
       }
       const results = await client.apply(docs);
       for (const r of results) note(`${r.kind.toLowerCase()}/${r.name} ${r.action}`);
