@@ -3,6 +3,8 @@
 # for quorum (each member's start blocks until a majority is up; etcd-healthy waits for it).
 # Idempotent: an unchanged config on a running member changes nothing.
 set -euo pipefail
+# systemd runs the unit; skip mirroring it into SysV rc.d links (a second per systemctl call).
+export SYSTEMCTL_SKIP_SYSV=1
 if ! command -v etcd >/dev/null; then
   echo "etcd: installing etcd-server and etcd-client"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client >/dev/null

@@ -1,6 +1,8 @@
 #!/bin/bash
 # haproxy in TCP mode: one frontend on the public address, the backends behind it.
 set -euo pipefail
+# systemd runs the unit; skip mirroring it into SysV rc.d links (a second per systemctl call).
+export SYSTEMCTL_SKIP_SYSV=1
 if ! command -v haproxy >/dev/null; then
   echo "haproxy: installing haproxy"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
