@@ -209,20 +209,21 @@ async function readyHandler(job: RunJob, io: RunIO, services: Services): Promise
   }
   const candidates = loginCandidates(node);
   const known = typeof node.hostKey === 'string' && node.hostKey ? node.hostKey : undefined;
-  const login = await findLoginUser(host, candidates, key.privateKey, { port, knownHostKey: known, connectTimeoutMs: 15_000 });
-  if (known && !fingerprintsEqual(known, login.hostKeyFingerprint)) {
-    throw new FormworkError('HOST_KEY_MISMATCH', `node ${node.name}: host key ${login.hostKeyFingerprint} differs from the recorded ${known}`, { node: node.name }, { retryable: false });
-  }
-  io.log(`logged in as ${login.username}; host key ${login.hostKeyFingerprint}${known ? ' (matches the recorded one)' : ' (recorded: trust on first use)'}\n`);
-  const updated: StoredObject = { ...node, loginUser: login.username, hostKey: login.hostKeyFingerprint };
+  // The pool keeps the login that worked, so the steps and checks below reuse it.
   const pool = new SshPool();
   try {
+    const login = await findLoginUser(host, candidates, key.privateKey, { port, knownHostKey: known, connectTimeoutMs: 15_000, pool });
+    if (known && !fingerprintsEqual(known, login.hostKeyFingerprint)) {
+      throw new FormworkError('HOST_KEY_MISMATCH', `node ${node.name}: host key ${login.hostKeyFingerprint} differs from the recorded ${known}`, { node: node.name }, { retryable: false });
+    }
+    io.log(`logged in as ${login.username}; host key ${login.hostKeyFingerprint}${known ? ' (matches the recorded one)' : ' (recorded: trust on first use)'}\n`);
+    const updated: StoredObject = { ...node, loginUser: login.username, hostKey: login.hostKeyFingerprint };
     const target = { host, port, username: login.username, privateKey: key.privateKey, knownHostKey: login.hostKeyFingerprint, connectTimeoutMs: 15_000 };
     const name = shellQuote(node.name);
     // Hostname, then wait for boot and cloud-init to settle: what a provider left half done is finished here.
     const prep = await pool.exec(
       target,
-      `hostnamectl set-hostname ${name} 2>/dev/null || { echo ${name} > /etc/hostname; hostname ${name}; }
+      `[ "$(hostname)" = ${name} ] || hostnamectl set-hostname ${name} 2>/dev/null || { echo ${name} > /etc/hostname; hostname ${name}; }
 grep -q "[[:space:]]${node.name}\\$" /etc/hosts || echo "127.0.1.1 ${node.name}" >> /etc/hosts
 timeout 120 systemctl is-system-running --wait >/dev/null 2>&1 || true
 if command -v cloud-init >/dev/null 2>&1; then timeout 300 cloud-init status --wait >/dev/null 2>&1 || true; fi`,
@@ -235,14 +236,14 @@ if command -v cloud-init >/dev/null 2>&1; then timeout 300 cloud-init status --w
     if (failed.length) {
       throw new FormworkError('RUN_FAILED', `node ${node.name} is not ready: ${failed.map((r) => `${r.check} (${r.reason})`).join('; ')}`, { node: node.name, failed });
     }
+    return {
+      exitCode: 0,
+      outputs: { 'login-user': login.username, address: host },
+      nodeUpdate: { loginUser: login.username, hostKey: login.hostKeyFingerprint, state: 'ready' },
+    };
   } finally {
     await pool.close();
   }
-  return {
-    exitCode: 0,
-    outputs: { 'login-user': login.username, address: host },
-    nodeUpdate: { loginUser: login.username, hostKey: login.hostKeyFingerprint, state: 'ready' },
-  };
 }
 
 function requireNode(job: RunJob): StoredObject {

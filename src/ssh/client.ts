@@ -781,6 +781,8 @@ export interface FindLoginUserOptions {
   knownHostKey?: string;
   /** Per attempt. Default 15 s. */
   connectTimeoutMs?: number;
+  /** Keep the connection that worked in this pool (the next exec as that user reuses it). */
+  pool?: SshPool;
 }
 
 export interface LoginUser {
@@ -808,10 +810,9 @@ export async function findLoginUser(
   for (const username of candidates) {
     tried.push(username);
     try {
-      const c = await openConnection(
-        { host, port, username, privateKey, knownHostKey: opts.knownHostKey ?? observed, connectTimeoutMs: opts.connectTimeoutMs },
-        0,
-      );
+      const target = { host, port, username, privateKey, knownHostKey: opts.knownHostKey ?? observed, connectTimeoutMs: opts.connectTimeoutMs };
+      if (opts.pool) return { username, hostKeyFingerprint: (await opts.pool.connect(target)).hostKeyFingerprint };
+      const c = await openConnection(target, 0);
       c.client.end();
       return { username, hostKeyFingerprint: c.hostKeyFingerprint };
     } catch (e) {
