@@ -65,8 +65,8 @@ async function all<T>(dataDir: string, p: string): Promise<T[]> {
 
 async function breakdown(dataDir: string, upStartMs: number, upEndMs: number) {
   const noderoles = await all<NodeRole>(dataDir, '/api/v1/noderoles?deployment=demo');
-  const runs = (await all<Run>(dataDir, '/api/v1/runs?deployment=demo')).filter((r) => r.state === 'succeeded' || r.endedAt);
-  // The last successful run of each node-role (an up that converged may have older ones).
+  const runs = await all<Run>(dataDir, '/api/v1/runs?deployment=demo&state=succeeded');
+  // The last run of each node-role (an up that converged may have older successful ones).
   const last = new Map<string, Run>();
   for (const r of runs) {
     const prev = last.get(r.noderole);

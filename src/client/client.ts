@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { ERROR_CODES, FormworkError, type ErrorCode } from '../core/errors.js';
-import { kindByName, knownKindNames, type KindDef, type StoredObject } from '../core/kinds.js';
+import { kindByName, knownKindNames, type KindDef, type FormworkEvent, type StoredObject } from '../core/kinds.js';
 import { SseParser } from './sse.js';
 
 /**
@@ -62,16 +62,8 @@ export interface ApplyResultItem {
   object: StoredObject;
 }
 
-export interface ClientEvent {
-  id: string;
-  seq: number;
-  time: string;
-  type: string;
-  action: string;
-  key: string;
-  actor?: string;
-  object?: unknown;
-}
+/** An event from the stream: the same shape the store keeps (core/kinds.ts). */
+export type ClientEvent = FormworkEvent;
 
 export interface EventStreamOptions {
   /** Event types (kind plurals like `nodes`, or stream names). */

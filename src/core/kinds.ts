@@ -209,3 +209,18 @@ export interface StoredObject {
 export function columnName(field: string): string {
   return field.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
 }
+
+/** An event as the store keeps it and the API streams it (SSE `id:` is `id`). */
+export interface FormworkEvent {
+  /** The sequence number, as text (what SSE `id:` and `Last-Event-ID` carry). */
+  id: string;
+  seq: number;
+  time: string;
+  /** The object kind, plural (`nodes`), or a stream name (`logs`). */
+  type: string;
+  /** created, updated, deleted, state, or a stream-specific verb (e.g. `output`). */
+  action: string;
+  key: string;
+  actor?: string;
+  object?: unknown;
+}

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { FormworkEvent } from '../core/kinds.js';
 import type { Executor } from './repository.js';
 
 /**
@@ -11,19 +12,7 @@ import type { Executor } from './repository.js';
  *   const stop = events.subscribe({ types: ['nodes'], after: 0 }, (e) => console.log(e.action, e.key));
  */
 
-export interface FormworkEvent {
-  /** The sequence number, as text (what SSE `id:` and `Last-Event-ID` carry). */
-  id: string;
-  seq: number;
-  time: string;
-  /** The object kind, plural (`nodes`), or a stream name (`logs`). */
-  type: string;
-  /** created, updated, deleted, state, or a stream-specific verb (e.g. `output`). */
-  action: string;
-  key: string;
-  actor?: string;
-  object?: unknown;
-}
+export type { FormworkEvent };
 
 export interface NewEvent {
   type: string;

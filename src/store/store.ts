@@ -1,4 +1,4 @@
-import { KINDS, kindByName, knownKindNames } from '../core/kinds.js';
+import { kindByName, knownKindNames } from '../core/kinds.js';
 import { FormworkError } from '../core/errors.js';
 import { openDatabase, type Database, type Dialect, type OpenOptions } from './db.js';
 import { EventLog } from './events.js';
@@ -78,4 +78,3 @@ export class Store {
   }
 }
 
-export { KINDS };

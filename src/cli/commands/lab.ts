@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { parseAllDocuments } from 'yaml';
 import { FormworkError } from '../../core/errors.js';
 import { FormworkClient, type ApplyDocument } from '../../client/client.js';
 import { pidAlive, type CliContext } from '../context.js';
@@ -187,7 +188,6 @@ async function proveThroughHaproxy(frontend: string): Promise<{ key: string; val
 }
 
 async function documents(): Promise<ApplyDocument[]> {
-  const { parseAllDocuments } = await import('yaml');
   return parseAllDocuments(fs.readFileSync(DEMO_FILE, 'utf8')).map((d) => d.toJSON() as ApplyDocument);
 }
 
