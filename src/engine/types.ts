@@ -5,6 +5,7 @@
 import type { StoredObject } from '../core/kinds.js';
 import type { AttribSpec, RoleSpec } from '../core/roles.js';
 import type { Services } from '../services/services.js';
+import type { SshPool } from '../ssh/client.js';
 
 /** The role as the engine reads it: the planner's RoleSpec (src/core/roles.ts). */
 export type EngineRoleSpec = RoleSpec;
@@ -41,7 +42,12 @@ export interface RoleExecutor {
   run(job: RunJob, io: RunIO): Promise<RunResult>;
 }
 
-export type BuiltinHandler = (job: RunJob, io: RunIO, services: Services) => Promise<RunResult>;
+/** What a builtin handler may use besides its job: the services and the engine's SSH pool (shared with script runs). */
+export interface BuiltinContext {
+  services: Services;
+  ssh: SshPool;
+}
+export type BuiltinHandler = (job: RunJob, io: RunIO, ctx: BuiltinContext) => Promise<RunResult>;
 
 export const DEFAULT_TIMEOUT_SECONDS = 300;
 export const DEFAULT_RETRIES = 3;

@@ -1,11 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { FormworkError, toFormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import { registerBuiltin } from '../engine/executors/builtin.js';
 import { ensurePlatformKey, nodePort, type PlatformKey } from '../engine/executors/target.js';
-import type { RunIO, RunJob, RunResult } from '../engine/types.js';
+import type { BuiltinContext, RunIO, RunJob, RunResult } from '../engine/types.js';
 import { findLoginUser, SshPool, waitForPort, shellQuote } from '../ssh/client.js';
 import { fingerprintsEqual } from '../ssh/keys.js';
-import type { Services } from '../services/services.js';
 import type { NodeAddress } from './provider.js';
 import { driverFor, providerContext, runLogger } from './registry.js';
 
@@ -68,7 +68,7 @@ sudo -n true >/dev/null 2>&1 && su=yes || su=no
 printf '%s\\n' "hostname=$h" "system=$s" "cloudinit=$c" "pm=$pm" "pmok=$pmok" "sudo=$su"
 `;
 
-interface Facts {
+export interface Facts {
   hostname: string;
   system: string;
   cloudinit: string;
@@ -77,22 +77,30 @@ interface Facts {
   sudo: string;
 }
 
-async function gatherFacts(pool: SshPool, node: StoredObject, key: PlatformKey, host: string): Promise<Facts> {
-  const r = await pool.exec(
-    { host, port: nodePort(node), username: node.loginUser as string, privateKey: key.privateKey, knownHostKey: node.hostKey as string, connectTimeoutMs: 10_000 },
-    FACTS_SCRIPT,
-    { timeoutMs: 30_000 },
-  );
+function parseFacts(stdout: string): Facts {
   const facts: Record<string, string> = {};
-  for (const line of r.stdout.split('\n')) {
+  for (const line of stdout.split('\n')) {
     const i = line.indexOf('=');
     if (i > 0) facts[line.slice(0, i)] = line.slice(i + 1).trim();
   }
   return facts as unknown as Facts;
 }
 
-/** Runs the six checks on one node. Never throws: each failure is a result with its reason. */
-export async function checkNode(node: StoredObject, opts: { pool: SshPool; key: PlatformKey }): Promise<CheckResult[]> {
+async function gatherFacts(pool: SshPool, node: StoredObject, key: PlatformKey, host: string): Promise<Facts> {
+  const r = await pool.exec(
+    { host, port: nodePort(node), username: node.loginUser as string, privateKey: key.privateKey, knownHostKey: node.hostKey as string, connectTimeoutMs: 10_000 },
+    FACTS_SCRIPT,
+    { timeoutMs: 30_000 },
+  );
+  return parseFacts(r.stdout);
+}
+
+/**
+ * Runs the six checks on one node. Never throws: each failure is a result with its reason.
+ * `facts`, when the caller has just gathered them over a session of its own (node-ready
+ * does, in the same round trip as its steps), are used instead of opening another.
+ */
+export async function checkNode(node: StoredObject, opts: { pool: SshPool; key: PlatformKey; facts?: Facts }): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   const add = (check: YardstickCheck, reason?: string) => results.push(reason ? { check, ok: false, reason } : { check, ok: true });
   const host = accessAddress(node);
@@ -100,7 +108,10 @@ export async function checkNode(node: StoredObject, opts: { pool: SshPool; key: 
 
   let reachable = false;
   if (!host) add('reachable', 'the node has no address');
-  else {
+  else if (opts.facts) {
+    reachable = true;
+    add('reachable');
+  } else {
     try {
       await waitForPort(host, port, 5_000);
       reachable = true;
@@ -119,7 +130,7 @@ export async function checkNode(node: StoredObject, opts: { pool: SshPool; key: 
       add('known-host', 'not reachable');
     } else {
       try {
-        facts = await gatherFacts(opts.pool, node, opts.key, host!);
+        facts = opts.facts ?? (await gatherFacts(opts.pool, node, opts.key, host!));
         add('logged-in', facts.sudo === 'yes' ? undefined : `${node.loginUser} logs in but cannot sudo without a password`);
         add('known-host');
       } catch (e) {
@@ -158,7 +169,7 @@ export async function checkNode(node: StoredObject, opts: { pool: SshPool; key: 
   return results;
 }
 
-async function provisionHandler(job: RunJob, io: RunIO, services: Services): Promise<RunResult> {
+async function provisionHandler(job: RunJob, io: RunIO, { services }: BuiltinContext): Promise<RunResult> {
   const node = requireNode(job);
   if (!node.provider) throw new FormworkError('VALIDATION', `node ${node.name} names no provider`, { node: node.name }, { retryable: false });
   const provider = await services.store.objects('providers').get(node.provider as string);
@@ -194,7 +205,7 @@ async function provisionHandler(job: RunJob, io: RunIO, services: Services): Pro
   };
 }
 
-async function readyHandler(job: RunJob, io: RunIO, services: Services): Promise<RunResult> {
+async function readyHandler(job: RunJob, io: RunIO, { services, ssh }: BuiltinContext): Promise<RunResult> {
   const node = requireNode(job);
   const host = accessAddress(node);
   if (!host) throw new FormworkError('SSH_UNREACHABLE', `node ${node.name} has no address yet`, { node: node.name });
@@ -203,47 +214,57 @@ async function readyHandler(job: RunJob, io: RunIO, services: Services): Promise
   io.log(`waiting for TCP/${port} on ${host}\n`);
   const waitSeconds = Number(job.inputs['ssh-wait-seconds'] ?? DEFAULT_SSH_WAIT_SECONDS);
   try {
-    await waitForPort(host, port, Date.now() + waitSeconds * 1000);
+    await waitForPort(host, port, Date.now() + waitSeconds * 1000, { intervalMs: 100 });
   } catch (e) {
     throw new FormworkError('SSH_UNREACHABLE', `node ${node.name}: TCP/${port} on ${host} did not answer within ${waitSeconds} s`, { node: node.name, host, port }, { retryable: toFormworkError(e).retryable });
   }
   const candidates = loginCandidates(node);
   const known = typeof node.hostKey === 'string' && node.hostKey ? node.hostKey : undefined;
-  // The pool keeps the login that worked, so the steps and checks below reuse it.
-  const pool = new SshPool();
-  try {
-    const login = await findLoginUser(host, candidates, key.privateKey, { port, knownHostKey: known, connectTimeoutMs: 15_000, pool });
-    if (known && !fingerprintsEqual(known, login.hostKeyFingerprint)) {
-      throw new FormworkError('HOST_KEY_MISMATCH', `node ${node.name}: host key ${login.hostKeyFingerprint} differs from the recorded ${known}`, { node: node.name }, { retryable: false });
-    }
-    io.log(`logged in as ${login.username}; host key ${login.hostKeyFingerprint}${known ? ' (matches the recorded one)' : ' (recorded: trust on first use)'}\n`);
-    const updated: StoredObject = { ...node, loginUser: login.username, hostKey: login.hostKeyFingerprint };
-    const target = { host, port, username: login.username, privateKey: key.privateKey, knownHostKey: login.hostKeyFingerprint, connectTimeoutMs: 15_000 };
-    const name = shellQuote(node.name);
-    // Hostname, then wait for boot and cloud-init to settle: what a provider left half done is finished here.
-    const prep = await pool.exec(
-      target,
-      `[ "$(hostname)" = ${name} ] || hostnamectl set-hostname ${name} 2>/dev/null || { echo ${name} > /etc/hostname; hostname ${name}; }
+  // The engine's pool keeps the login that worked: the steps and checks below, and the node's
+  // next script runs, reuse the connection.
+  const login = await findLoginUser(host, candidates, key.privateKey, { port, knownHostKey: known, connectTimeoutMs: 15_000, pool: ssh });
+  if (known && !fingerprintsEqual(known, login.hostKeyFingerprint)) {
+    throw new FormworkError('HOST_KEY_MISMATCH', `node ${node.name}: host key ${login.hostKeyFingerprint} differs from the recorded ${known}`, { node: node.name }, { retryable: false });
+  }
+  io.log(`logged in as ${login.username}; host key ${login.hostKeyFingerprint}${known ? ' (matches the recorded one)' : ' (recorded: trust on first use)'}\n`);
+  const updated: StoredObject = { ...node, loginUser: login.username, hostKey: login.hostKeyFingerprint };
+  const target = { host, port, username: login.username, privateKey: key.privateKey, knownHostKey: login.hostKeyFingerprint, connectTimeoutMs: 15_000 };
+  const name = shellQuote(node.name);
+  // One round trip: the hostname, then waiting for boot and cloud-init to settle (what a
+  // provider left half done is finished here), then the facts the checks read. It runs with
+  // sudo, so its success is also the proof that the login user has passwordless sudo.
+  const marker = `FORMWORK-FACTS-${randomBytes(8).toString('hex')}`;
+  const prep = await ssh.exec(
+    target,
+    `[ "$(hostname)" = ${name} ] || hostnamectl set-hostname ${name} 2>/dev/null || { echo ${name} > /etc/hostname; hostname ${name}; }
 grep -q "[[:space:]]${node.name}\\$" /etc/hosts || echo "127.0.1.1 ${node.name}" >> /etc/hosts
 timeout 120 systemctl is-system-running --wait >/dev/null 2>&1 || true
-if command -v cloud-init >/dev/null 2>&1; then timeout 300 cloud-init status --wait >/dev/null 2>&1 || true; fi`,
-      { sudo: true, timeoutMs: 450_000, onOutput: (c) => io.log(c) },
-    );
-    if (prep.exitCode !== 0) throw new FormworkError('RUN_FAILED', `node ${node.name}: post-provisioning steps failed: ${prep.stderr.trim()}`, { node: node.name });
-    const results = await checkNode(updated, { pool, key });
-    const failed = results.filter((r) => !r.ok);
-    for (const r of results) io.log(`${r.ok ? 'pass' : 'FAIL'} ${r.check}${r.reason ? `: ${r.reason}` : ''}\n`);
-    if (failed.length) {
-      throw new FormworkError('RUN_FAILED', `node ${node.name} is not ready: ${failed.map((r) => `${r.check} (${r.reason})`).join('; ')}`, { node: node.name, failed });
-    }
-    return {
-      exitCode: 0,
-      outputs: { 'login-user': login.username, address: host },
-      nodeUpdate: { loginUser: login.username, hostKey: login.hostKeyFingerprint, state: 'ready' },
-    };
-  } finally {
-    await pool.close();
+if command -v cloud-init >/dev/null 2>&1; then timeout 300 cloud-init status --wait >/dev/null 2>&1 || true; fi
+echo ${marker}
+${FACTS_SCRIPT}`,
+    { sudo: true, timeoutMs: 450_000 },
+  );
+  const [steps, factsText] = splitOnce(prep.stdout, `${marker}\n`);
+  if (steps.trim()) io.log(steps);
+  if (prep.exitCode !== 0 || factsText === undefined) {
+    throw new FormworkError('RUN_FAILED', `node ${node.name}: post-provisioning steps failed (exit ${prep.exitCode}): ${prep.stderr.trim()}`, { node: node.name });
   }
+  const results = await checkNode(updated, { pool: ssh, key, facts: parseFacts(factsText) });
+  const failed = results.filter((r) => !r.ok);
+  for (const r of results) io.log(`${r.ok ? 'pass' : 'FAIL'} ${r.check}${r.reason ? `: ${r.reason}` : ''}\n`);
+  if (failed.length) {
+    throw new FormworkError('RUN_FAILED', `node ${node.name} is not ready: ${failed.map((r) => `${r.check} (${r.reason})`).join('; ')}`, { node: node.name, failed });
+  }
+  return {
+    exitCode: 0,
+    outputs: { 'login-user': login.username, address: host },
+    nodeUpdate: { loginUser: login.username, hostKey: login.hostKeyFingerprint, state: 'ready' },
+  };
+}
+
+function splitOnce(s: string, sep: string): [string, string | undefined] {
+  const i = s.indexOf(sep);
+  return i < 0 ? [s, undefined] : [s.slice(0, i), s.slice(i + sep.length)];
 }
 
 function requireNode(job: RunJob): StoredObject {

@@ -11,6 +11,6 @@ while true; do
   if [ "$(date +%s)" -ge "$deadline" ]; then
     echo "etcd not healthy after ${FW_INPUT_TIMEOUT_SECONDS}s:" >&2; echo "$out" >&2; exit 1
   fi
-  sleep 0.5
+  sleep 0.2
 done
 python3 -c 'import json,os; print(json.dumps({"healthy": json.loads(os.environ["FW_INPUT_ENDPOINTS"])}))' > "$FW_OUTPUTS"

@@ -45,7 +45,8 @@ if [ "$(cat /etc/default/etcd 2>/dev/null)" != "$conf" ]; then
 else
   changed=0
 fi
-systemctl is-enabled -q etcd 2>/dev/null || systemctl enable -q etcd
+# --no-reload: the unit file is already known (its package reloaded systemd); a reload costs ~0.4 s.
+systemctl is-enabled -q etcd 2>/dev/null || systemctl enable --no-reload -q etcd
 if [ "$changed" = 1 ] || ! systemctl is-active -q etcd; then
   systemctl restart --no-block etcd
   echo "etcd: (re)starting $name on $addr"

@@ -40,6 +40,7 @@ if [ "$(cat /etc/haproxy/haproxy.cfg 2>/dev/null)" != "$conf" ]; then
   haproxy -c -q -f /etc/haproxy/haproxy.cfg
   echo "haproxy: wrote config with $(grep -c '^    server ' /etc/haproxy/haproxy.cfg) backends"
 fi
-systemctl is-enabled -q haproxy 2>/dev/null || systemctl enable -q haproxy
+# --no-reload: the unit file is already known (its package reloaded systemd); a reload costs ~0.4 s.
+systemctl is-enabled -q haproxy 2>/dev/null || systemctl enable --no-reload -q haproxy
 if systemctl is-active -q haproxy; then systemctl reload haproxy; else systemctl start haproxy; fi
 printf '{"frontend":"%s:%s"}\n' "$FW_INPUT_BIND_ADDRESS" "$FW_INPUT_PORT" > "$FW_OUTPUTS"

@@ -4,6 +4,7 @@
  */
 import { FormworkError } from '../../core/errors.js';
 import type { Services } from '../../services/services.js';
+import type { SshPool } from '../../ssh/client.js';
 import type { BuiltinHandler, RoleExecutor, RunIO, RunJob, RunResult } from '../types.js';
 
 const handlers = new Map<string, BuiltinHandler>();
@@ -22,7 +23,7 @@ export function builtinNames(): string[] {
 
 registerBuiltin('engine.noop', async () => ({ exitCode: 0, outputs: {} }));
 
-export function builtinExecutor(services: Services): RoleExecutor {
+export function builtinExecutor(services: Services, ssh: SshPool): RoleExecutor {
   return {
     kind: 'builtin',
     async run(job: RunJob, io: RunIO): Promise<RunResult> {
@@ -37,7 +38,7 @@ export function builtinExecutor(services: Services): RoleExecutor {
           { retryable: false },
         );
       }
-      return handler(job, io, services);
+      return handler(job, io, { services, ssh });
     },
   };
 }

@@ -15,6 +15,6 @@ export { ensurePlatformKey, sshTarget } from './target.js';
 
 /** The standard executors by implementation kind. */
 export function defaultExecutors(services: Services, pool: SshPool): Map<string, RoleExecutor> {
-  const list = [localExecutor(), builtinExecutor(services), scriptExecutor({ dataDir: services.dataDir, pool }), ansibleExecutor({ dataDir: services.dataDir })];
+  const list = [localExecutor(), builtinExecutor(services, pool), scriptExecutor({ dataDir: services.dataDir, pool }), ansibleExecutor({ dataDir: services.dataDir })];
   return new Map(list.map((e) => [e.kind, e]));
 }

@@ -19,7 +19,7 @@ import { labConfig, validateHostName, type LabConfig } from './config.js';
 import { isAlive } from './exec.js';
 import { allocateHost, buildHost, destroyHost, hostAlive, hostPids, readAllStates, readState, type HostState } from './host.js';
 import { withFileLock } from './lock.js';
-import { deleteBridges, ensureBridges, ensureProxy, proxyRef, stopProxy } from './network.js';
+import { deleteBridges, ensureBridges, networkReady, proxyAnswers, proxyRef, startProxy, stopProxy } from './network.js';
 
 export const LAB_IMAGE = { normalized: 'debian-12', native: 'debian-12-bookworm-minbase-nspawn' };
 const ACCEPTED_IMAGES = new Set(['debian-12', 'debian', 'debian-bookworm', 'bookworm']);
@@ -59,13 +59,17 @@ export function toMachine(st: HostState): ProvisionedMachine {
   };
 }
 
-/** Bridges and apt-cacher-ng, created once per provider (idempotent, cross-process safe). */
+/**
+ * Bridges and apt-cacher-ng, created once per provider (idempotent, cross-process safe). The
+ * proxy is only started here; `proxyAnswers` waits for it.
+ */
 export async function ensureProviderNetwork(c: LabConfig, ctx: Pick<ProviderContext, 'log' | 'signal'>): Promise<void> {
+  if (networkReady(c)) return;
   await withFileLock(
     providerLock(c),
     async () => {
       await ensureBridges(c);
-      await ensureProxy(c, ctx.log);
+      await startProxy(c, ctx.log);
     },
     { signal: ctx.signal },
   );
@@ -96,6 +100,11 @@ export const labDriver: ProviderDriver = {
     const st = await withFileLock(providerLock(c), () => allocateHost(c, spec), { signal: ctx.signal });
     ctx.log.info('lab: creating host', { name: st.name, public: st.publicAddress, private: st.privateAddress });
     const done = await buildHost(c, st, ctx.publicKey, ctx.log, ctx.signal);
+    // A host is ready when it can install packages: the proxy started above must answer by now.
+    await proxyAnswers(c).catch(async (e) => {
+      await destroyHost(done, ctx.log, c.stopTimeoutMs);
+      throw e;
+    });
     return toMachine(done);
   },
 

@@ -12,10 +12,12 @@
  *   await destroyHost(cfg, st, log);
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormworkError } from '../../core/errors.js';
+import { generateKeyPair } from '../../ssh/keys.js';
 import type { MachineSpec, ProviderLogger } from '../provider.js';
 import { GATEWAY_HOSTNAME, LOGIN_USER, mountsUnder } from './base.js';
 import { FIRST_HOST_OCTET, hostNames, LAST_HOST_OCTET, type HostNames, type LabConfig } from './config.js';
@@ -184,13 +186,9 @@ export async function netnsPids(netns: string): Promise<number[]> {
   }
 }
 
-async function netnsExists(netns: string): Promise<boolean> {
-  try {
-    const { stdout } = await run('ip', ['netns', 'list']);
-    return stdout.split('\n').some((l) => l.split(' ')[0] === netns);
-  } catch {
-    return false;
-  }
+/** `ip netns add` makes /run/netns/NAME: checking the file spares a process per call. */
+function netnsExists(netns: string): boolean {
+  return existsSync(join('/run/netns', netns));
 }
 
 // ------------------------------------------------------------------ create
@@ -238,8 +236,7 @@ function passwdIds(root: string, user: string): { uid: number; gid: number } {
 async function writePerHostFiles(st: HostState, publicKey: string): Promise<void> {
   const r = st.root;
   await writeFile(join(r, 'etc/hostname'), `${st.name}\n`);
-  const { stdout: mid } = await run('systemd-id128', ['new']);
-  await writeFile(join(r, 'etc/machine-id'), `${mid.trim()}\n`);
+  await writeFile(join(r, 'etc/machine-id'), `${randomBytes(16).toString('hex')}\n`); // what systemd-id128 new prints
   await writeFile(
     join(r, 'etc/hosts'),
     [
@@ -255,13 +252,14 @@ async function writePerHostFiles(st: HostState, publicKey: string): Promise<void
   // No DNS server is reachable from the hosts: fail name lookups at once instead of timing out.
   await rm(join(r, 'etc/resolv.conf'), { force: true });
   await writeFile(join(r, 'etc/resolv.conf'), '# Lab hosts have no DNS server; names they need are in /etc/hosts.\noptions timeout:1 attempts:1\n');
-  // Fresh host keys per host (the base has none). Ed25519 and ECDSA only: an RSA key takes
-  // seconds of CPU to make when several hosts boot at once, and no client here needs it.
-  await Promise.all(
-    (['ed25519', 'ecdsa'] as const).map((t) => run('ssh-keygen', ['-q', '-t', t, '-N', '', '-C', `root@${st.name}`, '-f', join(r, `etc/ssh/ssh_host_${t}_key`)])),
-  );
+  // A fresh host key per host (the base has none), made here rather than by ssh-keygen: one
+  // process less per host. Ed25519 only: every client here speaks it, and an RSA key takes
+  // seconds of CPU to make when several hosts boot at once.
+  const hostKey = generateKeyPair(`root@${st.name}`);
+  await writeFile(join(r, 'etc/ssh/ssh_host_ed25519_key'), hostKey.privateKey, { mode: 0o600 });
+  await writeFile(join(r, 'etc/ssh/ssh_host_ed25519_key.pub'), hostKey.publicKey + '\n', { mode: 0o644 });
   await mkdir(join(r, 'etc/ssh/sshd_config.d'), { recursive: true });
-  await writeFile(join(r, 'etc/ssh/sshd_config.d/formwork-hostkeys.conf'), 'HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n');
+  await writeFile(join(r, 'etc/ssh/sshd_config.d/formwork-hostkeys.conf'), 'HostKey /etc/ssh/ssh_host_ed25519_key\n');
   const key = publicKey.trim() + '\n';
   await mkdir(join(r, 'root/.ssh'), { recursive: true, mode: 0o700 });
   await writeFile(join(r, 'root/.ssh/authorized_keys'), key, { mode: 0o600 });
@@ -277,19 +275,31 @@ async function writePerHostFiles(st: HostState, publicKey: string): Promise<void
 async function setUpNetwork(st: HostState): Promise<void> {
   // Leftovers under our own names (a crash before a state file was removed) would block us.
   for (const l of [st.vethPublic, st.vethPrivate]) if (await linkExists(l)) await tryRun('ip', ['link', 'del', l]);
-  if (await netnsExists(st.netns)) await tryRun('ip', ['netns', 'del', st.netns]);
-  const ns = st.netns;
-  await run('ip', ['netns', 'add', ns]);
-  await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-  await run('ip', ['link', 'add', st.vethPublic, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-  await run('ip', ['link', 'set', st.vethPublic, 'master', st.publicBridge, 'up']);
-  await run('ip', ['link', 'add', st.vethPrivate, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', ns]);
-  await run('ip', ['link', 'set', st.vethPrivate, 'master', st.privateBridge, 'up']);
-  await run('ip', ['-n', ns, 'addr', 'add', `${st.publicAddress}/24`, 'dev', 'eth0']);
-  await run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-  await run('ip', ['-n', ns, 'addr', 'add', `${st.privateAddress}/24`, 'dev', 'eth1']);
-  await run('ip', ['-n', ns, 'link', 'set', 'eth1', 'up']);
-  await run('ip', ['-n', ns, 'route', 'add', 'default', 'via', st.gateway, 'dev', 'eth0']);
+  if (netnsExists(st.netns)) await tryRun('ip', ['netns', 'del', st.netns]);
+  // Two `ip -batch` processes (the host side, then inside the namespace) rather than one per
+  // step: with several hosts booting at once, process start-up was most of this.
+  const batch = (args: string[], lines: string[]) => run('ip', [...args, '-batch', '-'], { input: lines.join('\n') + '\n' });
+  await batch(
+    [],
+    [
+      `netns add ${st.netns}`,
+      `link add ${st.vethPublic} type veth peer name eth0 netns ${st.netns}`,
+      `link set ${st.vethPublic} master ${st.publicBridge} up`,
+      `link add ${st.vethPrivate} type veth peer name eth1 netns ${st.netns}`,
+      `link set ${st.vethPrivate} master ${st.privateBridge} up`,
+    ],
+  );
+  await batch(
+    ['-n', st.netns],
+    [
+      'link set lo up',
+      `addr add ${st.publicAddress}/24 dev eth0`,
+      'link set eth0 up',
+      `addr add ${st.privateAddress}/24 dev eth1`,
+      'link set eth1 up',
+      `route add default via ${st.gateway} dev eth0`,
+    ],
+  );
 }
 
 async function startLauncher(st: HostState): Promise<ProcRef> {
@@ -449,7 +459,7 @@ export async function destroyHost(st: HostState, log: ProviderLogger, stopTimeou
   await rm(join(PROPAGATE_DIR, st.machine), { recursive: true, force: true });
   if (st.nspawnLockFile?.startsWith(NSPAWN_LOCKS_DIR + '/')) await rm(st.nspawnLockFile, { force: true });
   for (const cg of st.cgroups ?? []) await removeCgroup(cg);
-  if (await netnsExists(st.netns)) await tryRun('ip', ['netns', 'del', st.netns]);
+  if (netnsExists(st.netns)) await tryRun('ip', ['netns', 'del', st.netns]);
   for (const l of [st.vethPublic, st.vethPrivate]) if (await linkExists(l)) await tryRun('ip', ['link', 'del', l]);
   if (mountsUnder(st.dir).length === 0) await rm(st.dir, { recursive: true, force: true });
   await rm(st.stateFile, { force: true });

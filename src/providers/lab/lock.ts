@@ -15,12 +15,26 @@ export interface LockOptions {
   signal?: AbortSignal;
 }
 
+/** The tail of each path's in-process queue: waiters in this process line up here instead of polling the file. */
+const queues = new Map<string, Promise<unknown>>();
+
 export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
-  await acquire(path, opts);
+  const before = queues.get(path) ?? Promise.resolve();
+  let release!: () => void;
+  const mine = new Promise<void>((r) => (release = r));
+  const tail = before.then(() => mine);
+  queues.set(path, tail);
   try {
-    return await fn();
+    await before;
+    await acquire(path, opts);
+    try {
+      return await fn();
+    } finally {
+      await unlink(path).catch(() => undefined);
+    }
   } finally {
-    await unlink(path).catch(() => undefined);
+    release();
+    if (queues.get(path) === tail) queues.delete(path);
   }
 }
 

@@ -7,7 +7,7 @@
  *   await teardownNetwork(cfg, log); // stops the proxy, deletes both bridges
  */
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -22,8 +22,22 @@ interface IpAddrInfo {
   addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
 }
 
+/** Whether a link exists: in this process's namespace by sysfs (no process to spawn), in another with ip. */
 export async function linkExists(name: string, netns?: string): Promise<boolean> {
-  return tryRun('ip', [...(netns ? ['-n', netns] : []), 'link', 'show', 'dev', name]);
+  if (!netns) return existsSync(join('/sys/class/net', name));
+  return tryRun('ip', ['-n', netns, 'link', 'show', 'dev', name]);
+}
+
+/** Whether both bridges are up and the apt proxy runs: the provider network needs nothing (no lock, no process). */
+export function networkReady(c: LabConfig): boolean {
+  const up = (br: string) => {
+    try {
+      return (Number(readFileSync(join('/sys/class/net', br, 'flags'), 'utf8')) & 1) === 1; // IFF_UP (an empty bridge has no carrier)
+    } catch {
+      return false;
+    }
+  };
+  return up(c.publicBridge) && up(c.privateBridge) && isAlive(proxyRef(c));
 }
 
 async function addresses(): Promise<IpAddrInfo[]> {
@@ -112,8 +126,12 @@ export function tcpAnswers(host: string, port: number, timeoutMs = 1000, banner?
   });
 }
 
-/** Starts this provider's apt-cacher-ng on the public gateway address unless it already runs. */
-export async function ensureProxy(c: LabConfig, log: ProviderLogger): Promise<ProcRef> {
+/**
+ * Starts this provider's apt-cacher-ng on the public gateway address unless it already runs,
+ * without waiting for it to answer: hosts need it only once they run apt, so creating them
+ * overlaps its start-up. `proxyAnswers` waits for it.
+ */
+export async function startProxy(c: LabConfig, log: ProviderLogger): Promise<ProcRef> {
   const cur = readProxyState(c);
   if (cur && isAlive(cur)) return cur;
   const conf = join(c.proxyDir, 'conf');
@@ -141,7 +159,7 @@ export async function ensureProxy(c: LabConfig, log: ProviderLogger): Promise<Pr
       '',
     ].join('\n'),
   );
-  const out = openSync(join(logs, 'stdout.log'), 'a');
+  const out = openSync(proxyLog(c), 'a');
   const child = spawn('apt-cacher-ng', ['-c', conf, 'ForeGround=1'], { detached: true, stdio: ['ignore', out, out] });
   closeSync(out);
   const pid = child.pid;
@@ -150,18 +168,24 @@ export async function ensureProxy(c: LabConfig, log: ProviderLogger): Promise<Pr
   if (!pid) throw new FormworkError('MISSING_TOOL', 'apt-cacher-ng could not be started: apt-get install apt-cacher-ng', { package: 'apt-cacher-ng' });
   let ref: ProcRef | undefined;
   await waitUntil(() => !!(ref = procRef(pid)), 2000, 10);
-  if (!ref) throw new FormworkError('PROVIDER_ERROR', 'apt-cacher-ng exited at once; see ' + join(logs, 'stdout.log'));
+  if (!ref) throw new FormworkError('PROVIDER_ERROR', `apt-cacher-ng exited at once; see ${proxyLog(c)}`);
   const st: ProxyState = { ...ref, address: c.publicGateway, port: APT_PROXY_PORT };
   await writeFile(proxyStateFile(c), JSON.stringify(st, null, 2) + '\n');
-  const up = await waitUntil(async () => !isAlive(ref) || (await tcpAnswers(c.publicGateway, APT_PROXY_PORT, 500)), 10_000, 100);
-  if (!up || !isAlive(ref)) {
-    signalRef(ref, 'SIGKILL');
-    const tail = await readFile(join(logs, 'stdout.log'), 'utf8').catch(() => '');
-    await rm(proxyStateFile(c), { force: true });
-    throw new FormworkError('PROVIDER_ERROR', `apt-cacher-ng did not start on ${c.publicGateway}:${APT_PROXY_PORT}: ${tail.split('\n').slice(-5).join(' ')}`);
-  }
   log.info('lab: apt-cacher-ng started', { pid: ref.pid, address: `${c.publicGateway}:${APT_PROXY_PORT}` });
   return ref;
+}
+
+const proxyLog = (c: LabConfig) => join(c.proxyDir, 'log', 'stdout.log');
+
+/** Waits until this provider's apt-cacher-ng answers; one that died or never answers is stopped and reported. */
+export async function proxyAnswers(c: LabConfig, timeoutMs = 10_000): Promise<void> {
+  const ref = proxyRef(c);
+  const up = isAlive(ref) && (await waitUntil(async () => !isAlive(ref) || (await tcpAnswers(c.publicGateway, APT_PROXY_PORT, 500)), timeoutMs, 50));
+  if (up && isAlive(ref)) return;
+  signalRef(ref, 'SIGKILL');
+  const tail = await readFile(proxyLog(c), 'utf8').catch(() => '');
+  await rm(proxyStateFile(c), { force: true });
+  throw new FormworkError('PROVIDER_ERROR', `apt-cacher-ng did not start on ${c.publicGateway}:${APT_PROXY_PORT}: ${tail.split('\n').slice(-5).join(' ')}`, {}, { retryable: true });
 }
 
 export async function stopProxy(c: LabConfig): Promise<void> {
