@@ -1,13 +1,13 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import YAML from 'yaml';
 import { FormworkError } from '../core/errors.js';
 import type { Services } from '../services/services.js';
 import { installAuth } from './auth.js';
+import { docsRoutes } from './docs.js';
 import { installErrorHandling } from './errors.js';
 import { applyRoutes } from './routes/apply.js';
 import { eventRoutes } from './routes/events.js';
@@ -67,6 +67,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Every route registered, for tests and for checking the OpenAPI document. */
     formworkRoutes: RegisteredRoute[];
+    /** Compiles every route's validators now (they compile on first use); returns how many. After ready. */
+    compileValidators(): number;
   }
 }
 
@@ -76,12 +78,43 @@ const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
 
 // Bodies are validated strictly (no coercion, unknown fields refused, every problem
-// reported); query strings, params and headers are text, so they are coerced. Shared by
-// every app in the process: ajv caches what it compiled (kindSchemas are memoized).
-const bodyAjv = new Ajv({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false, removeAdditional: false });
-const textAjv = new Ajv({ allErrors: true, strict: false, coerceTypes: 'array', useDefaults: true, removeAdditional: false });
-addFormats(bodyAjv);
-addFormats(textAjv);
+// reported); query strings, params and headers are text, so they are coerced. Made on
+// first use and shared by every app in the process: ajv caches what it compiled (by
+// schema object; kindSchemas are memoized).
+let bodyAjv: Ajv | undefined;
+let textAjv: Ajv | undefined;
+function ajvFor(httpPart: string | undefined): Ajv {
+  if (httpPart === 'body') return (bodyAjv ??= addFormats(new Ajv({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false, removeAdditional: false })));
+  return (textAjv ??= addFormats(new Ajv({ allErrors: true, strict: false, coerceTypes: 'array', useDefaults: true, removeAdditional: false })));
+}
+
+type DataCxt = Parameters<ValidateFunction>[1];
+interface LazyValidator {
+  (data: unknown, dataCxt?: DataCxt): boolean;
+  errors?: ValidateFunction['errors'];
+  schemaEnv: true;
+  compile(): ValidateFunction;
+}
+
+/**
+ * A route's validator, compiled by ajv on its first use rather than when Fastify starts:
+ * compiling every route's (ajv generates and evaluates code per schema) was the largest
+ * part of the server's start. Fastify uses it as it uses ajv's own functions: it reads
+ * `.errors` after `false`, and passes the parent data (so coercion and defaults may replace
+ * the root value) to functions with a `schemaEnv`, which every ajv function has.
+ */
+function lazyValidator(httpPart: string | undefined, schema: object): LazyValidator {
+  let fn: ValidateFunction | undefined;
+  const validate = ((data: unknown, dataCxt?: DataCxt) => {
+    const f = validate.compile();
+    const ok = f(data, dataCxt);
+    validate.errors = f.errors;
+    return ok;
+  }) as LazyValidator;
+  validate.schemaEnv = true;
+  validate.compile = () => (fn ??= ajvFor(httpPart).compile(schema));
+  return validate;
+}
 
 export function buildApi(services: Services, opts: ApiOptions = {}): FastifyInstance {
   const serverOpts = {
@@ -96,7 +129,16 @@ export function buildApi(services: Services, opts: ApiOptions = {}): FastifyInst
     logger ? Fastify({ ...serverOpts, loggerInstance: logger as unknown as FastifyBaseLogger }) : Fastify({ ...serverOpts, logger: false })
   ) as unknown as FastifyInstance;
 
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object));
+  const validators: LazyValidator[] = [];
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const v = lazyValidator(httpPart, schema as object);
+    validators.push(v);
+    return v;
+  });
+  app.decorate('compileValidators', () => {
+    for (const v of validators) v.compile();
+    return validators.length;
+  });
   // Response schemas document the API; replies are plain JSON (no silent coercion or dropping).
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
@@ -143,13 +185,13 @@ export function buildApi(services: Services, opts: ApiOptions = {}): FastifyInst
       security: [{ bearer: [] }],
     },
   });
-  void app.register(swaggerUi, { routePrefix: '/api/docs' });
 
   void app.register(async (root) => {
     root.get('/api/v1/openapi.json', {
       config: { auth: 'public' },
       schema: { tags: ['system'], summary: 'This OpenAPI document (no auth)', security: [] },
     }, async () => app.swagger());
+    docsRoutes(root);
     await systemRoutes(root, services);
     await objectRoutes(root, services);
     await applyRoutes(root, services);

@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ApiError } from '../client/client.js';
 import { isFormworkError } from '../core/errors.js';
+import { packageRoot, packageVersion } from '../package.js';
 import { COMMAND_MODULES } from './commands/index.js';
-import { cliVersion } from './commands/version.js';
 import { CliContext, type CliIO, type GlobalOptions } from './context.js';
 import { parseDuration } from './format.js';
 
@@ -13,8 +13,9 @@ import { parseDuration } from './format.js';
  * The `formwork` command line. `main(argv, io)` runs one invocation and resolves to its
  * exit code — 0 ok, 1 error (`error: <message>` on stderr; the stack with --debug),
  * 2 usage (unknown command or option, missing argument) — so tests call it directly
- * with their own stdout/stderr/env. Run as a program (bin/formwork.js, or
- * `node --import tsx src/cli/main.ts`), it uses the process's and sets the exit code.
+ * with their own stdout/stderr/env. Run as a program (bin/formwork.js, which runs the
+ * bundle built from it, or `node --import tsx src/cli/main.ts`), it uses the process's and
+ * sets the exit code.
  *
  * Commands live in src/cli/commands/<area>.ts, listed in src/cli/commands/index.ts.
  *
@@ -53,7 +54,7 @@ export function buildProgram(ctx: CliContext): Command {
   const program = new Command('formwork');
   program
     .description('Formwork: provision machines on any infrastructure and run composable automation across them')
-    .version(cliVersion(), '-V, --version', 'print the CLI version')
+    .version(packageVersion(), '-V, --version', 'print the CLI version')
     .option('--endpoint <url>', 'server URL (env FORMWORK_ENDPOINT; default: DATA_DIR/server.json, then http://127.0.0.1:7480)')
     .option('--token <token>', 'bearer token (env FORMWORK_TOKEN; default: DATA_DIR/admin.token)')
     .option('--data-dir <dir>', 'data directory (env FORMWORK_DATA_DIR; default ./.formwork)')
@@ -147,8 +148,7 @@ function isEntry(): boolean {
   } catch {
     real = path.resolve(arg);
   }
-  const self = fileURLToPath(import.meta.url);
-  return real === self || real === path.resolve(path.dirname(self), '../../bin/formwork.js');
+  return real === fileURLToPath(import.meta.url) || real === path.join(packageRoot(), 'bin', 'formwork.js');
 }
 
 if (isEntry()) {

@@ -1,8 +1,14 @@
 import http from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
+import { createRequire } from 'node:module';
 import { ERROR_CODES, FormworkError, type ErrorCode } from '../core/errors.js';
 import { kindByName, knownKindNames, type KindDef, type FormworkEvent, type StoredObject } from '../core/kinds.js';
 import { SseParser } from './sse.js';
+
+// node:https (and TLS beneath it) is loaded for https endpoints only: most CLI runs talk
+// plain http to a server on the same machine and need not pay for loading it.
+let httpsModule: typeof https | undefined;
+const httpsLib = () => (httpsModule ??= createRequire(import.meta.url)('node:https') as typeof https);
 
 /**
  * The typed HTTP client for the Formwork API (`/api/v1`), used by the CLI and by tests.
@@ -206,7 +212,7 @@ export class FormworkClient {
     this.userAgent = opts.userAgent ?? 'formwork-client';
     this.agent =
       this.base.protocol === 'https:'
-        ? new https.Agent({ keepAlive: true, ...(opts.ca ? { ca: opts.ca } : {}) })
+        ? new (httpsLib().Agent)({ keepAlive: true, ...(opts.ca ? { ca: opts.ca } : {}) })
         : new http.Agent({ keepAlive: true });
   }
 
@@ -463,7 +469,7 @@ export class FormworkClient {
       ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
       ...(spec.headers ?? {}),
     });
-    const mod = url.protocol === 'https:' ? https : http;
+    const mod = url.protocol === 'https:' ? httpsLib() : http;
     return new Promise<RawResponse>((resolve, reject) => {
       let settled = false;
       const fail = (e: Error) => {
@@ -499,7 +505,7 @@ export class FormworkClient {
       'cache-control': 'no-cache',
       ...(lastEventId ? { 'last-event-id': lastEventId } : {}),
     });
-    const mod = url.protocol === 'https:' ? https : http;
+    const mod = url.protocol === 'https:' ? httpsLib() : http;
     return new Promise((resolve, reject) => {
       let settled = false;
       // Streams get their own connection: they stay open, so they must not hold a pooled socket.

@@ -211,6 +211,8 @@ async function readyHandler(job: RunJob, io: RunIO, { services, ssh }: BuiltinCo
   if (!host) throw new FormworkError('SSH_UNREACHABLE', `node ${node.name} has no address yet`, { node: node.name });
   const port = nodePort(node);
   const key = ensurePlatformKey(services.dataDir);
+  const started = Date.now();
+  const took = () => `${((Date.now() - started) / 1000).toFixed(2)} s`;
   io.log(`waiting for TCP/${port} on ${host}\n`);
   const waitSeconds = Number(job.inputs['ssh-wait-seconds'] ?? DEFAULT_SSH_WAIT_SECONDS);
   try {
@@ -226,7 +228,7 @@ async function readyHandler(job: RunJob, io: RunIO, { services, ssh }: BuiltinCo
   if (known && !fingerprintsEqual(known, login.hostKeyFingerprint)) {
     throw new FormworkError('HOST_KEY_MISMATCH', `node ${node.name}: host key ${login.hostKeyFingerprint} differs from the recorded ${known}`, { node: node.name }, { retryable: false });
   }
-  io.log(`logged in as ${login.username}; host key ${login.hostKeyFingerprint}${known ? ' (matches the recorded one)' : ' (recorded: trust on first use)'}\n`);
+  io.log(`logged in as ${login.username} at ${took()}; host key ${login.hostKeyFingerprint}${known ? ' (matches the recorded one)' : ' (recorded: trust on first use)'}\n`);
   const updated: StoredObject = { ...node, loginUser: login.username, hostKey: login.hostKeyFingerprint };
   const target = { host, port, username: login.username, privateKey: key.privateKey, knownHostKey: login.hostKeyFingerprint, connectTimeoutMs: 15_000 };
   const name = shellQuote(node.name);
@@ -246,6 +248,7 @@ ${FACTS_SCRIPT}`,
   );
   const [steps, factsText] = splitOnce(prep.stdout, `${marker}\n`);
   if (steps.trim()) io.log(steps);
+  io.log(`hostname set, boot and cloud-init settled, facts gathered at ${took()}\n`);
   if (prep.exitCode !== 0 || factsText === undefined) {
     throw new FormworkError('RUN_FAILED', `node ${node.name}: post-provisioning steps failed (exit ${prep.exitCode}): ${prep.stderr.trim()}`, { node: node.name });
   }

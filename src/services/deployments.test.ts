@@ -4,7 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GENERATED_KEY, resolveInputs } from '../core/attribs.js';
 import type { RoleSpec } from '../core/roles.js';
 import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
-import { loadPack, packageRoot, registerPacks } from '../workloads/loader.js';
+import { loadPack, registerPacks } from '../workloads/loader.js';
+import { packageRoot } from '../package.js';
 import { DeploymentService, parseDeploymentDocument, registerDeploymentServices } from './deployments.js';
 import type { Services } from './services.js';
 

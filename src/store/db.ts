@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import pg from 'pg';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { FormworkError } from '../core/errors.js';
 import * as m0001 from './migrations/0001_initial.js';
@@ -46,6 +45,8 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
     if (!/^postgres(ql)?:\/\//.test(url)) {
       throw new FormworkError('VALIDATION', `FORMWORK_DATABASE_URL must be a postgres:// URL, got "${redactUrl(url)}"`);
     }
+    // Loaded here: a server on SQLite (the default) never needs the PostgreSQL driver.
+    const { default: pg } = await import('pg');
     // bigint (the event sequence) arrives as a JS number: sequences stay far below 2^53.
     pg.types.setTypeParser(20, (v: string) => Number(v));
     const pool = new pg.Pool({ connectionString: url, max: 10 });

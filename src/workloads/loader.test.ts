@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FormworkError } from '../core/errors.js';
 import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
-import { checkPackText, loadBuiltinPacks, loadPack, packageRoot, readPack, registerPacks, type WorkloadPack } from './loader.js';
+import { checkPackText, loadBuiltinPacks, loadPack, packsStored, readPack, registerPacks, type WorkloadPack } from './loader.js';
+import { setupPlanning } from './bootstrap.js';
+import { packageRoot } from '../package.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const testdata = (p: string) => path.join(here, 'testdata', p);
@@ -105,6 +107,43 @@ describe.each(STORE_ENGINES)('registerPacks on $name', (engine) => {
     // a pack dropping a role deletes it
     await registerPacks(t.store, [{ ...etcd, roles: etcd.roles.filter((r) => r.name === 'etcd-member') }]);
     expect(await t.store.objects('roles').find('etcd-healthy')).toBeUndefined();
+  });
+
+  it('packsStored: true only when registering would write nothing', async () => {
+    const c = core();
+    const etcd = loadPack(testdata('etcd'), { context: c.roles });
+    expect(await packsStored(t.store, [c, etcd])).toBe(false);
+    await registerPacks(t.store, [c, etcd]);
+    expect(await packsStored(t.store, [c, etcd])).toBe(true);
+    expect(await packsStored(t.store, [c])).toBe(true);
+    const [member, ...rest] = etcd.roles;
+    expect(await packsStored(t.store, [c, { ...etcd, files: { ...etcd.files, 'member.sh': 'changed' } }])).toBe(false);
+    expect(await packsStored(t.store, [c, { ...etcd, roles: [{ ...member, retries: 7 }, ...rest] }])).toBe(false);
+    expect(await packsStored(t.store, [c, { ...etcd, roles: rest }])).toBe(false); // a stored role it no longer has
+    expect(await packsStored(t.store, [c, { ...etcd, version: '9.9.9' }])).toBe(false);
+  });
+
+  it('setupPlanning refuses a bad pack with every problem on every start, and stores the good ones once', async () => {
+    fs.cpSync(testdata('etcd'), path.join(t.dataDir, 'workloads', 'etcd'), { recursive: true });
+    fs.cpSync(testdata('broken'), path.join(t.dataDir, 'workloads', 'broken'), { recursive: true });
+    const services = { store: t.store, dataDir: t.dataDir, appliers: new Map() };
+    const problems = (r: Awaited<ReturnType<typeof setupPlanning>>) => r.refused.map((x) => (x.error.details as { errors: unknown[] }).errors.length);
+    const first = await setupPlanning(services);
+    expect(first.packs.map((p) => p.name)).toEqual(expect.arrayContaining(['core', 'etcd']));
+    expect(problems(first)).toEqual([6]);
+    const seq = await t.store.events.latestSeq();
+    const second = await setupPlanning(services);
+    expect(problems(second)).toEqual([6]);
+    expect(await t.store.events.latestSeq()).toBe(seq);
+    // Without the bad pack every pack is stored as it is: nothing to check or write.
+    fs.rmSync(path.join(t.dataDir, 'workloads', 'broken'), { recursive: true });
+    expect(await setupPlanning(services)).toMatchObject({ refused: [] });
+    expect(await t.store.events.latestSeq()).toBe(seq);
+    // A changed pack is checked again, and refused when it became invalid.
+    fs.appendFileSync(path.join(t.dataDir, 'workloads', 'etcd', 'workload.yaml'), '  - name: needs-ghost\n    requires: [ghost]\n    implementation: { kind: builtin, handler: h }\n');
+    const changed = await setupPlanning(services);
+    expect(changed.refused.map((r) => r.error.message)).toEqual([expect.stringMatching(/unknown role or alias "ghost"/)]);
+    expect(changed.packs.map((p) => p.name)).not.toContain('etcd');
   });
 
   it('refuses a pack whose requires are not met by anything, writing nothing', async () => {

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { FormworkError } from '../core/errors.js';
 import { IMPLEMENTATION_KINDS, roleFromObject, validateRoles, type AttribSpec, type RoleError, type RoleImplementation, type RoleSpec } from '../core/roles.js';
 import type { StoredObject } from '../core/kinds.js';
+import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
+import { packageRoot } from '../package.js';
 
 /**
  * Workload packs: a folder with `workload.yaml` (name, version, description, defaults,
@@ -239,21 +240,16 @@ export function workloadInvalid(name: string, errors: RoleError[]): FormworkErro
   );
 }
 
-/** Reads the files a pack needs: every implementation file it names, and everything under templates/ and files/. */
-function readPackFiles(dir: string, workloadYaml: string): Record<string, string> {
+/** Reads the files a pack needs: every implementation file its roles name, and everything under templates/ and files/. */
+function readPackFiles(dir: string, roles: RoleSpec[]): Record<string, string> {
   const files: Record<string, string> = {};
   const add = (rel: string) => {
     const abs = path.join(dir, rel);
     if (!(rel in files) && fs.existsSync(abs) && fs.statSync(abs).isFile()) files[rel.split(path.sep).join('/')] = fs.readFileSync(abs, 'utf8');
   };
-  try {
-    const doc = YAML.parse(workloadYaml) as { roles?: Array<{ implementation?: { file?: unknown } }> };
-    for (const r of Array.isArray(doc?.roles) ? doc.roles : []) {
-      const f = r?.implementation?.file;
-      if (typeof f === 'string' && isSafeRelative(f)) add(f);
-    }
-  } catch {
-    // parsePack reports the YAML error.
+  for (const r of roles) {
+    const f = (r.implementation as { file?: unknown }).file;
+    if (typeof f === 'string') add(f); // parsePack has refused a path outside the pack
   }
   for (const folder of FILE_FOLDERS) {
     const walk = (rel: string) => {
@@ -275,8 +271,9 @@ export function readPack(dir: string): { pack?: WorkloadPack; errors: RoleError[
   const source = path.resolve(dir);
   const yamlPath = path.join(source, 'workload.yaml');
   if (!fs.existsSync(yamlPath)) return { errors: [{ file: yamlPath, message: `no workload.yaml in ${source}` }] };
-  const text = fs.readFileSync(yamlPath, 'utf8');
-  return parsePack(text, readPackFiles(source, text), source);
+  // Parsed once: the roles name the files to read.
+  const { pack, errors } = parsePack(fs.readFileSync(yamlPath, 'utf8'), {}, source);
+  return pack ? { pack: { ...pack, files: readPackFiles(source, pack.roles) }, errors } : { errors };
 }
 
 /**
@@ -297,26 +294,6 @@ export function checkPackText(workloadYaml: string, files: Record<string, string
   if (!pack) return { errors };
   const more = validatePacks([pack], context).get(pack.name) ?? [];
   return more.length ? { errors: more } : { pack, errors: [] };
-}
-
-let cachedRoot: string | undefined;
-/** The package root (holding package.json and workloads/), from src via tsx or from dist. */
-export function packageRoot(): string {
-  if (cachedRoot) return cachedRoot;
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = path.join(dir, 'package.json');
-    if (fs.existsSync(pj)) {
-      try {
-        if ((JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: string }).name === 'formwork') return (cachedRoot = dir);
-      } catch {
-        // keep looking
-      }
-    }
-    const up = path.dirname(dir);
-    if (up === dir) throw new FormworkError('INTERNAL', 'cannot find the formwork package root (package.json) above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
 }
 
 /** Pack folders under a folder: the folder itself if it holds workload.yaml, else its sub-folders that do (sorted). */
@@ -352,6 +329,11 @@ export interface LoadPacksResult {
  * then lose a role they require are refused in turn).
  */
 export function loadBuiltinPacks(opts: LoadPacksOptions = {}): LoadPacksResult {
+  return checkPacks(readPacks(opts));
+}
+
+/** The packs loadBuiltinPacks loads, read and parsed but not yet checked together (structural problems only). */
+export function readPacks(opts: LoadPacksOptions = {}): LoadPacksResult {
   const dirs: string[] = [];
   if (opts.builtin !== false) dirs.push(...packFolders(path.join(packageRoot(), 'workloads')));
   if (opts.dataDir) dirs.push(...packFolders(path.join(opts.dataDir, 'workloads')));
@@ -365,23 +347,50 @@ export function loadBuiltinPacks(opts: LoadPacksOptions = {}): LoadPacksResult {
     if (!pack) refused.push({ source: dir, error: workloadInvalid(path.basename(dir), errors) });
     else byName.set(pack.name, pack);
   }
-  let packs = [...byName.values()];
+  return { packs: [...byName.values()], refused };
+}
+
+/** Checks read packs together, refusing each pack with a problem (and, in turn, those that lose a role they require). */
+export function checkPacks(read: LoadPacksResult): LoadPacksResult {
+  const refused = [...read.refused];
+  let packs = read.packs;
   for (;;) {
     const errs = validatePacks(packs);
-    if (errs.size === 0) break;
-    for (const [name, list] of errs) {
-      const p = byName.get(name)!;
-      refused.push({ source: p.source, error: workloadInvalid(name, list) });
-    }
+    if (errs.size === 0) return { packs, refused };
+    for (const [name, list] of errs) refused.push({ source: packs.find((p) => p.name === name)!.source, error: workloadInvalid(name, list) });
     packs = packs.filter((p) => !errs.has(p.name));
   }
-  return { packs, refused };
 }
 
 export interface RegisterResult {
   workloads: Array<{ name: string; action: 'created' | 'updated' | 'unchanged' }>;
   rolesChanged: number;
   rolesDeleted: string[];
+}
+
+/** A pack as registerPacks stores it: its workload object and its roles'. */
+function storedForm(p: WorkloadPack): { workload: Record<string, unknown>; roles: Array<Record<string, unknown>> } {
+  return {
+    workload: { name: p.name, workloadVersion: p.version, description: p.description ?? null, source: p.source, defaults: p.defaults, files: p.files },
+    roles: p.roles.map((r) => ({ name: r.name, workload: p.name, description: r.description ?? null, spec: r })),
+  };
+}
+
+/**
+ * True when registering these packs would write nothing: every workload and role is stored
+ * as given (compared as `apply` compares) and no other role of those workloads is. What is
+ * stored passed registerPacks' checks when it was written, so packs unchanged since then
+ * need not be checked again (a server's second start skips compiling their schemas).
+ */
+export async function packsStored(store: Store, packs: WorkloadPack[]): Promise<boolean> {
+  const [workloads, roles] = await Promise.all([store.objects('workloads').all(), store.objects('roles').all()]);
+  const same = (stored: StoredObject | undefined, input: Record<string, unknown>) =>
+    stored !== undefined && Object.entries(input).every(([k, v]) => sameValue(stored[k], v ?? undefined));
+  return packs.every((p) => {
+    const form = storedForm(p);
+    const theirs = roles.filter((r) => r.workload === p.name);
+    return same(workloads.find((w) => w.name === p.name), form.workload) && theirs.length === form.roles.length && form.roles.every((r) => same(theirs.find((s) => s.name === r.name), r));
+  });
 }
 
 /** The role catalogue as stored. */
@@ -407,13 +416,11 @@ export async function registerPacks(store: Store, packs: WorkloadPack[], opts: {
     }
     const result: RegisterResult = { workloads: [], rolesChanged: 0, rolesDeleted: [] };
     for (const p of packs) {
-      const { action } = await tx.objects('workloads').apply(
-        { name: p.name, workloadVersion: p.version, description: p.description ?? null, source: p.source, defaults: p.defaults, files: p.files },
-        { actor: opts.actor },
-      );
+      const form = storedForm(p);
+      const { action } = await tx.objects('workloads').apply(form.workload, { actor: opts.actor });
       result.workloads.push({ name: p.name, action });
-      for (const r of p.roles) {
-        const res = await rolesRepo.apply({ name: r.name, workload: p.name, description: r.description ?? null, spec: r }, { actor: opts.actor });
+      for (const r of form.roles) {
+        const res = await rolesRepo.apply(r, { actor: opts.actor });
         if (res.action !== 'unchanged') result.rolesChanged++;
       }
       const keep = new Set(p.roles.map((r) => r.name));

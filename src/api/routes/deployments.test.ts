@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { STORE_ENGINES } from '../../store/testing/engines.js';
-import { loadPack, packageRoot, registerPacks } from '../../workloads/loader.js';
+import { loadPack, registerPacks } from '../../workloads/loader.js';
+import { packageRoot } from '../../package.js';
 import { openHarness, type Harness } from '../testing/harness.js';
 
 const testdata = (p: string) => path.join(packageRoot(), 'src', 'workloads', 'testdata', p);

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHarness, type Harness } from '../../api/testing/harness.js';
 import { sqliteEngine } from '../../store/testing/engines.js';
-import { loadPack, packageRoot, registerPacks } from '../../workloads/loader.js';
+import { loadPack, registerPacks } from '../../workloads/loader.js';
+import { packageRoot } from '../../package.js';
 import { main } from '../main.js';
 import { renderTree } from './deployments.js';
 

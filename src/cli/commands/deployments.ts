@@ -4,7 +4,6 @@ import { FormworkError } from '../../core/errors.js';
 import type { RoleSpec } from '../../core/roles.js';
 import type { StoredObject } from '../../core/kinds.js';
 import type { DeploymentTree, TreeNodeRole } from '../../services/deployments.js';
-import { loadBuiltinPacks, readPack, validatePacks } from '../../workloads/loader.js';
 import type { CliContext } from '../context.js';
 import { renderTable, toJson, toYaml } from '../format.js';
 import { DESCRIBERS } from './resources.js';
@@ -115,7 +114,9 @@ export function register(program: Command, ctx: CliContext): void {
     .command('validate')
     .description('check a workload pack folder locally (no server): every problem with its file, role and field')
     .argument('<dir>', 'the pack folder (holding workload.yaml)')
-    .action((dir: string) => {
+    .action(async (dir: string) => {
+      // Loaded here: the JSON Schema compiler it needs would slow every other command's start.
+      const { loadBuiltinPacks, readPack, validatePacks } = await import('../../workloads/loader.js');
       const abs = path.resolve(ctx.io.cwd, dir);
       const { pack, errors } = readPack(abs);
       let problems = errors;

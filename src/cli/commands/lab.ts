@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { FormworkError } from '../../core/errors.js';
+import { packageRoot } from '../../package.js';
 import { FormworkClient, type ApplyDocument } from '../../client/client.js';
 import { pidAlive, type CliContext } from '../context.js';
 import { renderTable } from '../format.js';
@@ -25,7 +25,7 @@ import { baseDirFor, isBaseReady } from '../../providers/lab/base.js';
  *   formwork up && formwork conformance && formwork down
  */
 
-const DEMO_FILE = fileURLToPath(new URL('../../../examples/lab-demo.yaml', import.meta.url));
+const DEMO_FILE = 'examples/lab-demo.yaml'; // in the package root
 const DEMO_DEPLOYMENT = 'demo';
 const DEMO_PROVIDER = 'lab';
 const UP_FILE = 'up.json';
@@ -36,11 +36,11 @@ interface UpState {
   url?: string;
 }
 
+/** The CLI the background server runs as: this one's source through tsx when run from source (tests), else the built CLI. */
 function cliEntry(): { execArgv: string[]; entry: string } {
-  const here = fileURLToPath(import.meta.url);
-  const fromSource = here.endsWith('.ts');
-  const entry = path.join(path.dirname(here), '..', fromSource ? 'main.ts' : 'main.js');
-  return { execArgv: fromSource ? ['--import', 'tsx'] : [], entry };
+  return import.meta.url.endsWith('.ts')
+    ? { execArgv: ['--import', 'tsx'], entry: path.join(packageRoot(), 'src', 'cli', 'main.ts') }
+    : { execArgv: [], entry: path.join(packageRoot(), 'bin', 'formwork.js') };
 }
 
 function readToken(dataDir: string): string | undefined {
@@ -110,7 +110,7 @@ async function ensureServer(ctx: CliContext, listen: string, note: (s: string) =
       // not written yet
     }
     if (Date.now() > deadline) throw new FormworkError('INTERNAL', `the background server did not answer within 60 s; see ${logFile}`);
-    await new Promise((res) => setTimeout(res, 150));
+    await new Promise((res) => setTimeout(res, 20)); // the server is ready in about half a second: poll finely
   }
 }
 
@@ -129,8 +129,63 @@ interface Tree {
 
 const SPIN = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
+/**
+ * Wakes a waiter when a node-role changes, from the server's event stream: `up` notices the
+ * last node-role finishing when it happens, not at its next poll. `wait` also returns after
+ * `ms` (a spinner's tick, or a safety net should the stream drop and miss something).
+ */
+function nodeRoleChanges(client: FormworkClient, signal: AbortSignal, interrupt: AbortSignal): { wait(ms: number): Promise<void> } {
+  let changed = false;
+  let wake: (() => void) | undefined;
+  interrupt.addEventListener('abort', () => wake?.(), { once: true });
+  void (async () => {
+    try {
+      for await (const _ of client.events({ types: ['noderoles'], signal })) {
+        changed = true;
+        wake?.();
+      }
+    } catch {
+      // the timeout in wait() is the fallback
+    }
+  })();
+  return {
+    wait(ms) {
+      if (changed || interrupt.aborted) {
+        changed = false;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          wake = undefined;
+          changed = false;
+          resolve();
+        }
+        wake = done;
+      });
+    },
+  };
+}
+
 /** Follows a deployment until nothing is left to run; draws a live block on a terminal, plain lines otherwise. */
 async function follow(ctx: CliContext, client: FormworkClient, deployment: string, timeoutMs: number, signal: AbortSignal): Promise<Tree> {
+  const stream = new AbortController();
+  try {
+    return await followTree(ctx, client, deployment, timeoutMs, signal, nodeRoleChanges(client, stream.signal, signal));
+  } finally {
+    stream.abort();
+  }
+}
+
+async function followTree(
+  ctx: CliContext,
+  client: FormworkClient,
+  deployment: string,
+  timeoutMs: number,
+  signal: AbortSignal,
+  changes: { wait(ms: number): Promise<void> },
+): Promise<Tree> {
   const tty = Boolean((ctx.io.stdout as { isTTY?: boolean }).isTTY);
   const seen = new Map<string, string>();
   let drawn = 0;
@@ -166,7 +221,7 @@ async function follow(ctx: CliContext, client: FormworkClient, deployment: strin
     if (pending.length === 0 && waiting === 0) return tree;
     if (signal.aborted) throw new FormworkError('INTERNAL', 'interrupted: run `formwork up` again to converge, or `formwork down` to remove everything');
     if (Date.now() > deadline) throw new FormworkError('RUN_TIMEOUT', `deployment ${deployment} did not finish within ${Math.round(timeoutMs / 1000)} s: ${pending.map((p) => `${p.name} (${p.state})`).join(', ')}`);
-    await new Promise((res) => setTimeout(res, tty ? 120 : 400));
+    await changes.wait(tty ? 120 : 2000);
   }
 }
 
@@ -188,7 +243,7 @@ async function proveThroughHaproxy(frontend: string): Promise<{ key: string; val
 }
 
 async function documents(): Promise<ApplyDocument[]> {
-  return parseAllDocuments(fs.readFileSync(DEMO_FILE, 'utf8')).map((d) => d.toJSON() as ApplyDocument);
+  return parseAllDocuments(fs.readFileSync(path.join(packageRoot(), DEMO_FILE), 'utf8')).map((d) => d.toJSON() as ApplyDocument);
 }
 
 async function deleteIfThere(client: FormworkClient, kind: string, name: string): Promise<boolean> {

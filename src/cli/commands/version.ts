@@ -1,24 +1,9 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { packageVersion } from '../../package.js';
 import type { CliContext } from '../context.js';
 import { parseOutputFormat, toJson, toYaml, type OutputFormat } from '../format.js';
 
 /** `formwork version`: the CLI's version, and the server's with `--server`. */
-
-let cached: string | undefined;
-
-/** The package version (package.json sits two levels above both src/cli and dist/cli). */
-export function cliVersion(): string {
-  if (!cached) {
-    try {
-      cached = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string }).version;
-    } catch {
-      cached = undefined;
-    }
-    cached ??= '0.0.0';
-  }
-  return cached;
-}
 
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -27,7 +12,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--server', 'also ask the server (healthz)')
     .option('-o, --output <format>', 'table, json or yaml', parseOutputFormat, 'table' as OutputFormat)
     .action(async (opts: { server?: boolean; output: OutputFormat }) => {
-      const info: Record<string, unknown> = { client: cliVersion(), node: process.version };
+      const info: Record<string, unknown> = { client: packageVersion(), node: process.version };
       if (opts.server) {
         const c = ctx.client();
         info.endpoint = c.endpoint;

@@ -227,6 +227,9 @@ async function customizeBase(root: string, mirror: string): Promise<void> {
   await run('chroot', [root, 'apt-get', 'clean']).catch(() => undefined);
   await rm(join(root, 'var/lib/apt/lists'), { recursive: true, force: true });
   await mkdir(join(root, 'var/lib/apt/lists/partial'), { recursive: true });
+  // apt's package cache, built now: otherwise each host's first apt command builds it (0.3 s
+  // on the boot path: node-ready's package-manager check is one).
+  await run('chroot', [root, 'apt-cache', 'gencaches']);
   await rm(join(root, 'debootstrap'), { recursive: true, force: true });
 }
 

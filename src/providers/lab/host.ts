@@ -370,7 +370,7 @@ export async function buildHost(c: LabConfig, st: HostState, publicKey: string, 
           consoleLog: st.consoleLog,
         }, { retryable: true });
       }
-      await sleep(100);
+      await sleep(25); // sshd answers within a second of boot: a coarse poll would be a sizeable part of it
     }
     st.stage = 'running';
     st.readyAt = new Date().toISOString();

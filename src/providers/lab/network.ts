@@ -59,20 +59,15 @@ export async function ensureBridges(c: LabConfig): Promise<void> {
       }
     }
   }
+  // One `ip -batch` for what is missing: each `ip` process costs more than its work here.
+  // (Callers hold the provider lock, so no other process adds these links meanwhile.)
+  const lines: string[] = [];
   for (const br of [c.publicBridge, c.privateBridge]) {
-    if (!(await linkExists(br))) {
-      try {
-        await run('ip', ['link', 'add', br, 'type', 'bridge']);
-      } catch (e) {
-        if (!(await linkExists(br))) throw e; // lost a race with another process: fine
-      }
-    }
-    await run('ip', ['link', 'set', br, 'up']);
+    if (!(await linkExists(br))) lines.push(`link add ${br} type bridge`);
+    lines.push(`link set ${br} up`);
   }
-  const pub = (await addresses()).find((i) => i.ifname === c.publicBridge);
-  if (!pub?.addr_info?.some((a) => a.family === 'inet' && a.local === c.publicGateway)) {
-    await run('ip', ['addr', 'replace', `${c.publicGateway}/24`, 'dev', c.publicBridge]);
-  }
+  lines.push(`addr replace ${c.publicGateway}/24 dev ${c.publicBridge}`);
+  await run('ip', ['-batch', '-'], { input: lines.join('\n') + '\n' });
 }
 
 export async function deleteBridges(c: LabConfig): Promise<void> {
