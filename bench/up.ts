@@ -8,9 +8,11 @@
  *   noticing   from the last run's end to `up` printing its summary, minus the proof (etcd I/O)
  * Everything else on the critical path is inside runs: the provider creating hosts, SSH, scripts.
  *
- * Flags: --warm-runs N (default 3), --skip-cold. Needs root (lab hosts).
+ * Flags: --warm-runs N (default 3), --skip-cold (the base image is then hard-linked from
+ * $FORMWORK_LAB_CACHE, default /var/tmp/formwork-lab-cache, built there once, as the lab tests
+ * do). Needs root (lab hosts).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import path from 'node:path';
@@ -106,6 +108,10 @@ async function main() {
       say(`cold up (base image built with debootstrap): ${(cold.ms / 1000).toFixed(1)} s`);
       await formwork(dataDir, ['down']);
     } else {
+      const { ensureBaseImage } = await import('../src/providers/lab/index.js');
+      const base = await ensureBaseImage(process.env.FORMWORK_LAB_CACHE ?? '/var/tmp/formwork-lab-cache');
+      fs.mkdirSync(path.join(dataDir, 'lab'), { recursive: true });
+      execFileSync('cp', ['-al', base, path.join(dataDir, 'lab', 'base')]); // hard links: the base is only ever a read-only lower layer
       const first = await formwork(dataDir, ['up', '--listen', listen]);
       if (first.code !== 0) throw new Error(`up failed:\n${first.out}`);
       await formwork(dataDir, ['down']);

@@ -159,6 +159,10 @@ if (isEntry()) {
   });
   const code = await main(process.argv.slice(2), { handleSignals: true });
   process.exitCode = code;
-  // Whatever a dependency leaves open must not keep a finished command alive.
-  setTimeout(() => process.exit(code), 3000).unref();
+  // A finished command exits once its output is written: idle keep-alive sockets and
+  // closing streams would otherwise hold it for a while (about 0.2 s after \`up\`).
+  let pending = 2;
+  const done = () => --pending === 0 && process.exit(code);
+  process.stdout.write('', done);
+  process.stderr.write('', done);
 }

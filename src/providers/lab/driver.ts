@@ -68,6 +68,7 @@ export async function ensureProviderNetwork(c: LabConfig, ctx: Pick<ProviderCont
   await withFileLock(
     providerLock(c),
     async () => {
+      if (networkReady(c)) return; // made by whoever held the lock before us
       await ensureBridges(c);
       await startProxy(c, ctx.log);
     },
