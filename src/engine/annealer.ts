@@ -33,6 +33,7 @@ import type { EngineHandle, Services } from '../services/services.js';
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import { SshPool } from '../ssh/client.js';
+import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
 import { children, descendants, isContention, parseRetryTarget, reevaluate, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
@@ -290,6 +291,9 @@ export class Annealer implements EngineHandle {
     }
     const byId = new Map(picked.map((c) => [c.id, c]));
     for (const nr of claimed) this.launch(nr, byId.get(nr.id)?.provider);
+    // Runs reach nodes over SSH sooner or later: load ssh2 while the first ones wait on their
+    // machines, rather than at start-up or in the middle of the first connection.
+    if (claimed.length) preloadSsh2();
     if (claimed.length && this.inflight.size < this.o.concurrency) this.kick(); // there may be more to claim
   }
 

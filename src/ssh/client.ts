@@ -18,12 +18,11 @@
 import { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { constants as osConstants } from 'node:os';
-import ssh2 from 'ssh2';
 import type { Client as SshClient, ClientChannel, ConnectConfig } from 'ssh2';
 import { FormworkError } from '../core/errors.js';
 import { fingerprint, fingerprintsEqual, assertPrivateKey } from './keys.js';
+import { ssh2 } from './ssh2.js';
 
-const { Client } = ssh2;
 
 // ---------------------------------------------------------------------------------------
 // Types
@@ -239,7 +238,7 @@ function openConnection(target: SshTarget, keepaliveIntervalMs: number): Promise
   assertPrivateKey(target.privateKey);
   const known = target.knownHostKey;
   return new Promise<OpenedConnection>((resolve, reject) => {
-    const client = new Client();
+    const client = new (ssh2().Client)();
     let observed: string | undefined;
     let mismatch = false;
     let settled = false;

@@ -8,6 +8,7 @@ import {
   assertPrivateKey,
   fingerprint,
   fingerprintsEqual,
+  generateKeyPair,
   generatePlatformKeyPair,
   normalizeFingerprint,
   publicKeyFromPrivate,
@@ -20,6 +21,19 @@ describe('keys', () => {
     expect(kp.publicKey).toMatch(/^ssh-ed25519 AAAA[A-Za-z0-9+/]+=* formwork$/);
     expect(publicKeyFromPrivate(kp.privateKey)).toBe(kp.publicKey);
     expect(generatePlatformKeyPair().publicKey).not.toBe(kp.publicKey);
+  });
+
+  it('writes a private key OpenSSH itself reads: ssh-keygen -y derives the same public key', () => {
+    const kp = generateKeyPair('root@host-1');
+    const dir = mkdtempSync(join(tmpdir(), 'fw-keys-'));
+    try {
+      writeFileSync(join(dir, 'k'), kp.privateKey, { mode: 0o600 });
+      const derived = execFileSync('ssh-keygen', ['-y', '-f', join(dir, 'k')], { encoding: 'utf8' }).trim();
+      expect(derived).toBe(kp.publicKey);
+      expect(kp.publicKey).toMatch(/ root@host-1$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('computes the same fingerprint as ssh-keygen -lf, from a line or from the raw blob', () => {

@@ -8,11 +8,9 @@
  *
  * Never log or put a private key into an error.
  */
-import { createHash } from 'node:crypto';
-import ssh2 from 'ssh2';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { FormworkError } from '../core/errors.js';
-
-const { utils } = ssh2;
+import { ssh2 } from './ssh2.js';
 
 export interface KeyPair {
   /** OpenSSH-format private key (PEM-like text). Secret. */
@@ -21,10 +19,37 @@ export interface KeyPair {
   publicKey: string;
 }
 
-/** Generates an ed25519 key pair. */
+/**
+ * Generates an ed25519 key pair, written in OpenSSH's own format (PROTOCOL.key:
+ * "openssh-key-v1", unencrypted) by hand: node:crypto makes the key, and loading ssh2 for
+ * its writer would cost the server's start-up more than these lines.
+ */
 export function generateKeyPair(comment = 'formwork'): KeyPair {
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateKey: pair.private, publicKey: pair.public.trim() };
+  const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }) as { d: string; x: string };
+  const seed = Buffer.from(jwk.d, 'base64url');
+  const pub = Buffer.from(jwk.x, 'base64url');
+  const str = (b: Buffer | string) => {
+    const buf = typeof b === 'string' ? Buffer.from(b) : b;
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(buf.length);
+    return Buffer.concat([len, buf]);
+  };
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  const blob = Buffer.concat([str('ssh-ed25519'), str(pub)]);
+  const check = randomBytes(4).readUInt32BE();
+  let section = Buffer.concat([u32(check), u32(check), str('ssh-ed25519'), str(pub), str(Buffer.concat([seed, pub])), str(comment)]);
+  const pad = (8 - (section.length % 8)) % 8;
+  section = Buffer.concat([section, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))]);
+  const body = Buffer.concat([Buffer.from('openssh-key-v1\0'), str('none'), str('none'), str(''), u32(1), str(blob), str(section)]);
+  const b64 = body.toString('base64').replace(/.{1,70}/g, '$&\n');
+  return {
+    privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}-----END OPENSSH PRIVATE KEY-----\n`,
+    publicKey: `ssh-ed25519 ${blob.toString('base64')}${comment ? ` ${comment}` : ''}`,
+  };
 }
 
 /** The platform key pair; same as generateKeyPair('formwork'). */
@@ -74,7 +99,7 @@ interface ParsedKeyLike {
 }
 
 function parsePrivate(privateKey: string | Buffer): ParsedKeyLike {
-  const parsed = utils.parseKey(privateKey) as unknown;
+  const parsed = ssh2().utils.parseKey(privateKey) as unknown;
   const key = (Array.isArray(parsed) ? parsed[0] : parsed) as ParsedKeyLike | Error | undefined;
   if (!key || key instanceof Error || key.getPrivatePEM() === null) {
     // Deliberately no key material in the error.
