@@ -4,6 +4,11 @@
  * apt-cacher-ng for packages). Needs root and: debootstrap, systemd-container, iproute2,
  * openssh-client, apt-cacher-ng.
  *
+ * The base boots like a lean server image, not a desktop: units a container has no use for
+ * are masked (BASE_MASKED_UNITS in base.ts), including logind, so a login is a plain PAM
+ * session with no per-user systemd; the journal is volatile. A host answers SSH about a
+ * second after it starts, four at once on two CPUs.
+ *
  * @example
  *   import { labDriver, ensureBaseImage } from './providers/lab/index.js';
  *   await ensureBaseImage(dataDir, log);
