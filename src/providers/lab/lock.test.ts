@@ -1,0 +1,53 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { withFileLock } from './lock.js';
+
+describe('withFileLock', () => {
+  let dir = '';
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fw-lock-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs holders in this process one at a time, in the order they asked (a queue, not racing polls of the file)', async () => {
+    const lock = join(dir, 'a.lock');
+    const order: string[] = [];
+    let inside = 0;
+    let most = 0;
+    const hold = (name: string, ms: number) =>
+      withFileLock(lock, async () => {
+        inside++;
+        most = Math.max(most, inside);
+        order.push(`${name}:in`);
+        expect(readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${process.pid} `));
+        await new Promise((r) => setTimeout(r, ms));
+        order.push(`${name}:out`);
+        inside--;
+        return name;
+      });
+    const results = await Promise.all([hold('a', 30), hold('b', 5), hold('c', 5), hold('d', 5)]);
+    expect(results).toEqual(['a', 'b', 'c', 'd']);
+    expect(most).toBe(1);
+    expect(order).toEqual(['a:in', 'a:out', 'b:in', 'b:out', 'c:in', 'c:out', 'd:in', 'd:out']);
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  it('releases the lock and lets the next holder in when a holder throws', async () => {
+    const lock = join(dir, 'b.lock');
+    const first = withFileLock(lock, async () => {
+      throw new Error('boom');
+    });
+    const second = withFileLock(lock, async () => 'second ran');
+    await expect(first).rejects.toThrow('boom');
+    await expect(second).resolves.toBe('second ran');
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  it('takes over a lock file left by a process that is gone', async () => {
+    const lock = join(dir, 'c.lock');
+    writeFileSync(lock, '999999999 12345\n'); // no such process
+    await expect(withFileLock(lock, async () => 'taken over', { timeoutMs: 2000 })).resolves.toBe('taken over');
+  });
+});
