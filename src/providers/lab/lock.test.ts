@@ -45,6 +45,23 @@ describe('withFileLock', () => {
     expect(existsSync(lock)).toBe(false);
   });
 
+  it('gives up waiting behind a holder in this process at its timeout or abort, and the queue goes on', async () => {
+    const lock = join(dir, 'd.lock');
+    let releaseHolder!: () => void;
+    const holder = withFileLock(lock, () => new Promise<string>((r) => (releaseHolder = () => r('holder'))));
+    const impatient = withFileLock(lock, async () => 'never', { timeoutMs: 50 });
+    const aborted = new AbortController();
+    const cancelled = withFileLock(lock, async () => 'never', { signal: aborted.signal });
+    const patient = withFileLock(lock, async () => 'patient');
+    await expect(impatient).rejects.toThrow(/timed out waiting for lock/);
+    aborted.abort(new Error('stop waiting'));
+    await expect(cancelled).rejects.toThrow('stop waiting');
+    releaseHolder();
+    await expect(holder).resolves.toBe('holder');
+    await expect(patient).resolves.toBe('patient');
+    expect(existsSync(lock)).toBe(false);
+  });
+
   it('takes over a lock file left by a process that is gone', async () => {
     const lock = join(dir, 'c.lock');
     writeFileSync(lock, '999999999 12345\n'); // no such process

@@ -24,9 +24,10 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: 
   const mine = new Promise<void>((r) => (release = r));
   const tail = before.then(() => mine);
   queues.set(path, tail);
+  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
   try {
-    await before;
-    await acquire(path, opts);
+    await queued(before, path, deadline, opts.signal);
+    await acquire(path, { ...opts, timeoutMs: deadline - Date.now() });
     try {
       return await fn();
     } finally {
@@ -35,6 +36,26 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: 
   } finally {
     release();
     if (queues.get(path) === tail) queues.delete(path);
+  }
+}
+
+/** Waits for the holders ahead in this process, within the same deadline and abort signal as the file lock. */
+async function queued(before: Promise<unknown>, path: string, deadline: number, signal?: AbortSignal): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    await Promise.race([
+      before,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new FormworkError('PROVIDER_ERROR', `timed out waiting for lock ${path} (held in this process)`, { path })), Math.max(0, deadline - Date.now()));
+        onAbort = () => reject(signal!.reason);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        if (signal?.aborted) onAbort();
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
   }
 }
 
