@@ -35,10 +35,8 @@ const MARKER = 'etc/formwork-base.json';
 export const REQUIRED_TOOLS: ReadonlyArray<{ tool: string; pkg: string }> = [
   { tool: 'debootstrap', pkg: 'debootstrap' },
   { tool: 'systemd-nspawn', pkg: 'systemd-container' },
-  { tool: 'systemd-id128', pkg: 'systemd' },
   { tool: 'systemctl', pkg: 'systemd' },
   { tool: 'ip', pkg: 'iproute2' },
-  { tool: 'ssh-keygen', pkg: 'openssh-client' },
   { tool: 'apt-cacher-ng', pkg: 'apt-cacher-ng' },
   { tool: 'mount', pkg: 'mount' },
   { tool: 'umount', pkg: 'mount' },

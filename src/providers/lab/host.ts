@@ -343,7 +343,7 @@ export async function buildHost(c: LabConfig, st: HostState, publicKey: string, 
     const rs = await stat(st.root);
     st.nspawnLockFile = join(NSPAWN_LOCKS_DIR, `inode-${rs.dev}:${rs.ino}`);
     await writeState(st);
-    // Independent: host keys (the slow part, RSA) while the links are made.
+    // Independent: the per-host files while the links are made.
     const mounted = Date.now();
     const timed = async (f: () => Promise<void>) => {
       const t = Date.now();

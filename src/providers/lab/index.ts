@@ -2,7 +2,7 @@
  * The `lab` provider: real Debian 12 hosts on the control host (debootstrap base, overlayfs,
  * systemd-nspawn --boot in a network namespace per host, two bridges per provider, an
  * apt-cacher-ng for packages). Needs root and: debootstrap, systemd-container, iproute2,
- * openssh-client, apt-cacher-ng.
+ * apt-cacher-ng (REQUIRED_TOOLS in base.ts).
  *
  * The base boots like a lean server image, not a desktop: units a container has no use for
  * are masked (BASE_MASKED_UNITS in base.ts), including logind, so a login is a plain PAM
