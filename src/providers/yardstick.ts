@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { FormworkError, toFormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import { registerBuiltin } from '../engine/executors/builtin.js';
+import { MarkerSplitter } from '../engine/executors/script.js';
 import { ensurePlatformKey, nodePort, type PlatformKey } from '../engine/executors/target.js';
 import type { BuiltinContext, RunIO, RunJob, RunResult } from '../engine/types.js';
 import { findLoginUser, SshPool, waitForPort, shellQuote } from '../ssh/client.js';
@@ -236,23 +237,24 @@ async function readyHandler(job: RunJob, io: RunIO, { services, ssh }: BuiltinCo
   // provider left half done is finished here), then the facts the checks read. It runs with
   // sudo, so its success is also the proof that the login user has passwordless sudo.
   const marker = `FORMWORK-FACTS-${randomBytes(8).toString('hex')}`;
+  const split = new MarkerSplitter(marker, (c) => io.log(c));
   const prep = await ssh.exec(
     target,
     `[ "$(hostname)" = ${name} ] || hostnamectl set-hostname ${name} 2>/dev/null || { echo ${name} > /etc/hostname; hostname ${name}; }
 grep -q "[[:space:]]${node.name}\\$" /etc/hosts || echo "127.0.1.1 ${node.name}" >> /etc/hosts
 timeout 120 systemctl is-system-running --wait >/dev/null 2>&1 || true
 if command -v cloud-init >/dev/null 2>&1; then timeout 300 cloud-init status --wait >/dev/null 2>&1 || true; fi
-echo ${marker}
+printf '\\n%s\\n' ${marker}
 ${FACTS_SCRIPT}`,
-    { sudo: true, timeoutMs: 450_000 },
+    // The steps' output streams into the log; the facts follow the marker (as a script role's outputs do).
+    { sudo: true, timeoutMs: 450_000, onOutput: (c, stream) => (stream === 'stdout' ? split.push(c) : io.log(c)) },
   );
-  const [steps, factsText] = splitOnce(prep.stdout, `${marker}\n`);
-  if (steps.trim()) io.log(steps);
-  io.log(`hostname set, boot and cloud-init settled, facts gathered at ${took()}\n`);
-  if (prep.exitCode !== 0 || factsText === undefined) {
+  split.end();
+  if (prep.exitCode !== 0 || !split.found) {
     throw new FormworkError('RUN_FAILED', `node ${node.name}: post-provisioning steps failed (exit ${prep.exitCode}): ${prep.stderr.trim()}`, { node: node.name });
   }
-  const results = await checkNode(updated, { pool: ssh, key, facts: parseFacts(factsText) });
+  io.log(`hostname set, boot and cloud-init settled, facts gathered at ${took()}\n`);
+  const results = await checkNode(updated, { pool: ssh, key, facts: parseFacts(split.after) });
   const failed = results.filter((r) => !r.ok);
   for (const r of results) io.log(`${r.ok ? 'pass' : 'FAIL'} ${r.check}${r.reason ? `: ${r.reason}` : ''}\n`);
   if (failed.length) {
@@ -263,11 +265,6 @@ ${FACTS_SCRIPT}`,
     outputs: { 'login-user': login.username, address: host },
     nodeUpdate: { loginUser: login.username, hostKey: login.hostKeyFingerprint, state: 'ready' },
   };
-}
-
-function splitOnce(s: string, sep: string): [string, string | undefined] {
-  const i = s.indexOf(sep);
-  return i < 0 ? [s, undefined] : [s.slice(0, i), s.slice(i + sep.length)];
 }
 
 function requireNode(job: RunJob): StoredObject {
