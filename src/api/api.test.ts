@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { KINDS } from '../core/kinds.js';
 import { STORE_ENGINES } from '../store/testing/engines.js';
-import { CREATED_BY_FORMWORK } from './routes/objects.js';
+import { CREATED_BY_FORMWORK, KINDS } from '../core/kinds.js';
 import { openHarness, type Harness } from './testing/harness.js';
 
 /** A valid create body per writable kind (besides `name`). */

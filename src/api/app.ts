@@ -1,14 +1,15 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
-import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import type { ValidateFunction } from 'ajv';
+import type { Logger } from 'pino';
 import YAML from 'yaml';
 import { FormworkError } from '../core/errors.js';
+import { schemaAjv } from '../core/schema.js';
 import type { Services } from '../services/services.js';
 import { installAuth } from './auth.js';
 import { docsRoutes } from './docs.js';
 import { installErrorHandling } from './errors.js';
+import { createLogger, REDACT_PATHS } from './logging.js';
 import { applyRoutes } from './routes/apply.js';
 import { eventRoutes } from './routes/events.js';
 import { ROUTE_PLUGINS, type RoutePlugin } from './routes/index.js';
@@ -27,21 +28,6 @@ import { tokenRoutes } from './routes/tokens.js';
  */
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
-
-/** Fields whose values never reach a log line, at any depth up to three. */
-const SENSITIVE = ['data', 'token', 'privateKey', 'password', 'passphrase', 'secret', 'secretKey', 'secretAccessKey', 'clientSecret', 'secrets', 'ciphertext'];
-export const REDACT_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'headers.authorization',
-  'request.headers.authorization',
-  ...SENSITIVE.flatMap((f) => [f, `*.${f}`, `*.*.${f}`]),
-];
-
-export function createLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
-  const options: LoggerOptions = { level: opts.level ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
-  return opts.destination ? pino(options, opts.destination) : pino(options);
-}
 
 export interface ApiOptions {
   /** A pino logger (redaction is added to it), `false` for none; default: info to stdout. */
@@ -74,19 +60,10 @@ declare module 'fastify' {
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
 
-// ajv-formats is CommonJS: under NodeNext its default export sits on `.default`.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
-
 // Bodies are validated strictly (no coercion, unknown fields refused, every problem
-// reported); query strings, params and headers are text, so they are coerced. Made on
-// first use and shared by every app in the process: ajv caches what it compiled (by
-// schema object; kindSchemas are memoized).
-let bodyAjv: Ajv | undefined;
-let textAjv: Ajv | undefined;
-function ajvFor(httpPart: string | undefined): Ajv {
-  if (httpPart === 'body') return (bodyAjv ??= addFormats(new Ajv({ allErrors: true, strict: false, coerceTypes: false, useDefaults: false, removeAdditional: false })));
-  return (textAjv ??= addFormats(new Ajv({ allErrors: true, strict: false, coerceTypes: 'array', useDefaults: true, removeAdditional: false })));
-}
+// reported); query strings, params and headers are text, so they are coerced. ajv caches
+// what it compiled by schema object (kindSchemas are memoized).
+const ajvFor = (httpPart: string | undefined) => schemaAjv(httpPart === 'body' ? 'values' : 'text');
 
 type DataCxt = Parameters<ValidateFunction>[1];
 interface LazyValidator {

@@ -1,6 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 import { ERROR_CODES, FormworkError, isFormworkError, type ErrorCategory, type ErrorCode } from '../core/errors.js';
 import { kindByName, knownKindNames } from '../core/kinds.js';
+import { schemaProblems, validationError, type AjvLikeError } from '../core/schema.js';
 
 /**
  * The ONE place that maps error categories to HTTP status codes, and that turns every
@@ -36,55 +38,16 @@ export function errorBody(e: FormworkError): ErrorBody {
   return { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } };
 }
 
-export interface FieldProblem {
-  path: string;
-  message: string;
-}
-
-interface AjvLikeError {
-  instancePath?: string;
-  keyword?: string;
-  message?: string;
-  params?: Record<string, unknown>;
-}
-
-/** Turns ajv errors into `{path, message}` items, naming unknown and read-only fields. */
-export function schemaProblems(errors: AjvLikeError[], part: string, readOnly: Set<string> = new Set()): FieldProblem[] {
-  const out: FieldProblem[] = [];
-  const seen = new Set<string>();
-  for (const e of errors) {
-    let path = e.instancePath || '';
-    let message = e.message ?? 'is invalid';
-    if (e.keyword === 'additionalProperties' && typeof e.params?.additionalProperty === 'string') {
-      const field = e.params.additionalProperty;
-      path = `${path}/${field}`;
-      message =
-        part === 'body' && path === `/${field}` && readOnly.has(field)
-          ? `field "${field}" is read-only: Formwork sets it`
-          : part === 'querystring'
-            ? `unknown query parameter "${field}"`
-            : `unknown field "${field}"`;
-    } else if (e.keyword === 'required' && typeof e.params?.missingProperty === 'string') {
-      path = `${path}/${e.params.missingProperty}`;
-      message = `field "${e.params.missingProperty}" is required`;
-    } else if (e.keyword === 'enum' && Array.isArray(e.params?.allowedValues)) {
-      message = `must be one of ${e.params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
-    }
-    const full = part === 'body' ? path || '/' : `${part}${path}`;
-    const key = `${full}\u0000${message}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push({ path: full, message });
-  }
-  return out;
-}
-
-export function validationError(problems: FieldProblem[], prefix = 'the request'): FormworkError {
-  const first = problems[0];
-  const summary = first ? `${first.path}: ${first.message}` : 'invalid';
-  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
-  return new FormworkError('VALIDATION', `${prefix} is invalid: ${summary}${more}`, { errors: problems });
-}
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String(),
+      message: Type.String(),
+      details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    }),
+  },
+  { description: 'An error; see docs/errors.md for every code' },
+);
 
 /** Maps anything thrown while handling a request to a FormworkError. */
 export function toApiError(err: unknown, request?: FastifyRequest): FormworkError {

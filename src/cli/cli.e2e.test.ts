@@ -192,6 +192,17 @@ describe('formwork CLI end to end', { timeout: 120_000 }, () => {
     expect(k.err).toContain('known kinds: providers, nodes');
   });
 
+  it('`server --apply` refuses to start on a bad document, naming its file and line, with nothing written', async () => {
+    const file = path.join(dir, 'bad.yaml');
+    writeFileSync(file, 'kind: Node\nname: fine\n---\nkind: Node\nname: wrong\naddresses: not-a-list\n');
+    const other = path.join(dir, 'other-data');
+    const r = await cli(['server', '--data-dir', other, '--listen', '127.0.0.1:0', '--log-file', path.join(dir, 'other.log'), '--apply', file]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('/documents/1/addresses');
+    expect(r.err).toContain(`at ${file}:4 (node/wrong) addresses`);
+    expect(existsSync(path.join(other, 'server.json'))).toBe(false);
+  });
+
   it('`server` stops cleanly on SIGTERM and removes server.json', async () => {
     server.kill('SIGTERM');
     expect(await exited(server)).toBe(0);

@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
 import { FormworkError } from './errors.js';
+import { compileSchema, stableStringify } from './schema.js';
 import type { AttribSpec, RoleSpec } from './roles.js';
 
 /**
@@ -20,44 +19,6 @@ export const GENERATED_KEY = '$generated';
 /** An override value `{ "$from": "outputs(etcd-member).client-url" }` is an expression, evaluated at resolve time. */
 export const FROM_KEY = '$from';
 export const REDACTED = '[redacted]';
-
-// ---------------------------------------------------------------------------------------
-// JSON Schema
-
-// ajv-formats is CommonJS; under NodeNext its default import may be the module object.
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as unknown as (a: Ajv) => Ajv;
-
-let ajvInstance: Ajv | undefined;
-function ajv(): Ajv {
-  if (!ajvInstance) {
-    ajvInstance = new Ajv({ allErrors: true, strict: false });
-    addFormats(ajvInstance);
-  }
-  return ajvInstance;
-}
-const compiled = new Map<string, ValidateFunction>();
-
-export type CompiledSchema = { validate: (v: unknown) => boolean; errors: () => string } | { error: string };
-
-/** Compiles a JSON Schema (cached by content); `{ error }` when the schema itself is invalid. */
-export function compileSchema(schema: unknown): CompiledSchema {
-  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) return { error: 'a schema must be an object' };
-  const key = stableStringify(schema);
-  let fn = compiled.get(key);
-  if (!fn) {
-    try {
-      fn = ajv().compile(schema as Record<string, unknown>);
-    } catch (e) {
-      return { error: e instanceof Error ? e.message : String(e) };
-    }
-    compiled.set(key, fn);
-  }
-  const f = fn;
-  return {
-    validate: (v) => f(v) as boolean,
-    errors: () => (f.errors ?? []).map((e) => `${e.instancePath || '(value)'} ${e.message ?? 'is invalid'}`).join('; '),
-  };
-}
 
 // ---------------------------------------------------------------------------------------
 // Expressions
@@ -337,15 +298,6 @@ export function redact(inputs: Record<string, unknown>, role: RoleSpec): Record<
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(inputs)) out[k] = role.inputs[k]?.secret ? REDACTED : v;
   return out;
-}
-
-/** JSON with object keys sorted at every level (a canonical form). */
-export function stableStringify(v: unknown): string {
-  if (v === undefined) return 'null';
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
-  if (Array.isArray(v)) return '[' + v.map((x) => stableStringify(x === undefined ? null : x)).join(',') + ']';
-  const o = v as Record<string, unknown>;
-  return '{' + Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => JSON.stringify(k) + ':' + stableStringify(o[k])).join(',') + '}';
 }
 
 /** A stable hash of resolved inputs ("sha256:<hex>"), independent of key order. */

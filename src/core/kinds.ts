@@ -224,3 +224,10 @@ export interface FormworkEvent {
   actor?: string;
   object?: unknown;
 }
+
+/**
+ * Kinds clients may change and delete but not create: their identity fields are
+ * read-only (a node-role is made by binding a role in a deployment). An applier
+ * registered for the kind (services.appliers) still lets apply create them.
+ */
+export const CREATED_BY_FORMWORK = new Set(['noderoles']);

@@ -1,5 +1,6 @@
 import type { StoredObject } from './kinds.js';
-import { compileSchema, parseExpression } from './attribs.js';
+import { parseExpression } from './attribs.js';
+import { compileSchema } from './schema.js';
 
 /**
  * Roles: the units of automation, and the checks a catalogue of roles must pass before

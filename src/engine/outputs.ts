@@ -2,7 +2,7 @@
  * Outputs of a run: a JSON object whose declared fields match the role's output schemas.
  * Anything else is OUTPUT_INVALID (not retryable), naming the role, the node and the field.
  */
-import { compileSchema } from '../core/attribs.js';
+import { compileSchema } from '../core/schema.js';
 import { FormworkError } from '../core/errors.js';
 import type { RoleSpec } from '../core/roles.js';
 

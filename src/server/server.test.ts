@@ -71,6 +71,45 @@ describe.each(STORE_ENGINES)('startServer on $name', (engine) => {
     expect(log).toContain('formwork server listening');
     expect(log).not.toContain(fresh);
   });
+
+  it('applies documents as it starts, before the API answers; a bad one or a port in use fails the start with nothing written', async () => {
+    const dataDir = tempDir();
+    cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+    let databaseUrl: string | undefined;
+    if (engine.name === 'postgres') {
+      const db = await createTestDatabase();
+      cleanups.push(() => db.drop());
+      databaseUrl = db.url;
+    }
+    const base = { dataDir, databaseUrl, handleSignals: false, logFile: path.join(dataDir, 'server.log') } as const;
+    const secret = { kind: 'Secret', name: 'creds', data: { key: 'k' } };
+
+    // A bad document among good ones: the start fails, nothing is written, the port is free again.
+    const blocker = await startServer({ ...base, listen: '127.0.0.1:0' });
+    const port = Number(new URL(blocker.url).port);
+    await blocker.close();
+    await expect(startServer({ ...base, listen: `127.0.0.1:${port}`, apply: [secret, { kind: 'Node', name: 'n1', addresses: 'not a list' }] })).rejects.toMatchObject({
+      code: 'VALIDATION',
+      message: expect.stringContaining('/documents/1/addresses'),
+    });
+    const s1 = await startServer({ ...base, listen: `127.0.0.1:${port}` }); // the failed start let go of the port
+    expect(await s1.services.store.objects('secrets').find('creds')).toBeUndefined();
+
+    // The address is taken before the store is touched: a port in use refuses the start and applies nothing.
+    await expect(startServer({ ...base, listen: `127.0.0.1:${port}`, apply: [secret] })).rejects.toThrow(/in use \(EADDRINUSE\)/);
+    expect(await s1.services.store.objects('secrets').find('creds')).toBeUndefined();
+    await s1.close();
+
+    const s2 = await startServer({ ...base, listen: '127.0.0.1:0', apply: [secret, { kind: 'Node', name: 'n1' }] });
+    expect(s2.applied.map((r) => `${r.kind}/${r.name} ${r.action}`)).toEqual(['Secret/creds created', 'Node/n1 created']);
+    const token = fs.readFileSync(path.join(dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
+    const node = await fetch(`${s2.url}/api/v1/nodes/n1`, { headers: { authorization: `Bearer ${token}` } });
+    expect(node.status).toBe(200); // there on the API's first answer
+    await s2.close();
+    const s3 = await startServer({ ...base, listen: '127.0.0.1:0', apply: [secret, { kind: 'Node', name: 'n1' }] });
+    expect(s3.applied.map((r) => r.action)).toEqual(['unchanged', 'unchanged']);
+    await s3.close();
+  });
 });
 
 describe('the server process', () => {

@@ -1,19 +1,27 @@
 import fs from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { FormworkError } from '../core/errors.js';
 import type { Services } from '../services/services.js';
 import { Store } from '../store/store.js';
-import { REDACT_PATHS, buildApi } from '../api/app.js';
+import { REDACT_PATHS } from '../api/logging.js';
 import type { RoutePlugin } from '../api/routes/index.js';
+import { applyDocuments } from '../services/apply.js';
+import type { ApplyResult } from '../services/services.js';
 import { assembleServices, type AssembleOptions } from './assemble.js';
 
 /**
  * The Formwork server process: opens the store, bootstraps the admin token, serves the
  * API (HTTP or HTTPS), and leaves `server.json` in the data dir so a CLI on the same
  * machine finds it.
+ *
+ * The order of its start is chosen for `formwork up`, whose critical path it is: the
+ * listen address is taken first (a port in use fails the start before anything else
+ * happens, and nothing can take it meanwhile); then the store, the engine and the
+ * documents to apply at start (`apply`), so machines are already being made while the
+ * HTTP layer loads; then the API, which answers once all of that is done.
  *
  * Files in the data dir:
  *  - `admin.token` (0600): a token of user `admin`, written on first start and rewritten
@@ -52,12 +60,19 @@ export interface ServerOptions {
   assemble?: boolean | AssembleOptions;
   /** Called with the services before the API is built (e.g. to attach the engine and appliers). */
   configure?: (services: Services) => Promise<void> | void;
+  /**
+   * Documents to apply as the server starts, before the API loads (as `POST /api/v1/apply`
+   * would, as the admin): a bad one fails the start with nothing written.
+   */
+  apply?: Record<string, unknown>[];
 }
 
 export interface RunningServer {
   url: string;
   services: Services;
   app: FastifyInstance;
+  /** What `apply` did, document by document. */
+  applied: ApplyResult[];
   close(): Promise<void>;
 }
 
@@ -113,28 +128,42 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const destination = pino.destination({ dest: opts.logFile ?? 1, sync: true, mkdir: true });
   const logger: Logger = pino({ level: opts.logLevel ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
 
+  const address = await holdAddress(host, port);
   const databaseUrl = opts.databaseUrl ?? (process.env.FORMWORK_DATABASE_URL || undefined);
-  const store = await Store.open({ dataDir, databaseUrl });
-  const services: Services = { store, dataDir, appliers: new Map() };
+  let store: Store | undefined;
+  const services = {} as Services;
   let app: FastifyInstance | undefined;
+  let applied: ApplyResult[] = [];
   try {
+    store = await Store.open({ dataDir, databaseUrl });
+    Object.assign(services, { store, dataDir, appliers: new Map() } satisfies Services);
     await ensureAdminToken(store, dataDir);
     if (opts.assemble !== false) {
       await assembleServices(services, { log: (m) => logger.warn(m), ...(typeof opts.assemble === 'object' ? opts.assemble : {}) });
     }
     await opts.configure?.(services);
+    if (services.engine) await services.engine.start();
+    if (opts.apply?.length) {
+      applied = await applyDocuments(services, opts.apply, { actor: 'admin' });
+      for (const r of applied) logger.info({ kind: r.kind, name: r.name, action: r.action }, 'applied at start');
+    }
+    // Loaded only now: the HTTP layer is about half of the server's code.
+    const { buildApi } = await import('../api/app.js');
     app = buildApi(services, { logger, bodyLimit: opts.bodyLimit, https, plugins: opts.plugins });
-    await app.listen({ host, port });
+    await app.ready();
+    await address.release();
+    await app.listen({ host, port: address.port });
   } catch (e) {
+    await address.release();
     await app?.close().catch(() => undefined);
-    await store.close();
+    await services.engine?.stop().catch(() => undefined);
+    await store?.close();
     throw e;
   }
   const bound = app.server.address() as AddressInfo;
   const url = clientUrl(https ? 'https' : 'http', host, bound.port);
   const serverFile = path.join(dataDir, SERVER_FILE);
   writePrivateFile(serverFile, JSON.stringify({ url, pid: process.pid, startedAt: new Date().toISOString(), store: store.dialect }, null, 2) + '\n');
-  if (services.engine) await services.engine.start();
   logger.info({ url, store: store.dialect, dataDir }, 'formwork server listening');
 
   let closing: Promise<void> | undefined;
@@ -154,6 +183,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     process.once('SIGINT', onSignal);
   }
   const running = app;
+  const openStore = store;
   function close(): Promise<void> {
     closing ??= (async () => {
       if (handleSignals) {
@@ -164,7 +194,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         await running.close();
         if (services.engine) await services.engine.stop();
       } finally {
-        await store.close();
+        await openStore.close();
         try {
           const current = JSON.parse(fs.readFileSync(serverFile, 'utf8')) as { pid?: number };
           if (current.pid === process.pid) fs.rmSync(serverFile, { force: true });
@@ -181,7 +211,31 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     })();
     return closing;
   }
-  return { url, services, app: running, close };
+  return { url, services, app: running, applied, close };
+}
+
+/**
+ * Binds the listen address at once and holds it until the API takes it over (`release`,
+ * then the API listens on the same port within the same tick of work): port 0 becomes a
+ * concrete free port here.
+ */
+async function holdAddress(host: string, port: number): Promise<{ port: number; release(): Promise<void> }> {
+  const holder = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    holder.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new FormworkError('VALIDATION', `cannot listen on ${host}:${port}: the address is in use (EADDRINUSE); stop what holds it or pass another --listen`)
+          : e,
+      ),
+    );
+    holder.listen({ host, port, exclusive: true }, () => resolve());
+  });
+  let released: Promise<void> | undefined;
+  return {
+    port: (holder.address() as AddressInfo).port,
+    release: () => (released ??= new Promise<void>((resolve) => holder.close(() => resolve()))),
+  };
 }
 
 function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } {

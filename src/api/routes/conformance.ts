@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { runConformance } from '../../providers/conformance.js';
 import type { Services } from '../../services/services.js';
-import { ErrorResponse } from '../schemas.js';
+import { ErrorResponse } from '../errors.js';
 
 /**
  * `POST /api/v1/conformance`: runs the yardstick's six checks on nodes (all, one

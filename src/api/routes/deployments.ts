@@ -4,7 +4,7 @@ import type { Services } from '../../services/services.js';
 import { DeploymentService, registerDeploymentServices } from '../../services/deployments.js';
 import { checkPackText, storedRoles } from '../../workloads/loader.js';
 import { actorOf } from '../auth.js';
-import { ErrorResponse } from '../schemas.js';
+import { ErrorResponse } from '../errors.js';
 
 /**
  * Deployment and workload routes beyond the generic kind routes:

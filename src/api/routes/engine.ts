@@ -4,7 +4,7 @@ import { FormworkError } from '../../core/errors.js';
 import type { Services } from '../../services/services.js';
 import { retryNodeRoles } from '../../engine/graph.js';
 import { actorOf } from '../auth.js';
-import { ErrorResponse } from '../schemas.js';
+import { ErrorResponse } from '../errors.js';
 
 /**
  * Engine routes:

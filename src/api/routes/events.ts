@@ -5,7 +5,7 @@ import { kindByName } from '../../core/kinds.js';
 import type { Services } from '../../services/services.js';
 import type { FormworkEvent } from '../../store/events.js';
 import { ADMIN_ONLY_TYPES } from '../auth.js';
-import { ErrorResponse } from '../schemas.js';
+import { ErrorResponse } from '../errors.js';
 
 /**
  * `GET /api/v1/events`: the event stream as Server-Sent Events (`id:` the sequence,

@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
-import { KINDS, type KindDef, type StoredObject } from '../../core/kinds.js';
+import { CREATED_BY_FORMWORK, KINDS, type KindDef, type StoredObject } from '../../core/kinds.js';
 import type { Services } from '../../services/services.js';
 import { actorOf, readAccess, writeAccess, type RouteConfig } from '../auth.js';
-import { ErrorResponse, kindSchemas } from '../schemas.js';
-import { applyObject, bodyFields, createObject, updateObject } from '../writes.js';
+import { kindSchemas } from '../../services/schemas.js';
+import { ErrorResponse } from '../errors.js';
+import { applyObject, bodyFields, createObject, updateObject } from '../../services/writes.js';
 
 /**
  * The generic routes every kind gets from its descriptor, under `/api/v1/{plural}`:
@@ -13,12 +14,6 @@ import { applyObject, bodyFields, createObject, updateObject } from '../writes.j
  * ETags and If-Match. Kinds nobody writes (runs) get only the two reads.
  */
 
-/**
- * Kinds clients may change and delete but not create: their identity fields are
- * read-only (a node-role is made by binding a role in a deployment). An applier
- * registered for the kind (services.appliers) still lets apply create them.
- */
-export const CREATED_BY_FORMWORK = new Set(['noderoles']);
 
 type Req = FastifyRequest<{ Params: { idOrName: string }; Querystring: Record<string, unknown>; Body: Record<string, unknown> }>;
 

@@ -4,7 +4,7 @@ import { FormworkError } from '../../core/errors.js';
 import type { Services } from '../../services/services.js';
 import { USER_ROLES, type UserRole } from '../../store/auth.js';
 import { actorOf } from '../auth.js';
-import { ErrorResponse } from '../schemas.js';
+import { ErrorResponse } from '../errors.js';
 
 /**
  * Tokens (admin only) and `whoami` (any valid token).

@@ -2,7 +2,8 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { Services } from '../../services/services.js';
 import type { StoreEngine, TestStore } from '../../store/testing/engines.js';
-import { buildApi, createLogger, type ApiOptions } from '../app.js';
+import { buildApi, type ApiOptions } from '../app.js';
+import { createLogger } from '../logging.js';
 
 /**
  * An API over a test store, with one token per role and a captured log.

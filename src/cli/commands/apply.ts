@@ -46,9 +46,9 @@ function where(d: ParsedDocument): string {
   return `${d.source}${d.line > 0 ? `:${d.line}` : ''} (${kindByName(d.doc.kind)?.singular ?? d.doc.kind}/${d.doc.name})`;
 }
 
-/** Points the server's `/documents/<i>/...` problems back at files and lines. */
+/** Points apply's `/documents/<i>/...` problems (from the API, or from `server --apply`) back at files and lines. */
 export function annotateApplyError(e: unknown, docs: ParsedDocument[]): unknown {
-  if (!(e instanceof ApiError) || !e.details) return e;
+  if (!(e instanceof ApiError || e instanceof FormworkError) || !e.details) return e;
   const details = { ...e.details };
   let message = e.message;
   if (Array.isArray(details.errors)) {
@@ -62,7 +62,7 @@ export function annotateApplyError(e: unknown, docs: ParsedDocument[]): unknown 
   } else if (typeof details.index === 'number' && docs[details.index]) {
     message = `${message}\n  at ${where(docs[details.index])}`;
   }
-  return new ApiError(e.status, e.code, message, details);
+  return e instanceof ApiError ? new ApiError(e.status, e.code, message, details) : new FormworkError(e.code, message, details);
 }
 
 export function register(program: Command, ctx: CliContext): void {

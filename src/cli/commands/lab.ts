@@ -30,6 +30,7 @@ const DEMO_FILE = 'examples/lab-demo.yaml'; // in the package root
 const DEMO_DEPLOYMENT = 'demo';
 const DEMO_PROVIDER = 'lab';
 const UP_FILE = 'up.json';
+const UP_DOCUMENTS_FILE = 'up-documents.json'; // the demo with `up`'s overrides, for the server it starts
 const LONG_TIMEOUT_MS = 15 * 60_000;
 
 interface UpState {
@@ -69,8 +70,12 @@ async function reachable(client: FormworkClient): Promise<boolean> {
   }
 }
 
-/** A client to a running server: the one the CLI resolves to, else one started now in the background. */
-async function ensureServer(ctx: CliContext, listen: string, note: (s: string) => void): Promise<{ client: FormworkClient; started: boolean; url: string }> {
+/**
+ * A client to a running server: the one the CLI resolves to, else one started now in the
+ * background — applying `applyFile` as it starts, so that it is already at work when it
+ * first answers (`started` says which happened).
+ */
+async function ensureServer(ctx: CliContext, listen: string, note: (s: string) => void, applyFile?: () => Promise<string>): Promise<{ client: FormworkClient; started: boolean; url: string }> {
   const r = ctx.resolve();
   const make = (endpoint: string) => new FormworkClient({ endpoint, token: r.tokenSource && r.tokenSource !== 'admin.token' ? r.token : readToken(r.dataDir), timeoutMs: LONG_TIMEOUT_MS, userAgent: 'formwork-cli' });
   // Only a server this data dir knows of (server.json) or one named explicitly is adopted:
@@ -83,20 +88,25 @@ async function ensureServer(ctx: CliContext, listen: string, note: (s: string) =
   fs.mkdirSync(r.dataDir, { recursive: true, mode: 0o700 });
   const logFile = path.join(r.dataDir, 'server.log');
   const { execArgv, entry } = cliEntry();
-  const child = spawn(process.execPath, [...execArgv, entry, '--data-dir', r.dataDir, 'server', '--listen', listen, '--log-file', logFile], {
+  const apply = applyFile ? ['--apply', await applyFile()] : [];
+  // Its own output (what it applied, or why it could not start) goes to the log too.
+  const out = fs.openSync(logFile, 'a', 0o600);
+  const child = spawn(process.execPath, [...execArgv, entry, '--data-dir', r.dataDir, 'server', '--listen', listen, '--log-file', logFile, ...apply], {
     detached: true,
-    stdio: 'ignore',
+    stdio: ['ignore', out, out],
     env: { ...process.env, ...ctx.io.env },
   });
+  fs.closeSync(out);
   child.unref();
   note(`started a Formwork server in the background (pid ${child.pid}, log ${logFile})`);
   const serverFile = path.join(r.dataDir, 'server.json');
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null || (child.pid && !pidAlive(child.pid))) {
-      const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
-      const inUse = /EADDRINUSE/.test(tail) ? ` (${listen} is in use: pass --listen HOST:PORT)` : '';
-      throw new FormworkError('INTERNAL', `the background server exited at start${inUse}; see ${logFile}`);
+      const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-20) : [];
+      const why = tail.findLast((l) => l.startsWith('error: '))?.slice('error: '.length);
+      const inUse = tail.some((l) => /EADDRINUSE/.test(l)) ? ` (${listen} is in use: pass --listen HOST:PORT)` : '';
+      throw new FormworkError('INTERNAL', `the background server exited at start${inUse}${why ? `: ${why}` : ''}; see ${logFile}`);
     }
     try {
       const info = JSON.parse(fs.readFileSync(serverFile, 'utf8')) as { url: string; pid: number };
@@ -259,8 +269,20 @@ async function proveThroughHaproxy(frontend: string): Promise<{ key: string; val
   return { key, value };
 }
 
-async function documents(): Promise<ApplyDocument[]> {
-  return parseAllDocuments(fs.readFileSync(path.join(packageRoot(), DEMO_FILE), 'utf8')).map((d) => d.toJSON() as ApplyDocument);
+/** The demo's documents, with the lab networks moved to `subnetIndex` when given. */
+async function upDocuments(subnetIndex: number | undefined): Promise<ApplyDocument[]> {
+  const docs = parseAllDocuments(fs.readFileSync(path.join(packageRoot(), DEMO_FILE), 'utf8')).map((d) => d.toJSON() as ApplyDocument);
+  const provider = docs.find((d) => d.kind === 'Provider');
+  if (provider && subnetIndex !== undefined) provider.settings = { ...(provider.settings as object), subnetIndex };
+  return docs;
+}
+
+/** A file of the demo's documents for a server to apply as it starts: the shipped one, or a copy with the overrides. */
+async function upDocumentsFile(dataDir: string, subnetIndex: number | undefined): Promise<string> {
+  if (subnetIndex === undefined) return path.join(packageRoot(), DEMO_FILE);
+  const file = path.join(dataDir, UP_DOCUMENTS_FILE);
+  fs.writeFileSync(file, JSON.stringify(await upDocuments(subnetIndex), null, 2) + '\n', { mode: 0o600 });
+  return file;
 }
 
 async function deleteIfThere(client: FormworkClient, kind: string, name: string): Promise<boolean> {
@@ -283,17 +305,13 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (opts: { listen: string; timeout: number; subnetIndex?: number }) => {
       const t0 = Date.now();
       const note = (s: string) => ctx.err(s);
-      const { client, url } = await ensureServer(ctx, opts.listen, note);
-      const docs = await documents();
-      if (opts.subnetIndex !== undefined) {
-        const provider = docs.find((d) => d.kind === 'Provider');
-        if (provider) provider.settings = { ...(provider.settings as object), subnetIndex: opts.subnetIndex };
-      }
-      if (!isBaseReady(baseDirFor(ctx.resolve().dataDir))) {
+      const dataDir = ctx.resolve().dataDir;
+      if (!isBaseReady(baseDirFor(dataDir))) {
         note('first run: the lab hosts\' base image is built with debootstrap (about 2 minutes; cached in the data dir after that)');
       }
-      const results = await client.apply(docs);
-      for (const r of results) note(`${r.kind.toLowerCase()}/${r.name} ${r.action}`);
+      const { client, url, started } = await ensureServer(ctx, opts.listen, note, () => upDocumentsFile(dataDir, opts.subnetIndex));
+      if (started) note('the server applied the demo documents as it started');
+      else for (const r of await client.apply(await upDocuments(opts.subnetIndex))) note(`${r.kind.toLowerCase()}/${r.name} ${r.action}`);
       const { signal, dispose } = ctx.shutdownSignal();
       let tree: Tree;
       try {
@@ -353,6 +371,7 @@ export function register(program: Command, ctx: CliContext): void {
         note(pidAlive(pid) ? `server ${pid} did not stop within 30 s` : `background server (pid ${pid}) stopped`);
       }
       fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
+      fs.rmSync(path.join(r.dataDir, UP_DOCUMENTS_FILE), { force: true });
       ctx.out('Formwork is down.');
     });
 

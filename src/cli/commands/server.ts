@@ -1,7 +1,9 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { FormworkError } from '../../core/errors.js';
+import { kindByName } from '../../core/kinds.js';
 import { resolveDataDir, type CliContext } from '../context.js';
+import { annotateApplyError, loadDocuments } from './apply.js';
 
 /**
  * `formwork server`: runs the API server (and whatever other areas attach through
@@ -18,6 +20,7 @@ import { resolveDataDir, type CliContext } from '../context.js';
 export const DEFAULT_LISTEN = '127.0.0.1:7480';
 
 interface ServerFlags {
+  apply: string[];
   listen?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -36,6 +39,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--database-url <url>', 'PostgreSQL URL (env FORMWORK_DATABASE_URL; default: SQLite in the data dir)')
     .option('--log-level <level>', 'trace, debug, info, warn or error (env FORMWORK_LOG_LEVEL; default info)')
     .option('--log-file <file>', 'write the JSON log here instead of stdout')
+    .option('--apply <file>', 'apply these documents as the server starts, before the API answers, as `formwork apply -f` would (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .action(async (opts: ServerFlags) => {
       const env = ctx.io.env;
       if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
@@ -46,6 +50,8 @@ export function register(program: Command, ctx: CliContext): void {
       const databaseUrl = opts.databaseUrl ?? env.FORMWORK_DATABASE_URL;
       const logLevel = opts.logLevel ?? env.FORMWORK_LOG_LEVEL;
       const abs = (f: string | undefined) => (f ? path.resolve(ctx.io.cwd, f) : undefined);
+      const documents = opts.apply.length ? await loadDocuments(ctx, opts.apply) : [];
+      if (opts.apply.length && !documents.length) throw new FormworkError('VALIDATION', `no documents in ${opts.apply.join(', ')}`);
       // Loaded here: the other commands need none of the server's dependencies.
       const { startServer } = await import('../../server/server.js');
       const { signal, dispose } = ctx.shutdownSignal();
@@ -59,6 +65,7 @@ export function register(program: Command, ctx: CliContext): void {
           ...(opts.tlsCert ? { tlsCert: abs(opts.tlsCert), tlsKey: abs(opts.tlsKey) } : {}),
           ...(logLevel ? { logLevel } : {}),
           ...(opts.logFile ? { logFile: abs(opts.logFile) } : {}),
+          ...(documents.length ? { apply: documents.map((d) => d.doc) } : {}),
           ...(ext.plugins.length ? { plugins: ext.plugins } : {}),
           ...(ext.configure.length
             ? {
@@ -67,7 +74,10 @@ export function register(program: Command, ctx: CliContext): void {
                 },
               }
             : {}),
+        }).catch((e: unknown) => {
+          throw annotateApplyError(e, documents);
         });
+        for (const r of server.applied) ctx.out(`${kindByName(r.kind)?.singular ?? r.kind.toLowerCase()}/${r.name} ${r.action}`);
         ctx.out(`formwork server listening on ${server.url}`);
         ctx.out(`admin token: ${path.join(dataDir, 'admin.token')}`);
         if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));

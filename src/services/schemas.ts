@@ -3,8 +3,9 @@ import type { FieldDef, KindDef } from '../core/kinds.js';
 import { USER_ROLES } from '../store/auth.js';
 
 /**
- * Request and response schemas derived from the kind descriptors (core/kinds.ts), so
- * validation and the OpenAPI document follow the descriptors with no second copy.
+ * Document, request and response schemas derived from the kind descriptors (core/kinds.ts),
+ * so apply's checks, the API's validation and its OpenAPI document follow the descriptors
+ * with no second copy.
  *
  * @example
  *   const s = kindSchemas(kindByName('nodes')!);
@@ -19,17 +20,6 @@ export const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), T
 });
 
 const Name = Type.String({ pattern: NAME_PATTERN, description: 'Unique within the kind' });
-
-export const ErrorResponse = Type.Object(
-  {
-    error: Type.Object({
-      code: Type.String(),
-      message: Type.String(),
-      details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-    }),
-  },
-  { description: 'An error; see docs/errors.md for every code' },
-);
 
 /** The JSON Schema of one field's value. Exceptions to the descriptors live here and only here. */
 function fieldSchema(kind: KindDef, f: FieldDef, opts: { nullable?: boolean; forResponse?: boolean } = {}): TSchema {

@@ -1,0 +1,121 @@
+import type { ValidateFunction } from 'ajv';
+import { FormworkError } from '../core/errors.js';
+import { CREATED_BY_FORMWORK, KINDS, kindByName, knownKindNames, type KindDef } from '../core/kinds.js';
+import { schemaAjv, schemaProblems, validationError, type FieldProblem } from '../core/schema.js';
+import type { Store } from '../store/store.js';
+import { kindSchemas } from './schemas.js';
+import type { Applier, ApplyResult, Services } from './services.js';
+import { applyObject, bodyFields, missingRequired } from './writes.js';
+
+/**
+ * Declarative create-or-update of many documents at once: what `POST /api/v1/apply` and
+ * `formwork server --apply FILE` do. Every document is checked first — kind, fields, the
+ * caller's right to write it, required fields of new objects — and one bad document
+ * refuses them all with nothing written. Documents then apply in order: through a kind's
+ * registered applier (services.appliers) or the store's generic apply, all in one
+ * transaction when no custom applier is involved. Applying the same documents again
+ * reports every one `unchanged`.
+ *
+ * @example
+ *   const results = await applyDocuments(services, [{ kind: 'Provider', name: 'lab', type: 'lab' }], { actor: 'admin' });
+ *   // [{ kind: 'Provider', name: 'lab', action: 'created', object: {…} }]
+ */
+
+/**
+ * Optional up-front check an applier may carry (`applier.validate = …`): the problems of
+ * one document, paths relative to it. Apply runs it for every document before writing.
+ */
+export type ApplierValidate = (doc: Record<string, unknown>) => Promise<FieldProblem[]> | FieldProblem[];
+
+export interface ApplyDocumentsOptions {
+  actor?: string;
+  /** Throws when the caller may not write this kind (the API checks the token's role); default: allowed. */
+  authorize?: (kind: KindDef, what: string) => void;
+}
+
+const validators = new Map<string, ValidateFunction>();
+
+function validatorFor(kind: KindDef): ValidateFunction {
+  let v = validators.get(kind.plural);
+  if (!v) {
+    v = schemaAjv('values').compile(kindSchemas(kind).applyDoc as object);
+    validators.set(kind.plural, v);
+  }
+  return v;
+}
+
+interface Checked {
+  kind: KindDef;
+  fields: Record<string, unknown>;
+  version?: number;
+}
+
+export async function applyDocuments(services: Services, docs: Record<string, unknown>[], opts: ApplyDocumentsOptions = {}): Promise<ApplyResult[]> {
+  const store = services.store;
+  const checked = await checkAll(store, services.appliers, docs, opts);
+  const applyOne = async (s: Store, c: Checked): Promise<ApplyResult> => {
+    const applier = services.appliers.get(c.kind.kind);
+    if (applier) return applier({ ...c.fields, kind: c.kind.kind }, { actor: opts.actor });
+    const { object, action } = await applyObject(s, c.kind, c.fields, { actor: opts.actor, expectedVersion: c.version });
+    return { kind: c.kind.kind, name: object.name, action, object };
+  };
+  const results: ApplyResult[] = [];
+  if (checked.some((c) => services.appliers.has(c.kind.kind))) {
+    // Custom appliers use the services' store themselves, so no enclosing transaction.
+    for (const c of checked) results.push(await applyOne(store, c));
+  } else {
+    await store.transaction(async (tx) => {
+      for (const c of checked) results.push(await applyOne(tx, c));
+    });
+  }
+  return results;
+}
+
+async function checkAll(store: Store, appliers: Services['appliers'], docs: Record<string, unknown>[], opts: ApplyDocumentsOptions): Promise<Checked[]> {
+  const problems: FieldProblem[] = [];
+  const out: Checked[] = [];
+  const seen = new Map<string, number>();
+  for (const [i, doc] of docs.entries()) {
+    const kind = kindByName(String(doc.kind));
+    if (!kind) {
+      throw new FormworkError(
+        'UNKNOWN_KIND',
+        `document ${i} (name ${JSON.stringify(doc.name)}) has kind "${String(doc.kind)}", which Formwork does not know; known kinds: ${KINDS.map((k) => k.kind).join(', ')}`,
+        { index: i, kind: doc.kind, known: knownKindNames() },
+      );
+    }
+    if (kind.writableBy === 'nobody' || (CREATED_BY_FORMWORK.has(kind.plural) && !appliers.has(kind.kind))) {
+      problems.push({ path: `/documents/${i}/kind`, message: `${kind.plural} are created by Formwork, not applied` });
+      continue;
+    }
+    opts.authorize?.(kind, `document ${i}: applying a ${kind.kind}`);
+    const applier = appliers.get(kind.kind) as (Applier & { validate?: ApplierValidate }) | undefined;
+    if (applier) {
+      // A kind with its own applier takes its own document shape (e.g. a Deployment's
+      // `nodes` and `roles`); the applier may check it up front with a `validate` property.
+      for (const p of (await applier.validate?.(doc)) ?? []) problems.push({ path: `/documents/${i}${p.path === '/' ? '' : p.path}`, message: p.message });
+      out.push({ kind, fields: bodyFields(kind, doc) });
+      continue;
+    }
+    const validate = validatorFor(kind);
+    if (!validate(doc)) {
+      for (const p of schemaProblems(validate.errors ?? [], 'body', new Set(kind.fields.filter((f) => f.readOnly).map((f) => f.name)))) {
+        problems.push({ path: `/documents/${i}${p.path === '/' ? '' : p.path}`, message: p.message });
+      }
+      continue;
+    }
+    const key = `${kind.plural}/${String(doc.name)}`;
+    if (seen.has(key)) {
+      problems.push({ path: `/documents/${i}/name`, message: `${kind.kind} "${String(doc.name)}" is also document ${seen.get(key)}` });
+      continue;
+    }
+    seen.set(key, i);
+    const fields = bodyFields(kind, doc);
+    if (!(await store.objects(kind.plural).find(String(doc.name)))) {
+      for (const f of missingRequired(kind, fields)) problems.push({ path: `/documents/${i}/${f}`, message: `field "${f}" is required for a new ${kind.singular}` });
+    }
+    out.push({ kind, fields, ...(typeof doc.version === 'number' ? { version: doc.version } : {}) });
+  }
+  if (problems.length) throw validationError(problems, `the documents (${problems.length} problem${problems.length > 1 ? 's' : ''}; nothing was applied)`);
+  return out;
+}
