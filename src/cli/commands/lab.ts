@@ -105,8 +105,7 @@ async function ensureServer(ctx: CliContext, listen: string, note: (s: string) =
     if (child.exitCode !== null || (child.pid && !pidAlive(child.pid))) {
       const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-20) : [];
       const why = tail.findLast((l) => l.startsWith('error: '))?.slice('error: '.length);
-      const inUse = tail.some((l) => /EADDRINUSE/.test(l)) ? ` (${listen} is in use: pass --listen HOST:PORT)` : '';
-      throw new FormworkError('INTERNAL', `the background server exited at start${inUse}${why ? `: ${why}` : ''}; see ${logFile}`);
+      throw new FormworkError('INTERNAL', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
     }
     try {
       const info = JSON.parse(fs.readFileSync(serverFile, 'utf8')) as { url: string; pid: number };
