@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import https from 'node:https';
+import net from 'node:net';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -72,7 +73,7 @@ describe.each(STORE_ENGINES)('startServer on $name', (engine) => {
     expect(log).not.toContain(fresh);
   });
 
-  it('applies documents as it starts, before the API answers; a bad one or a port in use fails the start with nothing written', async () => {
+  it('applies documents as it starts, before the API answers; a bad one or a port in use fails the start with nothing written; an early client does not hold it', async () => {
     const dataDir = tempDir();
     cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
     let databaseUrl: string | undefined;
@@ -109,6 +110,20 @@ describe.each(STORE_ENGINES)('startServer on $name', (engine) => {
     const s3 = await startServer({ ...base, listen: '127.0.0.1:0', apply: [secret, { kind: 'Node', name: 'n1' }] });
     expect(s3.applied.map((r) => r.action)).toEqual(['unchanged', 'unchanged']);
     await s3.close();
+
+    // A client that connects while the server starts is cut off, and does not hold the start.
+    let early: net.Socket | undefined;
+    const s4 = await startServer({
+      ...base,
+      listen: `127.0.0.1:${port}`,
+      configure: () =>
+        new Promise<void>((resolve, reject) => {
+          early = net.connect(port, '127.0.0.1', () => resolve()).on('error', reject);
+        }),
+    });
+    await new Promise((resolve) => (early!.destroyed ? resolve(undefined) : early!.once('close', resolve)));
+    expect((await fetch(`${s4.url}/healthz`)).status).toBe(200);
+    await s4.close();
   });
 });
 

@@ -220,7 +220,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
  * concrete free port here.
  */
 async function holdAddress(host: string, port: number): Promise<{ port: number; release(): Promise<void> }> {
-  const holder = net.createServer();
+  // A client that connects meanwhile is cut off at once (as if refused): a connection kept
+  // open here would hold the release until that client gave up.
+  const holder = net.createServer((socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     holder.once('error', (e: NodeJS.ErrnoException) =>
       reject(
