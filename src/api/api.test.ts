@@ -6,7 +6,7 @@ import { openHarness, type Harness } from './testing/harness.js';
 
 /** A valid create body per writable kind (besides `name`). */
 const SAMPLE: Record<string, Record<string, unknown>> = {
-  providers: { type: 'lab', settings: { bridge: 'fw0' } },
+  providers: { type: 'lab', settings: { subnetIndex: 3 } },
   nodes: { provider: 'lab', state: 'new', addresses: [{ address: '10.0.0.5', family: 4, role: 'private' }] },
   workloads: { workloadVersion: '1.0.0', defaults: { a: 1 } },
   roles: { workload: 'etcd', spec: { requires: [] } },
@@ -16,7 +16,7 @@ const SAMPLE: Record<string, Record<string, unknown>> = {
 };
 /** A change per kind, for PATCH. */
 const CHANGE: Record<string, Record<string, unknown>> = {
-  providers: { settings: { bridge: 'fw1' } },
+  providers: { settings: { subnetIndex: 4 } },
   nodes: { zone: 'z1' },
   workloads: { description: 'changed' },
   roles: { description: 'changed' },
@@ -303,7 +303,7 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
 
   describe('apply', () => {
     const docs = [
-      { kind: 'Provider', name: 'ap-lab', type: 'lab', settings: { bridge: 'fw0' } },
+      { kind: 'Provider', name: 'ap-lab', type: 'lab', settings: { subnetIndex: 5 } },
       { kind: 'node', name: 'ap-1', provider: 'ap-lab', labels: { role: 'web' } },
       { kind: 'Nodes', name: 'ap-2', provider: 'ap-lab' },
       { kind: 'Secret', name: 'ap-s', data: { token: 'apply-secret-value' } },
@@ -342,6 +342,25 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       expect(errors.map((e) => e.path)).toEqual(['/documents/1/colour', '/documents/2/type', '/documents/3/kind']);
       expect((await h.call('GET', '/api/v1/nodes/aon-1')).statusCode).toBe(404);
       expect(await h.t.store.events.latestSeq()).toBe(before);
+    });
+
+    it("refuses a provider whose settings its driver refuses, on apply, create and update, with nothing written", async () => {
+      const before = await h.t.store.events.latestSeq();
+      const bad = await h.call('POST', '/api/v1/apply', {
+        body: { documents: [{ kind: 'Node', name: 'ps-1' }, { kind: 'Provider', name: 'ps-lab', type: 'lab', settings: { subnetIndex: 300 } }] },
+      });
+      expect(bad.statusCode).toBe(400);
+      expect(json(bad.body).error.details.errors).toEqual([{ path: '/documents/1/settings', message: 'lab setting subnetIndex must be an integer from 0 to 255' }]);
+      const typo = await h.call('POST', '/api/v1/providers', { body: { name: 'ps-lab', type: 'lab', settings: { subnetIdx: 2 } } });
+      expect(typo.statusCode).toBe(400);
+      expect(json(typo.body).error.message).toContain('unknown setting "subnetIdx"; known: subnetIndex, baseDir');
+      expect(await h.t.store.events.latestSeq()).toBe(before);
+      expect((await h.call('POST', '/api/v1/providers', { body: { name: 'ps-lab', type: 'lab', settings: { subnetIndex: 6 } } })).statusCode).toBe(201);
+      const patch = await h.call('PATCH', '/api/v1/providers/ps-lab', { body: { settings: { subnetIndex: -1 } } });
+      expect(patch.statusCode).toBe(400);
+      expect(json((await h.call('GET', '/api/v1/providers/ps-lab')).body).settings).toEqual({ subnetIndex: 6 });
+      // A type Formwork has no driver for yet is stored as it is.
+      expect((await h.call('POST', '/api/v1/providers', { body: { name: 'ps-cloud', type: 'openstack', settings: { anything: 1 } } })).statusCode).toBe(201);
     });
 
     it('a stale version in a document refuses it', async () => {

@@ -64,6 +64,13 @@ export interface ProviderContext {
 
 export interface ProviderDriver {
   readonly kind: string;
+  /**
+   * Checks a provider object's name and settings before they are stored (apply, create,
+   * update): a mistake is refused then, with nothing written, rather than found when the
+   * first machine is made (and again each time one is deleted). Throws VALIDATION naming
+   * the setting.
+   */
+  checkSettings?(settings: Record<string, unknown>, providerName: string): void;
   createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<ProvisionedMachine>;
   deleteMachine(nativeId: string, ctx: ProviderContext): Promise<void>;
   listMachines(ctx: ProviderContext): Promise<ProvisionedMachine[]>;

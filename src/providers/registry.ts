@@ -19,8 +19,13 @@ export function registerDriver(driver: ProviderDriver): void {
   DRIVERS.set(driver.kind, driver);
 }
 
+/** The driver for a provider type, if Formwork has one. */
+export function findDriver(type: string): ProviderDriver | undefined {
+  return DRIVERS.get(type);
+}
+
 export function driverFor(type: string): ProviderDriver {
-  const d = DRIVERS.get(type);
+  const d = findDriver(type);
   if (!d) {
     throw new FormworkError('VALIDATION', `no provider driver for type "${type}"; available: ${[...DRIVERS.keys()].join(', ')}`, {
       type,

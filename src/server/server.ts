@@ -130,13 +130,14 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   const address = await holdAddress(host, port);
   const databaseUrl = opts.databaseUrl ?? (process.env.FORMWORK_DATABASE_URL || undefined);
-  let store: Store | undefined;
-  const services = {} as Services;
+  const store = await Store.open({ dataDir, databaseUrl }).catch(async (e: unknown) => {
+    await address.release();
+    throw e;
+  });
+  const services: Services = { store, dataDir, appliers: new Map() };
   let app: FastifyInstance | undefined;
   let applied: ApplyResult[] = [];
   try {
-    store = await Store.open({ dataDir, databaseUrl });
-    Object.assign(services, { store, dataDir, appliers: new Map() } satisfies Services);
     await ensureAdminToken(store, dataDir);
     if (opts.assemble !== false) {
       await assembleServices(services, { log: (m) => logger.warn(m), ...(typeof opts.assemble === 'object' ? opts.assemble : {}) });
@@ -157,7 +158,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await address.release();
     await app?.close().catch(() => undefined);
     await services.engine?.stop().catch(() => undefined);
-    await store?.close();
+    await store.close();
     throw e;
   }
   const bound = app.server.address() as AddressInfo;
@@ -183,7 +184,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     process.once('SIGINT', onSignal);
   }
   const running = app;
-  const openStore = store;
   function close(): Promise<void> {
     closing ??= (async () => {
       if (handleSignals) {
@@ -194,7 +194,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         await running.close();
         if (services.engine) await services.engine.stop();
       } finally {
-        await openStore.close();
+        await store.close();
         try {
           const current = JSON.parse(fs.readFileSync(serverFile, 'utf8')) as { pid?: number };
           if (current.pid === process.pid) fs.rmSync(serverFile, { force: true });

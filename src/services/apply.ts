@@ -5,7 +5,7 @@ import { schemaAjv, schemaProblems, validationError, type FieldProblem } from '.
 import type { Store } from '../store/store.js';
 import { kindSchemas } from './schemas.js';
 import type { Applier, ApplyResult, Services } from './services.js';
-import { applyObject, bodyFields, missingRequired } from './writes.js';
+import { applyObject, bodyFields, checkObject, missingRequired } from './writes.js';
 
 /**
  * Declarative create-or-update of many documents at once: what `POST /api/v1/apply` and
@@ -111,11 +111,13 @@ async function checkAll(store: Store, appliers: Services['appliers'], docs: Reco
     }
     seen.set(key, i);
     const fields = bodyFields(kind, doc);
-    if (!(await store.objects(kind.plural).find(String(doc.name)))) {
+    const existing = await store.objects(kind.plural).find(String(doc.name));
+    if (!existing) {
       for (const f of missingRequired(kind, fields)) problems.push({ path: `/documents/${i}/${f}`, message: `field "${f}" is required for a new ${kind.singular}` });
     }
+    for (const p of checkObject(kind, { ...existing, ...fields })) problems.push({ path: `/documents/${i}${p.path}`, message: p.message });
     out.push({ kind, fields, ...(typeof doc.version === 'number' ? { version: doc.version } : {}) });
   }
-  if (problems.length) throw validationError(problems, `the documents (${problems.length} problem${problems.length > 1 ? 's' : ''}; nothing was applied)`);
+  if (problems.length) throw validationError(problems, 'the set of documents (nothing was applied)');
   return out;
 }

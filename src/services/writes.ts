@@ -1,5 +1,7 @@
-import { FormworkError } from '../core/errors.js';
+import { FormworkError, isFormworkError } from '../core/errors.js';
 import { kindByName, type KindDef, type StoredObject } from '../core/kinds.js';
+import { validationError, type FieldProblem } from '../core/schema.js';
+import { findDriver } from '../providers/registry.js';
 import { sameValue, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 
@@ -27,7 +29,29 @@ export function bodyFields(kind: KindDef, body: Record<string, unknown>): Record
   return rest;
 }
 
+/**
+ * What a kind's schema cannot check, on the object as it would be stored: a provider's
+ * settings, by its driver (a type without a driver yet is stored unchecked). Problems are
+ * relative to the object.
+ */
+export function checkObject(kind: KindDef, object: Record<string, unknown>): FieldProblem[] {
+  if (kind.plural !== 'providers' || typeof object.type !== 'string') return [];
+  try {
+    findDriver(object.type)?.checkSettings?.((object.settings ?? {}) as Record<string, unknown>, String(object.name));
+    return [];
+  } catch (e) {
+    if (isFormworkError(e) && e.code === 'VALIDATION') return [{ path: '/settings', message: e.message }];
+    throw e;
+  }
+}
+
+function refuseProblems(kind: KindDef, object: Record<string, unknown>): void {
+  const problems = checkObject(kind, object);
+  if (problems.length) throw validationError(problems, `${kind.singular} "${String(object.name)}"`);
+}
+
 export async function createObject(store: Store, kind: KindDef, fields: Record<string, unknown>, ctx: WriteCtx): Promise<StoredObject> {
+  refuseProblems(kind, fields);
   if (kind.plural === 'secrets') {
     const { name, description, labels, data } = fields as { name: string; description?: string; labels?: Record<string, string>; data: unknown };
     return store.secrets.create({ name, description, labels, data }, { actor: ctx.actor });
@@ -44,6 +68,7 @@ export async function updateObject(store: Store, kind: KindDef, idOrName: string
     }
     return store.secrets.update(idOrName, rest, ctx);
   }
+  if (kind.plural === 'providers') refuseProblems(kind, { ...(await store.objects(kind.plural).get(idOrName)), ...patch });
   return store.objects(kind.plural).update(idOrName, patch, ctx);
 }
 
@@ -71,6 +96,7 @@ export async function applyObject(store: Store, kind: KindDef, fields: Record<st
     if (patch.data !== undefined && sameValue(await store.secrets.reveal(existing.id), patch.data)) delete patch.data;
     object = await store.secrets.update(existing.id, patch, opts);
   } else {
+    refuseProblems(kind, { ...existing, ...fields });
     object = await repo.update(existing.id, fields, opts);
   }
   return { object, action: object.version === existing.version ? 'unchanged' : 'updated' };

@@ -15,7 +15,7 @@ import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { FormworkError } from '../../core/errors.js';
 import type { MachineSpec, ProviderContext, ProviderDriver, ProvisionedMachine } from '../provider.js';
 import { ensureBaseImage, isBaseReady, requiredTools } from './base.js';
-import { labConfig, validateHostName, type LabConfig } from './config.js';
+import { checkLabSettings, labConfig, validateHostName, type LabConfig } from './config.js';
 import { isAlive } from './exec.js';
 import { allocateHost, buildHost, destroyHost, hostAlive, hostPids, readAllStates, readState, type HostState } from './host.js';
 import { withFileLock } from './lock.js';
@@ -86,6 +86,7 @@ async function ensureBase(c: LabConfig, ctx: ProviderContext): Promise<void> {
 
 export const labDriver: ProviderDriver = {
   kind: 'lab',
+  checkSettings: checkLabSettings,
 
   async createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<ProvisionedMachine> {
     const c = labConfig(ctx);

@@ -9,6 +9,14 @@
  * session with no per-user systemd; the journal is volatile. A host answers SSH about a
  * second after it starts, four at once on two CPUs.
  *
+ * Settings (a Provider's `settings`; any other key is refused when the provider is stored):
+ *   subnetIndex    0–255 (default 0): the public network is the (2N)th /24 of 198.18.0.0/15
+ *                  and the private one the next (N = 0: 198.18.0.0/24 and 198.18.1.0/24)
+ *   baseDir        a base root filesystem to use instead of the one built in the data dir
+ *   mirror         the Debian mirror debootstrap uses to build the base
+ *   bootTimeoutMs  how long a host may take to answer SSH (default 90000)
+ *   stopTimeoutMs  how long a host may take to stop (default 15000)
+ *
  * @example
  *   import { labDriver, ensureBaseImage } from './providers/lab/index.js';
  *   await ensureBaseImage(dataDir, log);
