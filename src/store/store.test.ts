@@ -55,6 +55,13 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     expect((await nodes.list()).items.map((n) => n.name)).toEqual(['a']);
   });
 
+  it('creates racing for one name: one wins, the others get ALREADY_EXISTS (not a database error)', async () => {
+    const nodes = t.store.objects('nodes');
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => nodes.create({ name: 'race' })));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results.filter((x): x is PromiseRejectedResult => x.status === 'rejected')) expect(r.reason).toMatchObject({ code: 'ALREADY_EXISTS' });
+  });
+
   it('updates with optimistic versions and leaves the object unchanged on a stale version', async () => {
     const nodes = t.store.objects('nodes');
     await nodes.create({ name: 'n', state: 'pending' });
