@@ -350,7 +350,7 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
         body: { documents: [{ kind: 'Node', name: 'ps-1' }, { kind: 'Provider', name: 'ps-lab', type: 'lab', settings: { subnetIndex: 300 } }] },
       });
       expect(bad.statusCode).toBe(400);
-      expect(json(bad.body).error.details.errors).toEqual([{ path: '/documents/1/settings', message: 'lab setting subnetIndex must be an integer from 0 to 255' }]);
+      expect(json(bad.body).error.details.errors).toEqual([{ path: '/documents/1/settings/subnetIndex', message: 'lab setting subnetIndex must be an integer from 0 to 255' }]);
       const typo = await h.call('POST', '/api/v1/providers', { body: { name: 'ps-lab', type: 'lab', settings: { subnetIdx: 2 } } });
       expect(typo.statusCode).toBe(400);
       expect(json(typo.body).error.message).toContain('unknown setting "subnetIdx"; known: subnetIndex, baseDir');

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -194,13 +195,34 @@ describe('formwork CLI end to end', { timeout: 120_000 }, () => {
 
   it('`server --apply` refuses to start on a bad document, naming its file and line, with nothing written', async () => {
     const file = path.join(dir, 'bad.yaml');
-    writeFileSync(file, 'kind: Node\nname: fine\n---\nkind: Node\nname: wrong\naddresses: not-a-list\n');
+    writeFileSync(file, 'kind: Node\nname: fine\n---\nkind: Node\nname: wrong\naddresses: not-a-list\n---\nkind: Node\nname: worse\ncolour: red\n');
     const other = path.join(dir, 'other-data');
     const r = await cli(['server', '--data-dir', other, '--listen', '127.0.0.1:0', '--log-file', path.join(dir, 'other.log'), '--apply', file]);
     expect(r.code).toBe(1);
     expect(r.err).toContain('/documents/1/addresses');
     expect(r.err).toContain(`at ${file}:4 (node/wrong) addresses`);
+    expect(r.err).toContain(`- ${file}:8 (node/worse) colour: unknown field "colour"`); // every problem, not only the first
     expect(existsSync(path.join(other, 'server.json'))).toBe(false);
+  });
+
+  it('`up` quotes why its background server could not start (its port in use, a bad override), and nothing is written', async () => {
+    const upData = path.join(dir, 'up-data');
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const busyPort = (busy.address() as AddressInfo).port;
+    try {
+      const taken = await cli(['up', '--data-dir', upData, '--listen', `127.0.0.1:${busyPort}`]);
+      expect(taken.code).toBe(1);
+      expect(taken.err).toContain(`the background server exited at start: cannot listen on 127.0.0.1:${busyPort}: the address is in use (EADDRINUSE)`);
+    } finally {
+      busy.close();
+    }
+    // The port is free now; a bad override fails the server's apply, which writes nothing.
+    const bad = await cli(['up', '--data-dir', upData, '--listen', `127.0.0.1:${busyPort}`, '--subnet-index', '300']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('/documents/0/settings/subnetIndex: lab setting subnetIndex must be an integer from 0 to 255');
+    expect(bad.err).not.toContain('EADDRINUSE'); // the first start's error is further up server.log
+    expect(existsSync(path.join(upData, 'server.json'))).toBe(false);
   });
 
   it('`server` stops cleanly on SIGTERM and removes server.json', async () => {

@@ -86,15 +86,16 @@ export function buildProgram(ctx: CliContext): Command {
 export function formatError(e: unknown, ctx?: CliContext): string {
   if (!isFormworkError(e)) return e instanceof Error ? e.message : String(e);
   let text = e.message;
-  if (e instanceof ApiError) {
-    text += ` (HTTP ${e.status} ${e.code})`;
-    const problems = Array.isArray(e.details?.errors) ? (e.details.errors as Array<Record<string, unknown>>) : [];
-    if (problems.length > 1 || (problems.length === 1 && problems[0].where)) {
-      for (const p of problems) {
-        const at = p.where ?? p.path ?? '';
-        text += `\n  - ${at ? `${String(at)}: ` : ''}${String(p.message ?? JSON.stringify(p))}`;
-      }
+  if (e instanceof ApiError) text += ` (HTTP ${e.status} ${e.code})`;
+  // Every problem of a VALIDATION error, whether the server sent it or this process made it (`server --apply`).
+  const problems = Array.isArray(e.details?.errors) ? (e.details.errors as Array<Record<string, unknown>>) : [];
+  if (problems.length > 1 || (problems.length === 1 && problems[0].where)) {
+    for (const p of problems) {
+      const at = p.where ?? p.path ?? '';
+      text += `\n  - ${at ? `${String(at)}: ` : ''}${String(p.message ?? JSON.stringify(p))}`;
     }
+  }
+  if (e instanceof ApiError) {
     if (e.code === 'UNAUTHENTICATED' && ctx) {
       let hasToken = false;
       try {

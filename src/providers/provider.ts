@@ -67,8 +67,8 @@ export interface ProviderDriver {
   /**
    * Checks a provider object's name and settings before they are stored (apply, create,
    * update): a mistake is refused then, with nothing written, rather than found when the
-   * first machine is made (and again each time one is deleted). Throws VALIDATION naming
-   * the setting.
+   * first machine is made (and again each time one is deleted). Throws VALIDATION whose
+   * `details.setting` names the setting at fault (`details.field: 'name'` for the name).
    */
   checkSettings?(settings: Record<string, unknown>, providerName: string): void;
   createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<ProvisionedMachine>;

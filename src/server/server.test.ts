@@ -188,12 +188,19 @@ describe('the server process', () => {
 });
 
 describe('TLS', () => {
-  it('serves HTTPS with the given certificate and refuses half a TLS configuration', async () => {
+  it('serves HTTPS with the given certificate and refuses half a TLS configuration or a pair that does not load', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-tls-'));
     const cert = path.join(dir, 'cert.pem');
     const key = path.join(dir, 'key.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
     await expect(startServer({ dataDir: dir, listen: '127.0.0.1:0', tlsCert: cert, handleSignals: false, logFile: path.join(dir, 'log') })).rejects.toThrow(/both/);
+    // A pair that does not load fails the start before anything happens: no store, nothing applied.
+    const junk = path.join(dir, 'junk.pem');
+    fs.writeFileSync(junk, 'not a key\n');
+    await expect(
+      startServer({ dataDir: path.join(dir, 'bad'), listen: '127.0.0.1:0', tlsCert: cert, tlsKey: junk, handleSignals: false, logFile: path.join(dir, 'log'), apply: [{ kind: 'Node', name: 'n' }] }),
+    ).rejects.toThrow(`the TLS certificate ${cert} and key ${junk} do not load as a PEM pair`);
+    expect(fs.existsSync(path.join(dir, 'bad', 'formwork.db'))).toBe(false);
     const server = await startServer({ dataDir: dir, listen: '127.0.0.1:0', tlsCert: cert, tlsKey: key, handleSignals: false, assemble: false, logFile: path.join(dir, 'log') });
     try {
       expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);

@@ -19,7 +19,7 @@ import { assembleServices, type AssembleOptions } from './assemble.js';
  *
  * The order of its start is chosen for `formwork up`, whose critical path it is: the
  * listen address is taken first (a port in use fails the start before anything else
- * happens, and nothing can take it meanwhile); then the store, the engine and the
+ * happens, and it stays held until the moment the API listens on it); then the store, the engine and the
  * documents to apply at start (`apply`), so machines are already being made while the
  * HTTP layer loads; then the API, which answers once all of that is done.
  *
@@ -123,24 +123,32 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const dataDir = path.resolve(opts.dataDir);
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const { host, port } = parseListen(opts.listen ?? DEFAULT_LISTEN);
-  const https = opts.tlsCert || opts.tlsKey ? readTls(opts.tlsCert, opts.tlsKey) : undefined;
+  const https = opts.tlsCert || opts.tlsKey ? await readTls(opts.tlsCert, opts.tlsKey) : undefined;
 
   const destination = pino.destination({ dest: opts.logFile ?? 1, sync: true, mkdir: true });
   const logger: Logger = pino({ level: opts.logLevel ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
 
-  const address = await holdAddress(host, port);
+  const address = await holdAddress(host, port).catch((e: unknown) => {
+    destination.end();
+    throw e;
+  });
   const databaseUrl = opts.databaseUrl ?? (process.env.FORMWORK_DATABASE_URL || undefined);
   const store = await Store.open({ dataDir, databaseUrl }).catch(async (e: unknown) => {
     await address.release();
+    destination.end();
     throw e;
   });
   const services: Services = { store, dataDir, appliers: new Map() };
+  const serverFile = path.join(dataDir, SERVER_FILE);
   let app: FastifyInstance | undefined;
   let applied: ApplyResult[] = [];
+  let url: string;
   try {
     await ensureAdminToken(store, dataDir);
     if (opts.assemble !== false) {
-      await assembleServices(services, { log: (m) => logger.warn(m), ...(typeof opts.assemble === 'object' ? opts.assemble : {}) });
+      const assemble = typeof opts.assemble === 'object' ? opts.assemble : {};
+      const engine = assemble.engine === false ? false : { onError: (err: unknown, where: string) => logger.error({ err }, `engine: ${where}`), ...assemble.engine };
+      await assembleServices(services, { log: (m) => logger.warn(m), ...assemble, engine });
     }
     await opts.configure?.(services);
     if (services.engine) await services.engine.start();
@@ -153,18 +161,22 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     app = buildApi(services, { logger, bodyLimit: opts.bodyLimit, https, plugins: opts.plugins });
     await app.ready();
     await address.release();
-    await app.listen({ host, port: address.port });
+    await app.listen({ host, port: address.port }).catch((e: NodeJS.ErrnoException) => {
+      throw e.code === 'EADDRINUSE' ? addressInUse(host, port) : e;
+    });
+    url = clientUrl(https ? 'https' : 'http', host, (app.server.address() as AddressInfo).port);
+    writePrivateFile(serverFile, JSON.stringify({ url, pid: process.pid, startedAt: new Date().toISOString(), store: store.dialect }, null, 2) + '\n');
   } catch (e) {
+    // Documents applied before a later failure stay applied, as through the API; the
+    // engine stops (its runs go back to todo) and the next start carries on.
     await address.release();
     await app?.close().catch(() => undefined);
     await services.engine?.stop().catch(() => undefined);
     await store.close();
+    logger.error({ err: e }, 'formwork server failed to start');
+    destination.end();
     throw e;
   }
-  const bound = app.server.address() as AddressInfo;
-  const url = clientUrl(https ? 'https' : 'http', host, bound.port);
-  const serverFile = path.join(dataDir, SERVER_FILE);
-  writePrivateFile(serverFile, JSON.stringify({ url, pid: process.pid, startedAt: new Date().toISOString(), store: store.dialect }, null, 2) + '\n');
   logger.info({ url, store: store.dialect, dataDir }, 'formwork server listening');
 
   let closing: Promise<void> | undefined;
@@ -216,21 +228,19 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
 /**
  * Binds the listen address at once and holds it until the API takes it over (`release`,
- * then the API listens on the same port within the same tick of work): port 0 becomes a
- * concrete free port here.
+ * then the API listens on the same port a moment later): port 0 becomes a concrete free
+ * port here.
  */
+function addressInUse(host: string, port: number): FormworkError {
+  return new FormworkError('VALIDATION', `cannot listen on ${host}:${port}: the address is in use (EADDRINUSE); stop what holds it or pass another --listen`);
+}
+
 async function holdAddress(host: string, port: number): Promise<{ port: number; release(): Promise<void> }> {
   // A client that connects meanwhile is cut off at once (as if refused): a connection kept
   // open here would hold the release until that client gave up.
   const holder = net.createServer((socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
-    holder.once('error', (e: NodeJS.ErrnoException) =>
-      reject(
-        e.code === 'EADDRINUSE'
-          ? new FormworkError('VALIDATION', `cannot listen on ${host}:${port}: the address is in use (EADDRINUSE); stop what holds it or pass another --listen`)
-          : e,
-      ),
-    );
+    holder.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? addressInUse(host, port) : e));
     holder.listen({ host, port, exclusive: true }, () => resolve());
   });
   let released: Promise<void> | undefined;
@@ -240,11 +250,20 @@ async function holdAddress(host: string, port: number): Promise<{ port: number; 
   };
 }
 
-function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } {
+/** Reads and checks the certificate and key (a pair that does not load fails here, before anything starts). */
+async function readTls(cert: string | undefined, key: string | undefined): Promise<{ cert: Buffer; key: Buffer }> {
   if (!cert || !key) throw new FormworkError('VALIDATION', 'TLS needs both a certificate (tlsCert) and a key (tlsKey)');
+  let pair: { cert: Buffer; key: Buffer };
   try {
-    return { cert: fs.readFileSync(cert), key: fs.readFileSync(key) };
+    pair = { cert: fs.readFileSync(cert), key: fs.readFileSync(key) };
   } catch (e) {
     throw new FormworkError('VALIDATION', `cannot read the TLS files: ${(e as Error).message}`);
   }
+  const tls = await import('node:tls'); // loaded only with TLS
+  try {
+    tls.createSecureContext(pair);
+  } catch (e) {
+    throw new FormworkError('VALIDATION', `the TLS certificate ${cert} and key ${key} do not load as a PEM pair: ${(e as Error).message}`);
+  }
+  return pair;
 }

@@ -13,8 +13,7 @@ import { applyObject, bodyFields, checkObject, missingRequired } from './writes.
  * caller's right to write it, required fields of new objects — and one bad document
  * refuses them all with nothing written. Documents then apply in order: through a kind's
  * registered applier (services.appliers) or the store's generic apply, all in one
- * transaction when no custom applier is involved. Applying the same documents again
- * reports every one `unchanged`.
+ * transaction. Applying the same documents again reports every one `unchanged`.
  *
  * @example
  *   const results = await applyDocuments(services, [{ kind: 'Provider', name: 'lab', type: 'lab' }], { actor: 'admin' });
@@ -53,21 +52,22 @@ interface Checked {
 export async function applyDocuments(services: Services, docs: Record<string, unknown>[], opts: ApplyDocumentsOptions = {}): Promise<ApplyResult[]> {
   const store = services.store;
   const checked = await checkAll(store, services.appliers, docs, opts);
-  const applyOne = async (s: Store, c: Checked): Promise<ApplyResult> => {
-    const applier = services.appliers.get(c.kind.kind);
-    if (applier) return applier({ ...c.fields, kind: c.kind.kind }, { actor: opts.actor });
-    const { object, action } = await applyObject(s, c.kind, c.fields, { actor: opts.actor, expectedVersion: c.version });
-    return { kind: c.kind.kind, name: object.name, action, object };
-  };
-  const results: ApplyResult[] = [];
-  if (checked.some((c) => services.appliers.has(c.kind.kind))) {
-    // Custom appliers use the services' store themselves, so no enclosing transaction.
-    for (const c of checked) results.push(await applyOne(store, c));
-  } else {
-    await store.transaction(async (tx) => {
-      for (const c of checked) results.push(await applyOne(tx, c));
-    });
-  }
+  // One transaction for all of them, custom appliers included: a document refused while
+  // being written (a Deployment whose roles cannot be planned) leaves nothing behind.
+  const results = await store.transaction(async (tx) => {
+    const out: ApplyResult[] = [];
+    for (const c of checked) {
+      const applier = services.appliers.get(c.kind.kind);
+      if (applier) out.push(await applier({ ...c.fields, kind: c.kind.kind }, { actor: opts.actor, store: tx }));
+      else {
+        const { object, action } = await applyObject(tx, c.kind, c.fields, { actor: opts.actor, expectedVersion: c.version });
+        out.push({ kind: c.kind.kind, name: object.name, action, object });
+      }
+    }
+    return out;
+  });
+  // Appliers may have woken the engine before the commit; wake it again now that it can see the change.
+  if (results.some((r) => r.action !== 'unchanged')) services.engine?.kick();
   return results;
 }
 

@@ -170,7 +170,7 @@ export class DeploymentService {
   /** Applies a Deployment document (see parseDeploymentDocument). All or nothing. */
   async apply(raw: Record<string, unknown>, ctx: ApplyContext = {}): Promise<ApplyResult> {
     const doc = parseDeploymentDocument(raw);
-    const result = await this.store.transaction((tx) => applyInTx(tx, doc, ctx));
+    const result = await (ctx.store ?? this.store).transaction((tx) => applyInTx(tx, doc, ctx));
     if (result.kick) this.services.engine?.kick();
     return { kind: 'Deployment', name: doc.name, action: result.action, object: result.object };
   }

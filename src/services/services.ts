@@ -12,6 +12,8 @@ import type { Store } from '../store/store.js';
 
 export interface ApplyContext {
   actor?: string;
+  /** The transaction to write in: apply runs all its documents in one. Default: the services' store. */
+  store?: Store;
 }
 
 export interface ApplyResult {

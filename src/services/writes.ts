@@ -40,8 +40,9 @@ export function checkObject(kind: KindDef, object: Record<string, unknown>): Fie
     findDriver(object.type)?.checkSettings?.((object.settings ?? {}) as Record<string, unknown>, String(object.name));
     return [];
   } catch (e) {
-    if (isFormworkError(e) && e.code === 'VALIDATION') return [{ path: '/settings', message: e.message }];
-    throw e;
+    if (!isFormworkError(e) || e.code !== 'VALIDATION') throw e;
+    const at = e.details?.field === 'name' ? '/name' : typeof e.details?.setting === 'string' ? `/settings/${e.details.setting}` : '/settings';
+    return [{ path: at, message: e.message }];
   }
 }
 

@@ -41,6 +41,22 @@ describe.each(STORE_ENGINES)('deployment routes on $name', (engine) => {
     expect((await h.call('GET', '/api/v1/deployments/nope/tree')).statusCode).toBe(404);
   });
 
+  it('writes none of the documents when a Deployment among them cannot be planned', async () => {
+    const before = await h.t.store.events.latestSeq();
+    const res = await h.call('POST', '/api/v1/apply', {
+      body: {
+        documents: [
+          { kind: 'Provider', name: 'atomic-lab', type: 'lab', settings: { subnetIndex: 9 } },
+          { kind: 'Deployment', name: 'atomic', provider: 'atomic-lab', nodes: { count: 1 }, roles: { 'no-such-role': { nodes: [0] } } },
+        ],
+      },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ code: 'ROLE_UNKNOWN', message: expect.stringContaining('no-such-role') });
+    expect((await h.call('GET', '/api/v1/providers/atomic-lab')).statusCode).toBe(404);
+    expect(await h.t.store.events.latestSeq()).toBe(before);
+  });
+
   it('validates a pack sent as text, listing every problem', async () => {
     const ok = await h.call('POST', '/api/v1/workloads/validate', {
       token: h.tokens.viewer,

@@ -41,7 +41,7 @@ interface UpState {
 /** The CLI the background server runs as: this one's source through tsx when run from source (tests), else the built CLI. */
 function cliEntry(): { execArgv: string[]; entry: string } {
   return import.meta.url.endsWith('.ts')
-    ? { execArgv: ['--import', 'tsx'], entry: path.join(packageRoot(), 'src', 'cli', 'main.ts') }
+    ? { execArgv: ['--import', import.meta.resolve('tsx')], entry: path.join(packageRoot(), 'src', 'cli', 'main.ts') } // tsx resolved here: the cwd may be anywhere
     : { execArgv: [], entry: path.join(packageRoot(), 'bin', 'formwork.js') };
 }
 
@@ -70,6 +70,16 @@ async function reachable(client: FormworkClient): Promise<boolean> {
   }
 }
 
+/** What a background server that exited at start said (from byte `from` of its log): its `error:` line and the problems listed under it. */
+function startError(logFile: string, from: number): string | undefined {
+  const lines = fs.existsSync(logFile) ? fs.readFileSync(logFile).subarray(from).toString('utf8').split('\n') : [];
+  const at = lines.findLastIndex((l) => l.startsWith('error: '));
+  if (at < 0) return undefined;
+  const rest = lines.slice(at + 1);
+  const end = rest.findIndex((l) => !l.startsWith('  '));
+  return [lines[at].slice('error: '.length), ...(end < 0 ? rest : rest.slice(0, end))].join('\n');
+}
+
 /**
  * A client to a running server: the one the CLI resolves to, else one started now in the
  * background — applying `applyFile` as it starts, so that it is already at work when it
@@ -91,6 +101,7 @@ async function ensureServer(ctx: CliContext, listen: string, note: (s: string) =
   const apply = applyFile ? ['--apply', await applyFile()] : [];
   // Its own output (what it applied, or why it could not start) goes to the log too.
   const out = fs.openSync(logFile, 'a', 0o600);
+  const logStart = fs.fstatSync(out).size; // an earlier start's error further up is not this one's
   const child = spawn(process.execPath, [...execArgv, entry, '--data-dir', r.dataDir, 'server', '--listen', listen, '--log-file', logFile, ...apply], {
     detached: true,
     stdio: ['ignore', out, out],
@@ -103,8 +114,7 @@ async function ensureServer(ctx: CliContext, listen: string, note: (s: string) =
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null || (child.pid && !pidAlive(child.pid))) {
-      const tail = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-20) : [];
-      const why = tail.findLast((l) => l.startsWith('error: '))?.slice('error: '.length);
+      const why = startError(logFile, logStart);
       throw new FormworkError('INTERNAL', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
     }
     try {

@@ -96,7 +96,7 @@ export function checkLabSettings(settings: Record<string, unknown>, providerName
 
 export function labConfig(ctx: LabConfigInput): LabConfig {
   if (!PROVIDER_NAME.test(ctx.providerName)) {
-    throw new FormworkError('VALIDATION', `lab provider name "${ctx.providerName}" must be letters, digits, '.', '_' or '-'`, { providerName: ctx.providerName });
+    throw new FormworkError('VALIDATION', `lab provider name "${ctx.providerName}" must be letters, digits, '.', '_' or '-'`, { field: 'name', providerName: ctx.providerName });
   }
   const dataDir = resolve(ctx.dataDir);
   const s = ctx.settings ?? {};
