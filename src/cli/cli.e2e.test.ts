@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -76,6 +76,15 @@ let url: string;
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'fw-cli-e2e-'));
   dataDir = path.join(dir, 'data');
+  // A pack the server loads from its data dir: one local role that prints a line, waits
+  // for the test to let it go (the file GO), and prints another (for `logs -f`).
+  const pack = path.join(dataDir, 'workloads', 'slow');
+  mkdirSync(pack, { recursive: true });
+  writeFileSync(
+    path.join(pack, 'workload.yaml'),
+    'name: slow\nversion: 1.0.0\nroles:\n  - name: slow\n    implementation: { kind: local, file: slow.sh }\n    timeoutSeconds: 60\n    retries: 0\n',
+  );
+  writeFileSync(path.join(pack, 'slow.sh'), `echo first line\nwhile [ ! -e ${path.join(dir, 'GO')} ]; do sleep 0.05; done\necho second line\n`);
   server = spawn(
     process.execPath,
     ['--import', TSX, MAIN, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-file', path.join(dir, 'server.log')],
@@ -191,6 +200,22 @@ describe('formwork CLI end to end', { timeout: 120_000 }, () => {
     const k = await cli(['get', 'widgets', '--data-dir', dataDir]);
     expect(k.code).toBe(1);
     expect(k.err).toContain('known kinds: providers, nodes');
+  });
+
+  it('`logs -f` follows a running node-role\'s output as it is written, and stops when the node-role leaves running', async () => {
+    const doc = path.join(dir, 'slow.yaml');
+    writeFileSync(doc, 'kind: Deployment\nname: follow\nnodes: { count: 1 }\nroles:\n  slow: { nodes: [0] }\n');
+    expect((await cli(['apply', '-f', doc, '--data-dir', dataDir])).code).toBe(0);
+    const follower = spawn(process.execPath, ['--import', TSX, MAIN, 'logs', '-f', 'follow:follow-0:slow', '--data-dir', dataDir], { cwd: dir, env: cleanEnv() });
+    let err = '';
+    follower.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    const first = await waitFor(follower, /first line\n/);
+    expect(first.output()).not.toContain('second line'); // it is still waiting for GO
+    writeFileSync(path.join(dir, 'GO'), '');
+    await waitFor(follower, /second line\n/);
+    expect(await exited(follower)).toBe(0);
+    expect(first.output()).toBe('first line\nsecond line\n');
+    expect(err).toContain('follow:follow-0:slow is active');
   });
 
   it('`server --apply` refuses to start on a bad document, naming its file and line, with nothing written', async () => {
