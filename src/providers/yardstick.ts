@@ -247,7 +247,7 @@ if command -v cloud-init >/dev/null 2>&1; then timeout 300 cloud-init status --w
 printf '\\n%s\\n' ${marker}
 ${FACTS_SCRIPT}`,
     // The steps' output streams into the log; the facts follow the marker (as a script role's outputs do).
-    { sudo: true, timeoutMs: 450_000, onOutput: (c, stream) => (stream === 'stdout' ? split.push(c) : io.log(c)) },
+    { sudo: true, timeoutMs: 450_000, signal: io.signal, onOutput: (c, stream) => (stream === 'stdout' ? split.push(c) : io.log(c)) },
   );
   split.end();
   if (prep.exitCode !== 0 || !split.found) {

@@ -171,6 +171,25 @@ describe('exec', () => {
     expect((await pool.exec(target, 'echo still')).stdout).toBe('still\n');
   });
 
+  it('kills the remote command (its whole process group) when its signal aborts, with a retryable RUN_FAILED', async () => {
+    const ac = new AbortController();
+    const running = catchErr(
+      pool.exec(target, 'echo started; sleep 387 & sleep 388; wait', {
+        signal: ac.signal,
+        onOutput: (c) => c.includes('started') && ac.abort(),
+      }),
+    );
+    const err = await running;
+    expect(err.code).toBe('RUN_FAILED');
+    expect(err.retryable).toBe(true);
+    expect(err.details).toMatchObject({ host: target.host, aborted: true });
+    await until(() => pidsWithCmdline(/^sleep 38[78]$/).length === 0, 3000);
+    // Aborted before it starts: stopped at once. The connection is still usable.
+    expect((await catchErr(pool.exec(target, 'sleep 389', { signal: AbortSignal.abort() }))).code).toBe('RUN_FAILED');
+    await until(() => pidsWithCmdline(/^sleep 389$/).length === 0, 3000);
+    expect((await pool.exec(target, 'echo still')).stdout).toBe('still\n');
+  });
+
   it('caps kept output at maxOutputBytes, keeping head and tail, while streaming all of it', async () => {
     let streamed = 0;
     const r = await pool.exec(target, 'seq 1 100000', {

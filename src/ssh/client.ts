@@ -59,6 +59,11 @@ export interface ExecOptions {
   sudo?: boolean;
   /** Kill the remote command (its whole process group) after this long. Default: none. */
   timeoutMs?: number;
+  /**
+   * Kill the remote command (its whole process group) when this aborts; the call then fails
+   * with a retryable RUN_FAILED (`details.aborted`), as a local run stopped by its worker does.
+   */
+  signal?: AbortSignal;
   /** Called as output arrives, in arrival order, decoded as UTF-8. Not capped. */
   onOutput?: (chunk: string, stream: OutputStream) => void;
   /** Per stream, bytes kept in memory (head and tail halves). Default 1 MiB. */
@@ -577,6 +582,8 @@ export class SshPool {
     const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
     const onOutput = opts.onOutput;
     let pgid: number | undefined;
+    let pgidArrived: () => void = () => undefined;
+    const pgidKnown = new Promise<void>((resolve) => (pgidArrived = resolve));
     let markerPending: Buffer | null = Buffer.alloc(0); // stderr held until the pgid marker is seen
 
     const emit = (stream: OutputStream, data: Buffer): void => {
@@ -613,6 +620,7 @@ export class SshPool {
       const m = PGID_RE.exec(text);
       if (m) {
         pgid = Number(m[1]);
+        pgidArrived();
         markerPending = null;
         emit('stderr', Buffer.concat([buf.subarray(0, m.index), buf.subarray(m.index + m[0].length)]));
       } else if (buf.length > 4096 && !text.includes(PGID_MARKER)) {
@@ -630,10 +638,12 @@ export class SshPool {
       let timer: NodeJS.Timeout | undefined;
       let timedOut = false;
 
+      let aborted = false;
       const cleanup = (): void => {
         finished = true;
         if (timer) clearTimeout(timer);
         conn.dropListeners.delete(onDrop);
+        opts.signal?.removeEventListener('abort', onAbort);
       };
       const fail = (e: FormworkError): void => {
         if (finished) return;
@@ -646,7 +656,7 @@ export class SshPool {
         reject(e);
       };
       const onDrop = (e: FormworkError): void => {
-        if (timedOut) return; // the timeout path reports RUN_TIMEOUT
+        if (timedOut || aborted) return; // those paths report RUN_TIMEOUT or the stop
         fail(
           new FormworkError('SSH_UNREACHABLE', `the SSH connection to ${conn.host}:${conn.port} dropped while a command was running`, {
             ...targetDetails(conn.host, conn.port, conn.username),
@@ -670,7 +680,7 @@ export class SshPool {
         /* surfaced through close / the connection's drop */
       });
       channel.on('close', () => {
-        if (finished || timedOut) return;
+        if (finished || timedOut || aborted) return;
         if (markerPending && markerPending.length) {
           const rest = markerPending;
           markerPending = null;
@@ -700,9 +710,31 @@ export class SshPool {
         resolve(result);
       });
 
+      const onAbort = (): void => {
+        if (finished || timedOut || aborted) return;
+        aborted = true;
+        // Stopped before the command said its process group: wait (briefly) until it does,
+        // else closing the channel could leave it running.
+        const ready = pgid !== undefined ? Promise.resolve() : Promise.race([pgidKnown, new Promise<void>((r) => setTimeout(r, 5000).unref())]);
+        void ready
+          .then(() => this.killRemote(conn, channel, pgid, opts.sudo === true && target.username !== 'root'))
+          .finally(() => {
+            flushDecoders();
+            fail(
+              new FormworkError('RUN_FAILED', `the command on ${conn.host} was stopped (the worker is stopping or lost its lease) and its processes killed`, {
+                ...targetDetails(conn.host, conn.port, conn.username),
+                aborted: true,
+              }, { retryable: true }),
+            );
+          });
+      };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      if (opts.signal?.aborted) onAbort();
+
       if (opts.timeoutMs !== undefined && opts.timeoutMs > 0) {
         const timeoutMs = opts.timeoutMs;
         timer = setTimeout(() => {
+          if (aborted) return; // already being stopped
           timedOut = true;
           void this.killRemote(conn, channel, pgid, opts.sudo === true && target.username !== 'root').finally(() => {
             flushDecoders();

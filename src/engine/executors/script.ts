@@ -56,6 +56,7 @@ export function scriptExecutor(opts: { dataDir: string; pool: SshPool }): RoleEx
           env: { ...inputEnv(job.inputs), ...identityEnv(job) },
           sudo,
           timeoutMs: job.timeoutMs,
+          signal: io.signal,
           onOutput: (c, stream) => (stream === 'stdout' ? split.push(c) : io.log(c)),
           maxOutputBytes: 16 * 1024 * 1024,
         });
