@@ -31,19 +31,22 @@ describe.each(STORE_ENGINES)('startServer on $name', (engine) => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
+  /** An empty data dir and, on PostgreSQL, an empty database; both removed after the test. */
+  async function freshStore(): Promise<{ dataDir: string; databaseUrl: string | undefined }> {
+    const dataDir = tempDir();
+    cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+    if (engine.name !== 'postgres') return { dataDir, databaseUrl: undefined };
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    return { dataDir, databaseUrl: db.url };
+  }
+
   async function start(dataDir: string, databaseUrl: string | undefined): Promise<RunningServer> {
     return startServer({ dataDir, listen: '127.0.0.1:0', databaseUrl, handleSignals: false, logFile: path.join(dataDir, 'server.log') });
   }
 
   it('writes admin.token (0600) that authenticates, keeps it across restarts, and server.json while running', async () => {
-    const dataDir = tempDir();
-    cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-    let databaseUrl: string | undefined;
-    if (engine.name === 'postgres') {
-      const db = await createTestDatabase();
-      cleanups.push(() => db.drop());
-      databaseUrl = db.url;
-    }
+    const { dataDir, databaseUrl } = await freshStore();
     const s1 = await start(dataDir, databaseUrl);
     const tokenFile = path.join(dataDir, ADMIN_TOKEN_FILE);
     expect(fs.statSync(tokenFile).mode & 0o777).toBe(0o600);
@@ -74,14 +77,7 @@ describe.each(STORE_ENGINES)('startServer on $name', (engine) => {
   });
 
   it('applies documents as it starts, before the API answers; a bad one or a port in use fails the start with nothing written; an early client does not hold it', async () => {
-    const dataDir = tempDir();
-    cleanups.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-    let databaseUrl: string | undefined;
-    if (engine.name === 'postgres') {
-      const db = await createTestDatabase();
-      cleanups.push(() => db.drop());
-      databaseUrl = db.url;
-    }
+    const { dataDir, databaseUrl } = await freshStore();
     const base = { dataDir, databaseUrl, handleSignals: false, logFile: path.join(dataDir, 'server.log') } as const;
     const secret = { kind: 'Secret', name: 'creds', data: { key: 'k' } };
 
