@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { stringify } from 'yaml';
-import { KINDS, type KindDef, type StoredObject } from '../core/kinds.js';
+import { KINDS, kindByName, type KindDef, type StoredObject } from '../core/kinds.js';
 
 /**
  * Output helpers for the CLI: tables (kubectl style), ages, durations, and the
@@ -12,6 +12,11 @@ import { KINDS, type KindDef, type StoredObject } from '../core/kinds.js';
  */
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
+
+/** One apply result as a line: `provider/lab created`. */
+export function applyResultLine(r: { kind: string; name: string; action: string }): string {
+  return `${kindByName(r.kind)?.singular ?? r.kind.toLowerCase()}/${r.name} ${r.action}`;
+}
 
 export function parseOutputFormat(v: string): OutputFormat {
   const f = v.toLowerCase();

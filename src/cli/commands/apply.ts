@@ -6,7 +6,7 @@ import { FormworkError } from '../../core/errors.js';
 import { kindByName } from '../../core/kinds.js';
 import type { CliContext } from '../context.js';
 import { parseDocuments, type ParsedDocument } from '../documents.js';
-import { parseOutputFormat, toJson, toYaml, type OutputFormat } from '../format.js';
+import { applyResultLine, parseOutputFormat, toJson, toYaml, type OutputFormat } from '../format.js';
 
 /**
  * `formwork apply -f FILE...`: create-or-update documents by name, all-or-nothing.
@@ -82,6 +82,6 @@ export function register(program: Command, ctx: CliContext): void {
       }
       if (opts.output === 'json') return ctx.out(toJson({ results }));
       if (opts.output === 'yaml') return ctx.out(toYaml({ results }));
-      for (const r of results) ctx.out(`${kindByName(r.kind)?.singular ?? r.kind.toLowerCase()}/${r.name} ${r.action}`);
+      for (const r of results) ctx.out(applyResultLine(r));
     });
 }

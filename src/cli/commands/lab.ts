@@ -8,7 +8,7 @@ import { FormworkError } from '../../core/errors.js';
 import { packageRoot } from '../../package.js';
 import { FormworkClient, type ApplyDocument } from '../../client/client.js';
 import { pidAlive, type CliContext } from '../context.js';
-import { renderTable } from '../format.js';
+import { applyResultLine, renderTable } from '../format.js';
 import { baseDirFor, isBaseReady } from '../../providers/lab/base.js';
 
 /**
@@ -320,7 +320,7 @@ export function register(program: Command, ctx: CliContext): void {
       }
       const { client, url, started } = await ensureServer(ctx, opts.listen, note, () => upDocumentsFile(dataDir, opts.subnetIndex));
       if (started) note('the server applied the demo documents as it started');
-      else for (const r of await client.apply(await upDocuments(opts.subnetIndex))) note(`${r.kind.toLowerCase()}/${r.name} ${r.action}`);
+      else for (const r of await client.apply(await upDocuments(opts.subnetIndex))) note(applyResultLine(r));
       const { signal, dispose } = ctx.shutdownSignal();
       let tree: Tree;
       try {

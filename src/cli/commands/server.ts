@@ -1,8 +1,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { FormworkError } from '../../core/errors.js';
-import { kindByName } from '../../core/kinds.js';
 import { resolveDataDir, type CliContext } from '../context.js';
+import { applyResultLine } from '../format.js';
 import { annotateApplyError, loadDocuments } from './apply.js';
 
 /**
@@ -77,7 +77,7 @@ export function register(program: Command, ctx: CliContext): void {
         }).catch((e: unknown) => {
           throw annotateApplyError(e, documents);
         });
-        for (const r of server.applied) ctx.out(`${kindByName(r.kind)?.singular ?? r.kind.toLowerCase()}/${r.name} ${r.action}`);
+        for (const r of server.applied) ctx.out(applyResultLine(r));
         ctx.out(`formwork server listening on ${server.url}`);
         ctx.out(`admin token: ${path.join(dataDir, 'admin.token')}`);
         if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
