@@ -35,6 +35,9 @@ export interface Principal {
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
+/** How stale a token's `lastUsedAt` may get: it is written at most this often, not on every request. */
+export const LAST_USED_RESOLUTION_MS = 60_000;
+
 export class AuthStore {
   constructor(
     private readonly db: Executor,
@@ -69,18 +72,26 @@ export class AuthStore {
     return { token, info };
   }
 
-  /** The principal a token stands for; UNAUTHENTICATED when it is unknown, expired or revoked. */
+  /**
+   * The principal a token stands for; UNAUTHENTICATED when it is unknown, expired or revoked.
+   * Records the use in the token's `lastUsedAt`, to within LAST_USED_RESOLUTION_MS.
+   */
   async authenticate(token: string | undefined): Promise<Principal> {
     if (!token) throw new FormworkError('UNAUTHENTICATED', 'a bearer token is required: send "Authorization: Bearer <token>"');
     const row = await this.db
       .selectFrom('tokens')
       .innerJoin('users', 'users.id', 'tokens.user_id')
-      .select(['tokens.id as id', 'tokens.expires_at as expires_at', 'tokens.revoked_at as revoked_at', 'users.name as user', 'users.role as role'])
+      .select(['tokens.id as id', 'tokens.expires_at as expires_at', 'tokens.revoked_at as revoked_at', 'tokens.last_used_at as last_used_at', 'users.name as user', 'users.role as role'])
       .where('tokens.hash', '=', hash(token))
       .executeTakeFirst();
     if (!row) throw new FormworkError('UNAUTHENTICATED', 'the bearer token is not known');
     if (row.revoked_at) throw new FormworkError('UNAUTHENTICATED', 'the bearer token was revoked');
-    if (row.expires_at && Date.parse(row.expires_at) <= Date.now()) throw new FormworkError('UNAUTHENTICATED', 'the bearer token has expired');
+    const now = Date.now();
+    if (row.expires_at && Date.parse(row.expires_at) <= now) throw new FormworkError('UNAUTHENTICATED', 'the bearer token has expired');
+    if (!row.last_used_at || now - Date.parse(row.last_used_at) >= LAST_USED_RESOLUTION_MS) {
+      // Not an event: a token being used is not a change anyone watches for.
+      await this.db.updateTable('tokens').set({ last_used_at: new Date(now).toISOString() }).where('id', '=', row.id).execute();
+    }
     return { user: row.user, role: row.role as UserRole, tokenId: row.id };
   }
 

@@ -4,6 +4,7 @@ import { STORE_ENGINES, type TestStore } from './testing/engines.js';
 import { MIGRATIONS } from './db.js';
 import { Store } from './store.js';
 import type { FormworkEvent } from './events.js';
+import { LAST_USED_RESOLUTION_MS } from './auth.js';
 
 async function expectCode(p: Promise<unknown>, code: string): Promise<FormworkError> {
   const e = await p.then(
@@ -190,12 +191,21 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     await expectCode(t.store.secrets.create({ name: 'bad', data: { n: 1 } }), 'VALIDATION');
   });
 
-  it('issues tokens stored hashed, and refuses revoked and expired ones', async () => {
+  it('issues tokens stored hashed, records their last use, and refuses revoked and expired ones', async () => {
     await t.store.auth.ensureUser('admin', 'admin');
     const { token, info } = await t.store.auth.createToken('admin');
     expect((await t.store.auth.authenticate(token)).role).toBe('admin');
     const rows = await t.store.db.selectFrom('tokens').selectAll().execute();
     expect(JSON.stringify(rows)).not.toContain(token);
+    const used = (await t.store.auth.listTokens()).find((x) => x.id === info.id)?.lastUsedAt;
+    expect(Date.now() - Date.parse(used ?? '')).toBeLessThan(10_000);
+    // Within the resolution, a use writes nothing; after it, the new time is recorded.
+    await t.store.auth.authenticate(token);
+    expect((await t.store.auth.listTokens()).find((x) => x.id === info.id)?.lastUsedAt).toBe(used);
+    const longAgo = new Date(Date.now() - LAST_USED_RESOLUTION_MS - 1000).toISOString();
+    await t.store.db.updateTable('tokens').set({ last_used_at: longAgo }).where('id', '=', info.id).execute();
+    await t.store.auth.authenticate(token);
+    expect((await t.store.auth.listTokens()).find((x) => x.id === info.id)?.lastUsedAt).not.toBe(longAgo);
     await t.store.auth.revokeToken(info.id);
     await expectCode(t.store.auth.authenticate(token), 'UNAUTHENTICATED');
     const short = await t.store.auth.createToken('admin', { expiresInSeconds: 0.001 });
