@@ -8,6 +8,10 @@
  *   noticing   from the last run's end to `up` printing its summary, minus the proof (etcd I/O)
  * Everything else on the critical path is inside runs: the provider creating hosts, SSH, scripts.
  *
+ * Also printed: the floor under start-up that is the Node runtime's, not Formwork's code —
+ * a bare `node` starting a bare `node` (as `up` starts its server), to the second's first
+ * line of JavaScript, with this process's environment (NODE_EXTRA_CA_CERTS included).
+ *
  * Flags: --warm-runs N (default 3), --skip-cold (the base image is then hard-linked from
  * $FORMWORK_LAB_CACHE, default /var/tmp/formwork-lab-cache, built there once, as the lab tests
  * do). Needs root (lab hosts).
@@ -96,6 +100,18 @@ async function breakdown(dataDir: string, upStartMs: number, upEndMs: number) {
   return { startup: firstStart - upStartMs, scheduling, inRuns, tail: upEndMs - lastEnd };
 }
 
+/** Median ms from spawning a bare `node` that spawns a bare `node` to the second one's first line. */
+function twoNodeStarts(times = 11): number {
+  const inner = `process.stdout.write(String(Date.now()))`;
+  const outer = `require('node:child_process').spawn(process.execPath, ['-e', ${JSON.stringify(inner)}], { stdio: 'inherit' })`;
+  const ms: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const t0 = Date.now();
+    ms.push(Number(execFileSync(process.execPath, ['-e', outer], { encoding: 'utf8' })) - t0);
+  }
+  return ms.sort((a, b) => a - b)[Math.floor(times / 2)];
+}
+
 async function main() {
   const dataDir = fs.mkdtempSync(path.join(tmpdir(), 'fw-bench-up-'));
   const listen = '127.0.0.1:7491';
@@ -147,6 +163,8 @@ async function main() {
     say(`warm up, median of ${warmRuns}: ${(m.wall / 1000).toFixed(1)} s (runs: ${warm.map((w) => (w.ms / 1000).toFixed(1)).join(', ')} s)`);
     say(`  critical path inside runs (hosts booting, SSH, scripts, etcd forming): ${(m.inRuns / 1000).toFixed(2)} s`);
     say(`  Formwork itself: start-up ${(m.startup / 1000).toFixed(2)} s + scheduling ${(m.scheduling / 1000).toFixed(2)} s + noticing the end ${(m.tail / 1000).toFixed(2)} s = ${(own / 1000).toFixed(2)} s (${((own / m.wall) * 100).toFixed(1)} % of wall time)`);
+    const floor = twoNodeStarts();
+    say(`  of which the Node runtime starting twice (CLI, then server; bare \`node\` → \`node\`, median of 11): ${(floor / 1000).toFixed(2)} s (${((floor / m.wall) * 100).toFixed(1)} %); Formwork's own code: ${((own - floor) / 1000).toFixed(2)} s (${(((own - floor) / m.wall) * 100).toFixed(1)} %)`);
     say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
   } finally {
     await formwork(dataDir, ['down']);
