@@ -69,6 +69,15 @@ async function all<T>(dataDir: string, p: string): Promise<T[]> {
   }
 }
 
+/** The start-up steps the server logged ("formwork server listening"), made absolute (epoch ms). */
+function serverStartup(dataDir: string): { processStart: number; called: number; store: number; engine: number; applied: number } | undefined {
+  const lines = fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8').split('\n').filter((l) => l.includes('"formwork server listening"'));
+  const last = lines.length ? (JSON.parse(lines[lines.length - 1]) as { startup?: Record<string, number> & { processStartedAt: string } }).startup : undefined;
+  if (!last) return undefined;
+  const origin = Date.parse(last.processStartedAt);
+  return { processStart: origin, called: origin + last.called, store: origin + last.store, engine: origin + last.engine, applied: origin + last.applied };
+}
+
 async function breakdown(dataDir: string, upStartMs: number, upEndMs: number) {
   const noderoles = await all<NodeRole>(dataDir, '/api/v1/noderoles?deployment=demo');
   const runs = await all<Run>(dataDir, '/api/v1/runs?deployment=demo&state=succeeded');
@@ -97,7 +106,13 @@ async function breakdown(dataDir: string, upStartMs: number, upEndMs: number) {
     scheduling += t(run.startedAt) - t(runOf(lastParent)!.endedAt);
     cur = lastParent;
   }
-  return { startup: firstStart - upStartMs, scheduling, inRuns, tail: upEndMs - lastEnd };
+  // Start-up, step by step: the CLI until the server process exists; the server's runtime
+  // start and code load; the store; packs and the engine; the apply; then the first claim.
+  const s = serverStartup(dataDir);
+  const steps = s
+    ? { cli: s.processStart - upStartMs, serverLoad: s.called - s.processStart, store: s.store - s.called, engine: s.engine - s.store, apply: s.applied - s.engine, firstRun: firstStart - s.applied }
+    : undefined;
+  return { startup: firstStart - upStartMs, scheduling, inRuns, tail: upEndMs - lastEnd, steps };
 }
 
 /** Median ms from spawning a bare `node` that spawns a bare `node` to the second one's first line. */
@@ -132,7 +147,7 @@ async function main() {
       if (first.code !== 0) throw new Error(`up failed:\n${first.out}`);
       await formwork(dataDir, ['down']);
     }
-    const warm: Array<{ ms: number; startup: number; scheduling: number; inRuns: number; tail: number; proofMs: number }> = [];
+    const warm: Array<{ ms: number; startup: number; scheduling: number; inRuns: number; tail: number; proofMs: number; steps?: Record<string, number> }> = [];
     for (let i = 0; i < warmRuns; i++) {
       const wallStart = Date.now();
       const up = await formwork(dataDir, ['up', '--listen', listen]);
@@ -163,6 +178,11 @@ async function main() {
     say(`warm up, median of ${warmRuns}: ${(m.wall / 1000).toFixed(1)} s (runs: ${warm.map((w) => (w.ms / 1000).toFixed(1)).join(', ')} s)`);
     say(`  critical path inside runs (hosts booting, SSH, scripts, etcd forming): ${(m.inRuns / 1000).toFixed(2)} s`);
     say(`  Formwork itself: start-up ${(m.startup / 1000).toFixed(2)} s + scheduling ${(m.scheduling / 1000).toFixed(2)} s + noticing the end ${(m.tail / 1000).toFixed(2)} s = ${(own / 1000).toFixed(2)} s (${((own / m.wall) * 100).toFixed(1)} % of wall time)`);
+    const withSteps = warm.filter((w) => w.steps);
+    if (withSteps.length) {
+      const names: Record<string, string> = { cli: 'CLI until the server process starts', serverLoad: "server's runtime start and code load", store: 'store', engine: 'packs and engine', apply: 'apply', firstRun: 'to the first run' };
+      say(`  start-up by step (medians; the server logs its steps): ${Object.entries(names).map(([k, label]) => `${label} ${(med(withSteps.map((w) => w.steps![k])) / 1000).toFixed(3)} s`).join(' · ')}`);
+    }
     const floor = twoNodeStarts();
     say(`  of which the Node runtime starting twice (CLI, then server; bare \`node\` → \`node\`, median of 11): ${(floor / 1000).toFixed(2)} s (${((floor / m.wall) * 100).toFixed(1)} %); Formwork's own code: ${((own - floor) / 1000).toFixed(2)} s (${(((own - floor) / m.wall) * 100).toFixed(1)} %)`);
     say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);

@@ -45,7 +45,7 @@ describe.each(STORE_ENGINES)('startServer on $name', (engine) => {
     return startServer({ dataDir, listen: '127.0.0.1:0', databaseUrl, handleSignals: false, logFile: path.join(dataDir, 'server.log') });
   }
 
-  it('writes admin.token (0600) that authenticates, keeps it across restarts, and server.json while running', async () => {
+  it('writes admin.token (0600) that authenticates, keeps it across restarts, and server.json while running; logs its start-up steps', async () => {
     const { dataDir, databaseUrl } = await freshStore();
     const s1 = await start(dataDir, databaseUrl);
     const tokenFile = path.join(dataDir, ADMIN_TOKEN_FILE);
@@ -72,8 +72,16 @@ describe.each(STORE_ENGINES)('startServer on $name', (engine) => {
     expect((await fetch(`${s3.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(200);
     await s3.close();
     const log = fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8');
-    expect(log).toContain('formwork server listening');
     expect(log).not.toContain(fresh);
+    // Each start logs where its time went, step by step, in ms since the process started.
+    const listening = log.split('\n').filter((l) => l.includes('formwork server listening')).map((l) => JSON.parse(l) as { startup: Record<string, number | string> });
+    expect(listening).toHaveLength(3);
+    const { processStartedAt, ...steps } = listening[2].startup;
+    expect(Math.abs(Date.parse(processStartedAt as string) - performance.timeOrigin)).toBeLessThan(2);
+    const order = ['called', 'address', 'store', 'engine', 'applied', 'listening'];
+    expect(Object.keys(steps)).toEqual(order);
+    for (let i = 1; i < order.length; i++) expect(steps[order[i]]).toBeGreaterThanOrEqual(steps[order[i - 1]] as number);
+    expect(steps.listening).toBeLessThanOrEqual(performance.now());
   });
 
   it('applies documents as it starts, before the API answers; a bad one or a port in use fails the start with nothing written; an early client does not hold it', async () => {
