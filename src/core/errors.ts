@@ -38,7 +38,7 @@ export const ERROR_CODES = {
   NOT_FOUND: { category: 'not_found', retryable: false, description: 'No object of that kind has that id or name.' },
   ALREADY_EXISTS: { category: 'conflict', retryable: false, description: 'An object of that kind already has that name.' },
   VERSION_MISMATCH: { category: 'precondition', retryable: false, description: 'The object changed since you read it (If-Match or `version` is stale). Read it again and reapply.' },
-  CONFLICT: { category: 'conflict', retryable: false, description: 'The change clashes with the current state (for example deleting an object still in use).' },
+  CONFLICT: { category: 'conflict', retryable: false, description: 'The change clashes with the current state (for example deleting an object still in use), or a concurrent write took the same key first; a write that lost such a race says it is retryable.' },
   SCHEMA_TOO_NEW: { category: 'internal', retryable: false, description: 'The database was migrated by a newer Formwork; this version refuses to touch it. Upgrade Formwork.' },
   ROLE_UNKNOWN: { category: 'invalid', retryable: false, description: 'A role named in a binding or in `requires` is not defined by any loaded workload.' },
   ROLE_CYCLE: { category: 'invalid', retryable: false, description: 'Roles require each other in a cycle. `details.cycle` lists it.' },

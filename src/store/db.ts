@@ -76,6 +76,43 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
   return database;
 }
 
+/**
+ * The database refusing a write as a domain error, or undefined for anything else: a unique
+ * key taken by a concurrent writer (ALREADY_EXISTS when it is an object's name, else
+ * CONFLICT), a reference to a row that is gone (CONFLICT), or a transaction that lost to
+ * another (CONFLICT, retryable). The repositories check names and versions first; this is
+ * for the race between their check and the write, so that it never surfaces as a 500.
+ *
+ * @example
+ *   try { … } catch (e) { throw databaseConflict(e) ?? e; }
+ */
+export function databaseConflict(e: unknown): FormworkError | undefined {
+  const err = e as { code?: unknown; message?: unknown; table?: unknown; constraint?: unknown; detail?: unknown };
+  const code = typeof err?.code === 'string' ? err.code : '';
+  const message = typeof err?.message === 'string' ? err.message : '';
+  // PostgreSQL: 23505 unique, 23503 foreign key. SQLite: "UNIQUE constraint failed: nodes.name".
+  const unique = code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+  if (unique) {
+    const sqliteColumn = /constraint failed: (\w+)\.(\w+)/.exec(message);
+    const table = sqliteColumn?.[1] ?? (typeof err.table === 'string' ? err.table : undefined);
+    const column = sqliteColumn?.[2] ?? (typeof err.constraint === 'string' ? /_(\w+?)_(key|pkey)$/.exec(err.constraint)?.[1] ?? (err.constraint.endsWith('_pkey') ? 'id' : undefined) : undefined);
+    const what = `a row of ${table ?? 'a table'}${column ? ` with that ${column}` : ''}`;
+    const detail = typeof err.detail === 'string' ? ` (${err.detail})` : '';
+    return new FormworkError(column === 'name' ? 'ALREADY_EXISTS' : 'CONFLICT', `${what} was written by another request at the same time${detail}; read it again and retry if still needed`, {
+      ...(table ? { table } : {}),
+      ...(column ? { column } : {}),
+    });
+  }
+  if (code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+    return new FormworkError('CONFLICT', 'a row this write refers to was deleted by another request at the same time; read again and retry', {});
+  }
+  // 40001 serialization failure, 40P01 deadlock: nothing was written; the same write may succeed now.
+  if (code === '40001' || code === '40P01' || code === 'SQLITE_BUSY') {
+    return new FormworkError('CONFLICT', 'the write lost to a concurrent one and was rolled back; retry it', {}, { retryable: true, nextDelayMs: 50 });
+  }
+  return undefined;
+}
+
 const MIGRATION_TABLE = 'formwork_migrations';
 
 /** Applies pending migrations in one transaction each; refuses a schema newer than this code. */

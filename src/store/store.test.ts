@@ -63,6 +63,19 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     for (const r of results.filter((x): x is PromiseRejectedResult => x.status === 'rejected')) expect(r.reason).toMatchObject({ code: 'ALREADY_EXISTS' });
   });
 
+  it('turns a key the database refuses into a conflict error, not a database error, with nothing written', async () => {
+    const nodes = t.store.objects('nodes');
+    const first = await nodes.create({ name: 'first' });
+    // The repository checks names itself; an id is the key it does not check, so it reaches the database.
+    const e = await expectCode(nodes.create({ name: 'second', id: first.id }), 'CONFLICT');
+    expect(e.message).toMatch(/^a row of nodes with that id was written by another request/);
+    expect(await nodes.find('second')).toBeUndefined();
+    // A name refused by the database (as when two creates race past the check) is ALREADY_EXISTS.
+    await t.store.transaction((tx) => tx.db.insertInto('users').values({ id: 'us_dup', name: 'admin-twin', role: 'viewer', version: 1, labels: '{}', created_at: 'x', updated_at: 'x' }).execute());
+    const twin = t.store.transaction((tx) => tx.db.insertInto('users').values({ id: 'us_dup2', name: 'admin-twin', role: 'viewer', version: 1, labels: '{}', created_at: 'x', updated_at: 'x' }).execute());
+    expect((await expectCode(twin, 'ALREADY_EXISTS')).details).toMatchObject({ table: 'users', column: 'name' });
+  });
+
   it('updates with optimistic versions and leaves the object unchanged on a stale version', async () => {
     const nodes = t.store.objects('nodes');
     await nodes.create({ name: 'n', state: 'pending' });

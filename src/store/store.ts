@@ -1,6 +1,6 @@
 import { kindByName, knownKindNames } from '../core/kinds.js';
 import { FormworkError } from '../core/errors.js';
-import { openDatabase, type Database, type Dialect, type OpenOptions } from './db.js';
+import { databaseConflict, openDatabase, type Database, type Dialect, type OpenOptions } from './db.js';
 import { EventLog } from './events.js';
 import { ObjectRepository, type Executor } from './repository.js';
 import { SecretStore, loadSecretKey } from './secrets.js';
@@ -59,14 +59,24 @@ export class Store {
   /** Runs fn atomically: every write in it (and its events) commits together or not at all. */
   async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
     if (this.inTx) return fn(this);
-    const result = await this.db.transaction().execute((trx) => fn(new Store(this.database, trx, this.secretKey, this.events, true)));
+    const result = await this.db
+      .transaction()
+      .execute((trx) => fn(new Store(this.database, trx, this.secretKey, this.events, true)))
+      .catch((e: unknown) => {
+        throw databaseConflict(e) ?? e;
+      });
     this.events.nudge();
     return result;
   }
 
   private async runInTransaction<T>(fn: (db: Executor, events: EventLog) => Promise<T>): Promise<T> {
     if (this.inTx) return fn(this.db, this.events);
-    const result = await this.db.transaction().execute((trx) => fn(trx, this.events));
+    const result = await this.db
+      .transaction()
+      .execute((trx) => fn(trx, this.events))
+      .catch((e: unknown) => {
+        throw databaseConflict(e) ?? e;
+      });
     this.events.nudge();
     return result;
   }
