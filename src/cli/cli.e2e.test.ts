@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,9 +26,10 @@ interface Result {
   err: string;
 }
 
-function cli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+function cli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv; asUser?: { uid: number; gid: number } } = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd: dir, env: opts.env ?? cleanEnv() });
+    const as = opts.asUser ? { ...opts.asUser, cwd: '/' } : { cwd: dir }; // another user cannot enter the test's private dir
+    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { ...as, env: opts.env ?? cleanEnv() });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -248,6 +249,23 @@ describe('formwork CLI end to end', { timeout: 120_000 }, () => {
     expect(bad.err).toContain('/documents/0/settings/subnetIndex: lab setting subnetIndex must be an integer from 0 to 255');
     expect(bad.err).not.toContain('EADDRINUSE'); // the first start's error is further up server.log
     expect(existsSync(path.join(upData, 'server.json'))).toBe(false);
+  });
+
+  // As root, the lab's tools are there (.ci/run installs them): the check that fails here is root's.
+  it.runIf(process.getuid?.() === 0)('`up` as a user other than root stops before it starts anything, saying why', async () => {
+    const upData = path.join(tmpdir(), `fw-up-nobody-${process.pid}`);
+    try {
+      const res = await cli(['up', '--data-dir', upData, '--listen', '127.0.0.1:0'], { asUser: { uid: 65534, gid: 65534 } });
+      expect(res.code).toBe(1);
+      expect(res.err).toContain('error: the lab provider must run as root');
+      expect(res.err).not.toContain('started a Formwork server');
+      expect(existsSync(upData)).toBe(false); // no server, no log, no data dir
+    } finally {
+      // Should this fail, the server `up` started is still running: stop it by its pid.
+      const pid = existsSync(path.join(upData, 'up.json')) ? (JSON.parse(readFileSync(path.join(upData, 'up.json'), 'utf8')) as { serverPid?: number }).serverPid : undefined;
+      if (pid) process.kill(pid, 'SIGTERM');
+      rmSync(upData, { recursive: true, force: true });
+    }
   });
 
   it('`server` stops cleanly on SIGTERM and removes server.json', async () => {

@@ -9,7 +9,7 @@ import { packageRoot } from '../../package.js';
 import { FormworkClient, type ApplyDocument } from '../../client/client.js';
 import { pidAlive, type CliContext } from '../context.js';
 import { applyResultLine, renderTable } from '../format.js';
-import { baseDirFor, isBaseReady } from '../../providers/lab/base.js';
+import { baseDirFor, isBaseReady, requiredTools } from '../../providers/lab/base.js';
 
 /**
  * The main job and its undoing, on the embedded default (SQLite, the lab provider):
@@ -83,9 +83,16 @@ function startError(logFile: string, from: number): string | undefined {
 /**
  * A client to a running server: the one the CLI resolves to, else one started now in the
  * background — applying `applyFile` as it starts, so that it is already at work when it
- * first answers (`started` says which happened).
+ * first answers (`started` says which happened). `preflight` runs before a server is
+ * started (not when one already runs): what it throws stops `up` with nothing started.
  */
-async function ensureServer(ctx: CliContext, listen: string, note: (s: string) => void, applyFile?: () => Promise<string>): Promise<{ client: FormworkClient; started: boolean; url: string }> {
+async function ensureServer(
+  ctx: CliContext,
+  listen: string,
+  note: (s: string) => void,
+  opts: { applyFile?: () => Promise<string>; preflight?: () => void } = {},
+): Promise<{ client: FormworkClient; started: boolean; url: string }> {
+  const { applyFile, preflight } = opts;
   const r = ctx.resolve();
   const make = (endpoint: string) => new FormworkClient({ endpoint, token: r.tokenSource && r.tokenSource !== 'admin.token' ? r.token : readToken(r.dataDir), timeoutMs: LONG_TIMEOUT_MS, userAgent: 'formwork-cli' });
   // Only a server this data dir knows of (server.json) or one named explicitly is adopted:
@@ -95,6 +102,7 @@ async function ensureServer(ctx: CliContext, listen: string, note: (s: string) =
   if (r.endpointSource === 'flag' || r.endpointSource === 'env') {
     throw new FormworkError('ENDPOINT_UNREACHABLE', `cannot reach the Formwork server at ${r.endpoint}, which was given explicitly; start it or drop --endpoint/FORMWORK_ENDPOINT to let \`formwork up\` start one`);
   }
+  preflight?.();
   fs.mkdirSync(r.dataDir, { recursive: true, mode: 0o700 });
   const logFile = path.join(r.dataDir, 'server.log');
   const { execArgv, entry } = cliEntry();
@@ -315,10 +323,15 @@ export function register(program: Command, ctx: CliContext): void {
       const t0 = Date.now();
       const note = (s: string) => ctx.err(s);
       const dataDir = ctx.resolve().dataDir;
+      const { client, url, started } = await ensureServer(ctx, opts.listen, note, {
+        applyFile: () => upDocumentsFile(dataDir, opts.subnetIndex),
+        // The server about to start makes the lab hosts, as this user: no tool missing, and
+        // root. Checked here, so that `up` stops before it starts anything.
+        preflight: requiredTools,
+      });
       if (!isBaseReady(baseDirFor(dataDir))) {
         note('first run: the lab hosts\' base image is built with debootstrap (about 2 minutes; cached in the data dir after that)');
       }
-      const { client, url, started } = await ensureServer(ctx, opts.listen, note, () => upDocumentsFile(dataDir, opts.subnetIndex));
       if (started) note('the server applied the demo documents as it started');
       else for (const r of await client.apply(await upDocuments(opts.subnetIndex))) note(applyResultLine(r));
       const { signal, dispose } = ctx.shutdownSignal();
