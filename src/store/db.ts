@@ -87,18 +87,19 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
  *   try { … } catch (e) { throw databaseConflict(e) ?? e; }
  */
 export function databaseConflict(e: unknown): FormworkError | undefined {
-  const err = e as { code?: unknown; message?: unknown; table?: unknown; constraint?: unknown; detail?: unknown };
+  const err = e as { code?: unknown; message?: unknown; table?: unknown; detail?: unknown };
   const code = typeof err?.code === 'string' ? err.code : '';
-  const message = typeof err?.message === 'string' ? err.message : '';
+  const text = (v: unknown) => (typeof v === 'string' ? v : '');
   // PostgreSQL: 23505 unique, 23503 foreign key. SQLite: "UNIQUE constraint failed: nodes.name".
   const unique = code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
   if (unique) {
-    const sqliteColumn = /constraint failed: (\w+)\.(\w+)/.exec(message);
-    const table = sqliteColumn?.[1] ?? (typeof err.table === 'string' ? err.table : undefined);
-    const column = sqliteColumn?.[2] ?? (typeof err.constraint === 'string' ? /_(\w+?)_(key|pkey)$/.exec(err.constraint)?.[1] ?? (err.constraint.endsWith('_pkey') ? 'id' : undefined) : undefined);
+    const sqlite = /constraint failed: (\w+)\.(\w+)/.exec(text(err.message));
+    const table = sqlite?.[1] ?? (text(err.table) || undefined);
+    // PostgreSQL names the key in its detail, "Key (name)=(web-1) already exists.": the
+    // column is kept, the value is not repeated.
+    const column = sqlite?.[2] ?? /^Key \(([^)]+)\)=/.exec(text(err.detail))?.[1];
     const what = `a row of ${table ?? 'a table'}${column ? ` with that ${column}` : ''}`;
-    const detail = typeof err.detail === 'string' ? ` (${err.detail})` : '';
-    return new FormworkError(column === 'name' ? 'ALREADY_EXISTS' : 'CONFLICT', `${what} was written by another request at the same time${detail}; read it again and retry if still needed`, {
+    return new FormworkError(column === 'name' ? 'ALREADY_EXISTS' : 'CONFLICT', `${what} was written by another request at the same time; read it again and retry if still needed`, {
       ...(table ? { table } : {}),
       ...(column ? { column } : {}),
     });
