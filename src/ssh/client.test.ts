@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormworkError } from '../core/errors.js';
-import { findLoginUser, shellQuote, SshPool, type SshTarget, waitForPort, wrapCommand } from './client.js';
+import { envBlock, findLoginUser, shellQuote, SshPool, type SshTarget, waitForPort, wrapCommand } from './client.js';
 import { generatePlatformKeyPair } from './keys.js';
 import { freePort, startSshd, type SshdHandle } from './testing/sshd.js';
 
@@ -73,7 +73,11 @@ describe('shell quoting', () => {
   it('wraps with env and sudo -n -E only for non-root users', () => {
     expect(wrapCommand('id', { username: 'root', sudo: true })).toBe('/bin/sh -c id');
     expect(wrapCommand('id', { username: 'debian', sudo: true })).toBe(`sudo -n -E sh -c '/bin/sh -c id'`);
-    expect(wrapCommand('id', { username: 'debian', env: { A: 'x y' } })).toBe(`env A='x y' /bin/sh -c id`);
+    // The environment is read from stdin (envBlock), never written into the command.
+    const withEnv = wrapCommand('id', { username: 'debian', env: { A: 'x y' } });
+    expect(withEnv).toMatch(/^\/bin\/sh -c '[\s\S]*read -r[\s\S]*exec \/bin\/sh -c id'$/);
+    expect(withEnv).not.toContain('x y');
+    expect(envBlock({ A: 'x y', B: 'two\nlines' })).toBe(`3\nexport A='x y'\nexport B='two\nlines'\n`);
     expect(() => wrapCommand('id', { username: 'u', env: { 'A-B': '1' } })).toThrow(/not valid/);
     expect(() => wrapCommand('id', { username: 'u', env: { 'A=B': '1' } })).toThrow(FormworkError);
   });
@@ -137,25 +141,44 @@ describe('exec', () => {
     await expect(pool.exec(target, 'true', { env: { 'BAD NAME': 'x' } })).rejects.toMatchObject({ code: 'VALIDATION' });
   });
 
+  it('keeps env values off every command line (ps, /proc, sudo\'s log), and passes stdin after them intact', async () => {
+    const secret = `s3cret-${randomBytes(6).toString('hex')}`;
+    const r = await pool.exec(target, `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f"; echo; done 2>/dev/null; printf '%s' "--$S--"`, { env: { S: secret } });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.endsWith(`--${secret}--`)).toBe(true);
+    expect(r.stdout.slice(0, -(secret.length + 4))).not.toContain(secret);
+    const data = randomBytes(100_000);
+    const both = await pool.exec(target, 'printf "%s " "$S"; sha256sum | cut -d" " -f1', { env: { S: secret }, stdin: data });
+    expect(both.stdout.trim()).toBe(`${secret} ${createHash('sha256').update(data).digest('hex')}`);
+  });
+
   it('runs with sudo as root (no sudo needed) ', async () => {
     const r = await pool.exec(target, 'id -u; printf %s "$V"', { sudo: true, env: { V: "x'y" } });
     expect(r).toMatchObject({ exitCode: 0, stdout: "0\nx'y" });
   });
 
-  it('wraps as sudo -n -E sh -c for a non-root user, quoting survives (fake sudo on PATH)', async () => {
+  it('wraps as sudo -n -E sh -c for a non-root user: quoting survives, and no value is on sudo\'s command line (fake sudo on PATH)', async () => {
     const bin = join(scratch, 'fakebin');
     mkdirSync(bin, { recursive: true });
     const argsLog = join(scratch, 'sudo-args');
-    // Records its options, then runs the rest like sudo would.
-    writeFileSync(join(bin, 'sudo'), `#!/bin/sh\nprintf '%s\\n' "$1" "$2" > ${shellQuote(argsLog)}\n[ "$1" = -n ] && shift\n[ "$1" = -E ] && shift\nexec "$@"\n`);
+    // Records its arguments (what a real sudo logs as COMMAND), then runs the rest as a
+    // child, staying its parent as a real sudo does (so its command line is there to see).
+    writeFileSync(join(bin, 'sudo'), `#!/bin/sh\nprintf '%s\\n' "$@" > ${shellQuote(argsLog)}\n[ "$1" = -n ] && shift\n[ "$1" = -E ] && shift\n"$@"\n`);
     chmodSync(join(bin, 'sudo'), 0o755);
-    const env = { V: `it's $HOME "q"\nnext` };
-    const wrapped = wrapCommand(`printf '%s' "$V"; exit 4`, { username: 'debian', sudo: true, env });
+    const secret = `s3cret-${randomBytes(6).toString('hex')}`;
+    const env = { V: `it's $HOME "q"\nnext ${secret}` };
+    const dump = `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f"; echo; done 2>/dev/null > ${shellQuote(join(scratch, 'cmdlines'))}`;
+    const wrapped = wrapCommand(`${dump}; printf '%s' "$V"; exit 4`, { username: 'debian', sudo: true, env });
     expect(wrapped.startsWith('sudo -n -E sh -c ')).toBe(true);
-    const r = await pool.exec(target, `PATH=${shellQuote(bin)}:$PATH; export PATH; ${wrapped}`);
+    const r = await pool.exec(target, `PATH=${shellQuote(bin)}:$PATH; export PATH; ${wrapped}`, { stdin: envBlock(env) });
     expect(r.exitCode).toBe(4);
     expect(r.stdout).toBe(env.V);
-    expect(readFileSync(argsLog, 'utf8')).toBe('-n\n-E\n');
+    const sudoArgs = readFileSync(argsLog, 'utf8');
+    expect(sudoArgs.startsWith('-n\n-E\nsh\n-c\n')).toBe(true);
+    expect(sudoArgs).not.toContain(secret); // what sudo logs as COMMAND holds no value
+    const cmdlines = readFileSync(join(scratch, 'cmdlines'), 'utf8');
+    expect(cmdlines).toContain('sudo -n -E sh -c'); // the fake sudo was seen, still running…
+    expect(cmdlines).not.toContain(secret); // …and no process showed the value
   });
 
   it('kills the remote command (its whole process group) on timeout and throws RUN_TIMEOUT', async () => {

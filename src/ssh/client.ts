@@ -122,12 +122,19 @@ export function shellQuote(s: string): string {
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
- * The shell text that runs `command` with `env` (and via sudo when asked and the user is
- * not root). Exported for tests and for callers that build their own wrapper.
+ * Shell text that reads the environment from stdin — a line with a count N, then N lines of
+ * `export NAME='value'` — and evaluates it. Values travel on stdin, never on a command line,
+ * which `ps`, /proc and sudo's log (`COMMAND=…`) would show: inputs can be secrets. `read`
+ * takes stdin a byte at a time, so what follows the block reaches the command untouched.
  */
-export function wrapCommand(command: string, opts: { env?: Record<string, string>; sudo?: boolean; username: string }): string {
-  const envEntries = Object.entries(opts.env ?? {});
-  for (const [k, v] of envEntries) {
+const ENV_READER =
+  'IFS= read -r __fw_n || exit 125; __fw_e=; ' +
+  'while [ "$__fw_n" -gt 0 ]; do IFS= read -r __fw_l || exit 125; __fw_e="$__fw_e$__fw_l\n"; __fw_n=$((__fw_n - 1)); done; ' +
+  'eval "$__fw_e"; unset __fw_n __fw_e __fw_l; ';
+
+function checkEnv(env: Record<string, string>): Array<[string, string]> {
+  const entries = Object.entries(env);
+  for (const [k, v] of entries) {
     if (!ENV_NAME_RE.test(k)) {
       throw new FormworkError('VALIDATION', `environment variable name ${JSON.stringify(k)} is not valid`, { path: `env.${k}` });
     }
@@ -135,15 +142,29 @@ export function wrapCommand(command: string, opts: { env?: Record<string, string
       throw new FormworkError('VALIDATION', `environment variable ${k} must be a string without NUL bytes`, { path: `env.${k}` });
     }
   }
-  const envPrefix = envEntries.length ? `env ${envEntries.map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')} ` : '';
+  return entries;
+}
+
+/** The block ENV_READER reads: what `wrapCommand(…, { env })` expects first on stdin. */
+export function envBlock(env: Record<string, string>): string {
+  const text = checkEnv(env).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join('');
+  return `${text.split('\n').length - 1}\n${text}`;
+}
+
+/**
+ * The shell text that runs `command` (via sudo when asked and the user is not root), with
+ * the environment given as `envBlock(env)` at the start of its stdin when `env` has any
+ * variable. Exported for tests and for callers that build their own wrapper.
+ */
+export function wrapCommand(command: string, opts: { env?: Record<string, string>; sudo?: boolean; username: string }): string {
+  const withEnv = checkEnv(opts.env ?? {}).length > 0;
   const useSudo = opts.sudo === true && opts.username !== 'root';
-  if (useSudo) {
-    // sudo -n: never prompt; -E: keep the caller's environment where sudoers allows.
-    // The variables go inside the sudo'd shell so that sudo's env_reset cannot drop them.
-    const inner = `${envPrefix ? `exec ${envPrefix}` : ''}/bin/sh -c ${shellQuote(command)}`;
-    return `sudo -n -E sh -c ${shellQuote(inner)}`;
-  }
-  return `${envPrefix}/bin/sh -c ${shellQuote(command)}`;
+  const run = `/bin/sh -c ${shellQuote(command)}`;
+  // The environment is read inside the sudo'd shell, so that sudo's env_reset cannot drop it.
+  const inner = withEnv ? `${ENV_READER}exec ${run}` : run;
+  // sudo -n: never prompt; -E: keep the caller's environment where sudoers allows.
+  if (useSudo) return `sudo -n -E sh -c ${shellQuote(inner)}`;
+  return withEnv ? `/bin/sh -c ${shellQuote(inner)}` : run;
 }
 
 /**
@@ -750,9 +771,12 @@ export class SshPool {
         }, timeoutMs);
       }
 
-      // stdin: send it (or nothing) and EOF, so commands reading stdin do not hang.
+      // stdin: the environment first (see wrapCommand), then the caller's stdin (or
+      // nothing), then EOF, so commands reading stdin do not hang.
+      const env = opts.env && Object.keys(opts.env).length ? envBlock(opts.env) : '';
+      const stdin = typeof opts.stdin === 'string' || opts.stdin === undefined ? env + (opts.stdin ?? '') : Buffer.concat([Buffer.from(env), opts.stdin]);
       try {
-        if (opts.stdin !== undefined) channel.end(opts.stdin);
+        if (stdin.length) channel.end(stdin);
         else channel.end();
       } catch {
         /* the channel may close before stdin is accepted; close handles it */
