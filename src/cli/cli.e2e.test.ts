@@ -268,6 +268,23 @@ describe('formwork CLI end to end', { timeout: 120_000 }, () => {
     }
   });
 
+  it('`down` stops only the server `up` started: a pid in up.json that is not the serving server\'s is left alone', async () => {
+    // As if `up` had started a server that died without `down`, its pid since taken by another process.
+    const bystander = spawn('sleep', ['60']);
+    try {
+      writeFileSync(path.join(dataDir, 'up.json'), JSON.stringify({ serverPid: bystander.pid }));
+      const res = await cli(['down', '--data-dir', dataDir]);
+      expect(res.code).toBe(0);
+      expect(res.err).toContain(`the server \`up\` started (pid ${bystander.pid}) is no longer the one serving`);
+      expect(bystander.exitCode).toBeNull();
+      expect(bystander.signalCode).toBeNull();
+      expect(server.exitCode).toBeNull(); // the serving server was not started by `up`: left running
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    } finally {
+      bystander.kill();
+    }
+  });
+
   it('`server` stops cleanly on SIGTERM and removes server.json', async () => {
     server.kill('SIGTERM');
     expect(await exited(server)).toBe(0);

@@ -53,6 +53,16 @@ function readToken(dataDir: string): string | undefined {
   }
 }
 
+/** The pid in DATA_DIR/server.json: the server that serves this data dir, if one does. */
+function serverPid(dataDir: string): number | undefined {
+  try {
+    const pid = (JSON.parse(fs.readFileSync(path.join(dataDir, 'server.json'), 'utf8')) as { pid?: unknown }).pid;
+    return typeof pid === 'number' ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function readUpState(dataDir: string): UpState {
   try {
     return JSON.parse(fs.readFileSync(path.join(dataDir, UP_FILE), 'utf8')) as UpState;
@@ -385,7 +395,14 @@ export function register(program: Command, ctx: CliContext): void {
       const { client, started } = await ensureServer(ctx, opts.listen, note);
       if (await deleteIfThere(client, 'deployments', DEMO_DEPLOYMENT)) note(`deployment/${DEMO_DEPLOYMENT} deleted (with its hosts)`);
       if (await deleteIfThere(client, 'providers', DEMO_PROVIDER)) note(`provider/${DEMO_PROVIDER} deleted (bridges and apt proxy torn down)`);
-      const pid = started ? readUpState(r.dataDir).serverPid : state.serverPid;
+      // Stop the server `up` started, and only that one: its pid (from up.json) must be the
+      // pid of the server that answers for this data dir now (server.json). A pid alone may
+      // by now be another process's, if that server died without `down`.
+      const serving = serverPid(r.dataDir);
+      const pid = started ? readUpState(r.dataDir).serverPid : state.serverPid !== undefined && state.serverPid === serving ? state.serverPid : undefined;
+      if (!started && state.serverPid !== undefined && pid === undefined) {
+        note(`the server \`up\` started (pid ${state.serverPid}) is no longer the one serving ${r.dataDir}; the one that is${serving ? ` (pid ${serving})` : ''} was started otherwise and is left running`);
+      }
       if (pid && pidAlive(pid)) {
         process.kill(pid, 'SIGTERM');
         const deadline = Date.now() + 30_000;
