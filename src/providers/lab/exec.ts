@@ -22,13 +22,26 @@ export interface RunOptions {
   input?: string;
 }
 
+/** The directories system tools live in, which a non-login PATH (`su` without `-`, cron) may lack. */
+const SYSTEM_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/local/bin', '/usr/bin', '/bin'];
+
+/**
+ * This process's environment with the system directories added to PATH: the tools `which`
+ * finds are the tools `run` and `spawn` run, and a command run inside a chroot finds its
+ * image's sbin tools (useradd, pam-auth-update).
+ */
+export function systemEnv(): NodeJS.ProcessEnv {
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
+  return { ...process.env, PATH: [...dirs, ...SYSTEM_DIRS.filter((d) => !dirs.includes(d))].join(delimiter) };
+}
+
 /** Runs a command; a non-zero exit becomes a PROVIDER_ERROR carrying stderr. */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       cmd,
       args,
-      { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      { env: opts.env ?? systemEnv(), timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
       (err, stdout, stderr) => {
         if (err) {
           const code = (err as NodeJS.ErrnoException).code;
@@ -59,7 +72,7 @@ export async function tryRun(cmd: string, args: string[], opts: RunOptions = {})
 
 /** Finds an executable on PATH (plus the sbin directories, which a non-login PATH may lack). */
 export function which(tool: string): string | undefined {
-  const dirs = new Set([...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/local/bin', '/usr/bin', '/bin']);
+  const dirs = new Set([...(process.env.PATH ?? '').split(delimiter), ...SYSTEM_DIRS]);
   for (const d of dirs) {
     if (!d) continue;
     const p = join(d, tool);

@@ -15,7 +15,7 @@ import { FormworkError } from '../../core/errors.js';
 import type { ProviderLogger } from '../provider.js';
 import { APT_PROXY_PORT } from './base.js';
 import type { LabConfig } from './config.js';
-import { isAlive, procRef, run, signalRef, tryRun, waitUntil, type ProcRef } from './exec.js';
+import { isAlive, procRef, run, signalRef, systemEnv, tryRun, waitUntil, type ProcRef } from './exec.js';
 
 interface IpAddrInfo {
   ifname: string;
@@ -155,7 +155,7 @@ export async function startProxy(c: LabConfig, log: ProviderLogger): Promise<Pro
     ].join('\n'),
   );
   const out = openSync(proxyLog(c), 'a');
-  const child = spawn('apt-cacher-ng', ['-c', conf, 'ForeGround=1'], { detached: true, stdio: ['ignore', out, out] });
+  const child = spawn('apt-cacher-ng', ['-c', conf, 'ForeGround=1'], { detached: true, stdio: ['ignore', out, out], env: systemEnv() });
   closeSync(out);
   const pid = child.pid;
   child.on('error', () => undefined);
