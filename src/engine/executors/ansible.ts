@@ -138,6 +138,7 @@ export function ansibleExecutor(opts: { dataDir: string }): RoleExecutor {
           fw_role: job.role.name,
         };
         await fs.writeFile(path.join(dir, 'vars.json'), JSON.stringify(vars), { mode: 0o600 });
+        let tail = ''; // the last of its output: what tells an unreachable host from a bad playbook
         const res = await runProcess({
           command: 'ansible-playbook',
           args: ['-i', path.join(dir, 'inventory.json'), '-e', `@${path.join(dir, 'vars.json')}`, path.join(work, impl.file)],
@@ -155,11 +156,20 @@ export function ansibleExecutor(opts: { dataDir: string }): RoleExecutor {
           },
           timeoutMs: job.timeoutMs,
           signal: io.signal,
-          onOutput: (c) => io.log(c),
+          onOutput: (c) => {
+            tail = (tail + c).slice(-64 * 1024);
+            io.log(c);
+          },
           label: runLabel(job),
         });
-        if (res.exitCode === 4) {
+        // Exit 4 is Ansible's for an unreachable host and for a playbook it cannot parse: only
+        // the recap (or the task line) tells them apart. A parse error never heals by retrying.
+        if (res.exitCode === 4 && /UNREACHABLE!|unreachable=[1-9]/.test(tail)) {
           throw new FormworkError('SSH_UNREACHABLE', `${runLabel(job)}: Ansible could not reach ${host}:${port}`, { host, port, exitCode: 4 });
+        }
+        if (res.exitCode === 4) {
+          const why = tail.trim().split('\n').filter((l) => /ERROR/.test(l)).slice(-1)[0] ?? 'see the run log';
+          throw new FormworkError('RUN_FAILED', `${runLabel(job)}: ansible-playbook could not load ${impl.file} (exit 4): ${why.trim()}`, { role: job.role.name, node: node.name, exitCode: 4 }, { retryable: false });
         }
         if (res.exitCode !== 0) throw exitError(job, res.exitCode, res.signal);
         const text = await fs.readFile(outputsPath, 'utf8').catch(() => undefined);

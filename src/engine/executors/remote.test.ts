@@ -146,6 +146,20 @@ describe.each(STORE_ENGINES)('ssh and ansible executors on $name', (engine) => {
     expect((await t.store.objects('nodes').get('remote1')).hostKey).toBe(sshd.hostKeyFingerprint);
   }, 90_000);
 
+  it('fails a playbook Ansible cannot parse at once, as RUN_FAILED: not retried as an unreachable host (Ansible exits 4 for both)', async () => {
+    await seed(t.store, {
+      roles: [role('broken', { kind: 'ansible', file: 'broken.yml' }, { retries: 3 })],
+      files: { 'broken.yml': '- hosts: all\n  tasks:\n    - name: [unclosed\n' },
+      nodes: [node()],
+      bind: [{ node: 'remote1', role: 'broken' }],
+    });
+    await start();
+    expect(await settled(t.store, 'demo', 60_000)).toEqual({ 'demo:remote1:broken': 'error' });
+    const broken = await nr('demo:remote1:broken');
+    expect(broken).toMatchObject({ attempts: 1, lastError: { code: 'RUN_FAILED' } });
+    expect((broken.lastError as { message: string }).message).toMatch(/could not load broken\.yml \(exit 4\)/);
+  }, 90_000);
+
   it('refuses an Ansible run when the host key differs from the recorded one', async () => {
     await seed(t.store, {
       roles: [role('play', { kind: 'ansible', file: 'play.yml' })],
