@@ -361,6 +361,24 @@ describe('pool', () => {
     expect(p.stats().open).toBe(0);
   });
 
+  it('adapts to an sshd that allows fewer sessions than the pool: the refused command waits, the running one is not dropped', async () => {
+    const strict = await startSshd({ authorizedKeys: [kp.publicKey], extraConfig: ['MaxSessions 1'] });
+    const p = new SshPool({ maxChannelsPerConnection: 4 });
+    try {
+      const t2 = { ...target, host: strict.host, port: strict.port };
+      await p.exec(t2, 'true'); // the connection is pooled
+      const first = p.exec(t2, 'sleep 0.8; echo first');
+      await new Promise((r) => setTimeout(r, 200));
+      const second = p.exec(t2, 'echo second'); // sshd refuses this session while the first runs
+      expect((await first).stdout).toBe('first\n');
+      expect((await second).stdout).toBe('second\n');
+      expect(p.stats()).toEqual({ open: 1, opened: 1 }); // the same connection throughout
+    } finally {
+      await p.close();
+      await strict.stop();
+    }
+  });
+
   it('closes idle connections after idleMs', async () => {
     const p = new SshPool({ idleMs: 200 });
     try {

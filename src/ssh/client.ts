@@ -339,6 +339,8 @@ function openConnection(target: SshTarget, keepaliveIntervalMs: number): Promise
 class PooledConnection {
   active = 0;
   closed = false;
+  /** Lowered to what sshd allowed when it refused a session (its MaxSessions). */
+  channelLimit = Infinity;
   idleTimer: NodeJS.Timeout | undefined;
   readonly slotWaiters: Array<() => void> = [];
   /** Called with an SSH_UNREACHABLE error when the connection drops. */
@@ -391,8 +393,15 @@ export class SshPool {
     try {
       channel = await this.openChannel(conn, full);
     } catch (e) {
-      // A stale pooled connection: nothing ran yet, so one retry on a fresh one is safe.
       if (!reused || (e instanceof FormworkError && e.code !== 'SSH_UNREACHABLE')) throw e;
+      if (!conn.closed && conn.active > 0) {
+        // Other commands run on it, so the connection works: sshd refused one session more
+        // (its MaxSessions is below ours). Use no more than it has now; wait for one to end.
+        conn.channelLimit = conn.active;
+        channel = await this.openChannel(conn, full);
+        return this.runOnChannel(conn, channel, opts, target);
+      }
+      // A stale pooled connection: nothing ran yet, so one retry on a fresh one is safe.
       this.drop(conn);
       const fresh = await this.acquireConnection(target);
       channel = await this.openChannel(fresh.conn, full);
@@ -524,7 +533,10 @@ export class SshPool {
   private drop(conn: PooledConnection): void {
     if (conn.idleTimer) clearTimeout(conn.idleTimer);
     void this.forget(conn);
-    if (!conn.closed) conn.client.end();
+    // Closed from now, not from its close event: an acquire in the meantime must not get it.
+    const open = !conn.closed;
+    conn.closed = true;
+    if (open) conn.client.end();
   }
 
   private scheduleIdle(conn: PooledConnection): void {
@@ -538,7 +550,7 @@ export class SshPool {
   }
 
   private async takeSlot(conn: PooledConnection, bypassLimit: boolean): Promise<void> {
-    while (!bypassLimit && conn.active >= this.maxChannels && !conn.closed) {
+    while (!bypassLimit && conn.active >= Math.min(this.maxChannels, conn.channelLimit) && !conn.closed) {
       await new Promise<void>((resolve) => conn.slotWaiters.push(resolve));
     }
     if (conn.closed) throw unreachable(conn.host, conn.port, 'the connection dropped', { user: conn.username });

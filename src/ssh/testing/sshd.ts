@@ -23,7 +23,7 @@ export const SSHD_PATH = '/usr/sbin/sshd';
 export interface StartSshdOptions {
   /** authorized_keys lines (e.g. `ssh-ed25519 AAAA... formwork`), valid for every user. */
   authorizedKeys: string[];
-  /** Extra sshd_config lines appended to the generated config. */
+  /** Extra sshd_config lines; they come first, so they win over the generated ones (sshd takes a keyword's first value). */
   extraConfig?: string[];
   /** Milliseconds to wait for "Server listening". Default 10 s. */
   startTimeoutMs?: number;
@@ -144,7 +144,9 @@ function writeHostKey(dir: string): { publicKey: string; fingerprint: string } {
 
 function writeConfig(dir: string, port: number, extra: string[]): string {
   const path = join(dir, 'sshd_config');
+  // sshd takes a keyword's first value: the extra lines come first, so they override.
   const lines = [
+    ...extra,
     `Port ${port}`,
     'ListenAddress 127.0.0.1',
     `HostKey ${join(dir, 'ssh_host_ed25519_key')}`,
@@ -165,7 +167,6 @@ function writeConfig(dir: string, port: number, extra: string[]): string {
     'Subsystem sftp internal-sftp',
     'PrintMotd no',
     'UseDNS no',
-    ...extra,
   ];
   writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o600 });
   return path;
