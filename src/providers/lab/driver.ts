@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { FormworkError } from '../../core/errors.js';
 import type { MachineSpec, ProviderContext, ProviderDriver, ProvisionedMachine } from '../provider.js';
-import { ensureBaseImage, isBaseReady, requiredTools } from './base.js';
+import { ensureBaseImage, isBaseReady, mountsUnder, requiredTools } from './base.js';
 import { checkLabSettings, labConfig, validateHostName, type LabConfig } from './config.js';
 import { isAlive } from './exec.js';
 import { allocateHost, buildHost, destroyHost, hostAlive, hostPids, readAllStates, readState, type HostState } from './host.js';
@@ -31,6 +31,7 @@ export function toMachine(st: HostState): ProvisionedMachine {
   const alive = hostAlive(st);
   let state: ProvisionedMachine['state'];
   if (st.stage === 'creating' || st.stage === 'booting') state = isAlive(st.creator) ? 'booting' : alive ? 'running' : 'error';
+  else if (st.stage === 'deleting') state = 'error'; // a delete that did not finish: not a host to keep
   else state = alive ? 'running' : 'stopped';
   const size = st.spec.size;
   return {
@@ -131,12 +132,18 @@ export const labDriver: ProviderDriver = {
       ctx.log.warn('lab: teardown deletes hosts that are still there', { hosts: left.map((s) => s.name) });
       await Promise.all(left.map((st) => destroyHost(st, ctx.log, c.stopTimeoutMs)));
     }
+    // A root still mounted here is a host with no readable state file (damaged, or from a
+    // newer Formwork): deleting under it would empty a running host. Stop, and say which.
+    const mounted = mountsUnder(c.machinesDir);
+    if (mounted.length > 0) {
+      throw new FormworkError('PROVIDER_ERROR', `cannot tear down lab provider "${c.providerName}": ${mounted.join(', ')} still mounted, from a host whose state file in ${c.hostsDir} is missing or unreadable; stop that host (machinectl, umount) and try again`, { mounted });
+    }
     await withFileLock(providerLock(c), async () => {
       await stopProxy(c);
       await deleteBridges(c);
       await rm(c.proxyDir, { recursive: true, force: true });
-      await rm(c.hostsDir, { recursive: true, force: true });
       await rm(c.machinesDir, { recursive: true, force: true });
+      await rm(c.hostsDir, { recursive: true, force: true }); // last: it is what tells what runs
     });
     // Leave the provider dir only if someone else keeps files there.
     const rest = await readdir(c.providerDir).catch(() => [] as string[]);
