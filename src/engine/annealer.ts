@@ -85,6 +85,8 @@ interface Candidate {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+/** How long a stopped run's executor gets to stop what it started and settle, before the run is given up on. */
+const ABORT_GRACE_MS = 5100;
 
 export class Annealer implements EngineHandle {
   readonly workerId: string;
@@ -413,7 +415,7 @@ export class Annealer implements EngineHandle {
       if (!executor) {
         throw new FormworkError('RUN_FAILED', `role ${role.name}: no executor for implementation kind "${role.implementation.kind}"`, { role: role.name }, { retryable: false });
       }
-      result = await this.guard(executor.run(job, io), job, entry, executor.kind === 'builtin' ? 0 : 5000);
+      result = await this.guard(executor.run(job, io), job, entry, executor.kind === 'builtin' ? 0 : 5000, ABORT_GRACE_MS);
       outputs = validateOutputs(result.outputs, role, ctx.node?.name);
     } catch (e) {
       error = e;
@@ -423,8 +425,12 @@ export class Annealer implements EngineHandle {
     else await this.finishSuccess(nr, entry, runId, result, outputs, resolved.hash, log, ctx);
   }
 
-  /** The executor's promise, bounded by the role's timeout (plus the executor's own grace) and by abort. */
-  private guard<T>(p: Promise<T>, job: RunJob, entry: Inflight, graceMs: number): Promise<T> {
+  /**
+   * The executor's promise, bounded by the role's timeout (plus the executor's own grace) and
+   * by abort (plus `abortGraceMs`, for every kind: a provider call stopped mid-create cleans
+   * up what it made before it settles, and a stopping server waits for that).
+   */
+  private guard<T>(p: Promise<T>, job: RunJob, entry: Inflight, graceMs: number, abortGraceMs: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const where = `role ${job.role.name}${job.node ? ` on node ${job.node.name}` : ''}`;
       const t = setTimeout(() => {
@@ -433,7 +439,7 @@ export class Annealer implements EngineHandle {
       }, job.timeoutMs + graceMs);
       const onAbort = () => {
         // Give the executor a moment to stop its process and report; then give up on it.
-        const t2 = setTimeout(() => reject(new FormworkError('RUN_FAILED', `${where} was stopped`, { aborted: true })), graceMs + 100);
+        const t2 = setTimeout(() => reject(new FormworkError('RUN_FAILED', `${where} was stopped`, { aborted: true })), abortGraceMs);
         t2.unref();
       };
       entry.ac.signal.addEventListener('abort', onAbort, { once: true });

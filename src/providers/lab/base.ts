@@ -156,7 +156,9 @@ export async function ensureBaseImage(dataDir: string, log: ProviderLogger = qui
           const r = await run(
             'debootstrap',
             ['--variant=minbase', `--include=${BASE_PACKAGES.join(',')}`, BASE_SUITE, tmp, mirror],
-            { timeoutMs: 30 * 60_000 },
+            // Stopped with the run: left going, it would write on into a temp dir that the
+            // next build (holding the lock, so taking it for a dead builder's) removes.
+            { timeoutMs: 30 * 60_000, signal: opts.signal },
           );
           await appendFile(logFile, r.stdout + r.stderr);
         } catch (e) {

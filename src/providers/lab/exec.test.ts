@@ -19,6 +19,18 @@ describe('run and which', () => {
     await expect(run('useradd', ['--help'])).resolves.toMatchObject({ stdout: expect.stringMatching(/Usage: useradd/) });
   });
 
+  it('stops a command and its children (its process group) when the signal aborts', async () => {
+    const ac = new AbortController();
+    const marker = `formwork-run-abort-${process.pid}`;
+    const p = run('sh', ['-c', `sleep 381 & sleep 382; echo ${marker}`], { signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 300));
+    ac.abort();
+    await expect(p).rejects.toMatchObject({ code: 'PROVIDER_ERROR', details: { aborted: true } });
+    await new Promise((r) => setTimeout(r, 300));
+    const { stdout } = await run('ps', ['-eo', 'args']);
+    expect(stdout.split('\n').filter((l) => /^sleep 38[12]$/.test(l.trim()))).toEqual([]);
+  });
+
   it('a tool that is nowhere is MISSING_TOOL', async () => {
     await expect(run('formwork-no-such-tool', [])).rejects.toMatchObject({ code: 'MISSING_TOOL' });
   });

@@ -6,7 +6,7 @@
  *   await run('ip', ['link', 'add', 'fwb0', 'type', 'bridge']);
  *   const ok = await tryRun('ip', ['netns', 'del', 'x']); // false instead of throwing
  */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { FormworkError } from '../../core/errors.js';
@@ -20,6 +20,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   input?: string;
+  /** Stops the command — its whole process group, so a script's children go too — when aborted. */
+  signal?: AbortSignal;
 }
 
 /** The directories system tools live in, which a non-login PATH (`su` without `-`, cron) may lack. */
@@ -35,28 +37,63 @@ export function systemEnv(): NodeJS.ProcessEnv {
   return { ...process.env, PATH: [...dirs, ...SYSTEM_DIRS.filter((d) => !dirs.includes(d))].join(delimiter) };
 }
 
-/** Runs a command; a non-zero exit becomes a PROVIDER_ERROR carrying stderr. */
+const MAX_OUTPUT = 64 * 1024 * 1024;
+
+/**
+ * Runs a command; a non-zero exit becomes a PROVIDER_ERROR carrying stderr. With a signal,
+ * the command leads a process group of its own, and stopping it (the signal, or its
+ * timeout) stops its children too: a script's children would otherwise run on.
+ */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(
-      cmd,
-      args,
-      { env: opts.env ?? systemEnv(), timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
-      (err, stdout, stderr) => {
-        if (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT') {
-            reject(new FormworkError('MISSING_TOOL', `${cmd} is not installed`, { tool: cmd }));
-            return;
-          }
-          const msg = (stderr || err.message).trim().split('\n').slice(-5).join('\n');
-          reject(new FormworkError('PROVIDER_ERROR', `${cmd} ${args.join(' ')} failed: ${msg}`, { cmd, args, exitCode: (err as { code?: unknown }).code }));
-          return;
-        }
-        resolve({ stdout, stderr });
-      },
-    );
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    const { signal } = opts;
+    if (signal?.aborted) return reject(new FormworkError('PROVIDER_ERROR', `${cmd} was not started: the run was stopped`, { cmd, aborted: true }));
+    const timeoutMs = opts.timeoutMs ?? 120_000;
+    const group = signal !== undefined;
+    const child = spawn(cmd, args, { env: opts.env ?? systemEnv(), detached: group, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let why: 'timeout' | 'aborted' | 'output' | undefined;
+    const stop = (reason: NonNullable<typeof why>) => {
+      why ??= reason;
+      try {
+        if (group && child.pid) process.kill(-child.pid, 'SIGTERM');
+        else child.kill('SIGTERM');
+      } catch {
+        /* already gone */
+      }
+    };
+    const collect = (chunk: Buffer, to: 'out' | 'err') => {
+      if (to === 'out') stdout += chunk.toString('utf8');
+      else stderr += chunk.toString('utf8');
+      if (stdout.length + stderr.length > MAX_OUTPUT) stop('output');
+    };
+    child.stdout.on('data', (c: Buffer) => collect(c, 'out'));
+    child.stderr.on('data', (c: Buffer) => collect(c, 'err'));
+    const timer = setTimeout(() => stop('timeout'), timeoutMs);
+    const onAbort = () => stop('aborted');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      done();
+      reject(e.code === 'ENOENT' ? new FormworkError('MISSING_TOOL', `${cmd} is not installed`, { tool: cmd }) : new FormworkError('PROVIDER_ERROR', `${cmd} could not start: ${e.message}`, { cmd }));
+    });
+    child.on('close', (code, sig) => {
+      done();
+      if (why === 'aborted') return reject(new FormworkError('PROVIDER_ERROR', `${cmd} was stopped: the run was stopped`, { cmd, aborted: true }));
+      if (why === 'timeout') return reject(new FormworkError('PROVIDER_ERROR', `${cmd} ${args.join(' ')} did not finish within ${Math.round(timeoutMs / 1000)} s and was stopped`, { cmd, args, timeoutMs }));
+      if (why === 'output') return reject(new FormworkError('PROVIDER_ERROR', `${cmd} ${args.join(' ')} wrote more than ${MAX_OUTPUT} bytes and was stopped`, { cmd, args }));
+      if (code !== 0) {
+        const msg = (stderr || `exit ${code ?? sig}`).trim().split('\n').slice(-5).join('\n');
+        return reject(new FormworkError('PROVIDER_ERROR', `${cmd} ${args.join(' ')} failed: ${msg}`, { cmd, args, exitCode: code ?? sig }));
+      }
+      resolve({ stdout, stderr });
+    });
+    child.stdin.on('error', () => undefined); // a command that does not read its input
+    child.stdin.end(opts.input);
   });
 }
 
