@@ -2,7 +2,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { withFileLock } from './lock.js';
+
+const execFileAsync = promisify(execFile);
 
 describe('withFileLock', () => {
   let dir = '';
@@ -67,4 +71,34 @@ describe('withFileLock', () => {
     writeFileSync(lock, '999999999 12345\n'); // no such process
     await expect(withFileLock(lock, async () => 'taken over', { timeoutMs: 2000 })).resolves.toBe('taken over');
   });
+
+  it('lets processes that all find the owner dead hold the lock one at a time', async () => {
+    const lock = join(dir, 'd.lock');
+    const log = join(dir, 'log');
+    writeFileSync(lock, '999999999 12345\n'); // no such process
+    const go = join(dir, 'go');
+    // Each process waits for the others to be ready (all find the dead owner at once), then
+    // takes the lock, notes entering, waits, notes leaving.
+    const holder = `
+      import { appendFileSync, existsSync } from 'node:fs';
+      import { withFileLock } from ${JSON.stringify(join(import.meta.dirname, 'lock.ts'))};
+      while (!existsSync(${JSON.stringify(go)})) await new Promise((r) => setTimeout(r, 2));
+      await withFileLock(${JSON.stringify(lock)}, async () => {
+        appendFileSync(${JSON.stringify(log)}, 'in ' + process.pid + '\\n');
+        await new Promise((r) => setTimeout(r, 100));
+        appendFileSync(${JSON.stringify(log)}, 'out ' + process.pid + '\\n');
+      }, { timeoutMs: 20000 });`;
+    const runs = Array.from({ length: 6 }, () => execFileAsync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', holder], { cwd: join(import.meta.dirname, '../../..') }));
+    await new Promise((r) => setTimeout(r, 2500)); // all started and waiting
+    writeFileSync(go, '');
+    await Promise.all(runs);
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(12);
+    for (let i = 0; i < lines.length; i += 2) {
+      expect(lines[i].startsWith('in ')).toBe(true);
+      expect(lines[i + 1]).toBe(`out ${lines[i].slice(3)}`); // nobody entered while another held it
+    }
+    expect(existsSync(lock)).toBe(false);
+    expect(existsSync(`${lock}.takeover`)).toBe(false);
+  }, 30_000);
 });

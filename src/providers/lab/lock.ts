@@ -5,7 +5,7 @@
  * @example
  *   await withFileLock('/data/lab/base.lock', () => buildBase(), { timeoutMs: 900_000 });
  */
-import { open, readFile, unlink, mkdir } from 'node:fs/promises';
+import { open, readFile, stat, unlink, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { FormworkError } from '../../core/errors.js';
 import { isAlive, procRef, sleep } from './exec.js';
@@ -77,12 +77,37 @@ async function acquire(path: string, opts: LockOptions): Promise<void> {
     const [pid, startTime] = content.trim().split(' ');
     if (content && !isAlive({ pid: Number(pid), startTime: startTime ?? '' })) {
       // The owner died holding it (or the file is from another boot): take it over.
-      await unlink(path).catch(() => undefined);
+      await takeOver(path, content);
       continue;
     }
     if (Date.now() > deadline) {
       throw new FormworkError('PROVIDER_ERROR', `timed out waiting for lock ${path} (held by pid ${pid})`, { path, holder: pid });
     }
     await sleep(50 + Math.random() * 100);
+  }
+}
+
+/**
+ * Removes a dead owner's lock file, through a second lock: two processes that both find the
+ * owner dead must not both remove "its" file, or the slower would remove the lock the faster
+ * has just taken. The file is removed only if it still holds what was read.
+ */
+async function takeOver(path: string, deadContent: string): Promise<void> {
+  const takeover = `${path}.takeover`;
+  let fh;
+  try {
+    fh = await open(takeover, 'wx');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // Another process is taking over. Its takeover file, if it died in that instant, goes after 10 s.
+    const st = await stat(takeover).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > 10_000) await unlink(takeover).catch(() => undefined);
+    return;
+  }
+  try {
+    await fh.close();
+    if ((await readFile(path, 'utf8').catch(() => '')) === deadContent) await unlink(path).catch(() => undefined);
+  } finally {
+    await unlink(takeover).catch(() => undefined);
   }
 }
