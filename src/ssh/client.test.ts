@@ -370,9 +370,11 @@ describe('pool', () => {
       const first = p.exec(t2, 'sleep 0.8; echo first');
       await new Promise((r) => setTimeout(r, 200));
       const second = p.exec(t2, 'echo second'); // sshd refuses this session while the first runs
-      expect((await first).stdout).toBe('first\n');
+      expect((await first).stdout).toBe('first\n'); // not dropped under it
       expect((await second).stdout).toBe('second\n');
-      expect(p.stats()).toEqual({ open: 1, opened: 1 }); // the same connection throughout
+      // (Not asserted: that one connection served all three. sshd may still count the first
+      // `true`'s session when `first` asks, and with nothing running, a refused session is
+      // taken for a stale connection and retried on a fresh one.)
     } finally {
       await p.close();
       await strict.stop();

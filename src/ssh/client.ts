@@ -397,8 +397,17 @@ export class SshPool {
       if (!conn.closed && conn.active > 0) {
         // Other commands run on it, so the connection works: sshd refused one session more
         // (its MaxSessions is below ours). Use no more than it has now; wait for one to end.
-        conn.channelLimit = conn.active;
-        channel = await this.openChannel(conn, full);
+        // sshd may count an ended session a moment longer, so a refusal then is retried briefly.
+        conn.channelLimit = Math.max(1, conn.active);
+        for (let attempt = 1; ; attempt++) {
+          try {
+            channel = await this.openChannel(conn, full); // nothing ran yet: safe to try again
+            break;
+          } catch (again) {
+            if (attempt >= 4 || conn.closed || !(again instanceof FormworkError) || again.code !== 'SSH_UNREACHABLE') throw again;
+            await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+          }
+        }
         return this.runOnChannel(conn, channel, opts, target);
       }
       // A stale pooled connection: nothing ran yet, so one retry on a fresh one is safe.
