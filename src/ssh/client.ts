@@ -388,35 +388,39 @@ export class SshPool {
    */
   async exec(target: SshTarget, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const full = remoteCommand(command, { env: opts.env, sudo: opts.sudo, username: target.username });
+    const { conn, channel } = await this.openSession(target, full);
+    return this.runOnChannel(conn, channel, opts, target);
+  }
+
+  /**
+   * A session channel running `command`, on the pooled connection when it can. Nothing has
+   * run when a channel cannot be opened, so trying again is safe.
+   */
+  private async openSession(target: SshTarget, command: string): Promise<{ conn: PooledConnection; channel: ClientChannel }> {
     const { conn, reused } = await this.acquireConnection(target);
-    let channel: ClientChannel;
     try {
-      channel = await this.openChannel(conn, full);
+      return { conn, channel: await this.openChannel(conn, command) };
     } catch (e) {
       if (!reused || (e instanceof FormworkError && e.code !== 'SSH_UNREACHABLE')) throw e;
-      if (!conn.closed && conn.active > 0) {
-        // Other commands run on it, so the connection works: sshd refused one session more
-        // (its MaxSessions is below ours). Use no more than it has now; wait for one to end.
-        // sshd may count an ended session a moment longer, so a refusal then is retried briefly.
-        conn.channelLimit = Math.max(1, conn.active);
-        for (let attempt = 1; ; attempt++) {
-          try {
-            channel = await this.openChannel(conn, full); // nothing ran yet: safe to try again
-            break;
-          } catch (again) {
-            if (attempt >= 4 || conn.closed || !(again instanceof FormworkError) || again.code !== 'SSH_UNREACHABLE') throw again;
-            await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-          }
-        }
-        return this.runOnChannel(conn, channel, opts, target);
+      if (conn.closed || conn.active === 0) {
+        // A stale pooled connection: one retry on a fresh one.
+        this.drop(conn);
+        const fresh = await this.acquireConnection(target);
+        return { conn: fresh.conn, channel: await this.openChannel(fresh.conn, command) };
       }
-      // A stale pooled connection: nothing ran yet, so one retry on a fresh one is safe.
-      this.drop(conn);
-      const fresh = await this.acquireConnection(target);
-      channel = await this.openChannel(fresh.conn, full);
-      return this.runOnChannel(fresh.conn, channel, opts, target);
     }
-    return this.runOnChannel(conn, channel, opts, target);
+    // Other commands run on it, so the connection works: sshd refused one session more (its
+    // MaxSessions is below ours). Use no more than it has now and wait for one to end; sshd
+    // may count an ended session a moment longer, so a refusal then is retried briefly.
+    conn.channelLimit = Math.max(1, conn.active);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return { conn, channel: await this.openChannel(conn, command) };
+      } catch (e) {
+        if (attempt >= 4 || conn.closed || !(e instanceof FormworkError) || e.code !== 'SSH_UNREACHABLE') throw e;
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+    }
   }
 
   /**
