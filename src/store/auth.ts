@@ -89,8 +89,9 @@ export class AuthStore {
     const now = Date.now();
     if (row.expires_at && Date.parse(row.expires_at) <= now) throw new FormworkError('UNAUTHENTICATED', 'the bearer token has expired');
     if (!row.last_used_at || now - Date.parse(row.last_used_at) >= LAST_USED_RESOLUTION_MS) {
-      // Not an event: a token being used is not a change anyone watches for.
-      await this.db.updateTable('tokens').set({ last_used_at: new Date(now).toISOString() }).where('id', '=', row.id).execute();
+      // Not an event: a token being used is not a change anyone watches for. Best effort: a
+      // busy database must not fail the request the token is for.
+      await this.db.updateTable('tokens').set({ last_used_at: new Date(now).toISOString() }).where('id', '=', row.id).execute().catch(() => undefined);
     }
     return { user: row.user, role: row.role as UserRole, tokenId: row.id };
   }

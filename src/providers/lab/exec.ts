@@ -63,13 +63,14 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
         /* already gone */
       }
     };
-    const collect = (chunk: Buffer, to: 'out' | 'err') => {
-      if (to === 'out') stdout += chunk.toString('utf8');
-      else stderr += chunk.toString('utf8');
+    const collect = (chunk: string, to: 'out' | 'err') => {
+      if (to === 'out') stdout += chunk;
+      else stderr += chunk;
       if (stdout.length + stderr.length > MAX_OUTPUT) stop('output');
     };
-    child.stdout.on('data', (c: Buffer) => collect(c, 'out'));
-    child.stderr.on('data', (c: Buffer) => collect(c, 'err'));
+    // Decoded as streams, so a character split across two chunks stays whole.
+    child.stdout.setEncoding('utf8').on('data', (c: string) => collect(c, 'out'));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => collect(c, 'err'));
     const timer = setTimeout(() => stop('timeout'), timeoutMs);
     const onAbort = () => stop('aborted');
     signal?.addEventListener('abort', onAbort, { once: true });
