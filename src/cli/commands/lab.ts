@@ -53,11 +53,10 @@ function readToken(dataDir: string): string | undefined {
   }
 }
 
-/** The pid in DATA_DIR/server.json: the server that serves this data dir, if one does. */
-function serverPid(dataDir: string): number | undefined {
+/** DATA_DIR/server.json: where the server that serves this data dir listens, and its pid (undefined until written). */
+function readServerFile(dataDir: string): { url?: string; pid?: number } | undefined {
   try {
-    const pid = (JSON.parse(fs.readFileSync(path.join(dataDir, 'server.json'), 'utf8')) as { pid?: unknown }).pid;
-    return typeof pid === 'number' ? pid : undefined;
+    return JSON.parse(fs.readFileSync(path.join(dataDir, 'server.json'), 'utf8')) as { url?: string; pid?: number };
   } catch {
     return undefined;
   }
@@ -128,24 +127,19 @@ async function ensureServer(
   fs.closeSync(out);
   child.unref();
   note(`started a Formwork server in the background (pid ${child.pid}, log ${logFile})`);
-  const serverFile = path.join(r.dataDir, 'server.json');
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null || (child.pid && !pidAlive(child.pid))) {
       const why = startError(logFile, logStart);
       throw new FormworkError('INTERNAL', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
     }
-    try {
-      const info = JSON.parse(fs.readFileSync(serverFile, 'utf8')) as { url: string; pid: number };
-      if (info.pid === child.pid) {
-        const client = make(info.url);
-        if (await reachable(client)) {
-          fs.writeFileSync(path.join(r.dataDir, UP_FILE), JSON.stringify({ serverPid: child.pid, url: info.url } satisfies UpState) + '\n', { mode: 0o600 });
-          return { client, started: true, url: info.url };
-        }
+    const info = readServerFile(r.dataDir);
+    if (info?.url && info.pid === child.pid) {
+      const client = make(info.url);
+      if (await reachable(client)) {
+        fs.writeFileSync(path.join(r.dataDir, UP_FILE), JSON.stringify({ serverPid: child.pid, url: info.url } satisfies UpState) + '\n', { mode: 0o600 });
+        return { client, started: true, url: info.url };
       }
-    } catch {
-      // not written yet
     }
     if (Date.now() > deadline) throw new FormworkError('INTERNAL', `the background server did not answer within 60 s; see ${logFile}`);
     await new Promise((res) => setTimeout(res, 20)); // the server is ready in about half a second: poll finely
@@ -398,7 +392,7 @@ export function register(program: Command, ctx: CliContext): void {
       // Stop the server `up` started, and only that one: its pid (from up.json) must be the
       // pid of the server that answers for this data dir now (server.json). A pid alone may
       // by now be another process's, if that server died without `down`.
-      const serving = serverPid(r.dataDir);
+      const serving = readServerFile(r.dataDir)?.pid;
       const pid = started ? readUpState(r.dataDir).serverPid : state.serverPid !== undefined && state.serverPid === serving ? state.serverPid : undefined;
       if (!started && state.serverPid !== undefined && pid === undefined) {
         note(`the server \`up\` started (pid ${state.serverPid}) is no longer the one serving ${r.dataDir}; the one that is${serving ? ` (pid ${serving})` : ''} was started otherwise and is left running`);
