@@ -187,8 +187,11 @@ async function main() {
     say(`  of which the Node runtime starting twice (CLI, then server; bare \`node\` → \`node\`, median of 11): ${(floor / 1000).toFixed(2)} s (${((floor / m.wall) * 100).toFixed(1)} %); Formwork's own code: ${((own - floor) / 1000).toFixed(2)} s (${(((own - floor) / m.wall) * 100).toFixed(1)} %)`);
     say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
   } finally {
-    await formwork(dataDir, ['down']);
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    // Removing the data dir while hosts still run would delete their state from under their
+    // mounts (and hide the error that got here): only after `down` has removed them.
+    const down = await formwork(dataDir, ['down']);
+    if (down.code === 0) fs.rmSync(dataDir, { recursive: true, force: true });
+    else say(`\`formwork down\` failed; ${dataDir} is left as it is (run \`FORMWORK_DATA_DIR=${dataDir} formwork down\` once fixed):\n${down.out}`);
   }
 }
 
