@@ -313,7 +313,7 @@ describe.each(STORE_ENGINES)('annealer on $name', (engine) => {
         role('array', { kind: 'local', file: 'b.sh' }),
         role('missing', { kind: 'local', file: 'c.sh' }, { outputs: { url: { schema: { type: 'string' } } } }),
       ],
-      files: { 'a.sh': 'echo "not json" > "$FW_OUTPUTS"', 'b.sh': 'echo "[1,2]" > "$FW_OUTPUTS"', 'c.sh': 'echo "{}" > "$FW_OUTPUTS"' },
+      files: { 'a.sh': `echo '{"token": "S3CRET-XYZ",}' > "$FW_OUTPUTS"`, 'b.sh': 'echo "[1,2]" > "$FW_OUTPUTS"', 'c.sh': 'echo "{}" > "$FW_OUTPUTS"' },
       nodes: ['n1'],
       bind: [{ node: 'n1', role: 'notjson' }, { node: 'n1', role: 'array' }, { node: 'n1', role: 'missing' }],
     });
@@ -328,16 +328,22 @@ describe.each(STORE_ENGINES)('annealer on $name', (engine) => {
       msgs[r] = (n.lastError as { message: string }).message;
     }
     expect(msgs.notjson).toMatch(/role notjson on node n1 wrote outputs that are not JSON/);
+    // Outputs may hold secrets: a bad outputs file is not quoted (nor JSON.parse's message, which quotes it).
+    expect(JSON.stringify((await nr('demo:n1:notjson')).lastError)).not.toContain('S3CRET');
     expect(msgs.array).toMatch(/not a JSON object/);
     expect(msgs.missing).toMatch(/role missing on node n1 did not write the output "url"/);
   });
 
   it('fails a template naming an unknown input and an unknown builtin, without retrying', async () => {
     await seed(t.store, {
-      roles: [role('tpl', { kind: 'local', file: 't.sh' }), role('nob', { kind: 'builtin', handler: 'no.such' })],
-      files: { 't.sh': 'echo {{ inputs.nope }}' },
+      roles: [
+        role('tpl', { kind: 'local', file: 't.sh' }),
+        role('nob', { kind: 'builtin', handler: 'no.such' }),
+        role('sec', { kind: 'local', file: 's.sh' }, { inputs: { 'cluster-token': { schema: { type: 'string' }, secret: true, default: 'S3CRET-XYZ' } } }),
+      ],
+      files: { 't.sh': 'echo {{ inputs.nope }}', 's.sh': 'etcd --initial-cluster-token {{ inputs.cluster-token }}' },
       nodes: ['n1'],
-      bind: [{ node: 'n1', role: 'tpl' }, { node: 'n1', role: 'nob' }],
+      bind: [{ node: 'n1', role: 'tpl' }, { node: 'n1', role: 'nob' }, { node: 'n1', role: 'sec' }],
     });
     await start();
     await settled(t.store);
@@ -347,6 +353,10 @@ describe.each(STORE_ENGINES)('annealer on $name', (engine) => {
     const nob = await nr('demo:n1:nob');
     expect(nob).toMatchObject({ state: 'error', attempts: 1, lastError: { code: 'RUN_FAILED' } });
     expect((nob.lastError as { message: string }).message).toMatch(/no builtin handler named "no.such"/);
+    // A secret input in a template would ride on the host's command line: refused, with the way to read it.
+    const sec = await nr('demo:n1:sec');
+    expect(sec).toMatchObject({ state: 'error', attempts: 1, lastError: { code: 'WORKLOAD_INVALID' } });
+    expect((sec.lastError as { message: string }).message).toMatch(/\{\{ inputs\.cluster-token \}\} names a secret input.*\$FW_INPUT_CLUSTER_TOKEN/);
   });
 
   it('gives cluster roles their peers, in node order', async () => {

@@ -16,11 +16,12 @@ export function parseOutputs(text: string | undefined, role: RoleSpec, node: str
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch (e) {
-    throw new FormworkError('OUTPUT_INVALID', `${where(role, node)} wrote outputs that are not JSON: ${(e as Error).message}`, {
+  } catch {
+    // Neither the text nor JSON.parse's message (which quotes it) goes into the error: the
+    // outputs may hold a secret, and errors are shown to every reader of the node-role.
+    throw new FormworkError('OUTPUT_INVALID', `${where(role, node)} wrote outputs that are not JSON (${text.length} characters); the outputs file must hold one JSON object`, {
       role: role.name,
       node,
-      head: text.slice(0, 200),
     });
   }
   return checkObject(value, role, node);
@@ -28,7 +29,7 @@ export function parseOutputs(text: string | undefined, role: RoleSpec, node: str
 
 function checkObject(value: unknown, role: RoleSpec, node: string | undefined): Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new FormworkError('OUTPUT_INVALID', `${where(role, node)} wrote outputs that are not a JSON object (got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)})`, {
+    throw new FormworkError('OUTPUT_INVALID', `${where(role, node)} wrote outputs that are not a JSON object (got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`})`, {
       role: role.name,
       node,
     });

@@ -143,13 +143,16 @@ function signalNumber(sig: string): number | undefined {
   return table[sig];
 }
 
-/** `FW_INPUT_<NAME>` variables: upper case, `-` and other non-word characters → `_`, non-strings as JSON. */
+/** The variable an input travels in: `FW_INPUT_<NAME>`, upper case, `-` and other non-word characters → `_`. */
+export function inputEnvName(input: string): string {
+  return `FW_INPUT_${input.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
+}
+
+/** `FW_INPUT_<NAME>` variables (inputEnvName), non-strings as JSON. */
 export function inputEnv(inputs: Record<string, unknown>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(inputs)) {
-    if (v === undefined) continue;
-    const name = `FW_INPUT_${k.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
-    env[name] = typeof v === 'string' ? v : JSON.stringify(v);
+    if (v !== undefined) env[inputEnvName(k)] = typeof v === 'string' ? v : JSON.stringify(v);
   }
   return env;
 }

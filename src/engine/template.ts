@@ -28,6 +28,11 @@ export function renderTemplate(text: string, context: Record<string, unknown>, f
   });
 }
 
+/** The paths a template's tags name, in order: `{{ json inputs.peers }}` → 'inputs.peers'. */
+export function templatePaths(text: string): string[] {
+  return [...text.matchAll(TAG)].map((m) => m[2]!);
+}
+
 function lookup(context: Record<string, unknown>, path: string, file: string): unknown {
   const parts = path.split('.');
   let cur: unknown = context;

@@ -1,5 +1,6 @@
 import { FormworkError } from '../../core/errors.js';
-import { renderTemplate } from '../template.js';
+import { inputEnvName } from '../process.js';
+import { renderTemplate, templatePaths } from '../template.js';
 import type { RunJob } from '../types.js';
 
 /** "role x on node y": how errors and logs name a run. */
@@ -7,10 +8,18 @@ export function runLabel(job: RunJob): string {
   return `role ${job.role.name}${job.node ? ` on node ${job.node.name}` : ''}`;
 }
 
-/** What templates can name: inputs, node, deployment, role, noderole. */
+/** The role's inputs marked `secret`. */
+function secretInputs(job: RunJob): string[] {
+  return Object.entries(job.role.inputs ?? {})
+    .filter(([, spec]) => spec.secret)
+    .map(([name]) => name);
+}
+
+/** What templates can name: inputs (secret ones left out), node, deployment, role, noderole. */
 export function templateContext(job: RunJob): Record<string, unknown> {
+  const secret = new Set(secretInputs(job));
   return {
-    inputs: job.inputs,
+    inputs: Object.fromEntries(Object.entries(job.inputs).filter(([name]) => !secret.has(name))),
     node: job.node ?? {},
     deployment: job.deployment,
     role: job.role,
@@ -29,7 +38,21 @@ export function renderRoleFile(job: RunJob, file: string): string {
       known: Object.keys(job.files),
     });
   }
-  return renderTemplate(text, templateContext(job), `${job.role.workload}/${file}`);
+  const where = `${job.role.workload}/${file}`;
+  // A rendered file travels in the text of a command (an SSH exec, a shell's argv): on the
+  // host it shows in `ps` and in sudo's log. Secrets go by environment and stdin instead.
+  const secret = new Set(secretInputs(job));
+  for (const tag of templatePaths(text)) {
+    const [root, name] = tag.split('.');
+    if (root === 'inputs' && name !== undefined && secret.has(name)) {
+      throw new FormworkError('WORKLOAD_INVALID', `${where}: {{ ${tag} }} names a secret input, and a rendered file travels on the host's command line (ps, sudo's log); read it from $${inputEnvName(name)} or the inputs JSON on stdin instead`, {
+        role: job.role.name,
+        file,
+        input: name,
+      });
+    }
+  }
+  return renderTemplate(text, templateContext(job), where);
 }
 
 /** FW_NODE, FW_DEPLOYMENT, FW_ROLE, FW_NODEROLE, FW_RUN_ID. */
