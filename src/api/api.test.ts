@@ -383,6 +383,10 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       expect((await call('PUT', '/api/v1/secrets/leak-2', { body: { data: { secret: VALUE } } })).statusCode).toBe(201);
       expect((await call('POST', '/api/v1/apply', { payload: `kind: Secret\nname: leak-3\ndata:\n  privateKey: ${VALUE}\n`, headers: { 'content-type': 'application/yaml' } })).statusCode).toBe(200);
       expect((await call('POST', '/api/v1/secrets', { body: { name: 'leak-4', data: { x: 5, y: VALUE } } })).statusCode).toBe(400);
+      // Broken YAML: the yaml library quotes the offending line in its message, which is answered and logged.
+      const broken = await call('POST', '/api/v1/secrets', { payload: `name: leak-5\ndata: {password: ${VALUE}\n`, headers: { 'content-type': 'application/yaml' } });
+      expect(broken.statusCode).toBe(400);
+      expect(json(broken.body).error.message).toMatch(/^the body is not valid YAML: .* at line 3, column 1$/);
       const got = await call('GET', '/api/v1/secrets/leak-1');
       expect(json(got.body).keys).toEqual(['password', 'token']);
       await call('GET', '/api/v1/secrets');

@@ -60,6 +60,14 @@ declare module 'fastify' {
 
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
 
+/**
+ * What is wrong and where ("… at line 3, column 1"), without the excerpt of the body that
+ * the yaml library appends: the body may hold a secret, and the message is logged.
+ */
+function yamlProblem(message: string): string {
+  return message.split(/:?\n/)[0]!;
+}
+
 // Bodies are validated strictly (no coercion, unknown fields refused, every problem
 // reported); query strings, params and headers are text, so they are coerced. ajv caches
 // what it compiled by schema object (kindSchemas are memoized).
@@ -130,7 +138,7 @@ export function buildApi(services: Services, opts: ApiOptions = {}): FastifyInst
       const docs = YAML.parseAllDocuments(body as string);
       const parsed: unknown[] = [];
       for (const d of Array.isArray(docs) ? docs : [docs]) {
-        if (d.errors.length) throw new FormworkError('MALFORMED_BODY', `the body is not valid YAML: ${d.errors[0].message}`);
+        if (d.errors.length) throw new FormworkError('MALFORMED_BODY', `the body is not valid YAML: ${yamlProblem(d.errors[0].message)}`);
         const value = d.toJS({ maxAliasCount: 100 });
         if (value !== null && value !== undefined) parsed.push(value);
       }
@@ -139,7 +147,7 @@ export function buildApi(services: Services, opts: ApiOptions = {}): FastifyInst
       if (request.routeOptions.url === '/api/v1/apply') return done(null, { documents: parsed });
       throw new FormworkError('MALFORMED_BODY', `the body holds ${parsed.length} YAML documents; this endpoint takes one (use /api/v1/apply for several)`);
     } catch (e) {
-      done(e instanceof FormworkError ? e : new FormworkError('MALFORMED_BODY', `the body is not valid YAML: ${e instanceof Error ? e.message : String(e)}`), undefined);
+      done(e instanceof FormworkError ? e : new FormworkError('MALFORMED_BODY', `the body is not valid YAML: ${yamlProblem(e instanceof Error ? e.message : String(e))}`), undefined);
     }
   });
 
