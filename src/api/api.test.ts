@@ -95,6 +95,13 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       expect(apply.statusCode).toBe(403);
       for (const url of ['/api/v1/secrets', '/api/v1/users', '/api/v1/tokens']) expect((await h.call('GET', url)).statusCode).toBe(200);
       expect((await h.call('POST', '/api/v1/nodes', { token: h.tokens.operator, body: { name: 'op-node' } })).statusCode).toBe(201);
+      // Code that runs on the server's host (a local role) could read the data dir: automation and providers are admin's.
+      const localRole = { kind: 'Role', name: 'op-local', workload: 'op', spec: { implementation: { kind: 'local', file: 'x.sh' } } };
+      for (const doc of [localRole, { kind: 'Workload', name: 'op', files: { 'x.sh': 'cat secret.key' } }, { kind: 'Provider', name: 'op-p', providerKind: 'lab' }]) {
+        const res = await h.call('POST', '/api/v1/apply', { token: h.tokens.operator, body: { documents: [doc] } });
+        expect(res.statusCode, doc.kind).toBe(403);
+        expect(json(res.body).error.message).toMatch(/admin/);
+      }
     });
 
     it('records the principal as the actor of a write', async () => {

@@ -34,7 +34,7 @@ export const ERROR_CODES = {
   UNKNOWN_KIND: { category: 'invalid', retryable: false, description: 'The object kind is not one Formwork knows. `details.known` lists the kinds.' },
   BODY_TOO_LARGE: { category: 'too_large', retryable: false, description: 'The request body exceeds the server limit.' },
   UNAUTHENTICATED: { category: 'unauthenticated', retryable: false, description: 'No bearer token, or the token is unknown, expired or revoked.' },
-  FORBIDDEN: { category: 'forbidden', retryable: false, description: "The token's role may not do this (viewers only read; operators do not manage users, tokens or secrets)." },
+  FORBIDDEN: { category: 'forbidden', retryable: false, description: "The token's role may not do this (viewers only read; operators do not manage users, tokens, secrets, providers, workloads or roles)." },
   NOT_FOUND: { category: 'not_found', retryable: false, description: 'No object of that kind has that id or name.' },
   ALREADY_EXISTS: { category: 'conflict', retryable: false, description: 'An object of that kind already has that name.' },
   VERSION_MISMATCH: { category: 'precondition', retryable: false, description: 'The object changed since you read it (If-Match or `version` is stale). Read it again and reapply.' },

@@ -34,7 +34,11 @@ export interface KindDef {
   plural: string;
   singular: string;
   fields: FieldDef[];
-  /** Which role may write it besides admin. */
+  /**
+   * Which role may write it besides admin. Providers (they name credentials), workloads and
+   * roles (their code runs as root on nodes, and `local`/`ansible` roles on the server's own
+   * host, which holds the data dir) are admin's: operators use them in deployments.
+   */
   writableBy: 'operator' | 'admin' | 'nobody';
   description: string;
 }
@@ -60,7 +64,7 @@ const addressSchema = {
 
 export const KINDS: KindDef[] = [
   {
-    kind: 'Provider', plural: 'providers', singular: 'provider', writableBy: 'operator',
+    kind: 'Provider', plural: 'providers', singular: 'provider', writableBy: 'admin',
     description: 'A configured source of machines: type, settings, credentials (stored as a secret) and a profile of quirks.',
     fields: [
       str('type', { required: true, filterable: true, description: 'aws, gce, openstack, equinix, metal or lab' }),
@@ -93,7 +97,7 @@ export const KINDS: KindDef[] = [
     ],
   },
   {
-    kind: 'Workload', plural: 'workloads', singular: 'workload', writableBy: 'operator',
+    kind: 'Workload', plural: 'workloads', singular: 'workload', writableBy: 'admin',
     description: 'A versioned pack of roles, templates and defaults.',
     fields: [
       str('workloadVersion', { filterable: true }),
@@ -104,7 +108,7 @@ export const KINDS: KindDef[] = [
     ],
   },
   {
-    kind: 'Role', plural: 'roles', singular: 'role', writableBy: 'operator',
+    kind: 'Role', plural: 'roles', singular: 'role', writableBy: 'admin',
     description: 'A unit of automation with explicit requires, provides, inputs, outputs, flags and implementation.',
     fields: [
       str('workload', { filterable: true }),
