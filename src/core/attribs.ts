@@ -19,6 +19,19 @@ export const GENERATED_KEY = '$generated';
 /** An override value `{ "$from": "outputs(etcd-member).client-url" }` is an expression, evaluated at resolve time. */
 export const FROM_KEY = '$from';
 export const REDACTED = '[redacted]';
+/**
+ * A value given for a secret input (in a deployment's attribs or a binding's inputs) is
+ * stored as `{ "$sealed": "v1:…" }`: its JSON, encrypted with the store's key at apply, and
+ * opened only to run (src/engine/inputs.ts).
+ */
+export const SEALED_KEY = '$sealed';
+
+/** Whether `v` is a sealed value (`{ "$sealed": "v1:…" }`). */
+export function isSealed(v: unknown): v is { [SEALED_KEY]: string } {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
+  const keys = Object.keys(v);
+  return keys.length === 1 && keys[0] === SEALED_KEY && typeof (v as Record<string, unknown>)[SEALED_KEY] === 'string';
+}
 
 // ---------------------------------------------------------------------------------------
 // Expressions

@@ -17,11 +17,12 @@ describe('validateRoles', () => {
         testRole('e', { requires: ['f'] }),
         testRole('f', { requires: ['e'] }),
         testRole('g', { inputs: { x: { from: 'bogus' } } }),
+        testRole('h', { outputs: { token: { schema: { type: 'string' }, secret: true } } }),
       ],
       { files: { test: { 'present.sh': '' } } },
     );
     const brief = errors.map((e) => `${e.role}/${e.field}`);
-    expect(brief).toEqual(['a/requires', 'b/conflicts', 'c/inputs.n.schema', 'd/implementation.file', 'g/inputs.x.from', 'e/requires']);
+    expect(brief).toEqual(['a/requires', 'b/conflicts', 'c/inputs.n.schema', 'd/implementation.file', 'g/inputs.x.from', 'h/outputs.token.secret', 'e/requires']);
     expect(errors.every((e) => e.file === 'test/workload.yaml')).toBe(true);
     expect(errors.find((e) => e.role === 'e')!.message).toContain('e → f → e');
   });

@@ -134,6 +134,10 @@ export function validateRoles(roles: RoleSpec[], opts: ValidateRolesOptions = {}
     for (const [kind, specs] of [['inputs', r.inputs], ['outputs', r.outputs]] as const) {
       for (const [name, spec] of Object.entries(specs ?? {})) {
         const field = `${kind}.${name}`;
+        if (kind === 'outputs' && spec.secret) {
+          // Outputs are stored, shown and passed on as they are: a flag that protected nothing would mislead.
+          err(r, `${field}.secret`, 'outputs cannot be secret (they are stored and shown as they are); make the secret an input (`secret: true`, `default: generated`) that both roles read');
+        }
         if (spec.schema !== undefined) {
           const res = compileSchema(spec.schema);
           if ('error' in res) err(r, `${field}.schema`, `invalid JSON Schema: ${res.error}`);

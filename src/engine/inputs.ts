@@ -4,7 +4,7 @@
  * `resolveInputs` (src/core/attribs.ts). Roles and workloads are cached briefly: they
  * change rarely and every run reads them.
  */
-import { clusterPeers, GENERATED_KEY, hashInputs, resolveInputs, type ResolveContext, type ResolveNode } from '../core/attribs.js';
+import { clusterPeers, GENERATED_KEY, hashInputs, isSealed, SEALED_KEY, resolveInputs, type ResolveContext, type ResolveNode } from '../core/attribs.js';
 import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import { roleFromObject, type RoleSpec } from '../core/roles.js';
@@ -65,12 +65,18 @@ export class ContextLoader {
     return value;
   }
 
-  /** Generated values are stored sealed (src/services/deployments.ts); a run needs them open. */
-  private openGenerated(attribs: Record<string, unknown>): Record<string, unknown> {
+  /**
+   * Generated values and values given for secret inputs are stored sealed
+   * (src/services/deployments.ts); a run needs them open.
+   */
+  private openSealed(attribs: Record<string, unknown>): Record<string, unknown> {
+    const open: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(attribs)) open[k] = isSealed(v) ? JSON.parse(this.store.secrets.unseal(v[SEALED_KEY])) : v;
     const g = attribs[GENERATED_KEY];
-    if (!g || typeof g !== 'object') return attribs;
-    const open = Object.fromEntries(Object.entries(g as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'string' && v.startsWith('v1:') ? this.store.secrets.unseal(v) : v]));
-    return { ...attribs, [GENERATED_KEY]: open };
+    if (g && typeof g === 'object') {
+      open[GENERATED_KEY] = Object.fromEntries(Object.entries(g as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'string' && v.startsWith('v1:') ? this.store.secrets.unseal(v) : v]));
+    }
+    return open;
   }
 
   async load(noderole: StoredObject): Promise<NodeRoleContext> {
@@ -125,9 +131,9 @@ export class ContextLoader {
     }
 
     const resolve: ResolveContext = {
-      noderole: { name: noderole.name, attribs: this.openGenerated((noderole.attribs ?? {}) as Record<string, unknown>) },
+      noderole: { name: noderole.name, attribs: this.openSealed((noderole.attribs ?? {}) as Record<string, unknown>) },
       node: node as unknown as ResolveNode | undefined,
-      deployment: { name: deploymentObj.name, attribs: (deploymentObj.attribs ?? {}) as Record<string, unknown> },
+      deployment: { name: deploymentObj.name, attribs: this.openSealed((deploymentObj.attribs ?? {}) as Record<string, unknown>) },
       parents,
       peers,
       workloadDefaults: (workload?.defaults ?? {}) as Record<string, unknown>,

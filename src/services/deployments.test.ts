@@ -8,6 +8,7 @@ import { loadPack, registerPacks } from '../workloads/loader.js';
 import { packageRoot } from '../package.js';
 import { DeploymentService, parseDeploymentDocument, registerDeploymentServices } from './deployments.js';
 import type { Services } from './services.js';
+import { ContextLoader, resolveContext } from '../engine/inputs.js';
 
 const testdata = (p: string) => path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workloads', 'testdata', p);
 
@@ -135,6 +136,31 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
     expect(gen(second, 'demo:demo-4:etcd-member')['cluster-token']).toBe(token);
     expect(gen(second, 'demo:demo-3:haproxy')).toEqual(gen(first, 'demo:demo-3:haproxy'));
     expect(second['demo:demo-3:haproxy'].parents).toHaveLength(5);
+  });
+
+  it('values given for secret inputs are stored sealed, kept across re-applies, and opened only to run', async () => {
+    const VALUE = 'Us3r-Given-S3CRET';
+    const doc = clone(DOC) as typeof DOC & { attribs: Record<string, unknown>; roles: Record<string, { nodes: number[]; inputs?: Record<string, unknown> }> };
+    doc.attribs['cluster-token'] = VALUE; // etcd-member's secret input, for the whole deployment
+    doc.roles.haproxy.inputs = { ...doc.roles.haproxy.inputs, 'stats-password': `${VALUE}-2` }; // haproxy's, on its binding
+    await apply(doc);
+    const stored = JSON.stringify([await t.store.db.selectFrom('deployments').selectAll().execute(), await t.store.db.selectFrom('noderoles').selectAll().execute(), await t.store.db.selectFrom('events').selectAll().execute()]);
+    expect(stored).not.toContain(VALUE);
+    expect(stored).toMatch(/\$sealed[\\"]+:[\\"]+v1:/);
+    // Re-applying the same document is a no-op: the sealed forms are kept, not re-encrypted.
+    expect((await apply(clone(doc))).action).toBe('unchanged');
+
+    const nrs = await noderoles();
+    const loader = new ContextLoader(t.store);
+    const member = resolveContext(await loader.load(nrs['demo:demo-0:etcd-member']));
+    expect(member.inputs['cluster-token']).toBe(VALUE);
+    expect(resolveContext(await loader.load(nrs['demo:demo-3:haproxy'])).inputs['stats-password']).toBe(`${VALUE}-2`);
+    // A changed value is sealed anew, and the input hash follows it.
+    doc.attribs['cluster-token'] = `${VALUE}-changed`;
+    expect((await apply(doc)).action).toBe('updated');
+    const changed = resolveContext(await loader.load((await noderoles())['demo:demo-0:etcd-member']));
+    expect(changed.inputs['cluster-token']).toBe(`${VALUE}-changed`);
+    expect(changed.hash).not.toBe(member.hash);
   });
 
   it('an attrib change updates only the objects that hold it', async () => {

@@ -1,7 +1,7 @@
 import { FormworkError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
-import { GENERATED_KEY, generatedValues, normalizeOverride, randomToken } from '../core/attribs.js';
+import { GENERATED_KEY, generatedValues, isSealed, normalizeOverride, randomToken, SEALED_KEY } from '../core/attribs.js';
 import { planDeployment, type PlanBinding, type PlannedNodeRole } from '../core/planner.js';
 import { cmp, roleFromObject, type RoleSpec } from '../core/roles.js';
 import { sameValue } from '../store/repository.js';
@@ -192,6 +192,34 @@ async function rolesCatalogue(tx: Store): Promise<RoleSpec[]> {
   return (await tx.objects('roles').all()).map(roleFromObject);
 }
 
+/**
+ * Seals, in place, the values the document gives for secret inputs — in its attribs (an
+ * input that any role of the deployment marks secret) and in a binding's inputs (that role's)
+ * — so that neither the store nor the API ever holds them in clear. A value unchanged since
+ * the last apply keeps its sealed form, so re-applying the same document changes nothing.
+ * `from` expressions are not values and stay as they are.
+ */
+function sealSecretValues(tx: Store, doc: DeploymentDocument, current: StoredObject | undefined, planned: PlannedNodeRole[], byName: Map<string, RoleSpec>): void {
+  const secretOf = (role: string | undefined) => new Set(Object.entries(byName.get(role ?? '')?.inputs ?? {}).filter(([, s]) => s.secret).map(([n]) => n));
+  const seal = (value: unknown, before: unknown): unknown => {
+    if (isSealed(value) || normalizeOverride(value) !== value) return value;
+    if (isSealed(before) && sameValue(JSON.parse(tx.secrets.unseal(before[SEALED_KEY])), value)) return before;
+    return { [SEALED_KEY]: tx.secrets.seal(JSON.stringify(value)) };
+  };
+  const anySecret = new Set([...new Set(planned.map((p) => p.role))].flatMap((r) => [...secretOf(r)]));
+  const beforeAttribs = (current?.attribs ?? {}) as Record<string, unknown>;
+  for (const name of Object.keys(doc.attribs)) {
+    if (anySecret.has(name)) doc.attribs[name] = seal(doc.attribs[name], beforeAttribs[name]);
+  }
+  const beforeRoles = ((current?.spec as { roles?: Record<string, { inputs?: Record<string, unknown> }> } | undefined)?.roles ?? {});
+  for (const [role, binding] of Object.entries(doc.spec.roles)) {
+    const secret = secretOf(role);
+    for (const name of Object.keys(binding.inputs ?? {})) {
+      if (secret.has(name)) binding.inputs![name] = seal(binding.inputs![name], beforeRoles[role]?.inputs?.[name]);
+    }
+  }
+}
+
 async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext): Promise<{ action: ApplyResult['action']; object: StoredObject; kick: boolean }> {
   const opts = { actor: ctx.actor };
   let changed = false;
@@ -228,6 +256,7 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   // 2. The deployment.
   const depRepo = tx.objects('deployments');
   let dep = await depRepo.find(doc.name);
+  sealSecretValues(tx, doc, dep, planned, byName);
   const created = !dep;
   const fields = { provider: doc.provider ?? null, spec: doc.spec, attribs: doc.attribs, ...(doc.labels ? { labels: doc.labels } : {}) };
   if (!dep) {
