@@ -47,9 +47,12 @@ describe.each(STORE_ENGINES)('startServer on $name', (engine) => {
 
   it('writes admin.token (0600) that authenticates, keeps it across restarts, and server.json while running; logs its start-up steps', async () => {
     const { dataDir, databaseUrl } = await freshStore();
+    fs.chmodSync(dataDir, 0o755); // an operator's looser data dir: what is in it stays private all the same
     const s1 = await start(dataDir, databaseUrl);
     const tokenFile = path.join(dataDir, ADMIN_TOKEN_FILE);
     expect(fs.statSync(tokenFile).mode & 0o777).toBe(0o600);
+    const privateFiles = ['server.log', ...(databaseUrl ? [] : ['formwork.db', 'formwork.db-wal'])];
+    for (const f of privateFiles) expect(fs.statSync(path.join(dataDir, f)).mode & 0o777, f).toBe(0o600);
     const token = fs.readFileSync(tokenFile, 'utf8').trim();
     const who = await fetch(`${s1.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${token}` } });
     expect(await who.json()).toMatchObject({ user: 'admin', role: 'admin' });

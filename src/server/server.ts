@@ -146,7 +146,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(opts.listen ?? DEFAULT_LISTEN);
   const https = opts.tlsCert || opts.tlsKey ? await readTls(opts.tlsCert, opts.tlsKey) : undefined;
 
-  const destination = pino.destination({ dest: opts.logFile ?? 1, sync: true, mkdir: true });
+  const destination = pino.destination({ dest: opts.logFile ?? 1, sync: true, mkdir: true, mode: 0o600 });
   const logger: Logger = pino({ level: opts.logLevel ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
 
   const address = await holdAddress(host, port).catch((e: unknown) => {

@@ -140,7 +140,7 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
 
   it('values given for secret inputs are stored sealed, kept across re-applies, and opened only to run', async () => {
     const VALUE = 'Us3r-Given-S3CRET';
-    const doc = clone(DOC) as typeof DOC & { attribs: Record<string, unknown>; roles: Record<string, { nodes: number[]; inputs?: Record<string, unknown> }> };
+    const doc = clone(DOC) as Omit<typeof DOC, 'attribs' | 'roles'> & { attribs: Record<string, unknown>; roles: Record<string, { nodes: number[]; inputs?: Record<string, unknown> }> };
     doc.attribs['cluster-token'] = VALUE; // etcd-member's secret input, for the whole deployment
     doc.roles.haproxy.inputs = { ...doc.roles.haproxy.inputs, 'stats-password': `${VALUE}-2` }; // haproxy's, on its binding
     await apply(doc);

@@ -57,6 +57,9 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
     const dataDir = opts.dataDir ?? '.formwork';
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const file = path.join(dataDir, 'formwork.db');
+    // Made private before SQLite opens it (its -wal and -shm files take the same mode): it
+    // holds run logs, node facts and sealed values, whatever the data dir's own mode.
+    fs.closeSync(fs.openSync(file, 'a', 0o600));
     const sqlite = new Database(file);
     sqlite.pragma('journal_mode = WAL');
     // A committed transaction is in the WAL before the call returns: it survives a killed
