@@ -151,6 +151,12 @@ describe('helpers', () => {
     expect(hashInputs({ a: 1, b: { y: 2, x: [1, { q: 1, p: 2 }] } })).toBe(hashInputs({ b: { x: [1, { p: 2, q: 1 }], y: 2 }, a: 1 }));
     expect(hashInputs({ a: 1 })).not.toBe(hashInputs({ a: 2 }));
     expect(hashInputs({ a: 1 })).toMatch(/^sha256:[0-9a-f]{64}$/);
+    // Keyed, a guess cannot be checked without the key.
+    const k1 = Buffer.alloc(32, 1);
+    expect(hashInputs({ s: 'hunter2' }, k1)).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+    expect(hashInputs({ s: 'hunter2' }, k1)).toBe(hashInputs({ s: 'hunter2' }, Buffer.alloc(32, 1)));
+    expect(hashInputs({ s: 'hunter2' }, k1)).not.toBe(hashInputs({ s: 'hunter2' }, Buffer.alloc(32, 2)));
+    expect(hashInputs({ s: 'hunter2' }, k1).slice(-64)).not.toBe(hashInputs({ s: 'hunter2' }).slice(-64));
   });
 
   it('keeps generated values, shares them in a cluster, generates the rest', () => {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { FormworkError } from './errors.js';
 import { compileSchema, stableStringify } from './schema.js';
 import type { AttribSpec, RoleSpec } from './roles.js';
@@ -314,7 +314,10 @@ export function redact(inputs: Record<string, unknown>, role: RoleSpec): Record<
 }
 
 /** A stable hash of resolved inputs ("sha256:<hex>"), independent of key order. */
-export function hashInputs(inputs: Record<string, unknown>): string {
+export function hashInputs(inputs: Record<string, unknown>, key?: Buffer): string {
+  // Keyed where a key is given (the engine gives the store's): the hash is shown beside the
+  // other inputs, and a plain one would let a reader test guesses of a secret input offline.
+  if (key) return 'hmac-sha256:' + createHmac('sha256', key).update(stableStringify(inputs)).digest('hex');
   return 'sha256:' + createHash('sha256').update(stableStringify(inputs)).digest('hex');
 }
 

@@ -17,6 +17,8 @@ export interface NodeRoleContext {
   deployment: StoredObject;
   files: Record<string, string>;
   resolve: ResolveContext;
+  /** Keys the input hash (the store's hash key), so that it says nothing of secret inputs. */
+  hashKey?: Buffer;
 }
 
 export interface Resolved {
@@ -145,6 +147,7 @@ export class ContextLoader {
       deployment: deploymentObj,
       files: (workload?.files ?? {}) as Record<string, string>,
       resolve,
+      hashKey: this.store.secrets.hashKey,
     };
   }
 }
@@ -164,5 +167,5 @@ function nodeOrder(deployment: StoredObject): string[] {
 
 export function resolveContext(ctx: NodeRoleContext): Resolved {
   const { inputs } = resolveInputs(ctx.role, ctx.resolve);
-  return { inputs, hash: hashInputs(inputs) };
+  return { inputs, hash: hashInputs(inputs, ctx.hashKey) };
 }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { ObjectRepository, WriteOptions } from './repository.js';
@@ -65,10 +65,15 @@ export function checkSecretData(data: unknown): SecretData {
 }
 
 export class SecretStore {
+  /** A key of its own, derived from the store's, for hashes that must not be guessable (node-roles' input hashes). */
+  readonly hashKey: Buffer;
+
   constructor(
     private readonly repo: ObjectRepository,
     private readonly key: Buffer,
-  ) {}
+  ) {
+    this.hashKey = createHmac('sha256', key).update('formwork: input hashes').digest();
+  }
 
   async create(input: { name: string; description?: string; labels?: Record<string, string>; data: unknown }, opts: WriteOptions = {}): Promise<StoredObject> {
     const data = checkSecretData(input.data);
