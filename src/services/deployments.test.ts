@@ -149,6 +149,10 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
     expect(stored).toMatch(/\$sealed[\\"]+:[\\"]+v1:/);
     // Re-applying the same document is a no-op: the sealed forms are kept, not re-encrypted.
     expect((await apply(clone(doc))).action).toBe('unchanged');
+    // So is applying what the API shows (the sealed form); one sealed elsewhere is refused.
+    const shown = (await t.store.objects('deployments').get('demo')).attribs as Record<string, unknown>;
+    expect((await apply({ ...clone(doc), attribs: { ...doc.attribs, 'cluster-token': shown['cluster-token'] } })).action).toBe('unchanged');
+    await expect(apply({ ...clone(doc), attribs: { ...doc.attribs, 'cluster-token': { $sealed: 'v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } } })).rejects.toThrow(/sealed by another Formwork store/);
 
     const nrs = await noderoles();
     const loader = new ContextLoader(t.store);

@@ -202,7 +202,16 @@ async function rolesCatalogue(tx: Store): Promise<RoleSpec[]> {
 function sealSecretValues(tx: Store, doc: DeploymentDocument, current: StoredObject | undefined, planned: PlannedNodeRole[], byName: Map<string, RoleSpec>): void {
   const secretOf = (role: string | undefined) => new Set(Object.entries(byName.get(role ?? '')?.inputs ?? {}).filter(([, s]) => s.secret).map(([n]) => n));
   const seal = (value: unknown, before: unknown): unknown => {
-    if (isSealed(value) || normalizeOverride(value) !== value) return value;
+    if (isSealed(value)) {
+      // A sealed form read back from this server (`get -o yaml`, then apply) is kept; one from another store cannot be opened.
+      try {
+        tx.secrets.unseal(value[SEALED_KEY]);
+      } catch {
+        throw new FormworkError('VALIDATION', `deployment "${doc.name}": a "$sealed" value was sealed by another Formwork store and cannot be opened here; give the value itself`, { deployment: doc.name });
+      }
+      return value;
+    }
+    if (normalizeOverride(value) !== value) return value;
     if (isSealed(before) && sameValue(JSON.parse(tx.secrets.unseal(before[SEALED_KEY])), value)) return before;
     return { [SEALED_KEY]: tx.secrets.seal(JSON.stringify(value)) };
   };
