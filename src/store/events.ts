@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
+import { sql } from 'kysely';
 import type { FormworkEvent } from '../core/kinds.js';
+import type { Dialect } from './db.js';
 import type { Executor } from './repository.js';
 
 /**
@@ -31,6 +33,9 @@ export interface EventFilter {
 
 const POLL_MS = 250;
 
+/** The advisory lock that orders event-appending transactions on PostgreSQL (7480001 is the migrations'). */
+const EVENT_APPEND_LOCK = 7480002;
+
 export class EventLog {
   private readonly bus = new EventEmitter();
   private lastSeen = -1;
@@ -40,11 +45,38 @@ export class EventLog {
   private polling = false;
   private pollAgain = false;
 
-  constructor(private readonly db: Executor) {
+  /** Transactions known to hold EVENT_APPEND_LOCK, so it is taken once per transaction. */
+  private readonly locked = new WeakSet<Executor>();
+
+  constructor(
+    private readonly db: Executor,
+    private readonly dialect: Dialect = 'sqlite',
+  ) {
     this.bus.setMaxListeners(0);
   }
 
+  /**
+   * Makes sequence order commit order. Readers advance a `seq >` cursor, but a PostgreSQL
+   * sequence value is taken at insert and seen only at commit: had a transaction holding
+   * seq N committed after one holding N+1, readers would have passed N for good. So each
+   * transaction that appends events holds this lock from before its first write until it
+   * commits. Taken before the first write (not only at the append) so that a transaction
+   * never waits for it while holding row locks another holder needs. SQLite has one writer.
+   */
+  async lockForAppend(db: Executor): Promise<void> {
+    if (this.dialect !== 'postgres' || this.locked.has(db)) return;
+    if (!db.isTransaction) return; // append() opens a transaction for a lone event
+    await sql`select pg_advisory_xact_lock(${sql.lit(EVENT_APPEND_LOCK)})`.execute(db);
+    this.locked.add(db);
+  }
+
   async append(db: Executor, e: NewEvent): Promise<void> {
+    if (this.dialect === 'postgres' && !db.isTransaction) {
+      // The lock only orders what is written inside the transaction that holds it.
+      await db.transaction().execute((trx) => this.append(trx, e));
+      return;
+    }
+    await this.lockForAppend(db);
     await db
       .insertInto('events')
       .values({

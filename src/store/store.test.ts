@@ -189,6 +189,31 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     expect(got.map((e) => e.key)).toEqual(['before', 'from-other', 'local']);
   });
 
+  it('delivers an event whose transaction commits after a later write began (sequence order is commit order)', async () => {
+    const got: FormworkEvent[] = [];
+    const stop = t.store.events.subscribe({ types: ['nodes'] }, (e) => got.push(e));
+    await new Promise((r) => setTimeout(r, 300)); // the subscriber is live
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let inserted!: () => void;
+    const insertedP = new Promise<void>((r) => (inserted = r));
+    const slow = t.store.transaction(async (tx) => {
+      await tx.objects('nodes').create({ name: 'slow' });
+      inserted();
+      await gate;
+    });
+    await insertedP;
+    // A later write (PostgreSQL: on another connection, so it would commit first if it could).
+    const fast = t.store.objects('nodes').create({ name: 'fast' });
+    await new Promise((r) => setTimeout(r, 400));
+    release();
+    await Promise.all([slow, fast]);
+    await waitFor(() => got.length >= 2);
+    stop();
+    expect(got.map((e) => e.key)).toEqual(['slow', 'fast']);
+    expect((await t.store.events.list({ types: ['nodes'] })).map((e) => e.key)).toEqual(['slow', 'fast']);
+  });
+
   it('encrypts secrets at rest and never exposes the value on the object or in events', async () => {
     const value = 'sk-live-' + Math.random().toString(36).slice(2);
     const obj = await t.store.secrets.create({ name: 'aws', data: { accessKeyId: 'AKIA1', secretAccessKey: value } });
