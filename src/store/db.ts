@@ -107,8 +107,10 @@ export function databaseConflict(e: unknown): FormworkError | undefined {
   if (code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
     return new FormworkError('CONFLICT', 'a row this write refers to was deleted by another request at the same time; read again and retry', {});
   }
-  // 40001 serialization failure, 40P01 deadlock: nothing was written; the same write may succeed now.
-  if (code === '40001' || code === '40P01' || code === 'SQLITE_BUSY') {
+  // 40001 serialization failure, 40P01 deadlock, SQLITE_BUSY and its extended codes
+  // (SQLITE_BUSY_SNAPSHOT: a stale read snapshot cannot become a write): nothing was written;
+  // the same write may succeed now.
+  if (code === '40001' || code === '40P01' || code.startsWith('SQLITE_BUSY')) {
     return new FormworkError('CONFLICT', 'the write lost to a concurrent one and was rolled back; retry it', {}, { retryable: true, nextDelayMs: 50 });
   }
   return undefined;

@@ -274,7 +274,11 @@ export class ObjectRepository {
       if (opts.expectedVersion !== undefined && opts.expectedVersion !== current.version) {
         throw versionMismatch(this.kind, current, opts.expectedVersion);
       }
-      await db.deleteFrom(this.table).where('id', '=', current.id).execute();
+      const res = await db.deleteFrom(this.table).where('id', '=', current.id).where('version', '=', current.version).executeTakeFirst();
+      if (Number(res.numDeletedRows) !== 1) {
+        // Changed (or deleted) between our read and our delete: never delete a version nobody read.
+        throw versionMismatch(this.kind, current, current.version);
+      }
       await db.deleteFrom('labels').where('object_id', '=', current.id).execute();
       await events.append(db, { type: this.kind.plural, action: 'deleted', key: current.name, actor: opts.actor, object: current });
       return current;

@@ -106,6 +106,31 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     await expectCode(nodes.delete('n'), 'NOT_FOUND');
   });
 
+  it('refuses a delete whose version changed between its check and its delete, deleting nothing', async () => {
+    const nodes = t.store.objects('nodes');
+    const n = await nodes.create({ name: 'x' });
+    const other = await t.reopen(); // another process
+    // Another writer updates the node right after the delete has read (and checked) version 1.
+    // A raw write: a repository write would wait for the event lock the delete holds on PostgreSQL.
+    const get = nodes.get.bind(nodes);
+    let meddle: (() => Promise<unknown>) | undefined = () => other.db.updateTable('nodes').set({ version: 2, zone: 'theirs' }).where('name', '=', 'x').execute();
+    nodes.get = async (...args: Parameters<typeof nodes.get>) => {
+      const read = await get(...args);
+      const m = meddle;
+      meddle = undefined;
+      if (m) await m();
+      return read;
+    };
+    const e = await t.store.objects('nodes').delete('x', { expectedVersion: n.version }).then(
+      () => undefined,
+      (err: unknown) => err as FormworkError,
+    );
+    // PostgreSQL: the version condition finds no row. SQLite: the other process could not
+    // write while this transaction read, or this one cannot write after it: a retryable conflict.
+    expect(e?.code === 'VERSION_MISMATCH' || (e?.code === 'CONFLICT' && e.retryable)).toBe(true);
+    expect(await other.objects('nodes').get('x')).toMatchObject({ version: 2, zone: 'theirs' });
+  });
+
   it('filters by field and label and paginates in creation order', async () => {
     const nodes = t.store.objects('nodes');
     for (let i = 0; i < 25; i++) {
