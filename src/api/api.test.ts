@@ -286,6 +286,35 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       expect(yaml.statusCode, yaml.body).toBe(201);
     });
 
+    it('a NUL character in the path, the query, a label or a body string is a 400 saying where, with nothing written', async () => {
+      const cases: Array<[string, string, unknown, string]> = [
+        ['GET', '/api/v1/nodes/a%00b', undefined, 'the path has a NUL character (\\u0000) at "params/idOrName"'],
+        ['GET', '/api/v1/nodes?state=a%00b', undefined, 'the query string has a NUL character (\\u0000) at "querystring/state"'],
+        ['GET', '/api/v1/events?format=json&key=a%00b', undefined, 'at "querystring/key"'],
+        ['POST', '/api/v1/nodes', { name: 'nul-1', message: 'a\u0000b' }, 'the request body has a NUL character (\\u0000) at "/message"'],
+        ['POST', '/api/v1/nodes', { name: 'nul-2', labels: { k: 'a\u0000b' } }, 'at "/labels/k"'],
+        ['POST', '/api/v1/apply', { documents: [{ kind: 'Node', name: 'nul-3' }, { kind: 'Node', name: 'nul-4', labels: { ['k\u0000']: 'v' } }] }, 'at "/documents/1/labels/k\\u0000"'],
+      ];
+      for (const [method, url, body, message] of cases) {
+        const res = await h.call(method as 'GET', url, { body });
+        expect(res.statusCode, url).toBe(400);
+        expect(json(res.body).error.code).toBe('VALIDATION');
+        expect(json(res.body).error.message).toContain(message);
+      }
+      for (const n of ['nul-1', 'nul-2', 'nul-3', 'nul-4']) expect(await h.t.store.objects('nodes').find(n)).toBeUndefined();
+    });
+
+    it('a body nested more deeply than the limit is a 400, not a stack overflow', async () => {
+      const depth = 5000;
+      const payload = `{"name":"deep","inventory":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`;
+      const res = await h.call('POST', '/api/v1/nodes', { payload, headers: { 'content-type': 'application/json' } });
+      expect(res.statusCode).toBe(400);
+      expect(json(res.body).error).toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('nested too deeply at "/inventory/a/a') });
+      expect(await h.t.store.objects('nodes').find('deep')).toBeUndefined();
+      const ok = await h.call('POST', '/api/v1/nodes', { body: { name: 'nested-ok', inventory: JSON.parse(`${'{"a":'.repeat(50)}1${'}'.repeat(50)}`) } });
+      expect(ok.statusCode).toBe(201);
+    });
+
     it('an oversize body is 413 BODY_TOO_LARGE', async () => {
       const res = await h.call('POST', '/api/v1/nodes', { body: { name: 'big', message: 'x'.repeat(70 * 1024) } });
       expect(res.statusCode).toBe(413);

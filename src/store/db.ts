@@ -77,7 +77,8 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
 }
 
 /**
- * The database refusing a write as a domain error, or undefined for anything else: a unique
+ * The database refusing a write as a domain error, or undefined for anything else: a value
+ * it cannot store (VALIDATION), a unique
  * key taken by a concurrent writer (ALREADY_EXISTS when it is an object's name, else
  * CONFLICT), a reference to a row that is gone (CONFLICT), or a transaction that lost to
  * another (CONFLICT, retryable). The repositories check names and versions first; this is
@@ -106,6 +107,11 @@ export function databaseConflict(e: unknown): FormworkError | undefined {
   }
   if (code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
     return new FormworkError('CONFLICT', 'a row this write refers to was deleted by another request at the same time; read again and retry', {});
+  }
+  // 22021: PostgreSQL text cannot hold a NUL character (SQLite can). The API refuses NUL
+  // before it gets here; this keeps any other way in from becoming a 500.
+  if (code === '22021') {
+    return new FormworkError('VALIDATION', 'a value holds a character the database cannot store (a NUL, \\u0000): remove it', {});
   }
   // 40001 serialization failure, 40P01 deadlock, SQLITE_BUSY and its extended codes
   // (SQLITE_BUSY_SNAPSHOT: a stale read snapshot cannot become a write): nothing was written;

@@ -84,7 +84,7 @@ export class ObjectRepository {
       const v = fields[f.name];
       const col = columnName(f.name);
       if (v === undefined || v === null) row[col] = null;
-      else if (f.type === 'json') row[col] = JSON.stringify(v);
+      else if (f.type === 'json') row[col] = jsonText(this.kind, f.name, v);
       else if (f.type === 'boolean') row[col] = v ? 1 : 0;
       else row[col] = v;
     }
@@ -324,6 +324,16 @@ function checkLabels(labels: unknown): Record<string, string> {
     }
   }
   return labels as Record<string, string>;
+}
+
+/** A json field as text; a value nested so deeply that serializing it overflows the stack is refused. */
+function jsonText(kind: KindDef, field: string, v: unknown): string {
+  try {
+    return JSON.stringify(v);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new FormworkError('VALIDATION', `${kind.singular} field "${field}" is nested too deeply to store; flatten it`, { field });
+  }
 }
 
 function parseJson(v: unknown, fallback: unknown): unknown {

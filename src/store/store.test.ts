@@ -131,6 +131,17 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     expect(await other.objects('nodes').get('x')).toMatchObject({ version: 2, zone: 'theirs' });
   });
 
+  it('refuses a value the database cannot store (NUL on PostgreSQL, a json field nested too deeply) as VALIDATION, not a database error', async () => {
+    const nodes = t.store.objects('nodes');
+    if (engine.name === 'postgres') await expectCode(nodes.create({ name: 'nul', message: 'a\u0000b' }), 'VALIDATION');
+    else expect((await nodes.create({ name: 'nul', message: 'a\u0000b' })).message).toBe('a\u0000b');
+    let deep: unknown = 1;
+    for (let i = 0; i < 200_000; i++) deep = { a: deep };
+    const e = await expectCode(nodes.create({ name: 'deep', inventory: deep }), 'VALIDATION');
+    expect(e.message).toBe('node field "inventory" is nested too deeply to store; flatten it');
+    expect(await nodes.find('deep')).toBeUndefined();
+  });
+
   it('filters by field and label and paginates in creation order', async () => {
     const nodes = t.store.objects('nodes');
     for (let i = 0; i < 25; i++) {
