@@ -103,8 +103,13 @@ export class EventLog {
     return Number(row?.m ?? 0);
   }
 
-  /** Calls `onEvent` for each matching event after `filter.after` (or from now), in order. Returns an unsubscribe. */
-  subscribe(filter: EventFilter, onEvent: (e: FormworkEvent) => void): () => void {
+  /**
+   * Calls `onEvent` for each matching event after `filter.after` (or from now), in order.
+   * Returns an unsubscribe. If the replay of missed events fails, the subscription ends
+   * (nothing more is delivered or queued) and `onError` is called: the caller resumes
+   * from the last event it got.
+   */
+  subscribe(filter: EventFilter, onEvent: (e: FormworkEvent) => void, onError?: (e: unknown) => void): () => void {
     let cursor = filter.after;
     const deliver = (e: FormworkEvent) => {
       if (cursor !== undefined && e.seq <= cursor) return;
@@ -130,11 +135,18 @@ export class EventLog {
       }
       live = true;
       queued.forEach(deliver);
-    })().catch(() => undefined);
-    return () => {
+      queued.length = 0;
+    })().catch((e: unknown) => {
+      // Never live: without this the queue would grow for as long as the caller waits.
+      unsubscribe();
+      queued.length = 0;
+      onError?.(e);
+    });
+    const unsubscribe = () => {
       this.bus.off('event', onBus);
       if (this.bus.listenerCount('event') === 0) this.stopPolling();
     };
+    return unsubscribe;
   }
 
   /** Asks the poller to look now (called after a local commit). */

@@ -250,6 +250,21 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     expect((await t.store.events.list({ types: ['nodes'] })).map((e) => e.key)).toEqual(['slow', 'fast']);
   });
 
+  it('ends a subscription whose replay fails, telling the subscriber, and queues nothing after', async () => {
+    const events = t.store.events;
+    const list = events.list.bind(events);
+    events.list = () => Promise.reject(new Error('database unavailable'));
+    const got: FormworkEvent[] = [];
+    let failed: unknown;
+    events.subscribe({ types: ['nodes'], after: 0 }, (e) => got.push(e), (e) => (failed = e));
+    await waitFor(() => failed !== undefined);
+    events.list = list;
+    expect((failed as Error).message).toBe('database unavailable');
+    await t.store.objects('nodes').create({ name: 'later' });
+    await new Promise((r) => setTimeout(r, 600)); // two polls
+    expect(got).toEqual([]);
+  });
+
   it('encrypts secrets at rest and never exposes the value on the object or in events', async () => {
     const value = 'sk-live-' + Math.random().toString(36).slice(2);
     const obj = await t.store.secrets.create({ name: 'aws', data: { accessKeyId: 'AKIA1', secretAccessKey: value } });
