@@ -126,22 +126,19 @@ const MIGRATION_TABLE = 'formwork_migrations';
 
 /** Applies pending migrations in one transaction each; refuses a schema newer than this code. */
 export async function migrate({ db, dialect }: Database): Promise<void> {
-  await db.schema
-    .createTable(MIGRATION_TABLE)
-    .ifNotExists()
-    .addColumn('name', 'text', (c) => c.primaryKey())
-    .addColumn('applied_at', 'text', (c) => c.notNull())
-    .execute();
-
-  if (dialect === 'postgres') {
-    // Several processes may start at once against one database: one migrates, the others wait.
-    await db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(7480001)`.execute(trx);
-      await applyPending(trx, dialect);
-    });
-  } else {
-    await db.transaction().execute((trx) => applyPending(trx, dialect));
-  }
+  await db.transaction().execute(async (trx) => {
+    // Several processes may start at once against one database: one migrates, the others
+    // wait. The lock comes before everything, the migrations table included: two
+    // concurrent CREATE TABLE IF NOT EXISTS collide on PostgreSQL (a duplicate key).
+    if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(7480001)`.execute(trx);
+    await trx.schema
+      .createTable(MIGRATION_TABLE)
+      .ifNotExists()
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('applied_at', 'text', (c) => c.notNull())
+      .execute();
+    await applyPending(trx, dialect);
+  });
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

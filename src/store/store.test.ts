@@ -1,6 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FormworkError } from '../core/errors.js';
-import { STORE_ENGINES, type TestStore } from './testing/engines.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { STORE_ENGINES, createTestDatabase, type TestStore } from './testing/engines.js';
 import { MIGRATIONS } from './db.js';
 import { Store } from './store.js';
 import type { FormworkEvent } from './events.js';
@@ -319,6 +324,48 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     await t.store.objects('nodes').create({ name: 'n' });
     const again: Store = await t.reopen();
     expect((await again.objects('nodes').get('n')).name).toBe('n');
+  });
+});
+
+// Only PostgreSQL: several servers share a database only there (a SQLite data dir has one
+// server), and SQLite connections in one process would block each other in busy waits.
+describe.each(STORE_ENGINES.filter((e) => e.name === 'postgres'))('opening a fresh database on $name', () => {
+  it('several processes opening it at once all succeed; one migrates', async () => {
+    const dirs = Array.from({ length: 12 }, () => fs.mkdtempSync(path.join(os.tmpdir(), 'formwork-test-')));
+    const pg = await createTestDatabase();
+    try {
+      const results = await Promise.allSettled(dirs.map((d) => Store.open({ dataDir: d, databaseUrl: pg.url, secretKey: randomBytes(32) })));
+      const opened = results.filter((r): r is PromiseFulfilledResult<Store> => r.status === 'fulfilled').map((r) => r.value);
+      const names = opened.length ? (await opened[0].db.selectFrom('formwork_migrations').select('name').execute()).map((r) => r.name) : [];
+      await Promise.all(opened.map((s) => s.close()));
+      expect(results.map((r) => (r.status === 'fulfilled' ? 'ok' : String((r.reason as Error).message)))).toEqual(dirs.map(() => 'ok'));
+      expect(names).toEqual(MIGRATIONS.map((m) => m.name));
+    } finally {
+      await pg.drop();
+      for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('waits for the migration lock before it writes anything, the migrations table included', async () => {
+    const db = await createTestDatabase();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'formwork-test-'));
+    const other = new pg.Client({ connectionString: db.url }); // another process, migrating
+    await other.connect();
+    try {
+      await other.query('begin');
+      await other.query('select pg_advisory_xact_lock(7480001)');
+      const opening = Store.open({ dataDir: dir, databaseUrl: db.url, secretKey: randomBytes(32) });
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await other.query(`select to_regclass('formwork_migrations') as t`)).rows[0].t).toBeNull();
+      await other.query('commit');
+      const store = await opening;
+      expect(await store.db.selectFrom('formwork_migrations').select('name').execute()).toHaveLength(MIGRATIONS.length);
+      await store.close();
+    } finally {
+      await other.end();
+      await db.drop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
