@@ -109,6 +109,11 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       expect(json((await h.call('GET', '/api/v1/users/ci-bot')).body).role).toBe('operator');
       expect((await h.call('POST', '/api/v1/tokens', { body: { user: 'ci-bot', role: 'admin' } })).statusCode).toBe(409);
       expect((await h.call('POST', '/api/v1/tokens', { body: { user: 'nobody-here' } })).statusCode).toBe(404);
+      const forever = await h.call('POST', '/api/v1/tokens', { body: { user: 'ci-bot', expiresInSeconds: 1e15 } });
+      expect(forever.statusCode).toBe(400);
+      expect(json(forever.body).error.details.errors).toEqual([{ path: '/expiresInSeconds', message: 'must be <= 315360000' }]);
+      await expect(h.t.store.auth.createToken('ci-bot', { expiresInSeconds: 1e15 })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('at most 315360000 (10 years)') });
+      expect((await h.call('POST', '/api/v1/tokens', { body: { user: 'ci-bot', expiresInSeconds: 315360000 } })).statusCode).toBe(201);
       const list = json((await h.call('GET', '/api/v1/tokens')).body).items as Record<string, unknown>[];
       expect(list.some((t) => t.user === 'ci-bot')).toBe(true);
       expect(JSON.stringify(list)).not.toContain(json(res.body).token);

@@ -35,6 +35,9 @@ export interface Principal {
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
+/** The longest lifetime a token may be given: 10 years (a later expiry is not a representable date for long). */
+export const MAX_TOKEN_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
+
 /** How stale a token's `lastUsedAt` may get: it is written at most this often, not on every request. */
 export const LAST_USED_RESOLUTION_MS = 60_000;
 
@@ -50,6 +53,12 @@ export class AuthStore {
   }
 
   async createToken(userName: string, opts: { description?: string; expiresInSeconds?: number; actor?: string } = {}): Promise<{ token: string; info: TokenInfo }> {
+    const life = opts.expiresInSeconds;
+    if (life !== undefined && !(life > 0 && life <= MAX_TOKEN_LIFETIME_SECONDS)) {
+      throw new FormworkError('VALIDATION', `expiresInSeconds must be more than 0 and at most ${MAX_TOKEN_LIFETIME_SECONDS} (10 years); got ${life}. Leave it out for a token that does not expire.`, {
+        field: 'expiresInSeconds',
+      });
+    }
     const user = await this.users.get(userName);
     const id = newId('tk');
     const token = `fwt_${id.slice(3)}_${randomBytes(24).toString('base64url')}`;

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
 import type { Services } from '../../services/services.js';
-import { USER_ROLES, type UserRole } from '../../store/auth.js';
+import { MAX_TOKEN_LIFETIME_SECONDS, USER_ROLES, type UserRole } from '../../store/auth.js';
 import { actorOf } from '../auth.js';
 import { ErrorResponse } from '../errors.js';
 
@@ -54,7 +54,9 @@ export async function tokenRoutes(app: FastifyInstance, services: Services): Pro
           user: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9._:@-]{0,252}$' }),
           role: Type.Optional(Type.Unsafe<UserRole>({ type: 'string', enum: [...USER_ROLES] })),
           description: Type.Optional(Type.String({ maxLength: 500 })),
-          expiresInSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+          expiresInSeconds: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: MAX_TOKEN_LIFETIME_SECONDS, description: `Lifetime in seconds, at most ${MAX_TOKEN_LIFETIME_SECONDS} (10 years); absent: no expiry` }),
+          ),
         },
         { additionalProperties: false },
       ),
