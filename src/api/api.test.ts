@@ -166,7 +166,7 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       expect((await h.call('DELETE', `/api/v1/${plural}/${name}-2`)).statusCode).toBe(200);
     });
 
-    it('runs are read-only; node-roles can be read, changed and deleted but not created', async () => {
+    it('runs are read-only; node-roles can be read and changed but neither created nor deleted on their own', async () => {
       expect((await h.call('GET', '/api/v1/runs')).statusCode).toBe(200);
       const post = await h.call('POST', '/api/v1/runs', { body: { name: 'r', noderole: 'x' } });
       expect(post.statusCode).toBe(404);
@@ -177,6 +177,14 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       const ro = await h.call('PATCH', '/api/v1/noderoles/nr-1', { body: { state: 'active' } });
       expect(ro.statusCode).toBe(400);
       expect(json(ro.body).error.details.errors[0]).toEqual({ path: '/state', message: 'field "state" is read-only: Formwork sets it' });
+      // Deleting one would leave its links and its children's parents pointing at it.
+      const child = await h.t.store.objects('noderoles').create({ name: 'nr-2', deployment: 'd', role: 'r2', state: 'blocked', parents: [(await h.t.store.objects('noderoles').get('nr-1')).id] });
+      const del = await h.call('DELETE', '/api/v1/noderoles/nr-1', { token: h.tokens.operator });
+      expect(del.statusCode).toBe(409);
+      expect(json(del.body).error).toMatchObject({ code: 'CONFLICT', details: { deployment: 'd' }, message: expect.stringContaining('remove the role binding from the Deployment and apply it') });
+      expect(await h.t.store.objects('noderoles').find('nr-1')).toBeDefined();
+      expect((await h.t.store.objects('noderoles').get(child.id)).parents).toHaveLength(1);
+      expect((await h.call('DELETE', '/api/v1/noderoles/missing')).statusCode).toBe(404);
     });
 
     it('PATCH merges, null clears, and a rename is refused', async () => {
