@@ -114,6 +114,16 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       expect(json(forever.body).error.details.errors).toEqual([{ path: '/expiresInSeconds', message: 'must be <= 315360000' }]);
       await expect(h.t.store.auth.createToken('ci-bot', { expiresInSeconds: 1e15 })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('at most 315360000 (10 years)') });
       expect((await h.call('POST', '/api/v1/tokens', { body: { user: 'ci-bot', expiresInSeconds: 315360000 } })).statusCode).toBe(201);
+      // The user made for a token is not left behind when the token cannot be written.
+      const events = h.t.store.events;
+      const append = events.append.bind(events);
+      events.append = (db, e) => (e.type === 'tokens' ? Promise.reject(new Error('event log unavailable')) : append(db, e));
+      try {
+        expect((await h.call('POST', '/api/v1/tokens', { body: { user: 'ci-half', role: 'viewer' } })).statusCode).toBe(500);
+      } finally {
+        events.append = append;
+      }
+      expect(await h.t.store.objects('users').find('ci-half')).toBeUndefined();
       const list = json((await h.call('GET', '/api/v1/tokens')).body).items as Record<string, unknown>[];
       expect(list.some((t) => t.user === 'ci-bot')).toBe(true);
       expect(JSON.stringify(list)).not.toContain(json(res.body).token);

@@ -4,6 +4,7 @@ import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { Executor, ObjectRepository } from './repository.js';
 import type { EventLog } from './events.js';
+import { databaseConflict } from './db.js';
 
 /**
  * Users and their bearer tokens. A token is shown once, when created; the store keeps
@@ -70,14 +71,13 @@ export class AuthStore {
       ...(opts.description ? { description: opts.description } : {}),
       ...(opts.expiresInSeconds ? { expiresAt: new Date(now.getTime() + opts.expiresInSeconds * 1000).toISOString() } : {}),
     };
-    await this.db.transaction().execute(async (trx) => {
+    await this.atomically(async (trx) => {
       await trx
         .insertInto('tokens')
         .values({ id, user_id: user.id, hash: hash(token), description: info.description ?? null, created_at: info.createdAt, expires_at: info.expiresAt ?? null })
         .execute();
       await this.events.append(trx, { type: 'tokens', action: 'created', key: id, actor: opts.actor, object: info });
     });
-    this.events.nudge();
     return { token, info };
   }
 
@@ -125,13 +125,23 @@ export class AuthStore {
 
   async revokeToken(id: string, actor?: string): Promise<void> {
     const now = new Date().toISOString();
-    const res = await this.db.updateTable('tokens').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0) {
-      const exists = await this.db.selectFrom('tokens').select('id').where('id', '=', id).executeTakeFirst();
-      if (!exists) throw new FormworkError('NOT_FOUND', `token "${id}" does not exist`, { kind: 'tokens', key: id });
-      return; // already revoked: revoking is idempotent
-    }
-    await this.events.append(this.db, { type: 'tokens', action: 'deleted', key: id, actor });
+    await this.atomically(async (trx) => {
+      const res = await trx.updateTable('tokens').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 0) {
+        const exists = await trx.selectFrom('tokens').select('id').where('id', '=', id).executeTakeFirst();
+        if (!exists) throw new FormworkError('NOT_FOUND', `token "${id}" does not exist`, { kind: 'tokens', key: id });
+        return; // already revoked: revoking is idempotent
+      }
+      await this.events.append(trx, { type: 'tokens', action: 'deleted', key: id, actor });
+    });
+  }
+
+  /** Runs fn in the current transaction (an AuthStore of `store.transaction`'s tx) or in a new one. */
+  private async atomically(fn: (trx: Executor) => Promise<void>): Promise<void> {
+    if (this.db.isTransaction) return fn(this.db);
+    await this.db.transaction().execute(fn).catch((e: unknown) => {
+      throw databaseConflict(e) ?? e;
+    });
     this.events.nudge();
   }
 }

@@ -309,6 +309,32 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     await expectCode(t.store.auth.authenticate(undefined), 'UNAUTHENTICATED');
   });
 
+  it('revokes a token and records the event together, and issues tokens inside a transaction', async () => {
+    await t.store.auth.ensureUser('admin', 'admin');
+    const { token, info } = await t.store.auth.createToken('admin');
+    const events = t.store.events;
+    const append = events.append.bind(events);
+    events.append = () => Promise.reject(new Error('event log unavailable'));
+    await expect(t.store.auth.revokeToken(info.id)).rejects.toThrow('event log unavailable');
+    events.append = append;
+    expect((await t.store.auth.authenticate(token)).tokenId).toBe(info.id); // not revoked
+    // A token and the user it is for commit together, or neither does.
+    const made = await t.store.transaction(async (tx) => {
+      await tx.auth.ensureUser('ci', 'viewer');
+      return tx.auth.createToken('ci');
+    });
+    expect((await t.store.auth.authenticate(made.token)).user).toBe('ci');
+    await expect(
+      t.store.transaction(async (tx) => {
+        await tx.auth.ensureUser('ci-2', 'viewer');
+        await tx.auth.createToken('ci-2');
+        throw new Error('later step failed');
+      }),
+    ).rejects.toThrow('later step failed');
+    expect(await t.store.objects('users').find('ci-2')).toBeUndefined();
+    expect((await t.store.auth.listTokens()).map((x) => x.user)).not.toContain('ci-2');
+  });
+
   it('refuses, untouched, a database migrated by a newer Formwork', async () => {
     await t.store.db.insertInto('formwork_migrations').values({ name: '9999_future', applied_at: new Date().toISOString() }).execute();
     await t.store.objects('nodes').create({ name: 'keep' });

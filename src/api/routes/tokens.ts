@@ -65,17 +65,20 @@ export async function tokenRoutes(app: FastifyInstance, services: Services): Pro
   }, async (request: FastifyRequest<{ Body: { user: string; role?: UserRole; description?: string; expiresInSeconds?: number } }>, reply) => {
     const { user, role, description, expiresInSeconds } = request.body;
     const actor = actorOf(request);
-    if (role) {
-      const existing = await services.store.objects('users').find(user);
-      if (!existing) await auth().ensureUser(user, role, actor);
-      else if (existing.role !== role) {
-        throw new FormworkError('CONFLICT', `user "${user}" already exists with the ${String(existing.role)} role, not ${role}; change the user's role with PATCH /api/v1/users/${user}`, {
-          user,
-          role: existing.role,
-        });
+    // One transaction: a user made for a token that then fails is not left behind.
+    const created = await services.store.transaction(async (tx) => {
+      if (role) {
+        const existing = await tx.objects('users').find(user);
+        if (!existing) await tx.auth.ensureUser(user, role, actor);
+        else if (existing.role !== role) {
+          throw new FormworkError('CONFLICT', `user "${user}" already exists with the ${String(existing.role)} role, not ${role}; change the user's role with PATCH /api/v1/users/${user}`, {
+            user,
+            role: existing.role,
+          });
+        }
       }
-    }
-    const created = await auth().createToken(user, { description, expiresInSeconds, actor });
+      return tx.auth.createToken(user, { description, expiresInSeconds, actor });
+    });
     return reply.code(201).send(created);
   });
 
