@@ -116,6 +116,21 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       expect(json((await h.call('GET', '/api/v1/users/ci-bot')).body).role).toBe('operator');
       expect((await h.call('POST', '/api/v1/tokens', { body: { user: 'ci-bot', role: 'admin' } })).statusCode).toBe(409);
       expect((await h.call('POST', '/api/v1/tokens', { body: { user: 'nobody-here' } })).statusCode).toBe(404);
+      const forever = await h.call('POST', '/api/v1/tokens', { body: { user: 'ci-bot', expiresInSeconds: 1e15 } });
+      expect(forever.statusCode).toBe(400);
+      expect(json(forever.body).error.details.errors).toEqual([{ path: '/expiresInSeconds', message: 'must be <= 315360000' }]);
+      await expect(h.t.store.auth.createToken('ci-bot', { expiresInSeconds: 1e15 })).rejects.toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('at most 315360000 (10 years)') });
+      expect((await h.call('POST', '/api/v1/tokens', { body: { user: 'ci-bot', expiresInSeconds: 315360000 } })).statusCode).toBe(201);
+      // The user made for a token is not left behind when the token cannot be written.
+      const events = h.t.store.events;
+      const append = events.append.bind(events);
+      events.append = (db, e) => (e.type === 'tokens' ? Promise.reject(new Error('event log unavailable')) : append(db, e));
+      try {
+        expect((await h.call('POST', '/api/v1/tokens', { body: { user: 'ci-half', role: 'viewer' } })).statusCode).toBe(500);
+      } finally {
+        events.append = append;
+      }
+      expect(await h.t.store.objects('users').find('ci-half')).toBeUndefined();
       const list = json((await h.call('GET', '/api/v1/tokens')).body).items as Record<string, unknown>[];
       expect(list.some((t) => t.user === 'ci-bot')).toBe(true);
       expect(JSON.stringify(list)).not.toContain(json(res.body).token);
@@ -168,7 +183,7 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       expect((await h.call('DELETE', `/api/v1/${plural}/${name}-2`)).statusCode).toBe(200);
     });
 
-    it('runs are read-only; node-roles can be read, changed and deleted but not created', async () => {
+    it('runs are read-only; node-roles can be read and changed but neither created nor deleted on their own', async () => {
       expect((await h.call('GET', '/api/v1/runs')).statusCode).toBe(200);
       const post = await h.call('POST', '/api/v1/runs', { body: { name: 'r', noderole: 'x' } });
       expect(post.statusCode).toBe(404);
@@ -179,6 +194,14 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       const ro = await h.call('PATCH', '/api/v1/noderoles/nr-1', { body: { state: 'active' } });
       expect(ro.statusCode).toBe(400);
       expect(json(ro.body).error.details.errors[0]).toEqual({ path: '/state', message: 'field "state" is read-only: Formwork sets it' });
+      // Deleting one would leave its links and its children's parents pointing at it.
+      const child = await h.t.store.objects('noderoles').create({ name: 'nr-2', deployment: 'd', role: 'r2', state: 'blocked', parents: [(await h.t.store.objects('noderoles').get('nr-1')).id] });
+      const del = await h.call('DELETE', '/api/v1/noderoles/nr-1', { token: h.tokens.operator });
+      expect(del.statusCode).toBe(409);
+      expect(json(del.body).error).toMatchObject({ code: 'CONFLICT', details: { deployment: 'd' }, message: expect.stringContaining('remove the role binding from the Deployment and apply it') });
+      expect(await h.t.store.objects('noderoles').find('nr-1')).toBeDefined();
+      expect((await h.t.store.objects('noderoles').get(child.id)).parents).toHaveLength(1);
+      expect((await h.call('DELETE', '/api/v1/noderoles/missing')).statusCode).toBe(404);
     });
 
     it('PATCH merges, null clears, and a rename is refused', async () => {
@@ -291,6 +314,35 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       }
       const yaml = await h.call('POST', '/api/v1/nodes', { payload: 'kind: Node\nname: yaml-1\nlabels: {a: b}\n', headers: { 'content-type': 'application/yaml' } });
       expect(yaml.statusCode, yaml.body).toBe(201);
+    });
+
+    it('a NUL character in the path, the query, a label or a body string is a 400 saying where, with nothing written', async () => {
+      const cases: Array<[string, string, unknown, string]> = [
+        ['GET', '/api/v1/nodes/a%00b', undefined, 'the path has a NUL character (\\u0000) at "params/idOrName"'],
+        ['GET', '/api/v1/nodes?state=a%00b', undefined, 'the query string has a NUL character (\\u0000) at "querystring/state"'],
+        ['GET', '/api/v1/events?format=json&key=a%00b', undefined, 'at "querystring/key"'],
+        ['POST', '/api/v1/nodes', { name: 'nul-1', message: 'a\u0000b' }, 'the request body has a NUL character (\\u0000) at "/message"'],
+        ['POST', '/api/v1/nodes', { name: 'nul-2', labels: { k: 'a\u0000b' } }, 'at "/labels/k"'],
+        ['POST', '/api/v1/apply', { documents: [{ kind: 'Node', name: 'nul-3' }, { kind: 'Node', name: 'nul-4', labels: { ['k\u0000']: 'v' } }] }, 'at "/documents/1/labels/k\\u0000"'],
+      ];
+      for (const [method, url, body, message] of cases) {
+        const res = await h.call(method as 'GET', url, { body });
+        expect(res.statusCode, url).toBe(400);
+        expect(json(res.body).error.code).toBe('VALIDATION');
+        expect(json(res.body).error.message).toContain(message);
+      }
+      for (const n of ['nul-1', 'nul-2', 'nul-3', 'nul-4']) expect(await h.t.store.objects('nodes').find(n)).toBeUndefined();
+    });
+
+    it('a body nested more deeply than the limit is a 400, not a stack overflow', async () => {
+      const depth = 5000;
+      const payload = `{"name":"deep","inventory":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`;
+      const res = await h.call('POST', '/api/v1/nodes', { payload, headers: { 'content-type': 'application/json' } });
+      expect(res.statusCode).toBe(400);
+      expect(json(res.body).error).toMatchObject({ code: 'VALIDATION', message: expect.stringContaining('nested too deeply at "/inventory/a/a') });
+      expect(await h.t.store.objects('nodes').find('deep')).toBeUndefined();
+      const ok = await h.call('POST', '/api/v1/nodes', { body: { name: 'nested-ok', inventory: JSON.parse(`${'{"a":'.repeat(50)}1${'}'.repeat(50)}`) } });
+      expect(ok.statusCode).toBe(201);
     });
 
     it('an oversize body is 413 BODY_TOO_LARGE', async () => {

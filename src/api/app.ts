@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
@@ -101,6 +101,56 @@ function lazyValidator(httpPart: string | undefined, schema: object): LazyValida
   return validate;
 }
 
+/** How deeply a request body may nest objects and arrays. */
+export const MAX_INPUT_DEPTH = 100;
+
+/**
+ * The first NUL character in a request's input (a string or a key), or the first value
+ * nested deeper than MAX_INPUT_DEPTH, as a path. NUL is refused on both engines alike
+ * because PostgreSQL text cannot hold it (SQLite can); a deeper body would overflow the
+ * stack where it is serialized. Walks with its own stack, so a deep body cannot overflow it.
+ */
+export function inputProblem(value: unknown): { path: string; problem: 'nul' | 'depth' } | undefined {
+  const stack: Array<[unknown, string, number]> = [[value, '', 0]];
+  while (stack.length) {
+    const [v, path, depth] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return { path, problem: 'nul' };
+      continue;
+    }
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= MAX_INPUT_DEPTH) return { path, problem: 'depth' };
+    for (const [k, child] of Object.entries(v)) {
+      const at = `${path}/${k}`;
+      if (k.includes('\u0000')) return { path: at, problem: 'nul' };
+      stack.push([child, at, depth + 1]);
+    }
+  }
+  return undefined;
+}
+
+function refuseBadInput(request: FastifyRequest): void {
+  const parts = [
+    ['params', request.params, 'the path'],
+    ['querystring', request.query, 'the query string'],
+    ['body', request.body, 'the request body'],
+  ] as const;
+  for (const [part, value, where] of parts) {
+    const p = inputProblem(value);
+    if (!p) continue;
+    const path = part === 'body' ? p.path || '/' : `${part}${p.path}`;
+    const shown = JSON.stringify(path);
+    if (p.problem === 'nul') {
+      throw new FormworkError('VALIDATION', `${where} has a NUL character (\\u0000) at ${shown}: remove it; Formwork does not store NUL characters`, {
+        errors: [{ path, message: 'must not contain a NUL character' }],
+      });
+    }
+    throw new FormworkError('VALIDATION', `${where} is nested too deeply at ${shown}: objects and arrays may nest at most ${MAX_INPUT_DEPTH} levels`, {
+      errors: [{ path, message: `must not nest more than ${MAX_INPUT_DEPTH} levels` }],
+    });
+  }
+}
+
 export function buildApi(services: Services, opts: ApiOptions = {}): FastifyInstance {
   const serverOpts = {
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -157,6 +207,8 @@ export function buildApi(services: Services, opts: ApiOptions = {}): FastifyInst
 
   installErrorHandling(app);
   installAuth(app, services);
+  // Before schema validation, for every route: ajv would recurse as deep as the body does.
+  app.addHook('preValidation', async (request) => refuseBadInput(request));
 
   void app.register(swagger, {
     openapi: {

@@ -30,6 +30,16 @@ describe('docs/errors.md', () => {
     }
   });
 
+  it('registers every code the engine records on runs and node-roles', () => {
+    const engineDir = path.join(here, '../engine');
+    const recorded = new Set<string>();
+    for (const f of fs.readdirSync(engineDir).filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts'))) {
+      for (const m of fs.readFileSync(path.join(engineDir, f), 'utf8').matchAll(/\bcode: '([A-Z_]+)'/g)) recorded.add(m[1]);
+    }
+    expect([...recorded].sort()).toEqual(expect.arrayContaining(['LEASE_EXPIRED', 'LEASE_LOST', 'WORKER_STOPPED']));
+    expect([...recorded].filter((c) => !(c in ERROR_CODES))).toEqual([]);
+  });
+
   it('lists no code the registry does not have', () => {
     const extra = [...docRows().keys()].filter((c) => !(c in ERROR_CODES));
     expect(extra).toEqual([]);

@@ -100,6 +100,31 @@ describe.each(STORE_ENGINES)('SSE events on $name (real socket)', (engine) => {
     await resumed.cancel();
   });
 
+  it('refuses a cursor beyond the largest sequence number (400, not a database error)', async () => {
+    const huge = '100000000000000000000';
+    const header = await fetch(`${base}/api/v1/events?type=nodes`, { headers: { authorization: `Bearer ${h.tokens.admin}`, 'last-event-id': huge } });
+    expect(header.status).toBe(400);
+    expect(await header.json()).toMatchObject({ error: { code: 'VALIDATION', message: expect.stringContaining('Last-Event-ID must be an event sequence number') } });
+    for (const after of [huge, '1000000000000000000000', String(Number.MAX_SAFE_INTEGER + 2)]) {
+      const res = await h.call('GET', `/api/v1/events?format=json&after=${after}`);
+      expect(res.statusCode, after).toBe(400);
+      expect(JSON.parse(res.body).error.code).toBe('VALIDATION');
+    }
+    expect((await h.call('GET', `/api/v1/events?format=json&after=${Number.MAX_SAFE_INTEGER}`)).statusCode).toBe(200);
+  });
+
+  it('ends the stream when the replay of missed events fails, so the client reconnects', async () => {
+    const events = h.t.store.events;
+    const list = events.list.bind(events);
+    events.list = () => Promise.reject(new Error('database unavailable'));
+    try {
+      const r = await open('?type=nodes&after=0');
+      await expect(r.next(3000)).rejects.toThrow('stream ended');
+    } finally {
+      events.list = list;
+    }
+  });
+
   it('filters by key, starts from now without a cursor, and refuses no token', async () => {
     const live = await open('?key=sse-k2');
     await h.call('POST', '/api/v1/nodes', { body: { name: 'sse-k1' } });

@@ -43,6 +43,36 @@ export interface KindDef {
   description: string;
 }
 
+/**
+ * A deployment's stored `spec` (DeploymentSpec in services/deployments.ts): what the
+ * Deployment applier writes, and all the engine and the tree read, so the generic routes
+ * may write nothing else.
+ */
+const deploymentSpecSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    nodes: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        properties: { name: { type: 'string' }, size: { type: 'string' }, image: { type: 'string' } },
+      },
+    },
+    roles: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['nodes'],
+        properties: { nodes: { type: 'array', items: { type: 'string' } }, inputs: { type: 'object' } },
+      },
+    },
+  },
+};
+
 const str = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, type: 'string', ...extra });
 const json = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, type: 'json', ...extra });
 const int = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, type: 'integer', ...extra });
@@ -122,7 +152,7 @@ export const KINDS: KindDef[] = [
     fields: [
       str('state', { filterable: true, readOnly: true }),
       str('provider', { filterable: true }),
-      json('spec', { schema: { type: 'object' } }),
+      json('spec', { schema: deploymentSpecSchema, description: '{nodes: [{name, size?, image?}], roles: {role: {nodes: [node names], inputs?}}}; the Deployment document (apply) writes it' }),
       json('attribs', { schema: { type: 'object' } }),
       str('message', { readOnly: true }),
     ],

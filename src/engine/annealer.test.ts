@@ -7,6 +7,7 @@ import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
 import { Annealer, type AnnealerOptions } from './annealer.js';
 import { registerBuiltin } from './executors/index.js';
 import { FormworkError } from '../core/errors.js';
+import { withTxRetry } from './graph.js';
 import { chain, role, seed, settled, states, waitFor } from './testing/fixtures.js';
 import { markerScript, overlapsPerNode, peakConcurrency, readIntervals } from './testing/markers.js';
 
@@ -37,6 +38,25 @@ describe.each(STORE_ENGINES)('annealer on $name', (engine) => {
   };
   const nr = (name: string): Promise<StoredObject> => t.store.objects('noderoles').get(name);
   const runsOf = async (name: string): Promise<StoredObject[]> => t.store.objects('runs').all({ filters: { noderole: name } });
+
+  it('withTxRetry runs a transaction again when it lost to a concurrent one (deadlock, serialization failure, busy)', async () => {
+    for (const code of ['40P01', '40001', 'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT']) {
+      let calls = 0;
+      const result = await withTxRetry(t.store, async () => {
+        if (++calls === 1) throw Object.assign(new Error('deadlock detected'), { code });
+        return 'ok';
+      });
+      expect({ code, calls, result }).toEqual({ code, calls: 2, result: 'ok' });
+    }
+    // A real clash is not retried.
+    let calls = 0;
+    const clash = withTxRetry(t.store, async () => {
+      calls++;
+      throw new FormworkError('CONFLICT', 'in use');
+    });
+    await expect(clash).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(calls).toBe(1);
+  });
 
   it('runs a chain: todo → running → active, blocked → todo, outputs, input hash, run record, events', async () => {
     await seed(t.store, {

@@ -25,7 +25,7 @@ import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { redact } from '../core/attribs.js';
-import { FormworkError, toFormworkError } from '../core/errors.js';
+import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { RoleSpec } from '../core/roles.js';
@@ -464,7 +464,7 @@ export class Annealer implements EngineHandle {
     return {
       state: 'abandoned',
       error: {
-        code: 'LEASE_LOST',
+        code: 'LEASE_LOST' satisfies ErrorCode,
         message: `the lease of ${cur.name} passed to ${cur.leaseOwner ?? 'no worker'} (state ${cur.state}) before this run ended; its result was discarded`,
       },
     };
@@ -549,7 +549,7 @@ export class Annealer implements EngineHandle {
       if (nodeUpdate && ctx?.node) await tx.objects('nodes').update(ctx.node.id, nodeUpdate, { actor });
       if (this.stopping && entry.ac.signal.aborted) {
         // This worker is stopping: give the node-role back, without counting the attempt.
-        await tx.objects('runs').update(runId, { ...runFields, state: 'abandoned', error: { code: 'WORKER_STOPPED', message: `worker ${this.workerId} stopped during the run` } }, { actor });
+        await tx.objects('runs').update(runId, { ...runFields, state: 'abandoned', error: { code: 'WORKER_STOPPED' satisfies ErrorCode, message: `worker ${this.workerId} stopped during the run` } }, { actor });
         await tx.objects('noderoles').update(
           cur.id,
           { state: 'todo', leaseOwner: null, leaseExpiresAt: null, attempts: Math.max(0, Number(cur.attempts ?? 1) - 1) },
@@ -647,7 +647,7 @@ export class Annealer implements EngineHandle {
             state: 'todo',
             leaseOwner: null,
             leaseExpiresAt: null,
-            lastError: { code: 'LEASE_EXPIRED', message: `the lease of worker ${owner} expired (the worker stopped or lost the database); the node-role was queued again` },
+            lastError: { code: 'LEASE_EXPIRED' satisfies ErrorCode, message: `the lease of worker ${owner} expired (the worker stopped or lost the database); the node-role was queued again` },
           },
           { actor: this.workerId, expectedVersion: cur.version },
         );
@@ -655,7 +655,7 @@ export class Annealer implements EngineHandle {
         for (const run of runs) {
           await tx.objects('runs').update(
             run.id,
-            { state: 'abandoned', endedAt: now, error: { code: 'LEASE_EXPIRED', message: `worker ${owner} stopped heartbeating during the run` } },
+            { state: 'abandoned', endedAt: now, error: { code: 'LEASE_EXPIRED' satisfies ErrorCode, message: `worker ${owner} stopped heartbeating during the run` } },
             { actor: this.workerId },
           );
         }

@@ -82,7 +82,9 @@ export async function reevaluate(store: Store, nr: StoredObject, actor: string):
 
 /** True for failures where running the same transaction again can succeed (a concurrent writer won). */
 export function isContention(e: unknown): boolean {
-  if (e instanceof FormworkError) return e.code === 'VERSION_MISMATCH';
+  // Store.transaction turns a deadlock, serialization failure or busy database into a
+  // retryable CONFLICT; a CONFLICT that is not retryable (a real clash) is not contention.
+  if (e instanceof FormworkError) return e.code === 'VERSION_MISMATCH' || (e.code === 'CONFLICT' && e.retryable);
   const err = e as { code?: string; message?: string } | undefined;
   // PostgreSQL deadlock / serialization failure; SQLite busy.
   return err?.code === '40P01' || err?.code === '40001' || /SQLITE_BUSY|database is locked/i.test(String(err?.code ?? '') + String(err?.message ?? ''));

@@ -4,6 +4,7 @@ import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { Executor, ObjectRepository } from './repository.js';
 import type { EventLog } from './events.js';
+import { databaseConflict } from './db.js';
 
 /**
  * Users and their bearer tokens. A token is shown once, when created; the store keeps
@@ -35,6 +36,9 @@ export interface Principal {
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
+/** The longest lifetime a token may be given: 10 years (a later expiry is not a representable date for long). */
+export const MAX_TOKEN_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
+
 /** How stale a token's `lastUsedAt` may get: it is written at most this often, not on every request. */
 export const LAST_USED_RESOLUTION_MS = 60_000;
 
@@ -50,6 +54,12 @@ export class AuthStore {
   }
 
   async createToken(userName: string, opts: { description?: string; expiresInSeconds?: number; actor?: string } = {}): Promise<{ token: string; info: TokenInfo }> {
+    const life = opts.expiresInSeconds;
+    if (life !== undefined && !(life > 0 && life <= MAX_TOKEN_LIFETIME_SECONDS)) {
+      throw new FormworkError('VALIDATION', `expiresInSeconds must be more than 0 and at most ${MAX_TOKEN_LIFETIME_SECONDS} (10 years); got ${life}. Leave it out for a token that does not expire.`, {
+        field: 'expiresInSeconds',
+      });
+    }
     const user = await this.users.get(userName);
     const id = newId('tk');
     const token = `fwt_${id.slice(3)}_${randomBytes(24).toString('base64url')}`;
@@ -61,14 +71,13 @@ export class AuthStore {
       ...(opts.description ? { description: opts.description } : {}),
       ...(opts.expiresInSeconds ? { expiresAt: new Date(now.getTime() + opts.expiresInSeconds * 1000).toISOString() } : {}),
     };
-    await this.db.transaction().execute(async (trx) => {
+    await this.atomically(async (trx) => {
       await trx
         .insertInto('tokens')
         .values({ id, user_id: user.id, hash: hash(token), description: info.description ?? null, created_at: info.createdAt, expires_at: info.expiresAt ?? null })
         .execute();
       await this.events.append(trx, { type: 'tokens', action: 'created', key: id, actor: opts.actor, object: info });
     });
-    this.events.nudge();
     return { token, info };
   }
 
@@ -116,13 +125,23 @@ export class AuthStore {
 
   async revokeToken(id: string, actor?: string): Promise<void> {
     const now = new Date().toISOString();
-    const res = await this.db.updateTable('tokens').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0) {
-      const exists = await this.db.selectFrom('tokens').select('id').where('id', '=', id).executeTakeFirst();
-      if (!exists) throw new FormworkError('NOT_FOUND', `token "${id}" does not exist`, { kind: 'tokens', key: id });
-      return; // already revoked: revoking is idempotent
-    }
-    await this.events.append(this.db, { type: 'tokens', action: 'deleted', key: id, actor });
+    await this.atomically(async (trx) => {
+      const res = await trx.updateTable('tokens').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 0) {
+        const exists = await trx.selectFrom('tokens').select('id').where('id', '=', id).executeTakeFirst();
+        if (!exists) throw new FormworkError('NOT_FOUND', `token "${id}" does not exist`, { kind: 'tokens', key: id });
+        return; // already revoked: revoking is idempotent
+      }
+      await this.events.append(trx, { type: 'tokens', action: 'deleted', key: id, actor });
+    });
+  }
+
+  /** Runs fn in the current transaction (an AuthStore of `store.transaction`'s tx) or in a new one. */
+  private async atomically(fn: (trx: Executor) => Promise<void>): Promise<void> {
+    if (this.db.isTransaction) return fn(this.db);
+    await this.db.transaction().execute(fn).catch((e: unknown) => {
+      throw databaseConflict(e) ?? e;
+    });
     this.events.nudge();
   }
 }

@@ -80,7 +80,8 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
 }
 
 /**
- * The database refusing a write as a domain error, or undefined for anything else: a unique
+ * The database refusing a write as a domain error, or undefined for anything else: a value
+ * it cannot store (VALIDATION), a unique
  * key taken by a concurrent writer (ALREADY_EXISTS when it is an object's name, else
  * CONFLICT), a reference to a row that is gone (CONFLICT), or a transaction that lost to
  * another (CONFLICT, retryable). The repositories check names and versions first; this is
@@ -110,8 +111,15 @@ export function databaseConflict(e: unknown): FormworkError | undefined {
   if (code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
     return new FormworkError('CONFLICT', 'a row this write refers to was deleted by another request at the same time; read again and retry', {});
   }
-  // 40001 serialization failure, 40P01 deadlock: nothing was written; the same write may succeed now.
-  if (code === '40001' || code === '40P01' || code === 'SQLITE_BUSY') {
+  // 22021: PostgreSQL text cannot hold a NUL character (SQLite can). The API refuses NUL
+  // before it gets here; this keeps any other way in from becoming a 500.
+  if (code === '22021') {
+    return new FormworkError('VALIDATION', 'a value holds a character the database cannot store (a NUL, \\u0000): remove it', {});
+  }
+  // 40001 serialization failure, 40P01 deadlock, SQLITE_BUSY and its extended codes
+  // (SQLITE_BUSY_SNAPSHOT: a stale read snapshot cannot become a write): nothing was written;
+  // the same write may succeed now.
+  if (code === '40001' || code === '40P01' || code.startsWith('SQLITE_BUSY')) {
     return new FormworkError('CONFLICT', 'the write lost to a concurrent one and was rolled back; retry it', {}, { retryable: true, nextDelayMs: 50 });
   }
   return undefined;
@@ -121,22 +129,19 @@ const MIGRATION_TABLE = 'formwork_migrations';
 
 /** Applies pending migrations in one transaction each; refuses a schema newer than this code. */
 export async function migrate({ db, dialect }: Database): Promise<void> {
-  await db.schema
-    .createTable(MIGRATION_TABLE)
-    .ifNotExists()
-    .addColumn('name', 'text', (c) => c.primaryKey())
-    .addColumn('applied_at', 'text', (c) => c.notNull())
-    .execute();
-
-  if (dialect === 'postgres') {
-    // Several processes may start at once against one database: one migrates, the others wait.
-    await db.transaction().execute(async (trx) => {
-      await sql`select pg_advisory_xact_lock(7480001)`.execute(trx);
-      await applyPending(trx, dialect);
-    });
-  } else {
-    await db.transaction().execute((trx) => applyPending(trx, dialect));
-  }
+  await db.transaction().execute(async (trx) => {
+    // Several processes may start at once against one database: one migrates, the others
+    // wait. The lock comes before everything, the migrations table included: two
+    // concurrent CREATE TABLE IF NOT EXISTS collide on PostgreSQL (a duplicate key).
+    if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(7480001)`.execute(trx);
+    await trx.schema
+      .createTable(MIGRATION_TABLE)
+      .ifNotExists()
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('applied_at', 'text', (c) => c.notNull())
+      .execute();
+    await applyPending(trx, dialect);
+  });
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
+import { sql } from 'kysely';
 import type { FormworkEvent } from '../core/kinds.js';
+import type { Dialect } from './db.js';
 import type { Executor } from './repository.js';
 
 /**
@@ -31,6 +33,9 @@ export interface EventFilter {
 
 const POLL_MS = 250;
 
+/** The advisory lock that orders event-appending transactions on PostgreSQL (7480001 is the migrations'). */
+const EVENT_APPEND_LOCK = 7480002;
+
 export class EventLog {
   private readonly bus = new EventEmitter();
   private lastSeen = -1;
@@ -40,11 +45,38 @@ export class EventLog {
   private polling = false;
   private pollAgain = false;
 
-  constructor(private readonly db: Executor) {
+  /** Transactions known to hold EVENT_APPEND_LOCK, so it is taken once per transaction. */
+  private readonly locked = new WeakSet<Executor>();
+
+  constructor(
+    private readonly db: Executor,
+    private readonly dialect: Dialect = 'sqlite',
+  ) {
     this.bus.setMaxListeners(0);
   }
 
+  /**
+   * Makes sequence order commit order. Readers advance a `seq >` cursor, but a PostgreSQL
+   * sequence value is taken at insert and seen only at commit: had a transaction holding
+   * seq N committed after one holding N+1, readers would have passed N for good. So each
+   * transaction that appends events holds this lock from before its first write until it
+   * commits. Taken before the first write (not only at the append) so that a transaction
+   * never waits for it while holding row locks another holder needs. SQLite has one writer.
+   */
+  async lockForAppend(db: Executor): Promise<void> {
+    if (this.dialect !== 'postgres' || this.locked.has(db)) return;
+    if (!db.isTransaction) return; // append() opens a transaction for a lone event
+    await sql`select pg_advisory_xact_lock(${sql.lit(EVENT_APPEND_LOCK)})`.execute(db);
+    this.locked.add(db);
+  }
+
   async append(db: Executor, e: NewEvent): Promise<void> {
+    if (this.dialect === 'postgres' && !db.isTransaction) {
+      // The lock only orders what is written inside the transaction that holds it.
+      await db.transaction().execute((trx) => this.append(trx, e));
+      return;
+    }
+    await this.lockForAppend(db);
     await db
       .insertInto('events')
       .values({
@@ -71,8 +103,13 @@ export class EventLog {
     return Number(row?.m ?? 0);
   }
 
-  /** Calls `onEvent` for each matching event after `filter.after` (or from now), in order. Returns an unsubscribe. */
-  subscribe(filter: EventFilter, onEvent: (e: FormworkEvent) => void): () => void {
+  /**
+   * Calls `onEvent` for each matching event after `filter.after` (or from now), in order.
+   * Returns an unsubscribe. If the replay of missed events fails, the subscription ends
+   * (nothing more is delivered or queued) and `onError` is called: the caller resumes
+   * from the last event it got.
+   */
+  subscribe(filter: EventFilter, onEvent: (e: FormworkEvent) => void, onError?: (e: unknown) => void): () => void {
     let cursor = filter.after;
     const deliver = (e: FormworkEvent) => {
       if (cursor !== undefined && e.seq <= cursor) return;
@@ -98,11 +135,18 @@ export class EventLog {
       }
       live = true;
       queued.forEach(deliver);
-    })().catch(() => undefined);
-    return () => {
+      queued.length = 0;
+    })().catch((e: unknown) => {
+      // Never live: without this the queue would grow for as long as the caller waits.
+      unsubscribe();
+      queued.length = 0;
+      onError?.(e);
+    });
+    const unsubscribe = () => {
       this.bus.off('event', onBus);
       if (this.bus.listenerCount('event') === 0) this.stopPolling();
     };
+    return unsubscribe;
   }
 
   /** Asks the poller to look now (called after a local commit). */

@@ -84,7 +84,7 @@ export class ObjectRepository {
       const v = fields[f.name];
       const col = columnName(f.name);
       if (v === undefined || v === null) row[col] = null;
-      else if (f.type === 'json') row[col] = JSON.stringify(v);
+      else if (f.type === 'json') row[col] = jsonText(this.kind, f.name, v);
       else if (f.type === 'boolean') row[col] = v ? 1 : 0;
       else row[col] = v;
     }
@@ -188,6 +188,7 @@ export class ObjectRepository {
     }
     const labels = checkLabels(input.labels);
     return this.inTransaction(async (db, events) => {
+      await events.lockForAppend(db);
       if (await this.find(name, db)) {
         throw new FormworkError('ALREADY_EXISTS', `${this.kind.singular} "${name}" already exists`, { kind: this.kind.plural, key: name });
       }
@@ -217,6 +218,7 @@ export class ObjectRepository {
   async update(idOrName: string, patch: Record<string, unknown>, opts: WriteOptions = {}, extraColumns: Record<string, unknown> = {}): Promise<StoredObject> {
     this.checkFields(patch);
     return this.inTransaction(async (db, events) => {
+      await events.lockForAppend(db);
       const current = await this.get(idOrName, db);
       if (opts.expectedVersion !== undefined && opts.expectedVersion !== current.version) {
         throw versionMismatch(this.kind, current, opts.expectedVersion);
@@ -267,11 +269,16 @@ export class ObjectRepository {
 
   async delete(idOrName: string, opts: WriteOptions = {}): Promise<StoredObject> {
     return this.inTransaction(async (db, events) => {
+      await events.lockForAppend(db);
       const current = await this.get(idOrName, db);
       if (opts.expectedVersion !== undefined && opts.expectedVersion !== current.version) {
         throw versionMismatch(this.kind, current, opts.expectedVersion);
       }
-      await db.deleteFrom(this.table).where('id', '=', current.id).execute();
+      const res = await db.deleteFrom(this.table).where('id', '=', current.id).where('version', '=', current.version).executeTakeFirst();
+      if (Number(res.numDeletedRows) !== 1) {
+        // Changed (or deleted) between our read and our delete: never delete a version nobody read.
+        throw versionMismatch(this.kind, current, current.version);
+      }
       await db.deleteFrom('labels').where('object_id', '=', current.id).execute();
       await events.append(db, { type: this.kind.plural, action: 'deleted', key: current.name, actor: opts.actor, object: current });
       return current;
@@ -317,6 +324,16 @@ function checkLabels(labels: unknown): Record<string, string> {
     }
   }
   return labels as Record<string, string>;
+}
+
+/** A json field as text; a value nested so deeply that serializing it overflows the stack is refused. */
+function jsonText(kind: KindDef, field: string, v: unknown): string {
+  try {
+    return JSON.stringify(v);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new FormworkError('VALIDATION', `${kind.singular} field "${field}" is nested too deeply to store; flatten it`, { field });
+  }
 }
 
 function parseJson(v: unknown, fallback: unknown): unknown {

@@ -1,6 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FormworkError } from '../core/errors.js';
-import { STORE_ENGINES, type TestStore } from './testing/engines.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { STORE_ENGINES, createTestDatabase, type TestStore } from './testing/engines.js';
 import { MIGRATIONS } from './db.js';
 import { Store } from './store.js';
 import type { FormworkEvent } from './events.js';
@@ -106,6 +111,42 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     await expectCode(nodes.delete('n'), 'NOT_FOUND');
   });
 
+  it('refuses a delete whose version changed between its check and its delete, deleting nothing', async () => {
+    const nodes = t.store.objects('nodes');
+    const n = await nodes.create({ name: 'x' });
+    const other = await t.reopen(); // another process
+    // Another writer updates the node right after the delete has read (and checked) version 1.
+    // A raw write: a repository write would wait for the event lock the delete holds on PostgreSQL.
+    const get = nodes.get.bind(nodes);
+    let meddle: (() => Promise<unknown>) | undefined = () => other.db.updateTable('nodes').set({ version: 2, zone: 'theirs' }).where('name', '=', 'x').execute();
+    nodes.get = async (...args: Parameters<typeof nodes.get>) => {
+      const read = await get(...args);
+      const m = meddle;
+      meddle = undefined;
+      if (m) await m();
+      return read;
+    };
+    const e = await t.store.objects('nodes').delete('x', { expectedVersion: n.version }).then(
+      () => undefined,
+      (err: unknown) => err as FormworkError,
+    );
+    // PostgreSQL: the version condition finds no row. SQLite: the other process could not
+    // write while this transaction read, or this one cannot write after it: a retryable conflict.
+    expect(e?.code === 'VERSION_MISMATCH' || (e?.code === 'CONFLICT' && e.retryable)).toBe(true);
+    expect(await other.objects('nodes').get('x')).toMatchObject({ version: 2, zone: 'theirs' });
+  });
+
+  it('refuses a value the database cannot store (NUL on PostgreSQL, a json field nested too deeply) as VALIDATION, not a database error', async () => {
+    const nodes = t.store.objects('nodes');
+    if (engine.name === 'postgres') await expectCode(nodes.create({ name: 'nul', message: 'a\u0000b' }), 'VALIDATION');
+    else expect((await nodes.create({ name: 'nul', message: 'a\u0000b' })).message).toBe('a\u0000b');
+    let deep: unknown = 1;
+    for (let i = 0; i < 200_000; i++) deep = { a: deep };
+    const e = await expectCode(nodes.create({ name: 'deep', inventory: deep }), 'VALIDATION');
+    expect(e.message).toBe('node field "inventory" is nested too deeply to store; flatten it');
+    expect(await nodes.find('deep')).toBeUndefined();
+  });
+
   it('filters by field and label and paginates in creation order', async () => {
     const nodes = t.store.objects('nodes');
     for (let i = 0; i < 25; i++) {
@@ -189,6 +230,46 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     expect(got.map((e) => e.key)).toEqual(['before', 'from-other', 'local']);
   });
 
+  it('delivers an event whose transaction commits after a later write began (sequence order is commit order)', async () => {
+    const got: FormworkEvent[] = [];
+    const stop = t.store.events.subscribe({ types: ['nodes'] }, (e) => got.push(e));
+    await new Promise((r) => setTimeout(r, 300)); // the subscriber is live
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let inserted!: () => void;
+    const insertedP = new Promise<void>((r) => (inserted = r));
+    const slow = t.store.transaction(async (tx) => {
+      await tx.objects('nodes').create({ name: 'slow' });
+      inserted();
+      await gate;
+    });
+    await insertedP;
+    // A later write (PostgreSQL: on another connection, so it would commit first if it could).
+    const fast = t.store.objects('nodes').create({ name: 'fast' });
+    await new Promise((r) => setTimeout(r, 400));
+    release();
+    await Promise.all([slow, fast]);
+    await waitFor(() => got.length >= 2);
+    stop();
+    expect(got.map((e) => e.key)).toEqual(['slow', 'fast']);
+    expect((await t.store.events.list({ types: ['nodes'] })).map((e) => e.key)).toEqual(['slow', 'fast']);
+  });
+
+  it('ends a subscription whose replay fails, telling the subscriber, and queues nothing after', async () => {
+    const events = t.store.events;
+    const list = events.list.bind(events);
+    events.list = () => Promise.reject(new Error('database unavailable'));
+    const got: FormworkEvent[] = [];
+    let failed: unknown;
+    events.subscribe({ types: ['nodes'], after: 0 }, (e) => got.push(e), (e) => (failed = e));
+    await waitFor(() => failed !== undefined);
+    events.list = list;
+    expect((failed as Error).message).toBe('database unavailable');
+    await t.store.objects('nodes').create({ name: 'later' });
+    await new Promise((r) => setTimeout(r, 600)); // two polls
+    expect(got).toEqual([]);
+  });
+
   it('encrypts secrets at rest and never exposes the value on the object or in events', async () => {
     const value = 'sk-live-' + Math.random().toString(36).slice(2);
     const obj = await t.store.secrets.create({ name: 'aws', data: { accessKeyId: 'AKIA1', secretAccessKey: value } });
@@ -228,6 +309,32 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     await expectCode(t.store.auth.authenticate(undefined), 'UNAUTHENTICATED');
   });
 
+  it('revokes a token and records the event together, and issues tokens inside a transaction', async () => {
+    await t.store.auth.ensureUser('admin', 'admin');
+    const { token, info } = await t.store.auth.createToken('admin');
+    const events = t.store.events;
+    const append = events.append.bind(events);
+    events.append = () => Promise.reject(new Error('event log unavailable'));
+    await expect(t.store.auth.revokeToken(info.id)).rejects.toThrow('event log unavailable');
+    events.append = append;
+    expect((await t.store.auth.authenticate(token)).tokenId).toBe(info.id); // not revoked
+    // A token and the user it is for commit together, or neither does.
+    const made = await t.store.transaction(async (tx) => {
+      await tx.auth.ensureUser('ci', 'viewer');
+      return tx.auth.createToken('ci');
+    });
+    expect((await t.store.auth.authenticate(made.token)).user).toBe('ci');
+    await expect(
+      t.store.transaction(async (tx) => {
+        await tx.auth.ensureUser('ci-2', 'viewer');
+        await tx.auth.createToken('ci-2');
+        throw new Error('later step failed');
+      }),
+    ).rejects.toThrow('later step failed');
+    expect(await t.store.objects('users').find('ci-2')).toBeUndefined();
+    expect((await t.store.auth.listTokens()).map((x) => x.user)).not.toContain('ci-2');
+  });
+
   it('refuses, untouched, a database migrated by a newer Formwork', async () => {
     await t.store.db.insertInto('formwork_migrations').values({ name: '9999_future', applied_at: new Date().toISOString() }).execute();
     await t.store.objects('nodes').create({ name: 'keep' });
@@ -243,6 +350,48 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     await t.store.objects('nodes').create({ name: 'n' });
     const again: Store = await t.reopen();
     expect((await again.objects('nodes').get('n')).name).toBe('n');
+  });
+});
+
+// Only PostgreSQL: several servers share a database only there (a SQLite data dir has one
+// server), and SQLite connections in one process would block each other in busy waits.
+describe.each(STORE_ENGINES.filter((e) => e.name === 'postgres'))('opening a fresh database on $name', () => {
+  it('several processes opening it at once all succeed; one migrates', async () => {
+    const dirs = Array.from({ length: 12 }, () => fs.mkdtempSync(path.join(os.tmpdir(), 'formwork-test-')));
+    const pg = await createTestDatabase();
+    try {
+      const results = await Promise.allSettled(dirs.map((d) => Store.open({ dataDir: d, databaseUrl: pg.url, secretKey: randomBytes(32) })));
+      const opened = results.filter((r): r is PromiseFulfilledResult<Store> => r.status === 'fulfilled').map((r) => r.value);
+      const names = opened.length ? (await opened[0].db.selectFrom('formwork_migrations').select('name').execute()).map((r) => r.name) : [];
+      await Promise.all(opened.map((s) => s.close()));
+      expect(results.map((r) => (r.status === 'fulfilled' ? 'ok' : String((r.reason as Error).message)))).toEqual(dirs.map(() => 'ok'));
+      expect(names).toEqual(MIGRATIONS.map((m) => m.name));
+    } finally {
+      await pg.drop();
+      for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('waits for the migration lock before it writes anything, the migrations table included', async () => {
+    const db = await createTestDatabase();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'formwork-test-'));
+    const other = new pg.Client({ connectionString: db.url }); // another process, migrating
+    await other.connect();
+    try {
+      await other.query('begin');
+      await other.query('select pg_advisory_xact_lock(7480001)');
+      const opening = Store.open({ dataDir: dir, databaseUrl: db.url, secretKey: randomBytes(32) });
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await other.query(`select to_regclass('formwork_migrations') as t`)).rows[0].t).toBeNull();
+      await other.query('commit');
+      const store = await opening;
+      expect(await store.db.selectFrom('formwork_migrations').select('name').execute()).toHaveLength(MIGRATIONS.length);
+      await store.close();
+    } finally {
+      await other.end();
+      await db.drop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -27,7 +27,7 @@ export class Store {
     events: EventLog | undefined,
     private readonly inTx: boolean,
   ) {
-    this.events = events ?? new EventLog(db);
+    this.events = events ?? new EventLog(db, database.dialect);
     this.secrets = new SecretStore(this.objects('secrets'), secretKey);
     this.auth = new AuthStore(db, this.objects('users'), this.events);
   }

@@ -41,6 +41,21 @@ describe.each(STORE_ENGINES)('deployment routes on $name', (engine) => {
     expect((await h.call('GET', '/api/v1/deployments/nope/tree')).statusCode).toBe(404);
   });
 
+  it('refuses a spec of the wrong shape through the generic routes, so the tree never meets one', async () => {
+    for (const spec of [{ nodes: 5 }, { nodes: [{ size: 'm' }] }, { roles: { r: { nodes: 'all' } } }, { extra: 1 }]) {
+      const res = await h.call('POST', '/api/v1/deployments', { body: { name: 'd1', spec } });
+      expect(res.statusCode, JSON.stringify(spec)).toBe(400);
+      expect(res.json().error.code).toBe('VALIDATION');
+      expect(res.json().error.details.errors[0].path).toMatch(/^\/spec/);
+    }
+    expect((await h.call('PATCH', '/api/v1/deployments/demo-x', { body: { spec: { nodes: 5 } } })).statusCode).toBe(400);
+    const ok = await h.call('POST', '/api/v1/deployments', { body: { name: 'd1', spec: { nodes: [{ name: 'a' }], roles: { r: { nodes: ['a'] } } } } });
+    expect(ok.statusCode).toBe(201);
+    const tree = await h.call('GET', '/api/v1/deployments/d1/tree');
+    expect(tree.statusCode).toBe(200);
+    expect(tree.json().nodes.map((n: { name: string }) => n.name)).toEqual(['a']);
+  });
+
   it('writes none of the documents when a Deployment among them cannot be planned', async () => {
     const before = await h.t.store.events.latestSeq();
     const res = await h.call('POST', '/api/v1/apply', {

@@ -50,7 +50,7 @@ export function eventRoutes(opts: EventRouteOptions = {}) {
           {
             type: Type.Optional(Type.String({ description: 'Comma-separated types (kinds), e.g. `nodes,noderoles`' })),
             key: Type.Optional(Type.String({ description: 'Comma-separated object names' })),
-            after: Type.Optional(Type.Integer({ minimum: 0, description: 'Only events with a larger sequence number' })),
+            after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Only events with a larger sequence number' })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
             format: Type.Optional(Type.Unsafe<'sse' | 'json'>({ type: 'string', enum: ['sse', 'json'] })),
           },
@@ -75,8 +75,13 @@ export function eventRoutes(opts: EventRouteOptions = {}) {
       const lastId = request.headers['last-event-id'];
       let after = q.after;
       if (typeof lastId === 'string' && lastId.trim() !== '') {
-        if (!/^\d+$/.test(lastId.trim())) throw new FormworkError('VALIDATION', `Last-Event-ID must be an event sequence number, got ${JSON.stringify(lastId)}`);
-        after = Number(lastId.trim());
+        const seq = Number(lastId.trim());
+        if (!/^\d+$/.test(lastId.trim()) || seq > Number.MAX_SAFE_INTEGER) {
+          throw new FormworkError('VALIDATION', `Last-Event-ID must be an event sequence number (at most ${Number.MAX_SAFE_INTEGER}), got ${JSON.stringify(lastId)}: send the id of the last event you received`, {
+            errors: [{ path: 'headers/last-event-id', message: 'must be an event sequence number' }],
+          });
+        }
+        after = seq;
       }
 
       if (q.format === 'json') {
@@ -95,10 +100,18 @@ export function eventRoutes(opts: EventRouteOptions = {}) {
         'x-accel-buffering': 'no',
       });
       res.write(': connected\n\n');
-      const unsubscribe = services.store.events.subscribe({ types, keys, after }, (e) => {
-        if (!visible(e)) return;
-        res.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
-      });
+      const unsubscribe = services.store.events.subscribe(
+        { types, keys, after },
+        (e) => {
+          if (!visible(e)) return;
+          res.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+        },
+        (err) => {
+          // The replay failed: end the stream; the client reconnects with Last-Event-ID.
+          request.log.warn({ err }, 'event replay failed; ending the stream');
+          end();
+        },
+      );
       const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
       heartbeat.unref();
       let ended = false;

@@ -152,10 +152,24 @@ function registerChange(app: FastifyInstance, services: Services, kind: KindDef)
     return send(reply, obj);
   });
 
+  const derived = CREATED_BY_FORMWORK.has(kind.plural);
   app.delete(`${base}/:idOrName`, {
     config: write,
-    schema: { tags, summary: `Delete a ${kind.singular}`, description: 'Returns the deleted object. If-Match is honoured.', params: s.params, headers: ifMatch, response: { 200: s.object, 404: ErrorResponse, 412: ErrorResponse, ...errors } },
+    schema: derived
+      ? { tags, summary: `Refused: a ${kind.singular} is deleted by changing its Deployment`, description: `Always 409 CONFLICT: Formwork makes ${kind.plural} from a Deployment's role bindings (with their parent links). Remove the binding from the Deployment and apply it, or delete the Deployment.`, params: s.params, headers: ifMatch, response: { 404: ErrorResponse, 409: ErrorResponse, ...errors } }
+      : { tags, summary: `Delete a ${kind.singular}`, description: 'Returns the deleted object. If-Match is honoured.', params: s.params, headers: ifMatch, response: { 200: s.object, 404: ErrorResponse, 412: ErrorResponse, ...errors } },
   }, async (request: Req) => {
+    if (derived) {
+      // Deleting the row alone would leave its parent links and its children's `parents`
+      // pointing at it, and the next apply of the Deployment would make it again.
+      const obj = await store().objects(kind.plural).get(request.params.idOrName);
+      const dep = typeof obj.deployment === 'string' ? obj.deployment : undefined;
+      throw new FormworkError(
+        'CONFLICT',
+        `${kind.singular} "${obj.name}" is made by ${dep ? `deployment "${dep}"` : 'its deployment'} and cannot be deleted on its own: remove the role binding from the Deployment and apply it, or delete the deployment`,
+        { kind: kind.plural, key: obj.name, ...(dep ? { deployment: dep } : {}) },
+      );
+    }
     const opts = { actor: actorOf(request), expectedVersion: parseIfMatch(request.headers['if-match']) };
     const deleter = services.deleters?.get(kind.plural);
     if (deleter) return deleter(request.params.idOrName, opts);

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
 import type { Services } from '../../services/services.js';
-import { USER_ROLES, type UserRole } from '../../store/auth.js';
+import { MAX_TOKEN_LIFETIME_SECONDS, USER_ROLES, type UserRole } from '../../store/auth.js';
 import { actorOf } from '../auth.js';
 import { ErrorResponse } from '../errors.js';
 
@@ -54,7 +54,9 @@ export async function tokenRoutes(app: FastifyInstance, services: Services): Pro
           user: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9._:@-]{0,252}$' }),
           role: Type.Optional(Type.Unsafe<UserRole>({ type: 'string', enum: [...USER_ROLES] })),
           description: Type.Optional(Type.String({ maxLength: 500 })),
-          expiresInSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+          expiresInSeconds: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: MAX_TOKEN_LIFETIME_SECONDS, description: `Lifetime in seconds, at most ${MAX_TOKEN_LIFETIME_SECONDS} (10 years); absent: no expiry` }),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -63,17 +65,20 @@ export async function tokenRoutes(app: FastifyInstance, services: Services): Pro
   }, async (request: FastifyRequest<{ Body: { user: string; role?: UserRole; description?: string; expiresInSeconds?: number } }>, reply) => {
     const { user, role, description, expiresInSeconds } = request.body;
     const actor = actorOf(request);
-    if (role) {
-      const existing = await services.store.objects('users').find(user);
-      if (!existing) await auth().ensureUser(user, role, actor);
-      else if (existing.role !== role) {
-        throw new FormworkError('CONFLICT', `user "${user}" already exists with the ${String(existing.role)} role, not ${role}; change the user's role with PATCH /api/v1/users/${user}`, {
-          user,
-          role: existing.role,
-        });
+    // One transaction: a user made for a token that then fails is not left behind.
+    const created = await services.store.transaction(async (tx) => {
+      if (role) {
+        const existing = await tx.objects('users').find(user);
+        if (!existing) await tx.auth.ensureUser(user, role, actor);
+        else if (existing.role !== role) {
+          throw new FormworkError('CONFLICT', `user "${user}" already exists with the ${String(existing.role)} role, not ${role}; change the user's role with PATCH /api/v1/users/${user}`, {
+            user,
+            role: existing.role,
+          });
+        }
       }
-    }
-    const created = await auth().createToken(user, { description, expiresInSeconds, actor });
+      return tx.auth.createToken(user, { description, expiresInSeconds, actor });
+    });
     return reply.code(201).send(created);
   });
 
