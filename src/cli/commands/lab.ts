@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { FormworkError } from '../../core/errors.js';
@@ -41,7 +43,8 @@ interface UpState {
 /** The CLI the background server runs as: this one's source through tsx when run from source (tests), else the built CLI. */
 function cliEntry(): { execArgv: string[]; entry: string } {
   return import.meta.url.endsWith('.ts')
-    ? { execArgv: ['--import', import.meta.resolve('tsx')], entry: path.join(packageRoot(), 'src', 'cli', 'main.ts') } // tsx resolved here: the cwd may be anywhere
+    ? // tsx resolved here (the cwd may be anywhere), with createRequire: vitest has no import.meta.resolve
+      { execArgv: ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href], entry: path.join(packageRoot(), 'src', 'cli', 'main.ts') }
     : { execArgv: [], entry: path.join(packageRoot(), 'bin', 'formwork.js') };
 }
 
@@ -95,13 +98,13 @@ function startError(logFile: string, from: number): string | undefined {
  * first answers (`started` says which happened). `preflight` runs before a server is
  * started (not when one already runs): what it throws stops `up` with nothing started.
  */
-async function ensureServer(
+export async function ensureServer(
   ctx: CliContext,
   listen: string,
   note: (s: string) => void,
-  opts: { applyFile?: () => Promise<string>; preflight?: () => void } = {},
+  opts: { applyFile?: () => Promise<string>; preflight?: () => void; startTimeoutMs?: number } = {},
 ): Promise<{ client: FormworkClient; started: boolean; url: string }> {
-  const { applyFile, preflight } = opts;
+  const { applyFile, preflight, startTimeoutMs = 60_000 } = opts;
   const r = ctx.resolve();
   const make = (endpoint: string) => new FormworkClient({ endpoint, token: r.tokenSource && r.tokenSource !== 'admin.token' ? r.token : readToken(r.dataDir), timeoutMs: LONG_TIMEOUT_MS, userAgent: 'formwork-cli' });
   // Only a server this data dir knows of (server.json) or one named explicitly is adopted:
@@ -126,24 +129,69 @@ async function ensureServer(
   });
   fs.closeSync(out);
   child.unref();
-  note(`started a Formwork server in the background (pid ${child.pid}, log ${logFile})`);
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null || (child.pid && !pidAlive(child.pid))) {
-      const why = startError(logFile, logStart);
-      throw new FormworkError('INTERNAL', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
-    }
-    const info = readServerFile(r.dataDir);
-    if (info?.url && info.pid === child.pid) {
-      const client = make(info.url);
-      if (await reachable(client)) {
-        fs.writeFileSync(path.join(r.dataDir, UP_FILE), JSON.stringify({ serverPid: child.pid, url: info.url } satisfies UpState) + '\n', { mode: 0o600 });
-        return { client, started: true, url: info.url };
+  const pid = child.pid;
+  if (pid === undefined) throw new FormworkError('INTERNAL', `could not start the background server; see ${logFile}`);
+  // Recorded at once, not once it answers: `down` must know this server even if `up` is
+  // killed while it starts.
+  writeUpState(r.dataDir, { serverPid: pid });
+  note(`started a Formwork server in the background (pid ${pid}, log ${logFile})`);
+  const { signal, dispose } = ctx.shutdownSignal();
+  // Failing here leaves no server behind: stop the one just started (by its pid) first.
+  const abandon = async (e: FormworkError): Promise<never> => {
+    await stopPid(pid, 10_000);
+    fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
+    throw e;
+  };
+  try {
+    const deadline = Date.now() + startTimeoutMs;
+    for (;;) {
+      if (child.exitCode !== null || !pidAlive(pid)) {
+        fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
+        const why = startError(logFile, logStart);
+        throw new FormworkError('INTERNAL', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
       }
+      if (signal.aborted) return await abandon(new FormworkError('INTERNAL', `interrupted while the background server started; stopped it (pid ${pid})`));
+      const info = readServerFile(r.dataDir);
+      if (info?.url && info.pid === pid) {
+        const client = make(info.url);
+        if (await reachable(client)) {
+          writeUpState(r.dataDir, { serverPid: pid, url: info.url });
+          return { client, started: true, url: info.url };
+        }
+      }
+      if (Date.now() > deadline) {
+        return await abandon(new FormworkError('INTERNAL', `the background server did not answer within ${Math.round(startTimeoutMs / 1000)} s; stopped it (pid ${pid}); see ${logFile}`));
+      }
+      await new Promise((res) => setTimeout(res, 20)); // the server is ready in about half a second: poll finely
     }
-    if (Date.now() > deadline) throw new FormworkError('INTERNAL', `the background server did not answer within 60 s; see ${logFile}`);
-    await new Promise((res) => setTimeout(res, 20)); // the server is ready in about half a second: poll finely
+  } finally {
+    dispose();
   }
+}
+
+/** Written whole or not at all (a rename): a torn up.json would hide the server's pid from `down`. */
+function writeUpState(dataDir: string, state: UpState): void {
+  const file = path.join(dataDir, UP_FILE);
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(state) + '\n', { mode: 0o600 });
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within `graceMs`; true when it is gone. */
+async function stopPid(pid: number, graceMs: number): Promise<boolean> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return true; // already gone
+  }
+  const deadline = Date.now() + graceMs;
+  while (pidAlive(pid) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+  if (!pidAlive(pid)) return true;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // exited just now
+  }
+  return false;
 }
 
 interface TreeNodeRole {
@@ -385,6 +433,14 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (opts: { listen: string }) => {
       const note = (s: string) => ctx.err(s);
       const r = ctx.resolve();
+      // Nothing `up` made can exist without its database (SQLite in the data dir, unless a
+      // PostgreSQL URL says otherwise) or a server answering: then there is nothing to undo,
+      // and starting a server (creating a data dir) just to find that out would be noise.
+      const sqlite = !(ctx.io.env.FORMWORK_DATABASE_URL ?? '');
+      if (sqlite && r.endpointSource !== 'flag' && r.endpointSource !== 'env' && !fs.existsSync(path.join(r.dataDir, 'formwork.db')) && !readServerFile(r.dataDir)) {
+        ctx.out(`Nothing to remove in ${r.dataDir}: \`formwork up\` has not run there.`);
+        return;
+      }
       const state = readUpState(r.dataDir);
       const { client, started } = await ensureServer(ctx, opts.listen, note);
       if (await deleteIfThere(client, 'deployments', DEMO_DEPLOYMENT)) note(`deployment/${DEMO_DEPLOYMENT} deleted (with its hosts)`);
@@ -396,12 +452,15 @@ export function register(program: Command, ctx: CliContext): void {
       const pid = started ? readUpState(r.dataDir).serverPid : state.serverPid !== undefined && state.serverPid === serving ? state.serverPid : undefined;
       if (!started && state.serverPid !== undefined && pid === undefined) {
         note(`the server \`up\` started (pid ${state.serverPid}) is no longer the one serving ${r.dataDir}; the one that is${serving ? ` (pid ${serving})` : ''} was started otherwise and is left running`);
+      } else if (!started && state.serverPid === undefined) {
+        note(`the server serving ${r.dataDir}${serving ? ` (pid ${serving})` : ''} was not started by \`formwork up\` (no ${UP_FILE}) and is left running`);
       }
       if (pid && pidAlive(pid)) {
         process.kill(pid, 'SIGTERM');
         const deadline = Date.now() + 30_000;
         while (pidAlive(pid) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
-        note(pidAlive(pid) ? `server ${pid} did not stop within 30 s` : `background server (pid ${pid}) stopped`);
+        if (pidAlive(pid)) throw new FormworkError('INTERNAL', `the background server (pid ${pid}) did not stop within 30 s after SIGTERM; stop it, then run \`formwork down\` again`);
+        note(`background server (pid ${pid}) stopped`);
       }
       fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
       fs.rmSync(path.join(r.dataDir, UP_DOCUMENTS_FILE), { force: true });

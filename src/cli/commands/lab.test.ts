@@ -1,0 +1,100 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CliContext, pidAlive } from '../context.js';
+import { main } from '../main.js';
+import { ensureServer } from './lab.js';
+
+const dirs: string[] = [];
+const cleanup: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0)) await c();
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+function tmp(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-lab-'));
+  dirs.push(d);
+  return d;
+}
+
+/** An HTTP server answering with `h` (404 when it returns undefined); the requests it saw. */
+async function fakeServer(h: (req: http.IncomingMessage) => unknown): Promise<{ url: string; seen: string[] }> {
+  const seen: string[] = [];
+  const srv = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      seen.push(`${req.method} ${req.url}`);
+      const body = h(req);
+      res.writeHead(body === undefined ? 404 : 200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body ?? { error: { code: 'NOT_FOUND', message: 'not found' } }));
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  cleanup.push(() => new Promise((r) => (srv.closeAllConnections(), srv.close(r))));
+  return { url: `http://127.0.0.1:${(srv.address() as { port: number }).port}`, seen };
+}
+
+async function run(argv: string[], io: { env?: Record<string, string>; isTTY?: boolean; columns?: number } = {}) {
+  let out = '';
+  let err = '';
+  const stdout = { write: (s: string) => (out += s), isTTY: io.isTTY, columns: io.columns };
+  const code = await main(argv, { stdout, stderr: { write: (s: string) => (err += s) }, env: io.env ?? {}, cwd: os.tmpdir() });
+  return { code, out, err };
+}
+
+const startedPid = (s: string) => Number(/pid (\d+)/.exec(s)?.[1]);
+
+describe('ensureServer (the background server up and down start)', { timeout: 60_000 }, () => {
+  it('records the server in up.json as soon as it is spawned, and stops it when interrupted while it starts', async () => {
+    const dataDir = tmp();
+    const ac = new AbortController();
+    const ctx = new CliContext({ stdout: { write() {} }, stderr: { write() {} }, stdin: (async function* () {})(), env: {}, cwd: dataDir, signal: ac.signal });
+    ctx.globals = { dataDir };
+    let pid = 0;
+    let recorded: unknown;
+    const failed = await ensureServer(ctx, '127.0.0.1:0', (s) => {
+      pid = startedPid(s);
+      recorded = JSON.parse(fs.readFileSync(path.join(dataDir, 'up.json'), 'utf8'));
+      ac.abort(); // Ctrl-C before the server answers
+    }).catch((e: Error) => e);
+    expect(recorded).toEqual({ serverPid: pid });
+    expect(String(failed)).toContain(`interrupted while the background server started; stopped it (pid ${pid})`);
+    expect(pidAlive(pid)).toBe(false);
+    expect(fs.existsSync(path.join(dataDir, 'up.json'))).toBe(false);
+  });
+
+  it('stops a server that does not answer in time before failing', async () => {
+    const dataDir = tmp();
+    const ctx = new CliContext({ stdout: { write() {} }, stderr: { write() {} }, stdin: (async function* () {})(), env: {}, cwd: dataDir });
+    ctx.globals = { dataDir };
+    let pid = 0;
+    const failed = await ensureServer(ctx, '127.0.0.1:0', (s) => (pid = startedPid(s)), { startTimeoutMs: 1 }).catch((e: Error) => e);
+    expect(String(failed)).toContain(`did not answer within 0 s; stopped it (pid ${pid})`);
+    expect(pidAlive(pid)).toBe(false);
+  });
+});
+
+describe('formwork down', () => {
+  it('where up never ran: says so, starts nothing and creates no data dir', async () => {
+    const dataDir = path.join(tmp(), '.formwork');
+    const r = await run(['--data-dir', dataDir, 'down', '--listen', '127.0.0.1:0']);
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(r.out).toBe(`Nothing to remove in ${dataDir}: \`formwork up\` has not run there.\n`);
+    expect(fs.existsSync(dataDir)).toBe(false);
+  });
+
+  it('says that a server it did not start (no up.json) is left running', async () => {
+    const dataDir = tmp();
+    const srv = await fakeServer((req) => (req.url === '/healthz' || req.method === 'DELETE' ? { ok: true } : undefined));
+    const other = spawn('sleep', ['60']);
+    cleanup.push(() => other.kill());
+    fs.writeFileSync(path.join(dataDir, 'server.json'), JSON.stringify({ url: srv.url, pid: other.pid }));
+    const r = await run(['--data-dir', dataDir, 'down']);
+    expect(r.code).toBe(0);
+    expect(r.err).toContain(`the server serving ${dataDir} (pid ${other.pid}) was not started by \`formwork up\` (no up.json) and is left running`);
+    expect(srv.seen).toContain('DELETE /api/v1/deployments/demo');
+  });
+});
