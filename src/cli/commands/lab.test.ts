@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CliContext, pidAlive } from '../context.js';
-import { main } from '../main.js';
+import { buildProgram, main } from '../main.js';
 import { ensureServer } from './lab.js';
 
 const dirs: string[] = [];
@@ -96,5 +96,26 @@ describe('formwork down', () => {
     expect(r.code).toBe(0);
     expect(r.err).toContain(`the server serving ${dataDir} (pid ${other.pid}) was not started by \`formwork up\` (no up.json) and is left running`);
     expect(srv.seen).toContain('DELETE /api/v1/deployments/demo');
+  });
+});
+
+describe('formwork up --wait', () => {
+  async function upOptions(argv: string[]) {
+    const ctx = new CliContext({ stdout: { write() {} }, stderr: { write() {} }, stdin: (async function* () {})(), env: {}, cwd: os.tmpdir() });
+    const program = buildProgram(ctx);
+    let got: unknown;
+    program.commands.find((c) => c.name() === 'up')!.action((opts: unknown) => void (got = opts));
+    await program.parseAsync(argv, { from: 'user' });
+    return { up: got as { wait?: number }, globals: ctx.globals };
+  }
+
+  it('takes a duration for up; --timeout stays the program-wide request timeout', async () => {
+    expect((await upOptions(['up', '--wait', '90s'])).up.wait).toBe(90);
+    expect((await upOptions(['up', '--wait', '1h'])).up.wait).toBe(3600);
+    expect((await upOptions(['up'])).up.wait).toBeUndefined(); // 20 minutes
+    const both = await upOptions(['up', '--timeout', '60', '--wait', '5m']);
+    expect(both.up.wait).toBe(300);
+    expect(both.globals.timeout).toBe(60_000);
+    await expect(upOptions(['up', '--wait', 'soon'])).rejects.toThrow('"soon" is not a duration');
   });
 });

@@ -10,7 +10,7 @@ import { FormworkError } from '../../core/errors.js';
 import { packageRoot } from '../../package.js';
 import { FormworkClient, type ApplyDocument } from '../../client/client.js';
 import { pidAlive, type CliContext } from '../context.js';
-import { applyResultLine, renderTable } from '../format.js';
+import { applyResultLine, parseDuration, renderTable } from '../format.js';
 import { baseDirFor, isBaseReady, requiredTools } from '../../providers/lab/base.js';
 
 /**
@@ -34,6 +34,7 @@ const DEMO_PROVIDER = 'lab';
 const UP_FILE = 'up.json';
 const UP_DOCUMENTS_FILE = 'up-documents.json'; // the demo with `up`'s overrides, for the server it starts
 const LONG_TIMEOUT_MS = 15 * 60_000;
+const UP_WAIT_SECONDS = 20 * 60; // up --wait's default
 
 interface UpState {
   serverPid?: number;
@@ -369,9 +370,10 @@ export function register(program: Command, ctx: CliContext): void {
     .command('up')
     .description('bring up the lab demo: 4 real Debian hosts, etcd on 3, haproxy in front (starts a server if none runs)')
     .option('--listen <host:port>', 'where a server started by up listens', '127.0.0.1:7480')
-    .option('--timeout <seconds>', 'give up after this long', (v) => Number(v), 1200)
+    // Not --timeout: that is the program-wide request timeout, which would take the value.
+    .option('--wait <duration>', 'give up waiting for the deployment after this long, e.g. 90s, 1h (default 20m)', (v: string) => parseDuration(v))
     .option('--subnet-index <n>', 'lab networks: public 198.18.(2N).0/24, private 198.18.(2N+1).0/24 (0–255)', (v) => Number(v))
-    .action(async (opts: { listen: string; timeout: number; subnetIndex?: number }) => {
+    .action(async (opts: { listen: string; wait?: number; subnetIndex?: number }) => {
       const t0 = Date.now();
       const note = (s: string) => ctx.err(s);
       const dataDir = ctx.resolve().dataDir;
@@ -389,7 +391,7 @@ export function register(program: Command, ctx: CliContext): void {
       const { signal, dispose } = ctx.shutdownSignal();
       let tree: Tree;
       try {
-        tree = await follow(ctx, client, DEMO_DEPLOYMENT, opts.timeout * 1000, signal);
+        tree = await follow(ctx, client, DEMO_DEPLOYMENT, (opts.wait ?? UP_WAIT_SECONDS) * 1000, signal);
       } finally {
         dispose();
       }
