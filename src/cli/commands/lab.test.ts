@@ -119,3 +119,56 @@ describe('formwork up --wait', () => {
     await expect(upOptions(['up', '--wait', 'soon'])).rejects.toThrow('"soon" is not a duration');
   });
 });
+
+describe('formwork up, following the deployment', () => {
+  const nr = (node: string, role: string, state: string, extra: object = {}) => ({ name: `demo:${node}:${role}`, role, state, ...extra });
+  /** A server whose demo tree is `trees[i]` at the i-th look (the last one from then on). */
+  async function treeServer(trees: Array<Array<{ name: string; noderoles: unknown[] }>>) {
+    let i = 0;
+    return fakeServer((req) => {
+      if (req.url === '/healthz') return { ok: true };
+      if (req.url === '/api/v1/apply') return { results: [] };
+      if (req.url?.endsWith('/log')) return { log: 'E: Unable to locate package etcd-server' };
+      if (req.url?.startsWith('/api/v1/deployments/demo/tree')) return { nodes: trees[Math.min(i++, trees.length - 1)], other: [], counts: {} };
+      return undefined;
+    });
+  }
+
+  it('prints why a node-role is blocked, again when the reason changes, and lists blocked ones at the end', { timeout: 20_000 }, async () => {
+    const waiting = 'waiting for demo:demo-1:etcd-member (running)';
+    const parentFailed = 'parent demo:demo-1:etcd-member failed: role etcd-member on node demo-1 exited with 100';
+    const tree = (failed: boolean) => [
+      { name: 'demo-0', noderoles: [nr('demo-0', 'etcd-healthy', 'blocked', { blockedReason: failed ? parentFailed : waiting })] },
+      { name: 'demo-1', noderoles: [failed ? nr('demo-1', 'etcd-member', 'error', { lastError: { message: 'role etcd-member on node demo-1 exited with 100' } }) : nr('demo-1', 'etcd-member', 'running')] },
+    ];
+    const srv = await treeServer([tree(false), tree(true)]);
+    const r = await run(['--endpoint', srv.url, '--token', 't', 'up']);
+    expect(r.code).not.toBe(0);
+    const lines = r.out.split('\n').map((l) => l.slice(9)); // without the time
+    expect(lines).toContain(`demo:demo-0:etcd-healthy blocked: ${waiting}`);
+    expect(lines).toContain(`demo:demo-0:etcd-healthy blocked: ${parentFailed}`);
+    expect(r.err).toContain(`blocked:\n  demo:demo-0:etcd-healthy: ${parentFailed}\n`);
+    expect(r.err).toContain('1 node-role(s) failed, 1 blocked');
+  });
+
+  it('on a terminal: one row per node, whatever the messages hold, within the terminal width', async () => {
+    const message = 'node demo-0: post-provisioning steps failed (exit 1): line one\nline two\x1b[2J\nline three';
+    const srv = await treeServer([
+      [{ name: 'demo-0', noderoles: [nr('demo-0', 'node-ready', 'running'), nr('demo-0', 'etcd-member', 'blocked', { blockedReason: 'waiting for demo:demo-0:node-ready (running)' })] }],
+      [{ name: 'demo-0', noderoles: [nr('demo-0', 'node-ready', 'error', { lastError: { message } }), nr('demo-0', 'etcd-member', 'blocked', { blockedReason: 'parent demo:demo-0:node-ready failed: x' })] }],
+    ]);
+    const r = await run(['--endpoint', srv.url, '--token', 't', 'up'], { isTTY: true, columns: 60 });
+    expect(r.code).not.toBe(0);
+    const frames = r.out.split(/\x1b\[\d+A/);
+    expect(frames.length).toBeGreaterThanOrEqual(2);
+    for (const frame of frames) {
+      const rows = frame.split('\n').slice(0, -1).map((l) => l.replace(/^\x1b\[2K/, ''));
+      expect(rows).toHaveLength(1);
+      expect(Array.from(rows[0]).length).toBeLessThanOrEqual(59);
+      expect(rows[0]).not.toMatch(/[\x00-\x1f]/);
+    }
+    expect(frames[0]).toContain('node-ready running');
+    expect(frames.at(-1)).toContain('✖ demo-0');
+    expect(frames.at(-1)).toMatch(/node-ready failed: node demo-0: post-…\n$/);
+  });
+});

@@ -249,6 +249,23 @@ function nodeRoleChanges(client: FormworkClient, signal: AbortSignal, interrupt:
   };
 }
 
+/** The first line of a message, without control characters (a terminal would act on them). */
+export function oneLine(text: string): string {
+  return (text.split(/\r?\n/).find((l) => l.trim()) ?? '').replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim();
+}
+
+/** `text` cut to `width` characters (code points), marking the cut. */
+export function fit(text: string, width: number): string {
+  const chars = Array.from(text);
+  return chars.length <= width ? text : chars.slice(0, width - 1).join('') + '…';
+}
+
+/** Why a node-role is where it is, as `: reason`: its error, or what it is blocked on. */
+function reasonOf(nr: TreeNodeRole): string {
+  const why = nr.state === 'error' ? nr.lastError?.message : nr.state === 'blocked' ? nr.blockedReason : undefined;
+  return why ? `: ${oneLine(why)}` : '';
+}
+
 /** Follows a deployment until nothing is left to run; draws a live block on a terminal, plain lines otherwise. */
 async function follow(ctx: CliContext, client: FormworkClient, deployment: string, timeoutMs: number, signal: AbortSignal): Promise<Tree> {
   const stream = new AbortController();
@@ -276,13 +293,16 @@ async function followTree(
     const tree = await client.request<Tree>('GET', `/api/v1/deployments/${encodeURIComponent(deployment)}/tree`);
     const all = [...tree.nodes.flatMap((n) => n.noderoles), ...tree.other];
     if (tty) {
+      // One physical row per node, or the cursor-up count of the next frame is wrong: one
+      // line of each message, no control characters, cut to the terminal's width.
+      const width = Math.max(20, ((ctx.io.stdout as { columns?: number }).columns ?? 160) - 1);
       const lines = tree.nodes.map((n) => {
         const done = n.noderoles.filter((x) => x.state === 'active').length;
         const failed = n.noderoles.find((x) => x.state === 'error');
         const current = n.noderoles.find((x) => x.state === 'running') ?? n.noderoles.find((x) => x.state !== 'active');
         const mark = failed ? '✖' : done === n.noderoles.length ? '✔' : SPIN[tick % SPIN.length];
-        const what = failed ? `${failed.role} failed: ${failed.lastError?.message ?? ''}` : current ? `${current.role} ${current.state}` : 'ready';
-        return `${mark} ${n.name.padEnd(12)} ${String(done).padStart(2)}/${n.noderoles.length}  ${what}`.slice(0, 160);
+        const what = failed ? `${failed.role} failed: ${oneLine(failed.lastError?.message ?? '')}` : current ? `${current.role} ${current.state}${reasonOf(current)}` : 'ready';
+        return fit(`${mark} ${n.name.padEnd(12)} ${String(done).padStart(2)}/${n.noderoles.length}  ${what}`, width);
       });
       if (drawn) ctx.io.stdout.write(`\x1b[${drawn}A`);
       ctx.io.stdout.write(lines.map((l) => `\x1b[2K${l}\n`).join(''));
@@ -290,9 +310,10 @@ async function followTree(
       tick++;
     } else {
       for (const nr of all) {
-        if (seen.get(nr.name) === nr.state) continue;
-        seen.set(nr.name, nr.state);
-        const why = nr.state === 'error' ? `: ${nr.lastError?.message ?? ''}` : '';
+        // Keyed on the reason too: a node-role blocked on a running parent, then on a failed one, says so.
+        const why = reasonOf(nr);
+        if (seen.get(nr.name) === nr.state + why) continue;
+        seen.set(nr.name, nr.state + why);
         ctx.out(`${new Date().toISOString().slice(11, 19)} ${nr.name} ${nr.state}${why}`);
       }
     }
@@ -397,7 +418,8 @@ export function register(program: Command, ctx: CliContext): void {
       }
       const all = [...tree.nodes.flatMap((n) => n.noderoles), ...tree.other];
       const failed = all.filter((x) => x.state === 'error');
-      if (failed.length) {
+      const blocked = all.filter((x) => x.state === 'blocked');
+      if (failed.length || blocked.length) {
         for (const f of failed) {
           ctx.err(`\n${f.name} failed: ${f.lastError?.message ?? ''}`);
           try {
@@ -407,7 +429,8 @@ export function register(program: Command, ctx: CliContext): void {
             // no run recorded
           }
         }
-        throw new FormworkError('RUN_FAILED', `${failed.length} node-role(s) failed; fix and run \`formwork up\` again (it converges), or \`formwork retry deployment/${DEMO_DEPLOYMENT}\``);
+        if (blocked.length) ctx.err(`\nblocked:\n${blocked.map((b) => `  ${b.name}${reasonOf(b)}`).join('\n')}`);
+        throw new FormworkError('RUN_FAILED', `${failed.length} node-role(s) failed, ${blocked.length} blocked; fix and run \`formwork up\` again (it converges), or \`formwork retry deployment/${DEMO_DEPLOYMENT}\``);
       }
       const haproxy = all.find((x) => x.role === 'haproxy');
       const nr = haproxy ? await client.get('noderoles', haproxy.name) : undefined;
