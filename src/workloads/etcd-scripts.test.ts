@@ -71,6 +71,7 @@ describe('etcd member.sh', () => {
     expect(conf['data-dir']).toMatch(new RegExp(`^${host.dir}/var/lib/etcd/formwork-[0-9a-f]{16}$`));
     expect(conf['initial-cluster']).toBe('demo-0=http://10.0.0.1:2380,demo-1=http://10.0.0.2:2380,demo-2=http://10.0.0.3:2380');
     expect(calls).toContain('systemctl restart --no-block etcd');
+    expect(JSON.parse(fs.readFileSync(host.file('outputs.json'), 'utf8'))).toEqual({ 'client-url': 'http://10.0.0.1:2379', 'member-name': 'demo-0', 'cluster-size': 3 });
   });
 
   it('drops the data dir of an etcd the package started anyway (an image policy allowing starts)', () => {
@@ -113,7 +114,12 @@ describe('etcd member.sh', () => {
 
 describe('etcd health.sh', () => {
   const endpoints = ['http://10.0.0.1:2379', 'http://10.0.0.2:2379', 'http://10.0.0.3:2379'];
-  const healthEnv = (h: ScriptHost) => ({ FW_INPUT_ENDPOINTS: JSON.stringify(endpoints), FW_INPUT_TIMEOUT_SECONDS: '1', FW_OUTPUTS: path.join(h.dir, 'outputs.json') });
+  const healthEnv = (h: ScriptHost, given = endpoints) => ({
+    FW_INPUT_ENDPOINTS: JSON.stringify(given),
+    FW_INPUT_CLUSTER_SIZES: JSON.stringify(given.map(() => 3)),
+    FW_INPUT_TIMEOUT_SECONDS: '1',
+    FW_OUTPUTS: path.join(h.dir, 'outputs.json'),
+  });
   /** etcdctl answering for members whose cluster IDs are `ids` (one per endpoint). */
   function etcdctl(h: ScriptHost, ids: string[]) {
     const status = JSON.stringify(endpoints.map((e, i) => ({ Endpoint: e, Status: { header: { cluster_id: Number(ids[i]), member_id: i + 1 } } })));
@@ -136,8 +142,16 @@ describe('etcd health.sh', () => {
     etcdctl(host, ['111', '222', '333']);
     const r = host.run('etcd/health.sh', healthEnv(host));
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('not one cluster: 3 cluster IDs among 3 endpoints, 1 member(s) listed');
+    expect(r.stderr).toContain('not one cluster of 3 members: 3 cluster ID(s), 1 member(s) listed');
     expect(fs.existsSync(host.file('outputs.json'))).toBe(false);
+  });
+
+  it('given only its own node\'s member (as the planner binds it), still wants the whole cluster', () => {
+    host = scriptHost();
+    etcdctl(host, ['111', '222', '333']);
+    const r = host.run('etcd/health.sh', healthEnv(host, [endpoints[0]]));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('not one cluster of 3 members');
   });
 
   it('passes for one cluster of all the endpoints, without python3', () => {

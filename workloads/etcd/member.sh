@@ -87,4 +87,6 @@ if [ -e "$pending" ] || ! systemctl is-active -q etcd; then
   rm -f "$pending"
   echo "etcd: (re)starting $name on $FW_INPUT_BIND_ADDRESS"
 fi
-printf '{"client-url":"http://%s:%s","member-name":"%s"}\n' "$FW_INPUT_BIND_ADDRESS" "$FW_INPUT_CLIENT_PORT" "$name" > "$FW_OUTPUTS"
+# cluster-size: how many members etcd-healthy must find (it may see only its own node's member).
+size=$(grep -o '"initial-cluster": "[^"]*"' <<< "$conf" | tr ',' '\n' | grep -c .)
+printf '{"client-url":"http://%s:%s","member-name":"%s","cluster-size":%s}\n' "$FW_INPUT_BIND_ADDRESS" "$FW_INPUT_CLIENT_PORT" "$name" "$size" > "$FW_OUTPUTS"

@@ -24,7 +24,7 @@ export interface ScriptHost {
 }
 
 /** The tools bash scripts here use that tests may take as they are. */
-export const BASIC_TOOLS = ['bash', 'sh', 'cat', 'chmod', 'cut', 'grep', 'mv', 'rm', 'mkdir', 'sort', 'wc', 'tr', 'touch', 'sha256sum', 'date', 'sleep', 'mktemp', 'env', 'dirname', 'ls', 'ln'];
+export const BASIC_TOOLS = ['bash', 'sh', 'cat', 'chmod', 'cut', 'grep', 'mv', 'rm', 'mkdir', 'sort', 'wc', 'tr', 'touch', 'sha256sum', 'date', 'sleep', 'mktemp', 'env', 'dirname', 'ls', 'ln', 'tail'];
 
 function which(name: string): string {
   for (const d of ['/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin']) if (fs.existsSync(path.join(d, name))) return path.join(d, name);
