@@ -7,6 +7,19 @@ cd "$(dirname "$0")/.."
 need_root() { [ "$(id -u)" = 0 ] || { echo "error: run as root (the lab provider makes network namespaces and mounts)" >&2; exit 1; }; }
 need_root
 
+# Formwork needs Node.js 20 or newer (package.json engines); Debian 12's nodejs is 18.
+# Checked first, and not installed from here: adding a third-party apt repository is the
+# machine owner's choice.
+node_major=$(node --version 2>/dev/null | sed -n 's/^v\([0-9]*\)\..*/\1/p' || true)
+if [ -z "$node_major" ] || [ "$node_major" -lt 20 ]; then
+  found="Node.js $node_major"; [ -n "$node_major" ] || found="no node on PATH"
+  echo "error: Formwork needs Node.js 20 or newer; found $found." >&2
+  echo "  Debian 12's nodejs package is 18. Install Node.js 20, e.g. the Linux x64 tarball from" >&2
+  echo "  https://nodejs.org/en/download unpacked into /usr/local (tar -xJf node-v20*.tar.xz -C /usr/local --strip-components=1)," >&2
+  echo "  or NodeSource's apt repository (https://github.com/nodesource/distributions); then run this again." >&2
+  exit 1
+fi
+
 PACKAGES=(postgresql debootstrap systemd-container apt-cacher-ng openssh-server openssh-client
           ansible-core iproute2 iputils-ping ca-certificates curl procps)
 missing=()

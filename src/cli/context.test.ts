@@ -34,6 +34,16 @@ describe('endpoint resolution', () => {
     });
   });
 
+  it('says whose server it is when server.json cannot be read (a data dir made by sudo scripts/up.sh)', () => {
+    const denied: FileReader = () => {
+      throw Object.assign(new Error("EACCES: permission denied, open '/d/server.json'"), { code: 'EACCES' });
+    };
+    expect(() => resolveEndpoint(undefined, {}, '/d', denied)).toThrow(
+      'cannot read /d/server.json (permission denied): the server for /d was started by another user (root, if you ran `sudo scripts/up.sh`); run formwork as that user (e.g. with sudo)',
+    );
+    expect(resolveEndpoint('http://a:1', {}, '/d', denied).source).toBe('flag'); // not read at all
+  });
+
   it('refuses a corrupt server.json rather than guessing', () => {
     expect(() => resolveEndpoint(undefined, {}, '/d', files({ '/d/server.json': '{' }))).toThrow(/server\.json is not valid JSON/);
   });

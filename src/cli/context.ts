@@ -104,7 +104,18 @@ export function resolveEndpoint(
   const e = nonEmpty(env.FORMWORK_ENDPOINT);
   if (e) return { endpoint: normalizeEndpoint(e), source: 'env' };
   const file = path.join(dataDir, 'server.json');
-  const text = read(file);
+  let text: string | undefined;
+  try {
+    text = read(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM') throw e;
+    // Typically `sudo scripts/up.sh`: the data dir is root's (0700), the CLI runs as a user.
+    throw new FormworkError(
+      'FORBIDDEN',
+      `cannot read ${file} (permission denied): the server for ${dataDir} was started by another user (root, if you ran \`sudo scripts/up.sh\`); run formwork as that user (e.g. with sudo), or name the server with --endpoint and --token`,
+    );
+  }
   if (text !== undefined) {
     let info: { url?: unknown; pid?: unknown };
     try {

@@ -31,8 +31,9 @@ export interface PlanBinding {
   /** Node names. */
   nodes: string[];
   /**
-   * Roles this binding reads outputs of (its inputs say `outputs(ROLE).FIELD`): every
-   * node-role of each in the deployment becomes a parent, so the outputs exist before it runs.
+   * Roles this binding reads outputs of (its inputs say `outputs(ROLE).FIELD`) or requires
+   * (the document's `requires:`): every node-role of each in the deployment becomes a parent,
+   * so the outputs exist, or the role is done, before it runs.
    */
   after?: string[];
 }
@@ -205,7 +206,7 @@ export function planDeployment(input: PlanInput): PlannedNodeRole[] {
     for (const dep of b.after ?? []) {
       const members = [...perRole.entries()].filter(([name]) => name === dep || satisfies(byName.get(name)!, dep)).flatMap(([, ws]) => ws);
       if (members.length === 0) {
-        throw new FormworkError('ROLE_UNSATISFIABLE', `role "${b.role}" reads outputs(${dep}), but "${dep}" is not bound in deployment "${deployment}": bind it too`, {
+        throw new FormworkError('ROLE_UNSATISFIABLE', `role "${b.role}" reads outputs(${dep}) or requires it, but "${dep}" is not bound in deployment "${deployment}": bind it too`, {
           role: b.role,
           requires: dep,
         });

@@ -57,7 +57,7 @@ function loginCandidates(node: StoredObject): string[] {
 }
 
 // One shell round trip gathers every fact the post-provisioning check needs.
-const FACTS_SCRIPT = `
+export const FACTS_SCRIPT = `
 [ "$(id -u)" = 0 ] && S= || S="sudo -n"
 h=$(hostname)
 s=$(systemctl is-system-running 2>/dev/null || true)
@@ -65,7 +65,8 @@ if command -v cloud-init >/dev/null 2>&1; then c=$(cloud-init status 2>/dev/null
 if command -v apt-get >/dev/null 2>&1; then pm=apt; $S apt-get -qq check >/dev/null 2>&1 && pmok=yes || pmok=no;
 elif command -v dnf >/dev/null 2>&1; then pm=dnf; $S dnf -q check >/dev/null 2>&1 && pmok=yes || pmok=no;
 else pm=none; pmok=no; fi
-sudo -n true >/dev/null 2>&1 && su=yes || su=no
+# root acts as root without sudo (an image may not ship sudo at all).
+if [ -z "$S" ] || sudo -n true >/dev/null 2>&1; then su=yes; else su=no; fi
 printf '%s\\n' "hostname=$h" "system=$s" "cloudinit=$c" "pm=$pm" "pmok=$pmok" "sudo=$su"
 `;
 
@@ -78,7 +79,7 @@ export interface Facts {
   sudo: string;
 }
 
-function parseFacts(stdout: string): Facts {
+export function parseFacts(stdout: string): Facts {
   const facts: Record<string, string> = {};
   for (const line of stdout.split('\n')) {
     const i = line.indexOf('=');

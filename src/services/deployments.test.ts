@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { GENERATED_KEY, resolveInputs } from '../core/attribs.js';
 import type { RoleSpec } from '../core/roles.js';
 import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
@@ -35,6 +37,18 @@ describe('parseDeploymentDocument', () => {
     expect(d.commit).toBe(true);
     expect(() => parseDeploymentDocument({ ...DOC, roles: { haproxy: { nodes: [9] } } })).toThrow(/out of range/);
     expect(() => parseDeploymentDocument({ ...DOC, node: {} })).toThrow(/no field "node"/);
+  });
+
+  it('reads a binding\'s requires: a list of role names', () => {
+    const d = parseDeploymentDocument({ ...DOC, roles: { haproxy: { nodes: [3], requires: ['etcd-healthy', 'etcd-healthy'] } } });
+    expect(d.spec.roles.haproxy).toEqual({ nodes: ['demo-3'], requires: ['etcd-healthy'] });
+    expect(() => parseDeploymentDocument({ ...DOC, roles: { haproxy: { nodes: [3], requires: 'etcd-healthy' } } })).toThrow('"roles.haproxy.requires" must be a list of role names');
+  });
+
+  it('the shipped demo releases haproxy only after etcd-healthy, taking backends from the members', () => {
+    const docs = parseAllDocuments(readFileSync(path.join(packageRoot(), 'examples', 'lab-demo.yaml'), 'utf8')).map((d) => d.toJSON() as Record<string, unknown>);
+    const demo = parseDeploymentDocument(docs.find((d) => d.kind === 'Deployment')!);
+    expect(demo.spec.roles.haproxy).toEqual({ nodes: ['demo-3'], requires: ['etcd-healthy'], inputs: { backends: 'outputs(etcd-member).client-url' } });
   });
 });
 
@@ -92,6 +106,20 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
     ]);
     expect(tree.nodes[3].noderoles[2]).toMatchObject({ state: 'blocked', blockedReason: 'waiting for demo:demo-0:etcd-member (blocked)' });
     expect(tree.counts).toEqual({ todo: 4, blocked: 8 });
+  });
+
+  it('a binding\'s requires makes every node-role of that role a parent, beside those whose outputs it reads', async () => {
+    const doc = clone(DOC) as Omit<typeof DOC, 'roles'> & { roles: Record<string, unknown> };
+    doc.roles['etcd-healthy'] = { nodes: [0] };
+    doc.roles.haproxy = { nodes: [3], requires: ['etcd-healthy'], inputs: { backends: 'outputs(etcd-member).client-url' } };
+    await apply(doc);
+    const nrs = await noderoles();
+    const nameOf = new Map(Object.values(nrs).map((o) => [o.id, o.name]));
+    expect((nrs['demo:demo-3:haproxy'].parents as string[]).map((id) => nameOf.get(id)).sort()).toEqual(
+      ['demo:demo-0:etcd-healthy', 'demo:demo-0:etcd-member', 'demo:demo-1:etcd-member', 'demo:demo-2:etcd-member', 'demo:demo-3:node-ready'],
+    );
+    doc.roles.haproxy = { nodes: [3], requires: ['nothing-bound'] };
+    await expect(apply(doc)).rejects.toThrow('role "haproxy" reads outputs(nothing-bound) or requires it');
   });
 
   it('re-applying the same document writes nothing', async () => {

@@ -34,8 +34,11 @@ export interface DeploymentNodeSpec {
 /** The normalized document, stored as the deployment's `spec` (the engine reads `spec.nodes[].name` for node order). */
 export interface DeploymentSpec {
   nodes: DeploymentNodeSpec[];
-  /** role → the node names it is bound to and its input overrides (as written in the document). */
-  roles: Record<string, { nodes: string[]; inputs?: Record<string, unknown> }>;
+  /**
+   * role → the node names it is bound to, its input overrides (as written in the document),
+   * and roles bound in the deployment whose node-roles it waits for beyond its pack's.
+   */
+  roles: Record<string, { nodes: string[]; inputs?: Record<string, unknown>; requires?: string[] }>;
 }
 
 export interface DeploymentDocument {
@@ -125,8 +128,12 @@ export function parseDeploymentDocument(doc: Record<string, unknown>): Deploymen
     const field = `roles.${role}`;
     const b = Array.isArray(raw) ? { nodes: raw } : raw;
     if (!isObject(b)) throw invalid(`"${field}" must be { nodes: [...], inputs: {...} }`, field);
-    const bad = Object.keys(b).filter((k) => !['nodes', 'inputs'].includes(k));
-    if (bad.length) throw invalid(`"${field}" has no field "${bad[0]}" (nodes, inputs)`, `${field}.${bad[0]}`);
+    const bad = Object.keys(b).filter((k) => !['nodes', 'inputs', 'requires'].includes(k));
+    if (bad.length) throw invalid(`"${field}" has no field "${bad[0]}" (nodes, inputs, requires)`, `${field}.${bad[0]}`);
+    if (b.requires !== undefined && !(Array.isArray(b.requires) && b.requires.every((x) => typeof x === 'string' && x))) {
+      throw invalid(`"${field}.requires" must be a list of role names`, `${field}.requires`);
+    }
+    const requires = [...new Set((b.requires ?? []) as string[])];
     if (!Array.isArray(b.nodes)) throw invalid(`"${field}.nodes" must be a list of node indexes or names`, `${field}.nodes`);
     const names = b.nodes.map((ref, i) => {
       if (typeof ref === 'number') {
@@ -140,7 +147,11 @@ export function parseDeploymentDocument(doc: Record<string, unknown>): Deploymen
       throw invalid(`"${field}.nodes[${i}]" must be a node index or name`, `${field}.nodes`);
     });
     if (b.inputs !== undefined && !isObject(b.inputs)) throw invalid(`"${field}.inputs" must be a mapping of input name → value`, `${field}.inputs`);
-    roles[role] = { nodes: [...new Set(names)], ...(b.inputs && Object.keys(b.inputs).length ? { inputs: b.inputs as Record<string, unknown> } : {}) };
+    roles[role] = {
+      nodes: [...new Set(names)],
+      ...(b.inputs && Object.keys(b.inputs).length ? { inputs: b.inputs as Record<string, unknown> } : {}),
+      ...(requires.length ? { requires } : {}),
+    };
   }
   if (doc.attribs !== undefined && !isObject(doc.attribs)) throw invalid('"attribs" must be a mapping of attrib name → value', 'attribs');
   if (doc.commit !== undefined && typeof doc.commit !== 'boolean') throw invalid('"commit" must be true or false', 'commit');
@@ -240,7 +251,11 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   const catalogue = await rolesCatalogue(tx);
   const byName = new Map(catalogue.map((r) => [r.name, r] as const));
   const nodeNames = doc.spec.nodes.map((n) => n.name);
-  const bindings: PlanBinding[] = Object.entries(doc.spec.roles).map(([role, b]) => ({ role, nodes: b.nodes, after: outputsReadBy(b.inputs) }));
+  const bindings: PlanBinding[] = Object.entries(doc.spec.roles).map(([role, b]) => ({
+    role,
+    nodes: b.nodes,
+    after: [...new Set([...outputsReadBy(b.inputs), ...(b.requires ?? [])])].sort(),
+  }));
   const planned = planDeployment({ deployment: doc.name, roles: catalogue, nodes: nodeNames, bindings, everyNode: EVERY_NODE_ROLES });
   for (const [role, b] of Object.entries(doc.spec.roles)) {
     const spec = byName.get(role)!;

@@ -1,14 +1,16 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { FormworkError } from '../../core/errors.js';
 import { packageRoot } from '../../package.js';
 import { FormworkClient, type ApplyDocument } from '../../client/client.js';
 import { pidAlive, type CliContext } from '../context.js';
-import { applyResultLine, renderTable } from '../format.js';
+import { applyResultLine, parseDuration, renderTable } from '../format.js';
 import { baseDirFor, isBaseReady, requiredTools } from '../../providers/lab/base.js';
 
 /**
@@ -32,6 +34,7 @@ const DEMO_PROVIDER = 'lab';
 const UP_FILE = 'up.json';
 const UP_DOCUMENTS_FILE = 'up-documents.json'; // the demo with `up`'s overrides, for the server it starts
 const LONG_TIMEOUT_MS = 15 * 60_000;
+const UP_WAIT_SECONDS = 20 * 60; // up --wait's default
 
 interface UpState {
   serverPid?: number;
@@ -41,7 +44,8 @@ interface UpState {
 /** The CLI the background server runs as: this one's source through tsx when run from source (tests), else the built CLI. */
 function cliEntry(): { execArgv: string[]; entry: string } {
   return import.meta.url.endsWith('.ts')
-    ? { execArgv: ['--import', import.meta.resolve('tsx')], entry: path.join(packageRoot(), 'src', 'cli', 'main.ts') } // tsx resolved here: the cwd may be anywhere
+    ? // tsx resolved here (the cwd may be anywhere), with createRequire: vitest has no import.meta.resolve
+      { execArgv: ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href], entry: path.join(packageRoot(), 'src', 'cli', 'main.ts') }
     : { execArgv: [], entry: path.join(packageRoot(), 'bin', 'formwork.js') };
 }
 
@@ -95,13 +99,13 @@ function startError(logFile: string, from: number): string | undefined {
  * first answers (`started` says which happened). `preflight` runs before a server is
  * started (not when one already runs): what it throws stops `up` with nothing started.
  */
-async function ensureServer(
+export async function ensureServer(
   ctx: CliContext,
   listen: string,
   note: (s: string) => void,
-  opts: { applyFile?: () => Promise<string>; preflight?: () => void } = {},
+  opts: { applyFile?: () => Promise<string>; preflight?: () => void; startTimeoutMs?: number } = {},
 ): Promise<{ client: FormworkClient; started: boolean; url: string }> {
-  const { applyFile, preflight } = opts;
+  const { applyFile, preflight, startTimeoutMs = 60_000 } = opts;
   const r = ctx.resolve();
   const make = (endpoint: string) => new FormworkClient({ endpoint, token: r.tokenSource && r.tokenSource !== 'admin.token' ? r.token : readToken(r.dataDir), timeoutMs: LONG_TIMEOUT_MS, userAgent: 'formwork-cli' });
   // Only a server this data dir knows of (server.json) or one named explicitly is adopted:
@@ -126,24 +130,69 @@ async function ensureServer(
   });
   fs.closeSync(out);
   child.unref();
-  note(`started a Formwork server in the background (pid ${child.pid}, log ${logFile})`);
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null || (child.pid && !pidAlive(child.pid))) {
-      const why = startError(logFile, logStart);
-      throw new FormworkError('INTERNAL', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
-    }
-    const info = readServerFile(r.dataDir);
-    if (info?.url && info.pid === child.pid) {
-      const client = make(info.url);
-      if (await reachable(client)) {
-        fs.writeFileSync(path.join(r.dataDir, UP_FILE), JSON.stringify({ serverPid: child.pid, url: info.url } satisfies UpState) + '\n', { mode: 0o600 });
-        return { client, started: true, url: info.url };
+  const pid = child.pid;
+  if (pid === undefined) throw new FormworkError('INTERNAL', `could not start the background server; see ${logFile}`);
+  // Recorded at once, not once it answers: `down` must know this server even if `up` is
+  // killed while it starts.
+  writeUpState(r.dataDir, { serverPid: pid });
+  note(`started a Formwork server in the background (pid ${pid}, log ${logFile})`);
+  const { signal, dispose } = ctx.shutdownSignal();
+  // Failing here leaves no server behind: stop the one just started (by its pid) first.
+  const abandon = async (e: FormworkError): Promise<never> => {
+    await stopPid(pid, 10_000);
+    fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
+    throw e;
+  };
+  try {
+    const deadline = Date.now() + startTimeoutMs;
+    for (;;) {
+      if (child.exitCode !== null || !pidAlive(pid)) {
+        fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
+        const why = startError(logFile, logStart);
+        throw new FormworkError('INTERNAL', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
       }
+      if (signal.aborted) return await abandon(new FormworkError('INTERNAL', `interrupted while the background server started; stopped it (pid ${pid})`));
+      const info = readServerFile(r.dataDir);
+      if (info?.url && info.pid === pid) {
+        const client = make(info.url);
+        if (await reachable(client)) {
+          writeUpState(r.dataDir, { serverPid: pid, url: info.url });
+          return { client, started: true, url: info.url };
+        }
+      }
+      if (Date.now() > deadline) {
+        return await abandon(new FormworkError('INTERNAL', `the background server did not answer within ${Math.round(startTimeoutMs / 1000)} s; stopped it (pid ${pid}); see ${logFile}`));
+      }
+      await new Promise((res) => setTimeout(res, 20)); // the server is ready in about half a second: poll finely
     }
-    if (Date.now() > deadline) throw new FormworkError('INTERNAL', `the background server did not answer within 60 s; see ${logFile}`);
-    await new Promise((res) => setTimeout(res, 20)); // the server is ready in about half a second: poll finely
+  } finally {
+    dispose();
   }
+}
+
+/** Written whole or not at all (a rename): a torn up.json would hide the server's pid from `down`. */
+function writeUpState(dataDir: string, state: UpState): void {
+  const file = path.join(dataDir, UP_FILE);
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(state) + '\n', { mode: 0o600 });
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within `graceMs`; true when it is gone. */
+async function stopPid(pid: number, graceMs: number): Promise<boolean> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return true; // already gone
+  }
+  const deadline = Date.now() + graceMs;
+  while (pidAlive(pid) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+  if (!pidAlive(pid)) return true;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // exited just now
+  }
+  return false;
 }
 
 interface TreeNodeRole {
@@ -200,6 +249,23 @@ function nodeRoleChanges(client: FormworkClient, signal: AbortSignal, interrupt:
   };
 }
 
+/** The first line of a message, without control characters (a terminal would act on them). */
+export function oneLine(text: string): string {
+  return (text.split(/\r?\n/).find((l) => l.trim()) ?? '').replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim();
+}
+
+/** `text` cut to `width` characters (code points), marking the cut. */
+export function fit(text: string, width: number): string {
+  const chars = Array.from(text);
+  return chars.length <= width ? text : chars.slice(0, width - 1).join('') + '…';
+}
+
+/** Why a node-role is where it is, as `: reason`: its error, or what it is blocked on. */
+function reasonOf(nr: TreeNodeRole): string {
+  const why = nr.state === 'error' ? nr.lastError?.message : nr.state === 'blocked' ? nr.blockedReason : undefined;
+  return why ? `: ${oneLine(why)}` : '';
+}
+
 /** Follows a deployment until nothing is left to run; draws a live block on a terminal, plain lines otherwise. */
 async function follow(ctx: CliContext, client: FormworkClient, deployment: string, timeoutMs: number, signal: AbortSignal): Promise<Tree> {
   const stream = new AbortController();
@@ -227,13 +293,16 @@ async function followTree(
     const tree = await client.request<Tree>('GET', `/api/v1/deployments/${encodeURIComponent(deployment)}/tree`);
     const all = [...tree.nodes.flatMap((n) => n.noderoles), ...tree.other];
     if (tty) {
+      // One physical row per node, or the cursor-up count of the next frame is wrong: one
+      // line of each message, no control characters, cut to the terminal's width.
+      const width = Math.max(20, ((ctx.io.stdout as { columns?: number }).columns ?? 160) - 1);
       const lines = tree.nodes.map((n) => {
         const done = n.noderoles.filter((x) => x.state === 'active').length;
         const failed = n.noderoles.find((x) => x.state === 'error');
         const current = n.noderoles.find((x) => x.state === 'running') ?? n.noderoles.find((x) => x.state !== 'active');
         const mark = failed ? '✖' : done === n.noderoles.length ? '✔' : SPIN[tick % SPIN.length];
-        const what = failed ? `${failed.role} failed: ${failed.lastError?.message ?? ''}` : current ? `${current.role} ${current.state}` : 'ready';
-        return `${mark} ${n.name.padEnd(12)} ${String(done).padStart(2)}/${n.noderoles.length}  ${what}`.slice(0, 160);
+        const what = failed ? `${failed.role} failed: ${oneLine(failed.lastError?.message ?? '')}` : current ? `${current.role} ${current.state}${reasonOf(current)}` : 'ready';
+        return fit(`${mark} ${n.name.padEnd(12)} ${String(done).padStart(2)}/${n.noderoles.length}  ${what}`, width);
       });
       if (drawn) ctx.io.stdout.write(`\x1b[${drawn}A`);
       ctx.io.stdout.write(lines.map((l) => `\x1b[2K${l}\n`).join(''));
@@ -241,9 +310,10 @@ async function followTree(
       tick++;
     } else {
       for (const nr of all) {
-        if (seen.get(nr.name) === nr.state) continue;
-        seen.set(nr.name, nr.state);
-        const why = nr.state === 'error' ? `: ${nr.lastError?.message ?? ''}` : '';
+        // Keyed on the reason too: a node-role blocked on a running parent, then on a failed one, says so.
+        const why = reasonOf(nr);
+        if (seen.get(nr.name) === nr.state + why) continue;
+        seen.set(nr.name, nr.state + why);
         ctx.out(`${new Date().toISOString().slice(11, 19)} ${nr.name} ${nr.state}${why}`);
       }
     }
@@ -321,9 +391,10 @@ export function register(program: Command, ctx: CliContext): void {
     .command('up')
     .description('bring up the lab demo: 4 real Debian hosts, etcd on 3, haproxy in front (starts a server if none runs)')
     .option('--listen <host:port>', 'where a server started by up listens', '127.0.0.1:7480')
-    .option('--timeout <seconds>', 'give up after this long', (v) => Number(v), 1200)
+    // Not --timeout: that is the program-wide request timeout, which would take the value.
+    .option('--wait <duration>', 'give up waiting for the deployment after this long, e.g. 90s, 1h (default 20m)', (v: string) => parseDuration(v))
     .option('--subnet-index <n>', 'lab networks: public 198.18.(2N).0/24, private 198.18.(2N+1).0/24 (0–255)', (v) => Number(v))
-    .action(async (opts: { listen: string; timeout: number; subnetIndex?: number }) => {
+    .action(async (opts: { listen: string; wait?: number; subnetIndex?: number }) => {
       const t0 = Date.now();
       const note = (s: string) => ctx.err(s);
       const dataDir = ctx.resolve().dataDir;
@@ -341,13 +412,14 @@ export function register(program: Command, ctx: CliContext): void {
       const { signal, dispose } = ctx.shutdownSignal();
       let tree: Tree;
       try {
-        tree = await follow(ctx, client, DEMO_DEPLOYMENT, opts.timeout * 1000, signal);
+        tree = await follow(ctx, client, DEMO_DEPLOYMENT, (opts.wait ?? UP_WAIT_SECONDS) * 1000, signal);
       } finally {
         dispose();
       }
       const all = [...tree.nodes.flatMap((n) => n.noderoles), ...tree.other];
       const failed = all.filter((x) => x.state === 'error');
-      if (failed.length) {
+      const blocked = all.filter((x) => x.state === 'blocked');
+      if (failed.length || blocked.length) {
         for (const f of failed) {
           ctx.err(`\n${f.name} failed: ${f.lastError?.message ?? ''}`);
           try {
@@ -357,7 +429,8 @@ export function register(program: Command, ctx: CliContext): void {
             // no run recorded
           }
         }
-        throw new FormworkError('RUN_FAILED', `${failed.length} node-role(s) failed; fix and run \`formwork up\` again (it converges), or \`formwork retry deployment/${DEMO_DEPLOYMENT}\``);
+        if (blocked.length) ctx.err(`\nblocked:\n${blocked.map((b) => `  ${b.name}${reasonOf(b)}`).join('\n')}`);
+        throw new FormworkError('RUN_FAILED', `${failed.length} node-role(s) failed, ${blocked.length} blocked; fix and run \`formwork up\` again (it converges), or \`formwork retry deployment/${DEMO_DEPLOYMENT}\``);
       }
       const haproxy = all.find((x) => x.role === 'haproxy');
       const nr = haproxy ? await client.get('noderoles', haproxy.name) : undefined;
@@ -385,6 +458,14 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (opts: { listen: string }) => {
       const note = (s: string) => ctx.err(s);
       const r = ctx.resolve();
+      // Nothing `up` made can exist without its database (SQLite in the data dir, unless a
+      // PostgreSQL URL says otherwise) or a server answering: then there is nothing to undo,
+      // and starting a server (creating a data dir) just to find that out would be noise.
+      const sqlite = !(ctx.io.env.FORMWORK_DATABASE_URL ?? '');
+      if (sqlite && r.endpointSource !== 'flag' && r.endpointSource !== 'env' && !fs.existsSync(path.join(r.dataDir, 'formwork.db')) && !readServerFile(r.dataDir)) {
+        ctx.out(`Nothing to remove in ${r.dataDir}: \`formwork up\` has not run there.`);
+        return;
+      }
       const state = readUpState(r.dataDir);
       const { client, started } = await ensureServer(ctx, opts.listen, note);
       if (await deleteIfThere(client, 'deployments', DEMO_DEPLOYMENT)) note(`deployment/${DEMO_DEPLOYMENT} deleted (with its hosts)`);
@@ -396,12 +477,15 @@ export function register(program: Command, ctx: CliContext): void {
       const pid = started ? readUpState(r.dataDir).serverPid : state.serverPid !== undefined && state.serverPid === serving ? state.serverPid : undefined;
       if (!started && state.serverPid !== undefined && pid === undefined) {
         note(`the server \`up\` started (pid ${state.serverPid}) is no longer the one serving ${r.dataDir}; the one that is${serving ? ` (pid ${serving})` : ''} was started otherwise and is left running`);
+      } else if (!started && state.serverPid === undefined) {
+        note(`the server serving ${r.dataDir}${serving ? ` (pid ${serving})` : ''} was not started by \`formwork up\` (no ${UP_FILE}) and is left running`);
       }
       if (pid && pidAlive(pid)) {
         process.kill(pid, 'SIGTERM');
         const deadline = Date.now() + 30_000;
         while (pidAlive(pid) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
-        note(pidAlive(pid) ? `server ${pid} did not stop within 30 s` : `background server (pid ${pid}) stopped`);
+        if (pidAlive(pid)) throw new FormworkError('INTERNAL', `the background server (pid ${pid}) did not stop within 30 s after SIGTERM; stop it, then run \`formwork down\` again`);
+        note(`background server (pid ${pid}) stopped`);
       }
       fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
       fs.rmSync(path.join(r.dataDir, UP_DOCUMENTS_FILE), { force: true });
