@@ -139,9 +139,15 @@ export class AuthStore {
   /** Runs fn in the current transaction (an AuthStore of `store.transaction`'s tx) or in a new one. */
   private async atomically(fn: (trx: Executor) => Promise<void>): Promise<void> {
     if (this.db.isTransaction) return fn(this.db);
-    await this.db.transaction().execute(fn).catch((e: unknown) => {
-      throw databaseConflict(e) ?? e;
-    });
+    await this.db
+      .transaction()
+      .execute(async (trx) => {
+        await this.events.lockForAppend(trx); // first, as Store's transactions do
+        await fn(trx);
+      })
+      .catch((e: unknown) => {
+        throw databaseConflict(e) ?? e;
+      });
     this.events.nudge();
   }
 }

@@ -59,9 +59,10 @@ export class EventLog {
    * Makes sequence order commit order. Readers advance a `seq >` cursor, but a PostgreSQL
    * sequence value is taken at insert and seen only at commit: had a transaction holding
    * seq N committed after one holding N+1, readers would have passed N for good. So each
-   * transaction that appends events holds this lock from before its first write until it
-   * commits. Taken before the first write (not only at the append) so that a transaction
-   * never waits for it while holding row locks another holder needs. SQLite has one writer.
+   * transaction holds this lock from its first statement until it commits (Store takes it
+   * as each transaction begins): taken any later, a transaction could wait for it while
+   * holding row locks (`select … for update`, a raw write) that the holder needs, and
+   * PostgreSQL would end one of them as a deadlock. SQLite has one writer.
    */
   async lockForAppend(db: Executor): Promise<void> {
     if (this.dialect !== 'postgres' || this.locked.has(db)) return;

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { sql } from 'kysely';
 import { STORE_ENGINES, createTestDatabase, type TestStore } from './testing/engines.js';
 import { MIGRATIONS } from './db.js';
 import { Store } from './store.js';
@@ -253,6 +254,27 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     stop();
     expect(got.map((e) => e.key)).toEqual(['slow', 'fast']);
     expect((await t.store.events.list({ types: ['nodes'] })).map((e) => e.key)).toEqual(['slow', 'fast']);
+  });
+
+  it('a transaction that locks rows before it writes does not deadlock with another writer of those rows', async () => {
+    // The annealer's claim: `for update skip locked` on every candidate, then an update of only
+    // the one it runs. A writer of another candidate waits for the claim and then succeeds.
+    if (engine.name !== 'postgres') return; // SQLite has one writer and no row locks
+    const x = await t.store.objects('nodes').create({ name: 'x' });
+    const y = await t.store.objects('nodes').create({ name: 'y' });
+    const other = await t.reopen(); // another connection pool, as another process
+    let rowsLocked!: () => void;
+    const locked = new Promise<void>((r) => (rowsLocked = r));
+    const claim = t.store.transaction(async (tx) => {
+      await sql`select id from nodes where id in (${sql.join([x.id, y.id])}) for update skip locked`.execute(tx.db);
+      rowsLocked();
+      await new Promise((r) => setTimeout(r, 200));
+      return tx.objects('nodes').update(y.id, { zone: 'claimed' });
+    });
+    await locked;
+    const write = other.objects('nodes').update('x', { zone: 'applied' });
+    await expect(Promise.all([claim, write])).resolves.toHaveLength(2);
+    expect((await t.store.objects('nodes').get('x')).zone).toBe('applied');
   });
 
   it('ends a subscription whose replay fails, telling the subscriber, and queues nothing after', async () => {

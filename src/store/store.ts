@@ -61,7 +61,10 @@ export class Store {
     if (this.inTx) return fn(this);
     const result = await this.db
       .transaction()
-      .execute((trx) => fn(new Store(this.database, trx, this.secretKey, this.events, true)))
+      .execute(async (trx) => {
+        await this.events.lockForAppend(trx); // first, before any row lock: see lockForAppend
+        return fn(new Store(this.database, trx, this.secretKey, this.events, true));
+      })
       .catch((e: unknown) => {
         throw databaseConflict(e) ?? e;
       });
@@ -73,7 +76,10 @@ export class Store {
     if (this.inTx) return fn(this.db, this.events);
     const result = await this.db
       .transaction()
-      .execute((trx) => fn(trx, this.events))
+      .execute(async (trx) => {
+        await this.events.lockForAppend(trx);
+        return fn(trx, this.events);
+      })
       .catch((e: unknown) => {
         throw databaseConflict(e) ?? e;
       });
