@@ -67,7 +67,7 @@ const deploymentSpecSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['nodes'],
-        properties: { nodes: { type: 'array', items: { type: 'string' } }, inputs: { type: 'object' } },
+        properties: { nodes: { type: 'array', items: { type: 'string' } }, inputs: { type: 'object' }, requires: { type: 'array', items: { type: 'string' } } },
       },
     },
   },
@@ -152,7 +152,7 @@ export const KINDS: KindDef[] = [
     fields: [
       str('state', { filterable: true, readOnly: true }),
       str('provider', { filterable: true }),
-      json('spec', { schema: deploymentSpecSchema, description: '{nodes: [{name, size?, image?}], roles: {role: {nodes: [node names], inputs?}}}; the Deployment document (apply) writes it' }),
+      json('spec', { schema: deploymentSpecSchema, description: '{nodes: [{name, size?, image?}], roles: {role: {nodes: [node names], inputs?, requires?: [role names]}}}; the Deployment document (apply) writes it' }),
       json('attribs', { schema: { type: 'object' } }),
       str('message', { readOnly: true }),
     ],

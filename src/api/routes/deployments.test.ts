@@ -49,7 +49,8 @@ describe.each(STORE_ENGINES)('deployment routes on $name', (engine) => {
       expect(res.json().error.details.errors[0].path).toMatch(/^\/spec/);
     }
     expect((await h.call('PATCH', '/api/v1/deployments/demo-x', { body: { spec: { nodes: 5 } } })).statusCode).toBe(400);
-    const ok = await h.call('POST', '/api/v1/deployments', { body: { name: 'd1', spec: { nodes: [{ name: 'a' }], roles: { r: { nodes: ['a'] } } } } });
+    // Every field apply stores is accepted (a GET, edit, PUT round trip must work).
+    const ok = await h.call('POST', '/api/v1/deployments', { body: { name: 'd1', spec: { nodes: [{ name: 'a' }], roles: { r: { nodes: ['a'], inputs: { x: 1 }, requires: ['q'] } } } } });
     expect(ok.statusCode).toBe(201);
     const tree = await h.call('GET', '/api/v1/deployments/d1/tree');
     expect(tree.statusCode).toBe(200);
