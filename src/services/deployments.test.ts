@@ -175,7 +175,8 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
     const stored = JSON.stringify([await t.store.db.selectFrom('deployments').selectAll().execute(), await t.store.db.selectFrom('noderoles').selectAll().execute(), await t.store.db.selectFrom('events').selectAll().execute()]);
     expect(stored).not.toContain(VALUE);
     expect(stored).toMatch(/\$sealed[\\"]+:[\\"]+v1:/);
-    // Re-applying the same document is a no-op: the sealed forms are kept, not re-encrypted.
+    expect(doc.attribs['cluster-token']).toBe(VALUE); // the caller's document is not rewritten
+    // Re-applying the same values in clear is a no-op: the sealed forms are kept, not re-encrypted.
     expect((await apply(clone(doc))).action).toBe('unchanged');
     // So is applying what the API shows (the sealed form); one sealed elsewhere is refused.
     const shown = (await t.store.objects('deployments').get('demo')).attribs as Record<string, unknown>;

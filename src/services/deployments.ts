@@ -227,16 +227,15 @@ function sealSecretValues(tx: Store, doc: DeploymentDocument, current: StoredObj
     return { [SEALED_KEY]: tx.secrets.seal(JSON.stringify(value)) };
   };
   const anySecret = new Set([...new Set(planned.map((p) => p.role))].flatMap((r) => [...secretOf(r)]));
+  // New objects, not edits: the document's values may be the caller's own objects.
   const beforeAttribs = (current?.attribs ?? {}) as Record<string, unknown>;
-  for (const name of Object.keys(doc.attribs)) {
-    if (anySecret.has(name)) doc.attribs[name] = seal(doc.attribs[name], beforeAttribs[name]);
-  }
+  doc.attribs = Object.fromEntries(Object.entries(doc.attribs).map(([name, v]) => [name, anySecret.has(name) ? seal(v, beforeAttribs[name]) : v]));
   const beforeRoles = ((current?.spec as { roles?: Record<string, { inputs?: Record<string, unknown> }> } | undefined)?.roles ?? {});
   for (const [role, binding] of Object.entries(doc.spec.roles)) {
     const secret = secretOf(role);
-    for (const name of Object.keys(binding.inputs ?? {})) {
-      if (secret.has(name)) binding.inputs![name] = seal(binding.inputs![name], beforeRoles[role]?.inputs?.[name]);
-    }
+    if (!binding.inputs || !Object.keys(binding.inputs).some((name) => secret.has(name))) continue;
+    const inputs = Object.fromEntries(Object.entries(binding.inputs).map(([name, v]) => [name, secret.has(name) ? seal(v, beforeRoles[role]?.inputs?.[name]) : v]));
+    doc.spec.roles[role] = { ...binding, inputs };
   }
 }
 
