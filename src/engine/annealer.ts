@@ -36,7 +36,7 @@ import { SshPool } from '../ssh/client.js';
 import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
 import { children, descendants, isContention, parseRetryTarget, reevaluate, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
-import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
+import { ContextLoader, inputsChanged, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
 import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
@@ -749,7 +749,7 @@ export class Annealer implements EngineHandle {
       try {
         const ctx = await this.loader.load(nr);
         if (ctx.role.flags.includes('destructive')) continue;
-        changed = resolveContext(ctx).hash !== nr.inputHash;
+        changed = inputsChanged(resolveContext(ctx), nr.inputHash);
       } catch {
         changed = true; // inputs that no longer resolve: run it, so the error shows on the node-role
       }

@@ -165,6 +165,16 @@ function nodeOrder(deployment: StoredObject): string[] {
   return [];
 }
 
+/**
+ * Whether resolved inputs differ from those of the last successful run, by its stored hash.
+ * A plain `sha256:` hash, stored before hashes were keyed, is still understood: an upgrade
+ * must not re-run every active node-role.
+ */
+export function inputsChanged(resolved: Resolved, storedHash: unknown): boolean {
+  if (typeof storedHash === 'string' && storedHash.startsWith('sha256:')) return hashInputs(resolved.inputs) !== storedHash;
+  return resolved.hash !== storedHash;
+}
+
 export function resolveContext(ctx: NodeRoleContext): Resolved {
   const { inputs } = resolveInputs(ctx.role, ctx.resolve);
   return { inputs, hash: hashInputs(inputs, ctx.hashKey) };

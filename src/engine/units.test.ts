@@ -3,8 +3,20 @@ import { renderTemplate } from './template.js';
 import { HeadTailText } from './log.js';
 import { inputEnv } from './process.js';
 import { parseRetryTarget } from './graph.js';
+import { inputsChanged } from './inputs.js';
+import { hashInputs } from '../core/attribs.js';
 
 describe('engine units', () => {
+  it('inputsChanged compares by the keyed hash, and still understands a plain one stored before hashes were keyed', () => {
+    const key = Buffer.alloc(32, 3);
+    const resolved = { inputs: { a: 1, token: 's' }, hash: hashInputs({ a: 1, token: 's' }, key) };
+    expect(inputsChanged(resolved, resolved.hash)).toBe(false);
+    expect(inputsChanged(resolved, hashInputs({ a: 2, token: 's' }, key))).toBe(true);
+    expect(inputsChanged(resolved, hashInputs({ a: 1, token: 's' }))).toBe(false); // an upgrade re-runs nothing
+    expect(inputsChanged(resolved, hashInputs({ a: 1, token: 't' }))).toBe(true);
+    expect(inputsChanged(resolved, undefined)).toBe(true);
+  });
+
   it('renders templates: paths, json, indexes; refuses unknown names and logic', () => {
     const ctx = { inputs: { name: 'x', peers: [{ name: 'a' }], n: 3 }, node: { name: 'web-1' } };
     expect(renderTemplate('{{ inputs.name }} {{node.name}} {{ json inputs.peers }} {{ inputs.peers.0.name }} {{ inputs.n }} {{ json inputs.name }}', ctx)).toBe(

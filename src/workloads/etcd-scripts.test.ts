@@ -94,6 +94,19 @@ describe('etcd member.sh', () => {
     expect(host.calls()).toContain('systemctl stop etcd');
   });
 
+  it('keeps the data dir this cluster already uses (a config from before the pack named one), and not another cluster\'s', () => {
+    host = memberHost();
+    const config = host.file('etc/etcd/formwork.yml');
+    fs.mkdirSync(path.dirname(config), { recursive: true });
+    const dataDir = () => (JSON.parse(fs.readFileSync(config, 'utf8')) as Record<string, string>)['data-dir'];
+    fs.writeFileSync(config, JSON.stringify({ name: 'demo-0', 'initial-cluster-token': 'secret-token' }));
+    expect(host.run('etcd/member.sh', memberEnv(host)).code).toBe(0);
+    expect(dataDir()).toBe(`${host.dir}/var/lib/etcd/default`); // the same cluster: its data stays
+    fs.writeFileSync(config, JSON.stringify({ name: 'demo-0', 'initial-cluster-token': 'another-clusters', 'data-dir': '/var/lib/etcd/old' }));
+    expect(host.run('etcd/member.sh', memberEnv(host)).code).toBe(0);
+    expect(dataDir()).toMatch(/\/var\/lib\/etcd\/formwork-[0-9a-f]{16}$/); // another cluster's data is not joined
+  });
+
   it('restarts etcd on the retry of a run cut short after writing a new config', () => {
     host = memberHost();
     fs.writeFileSync(host.file('active'), ''); // etcd runs, with an older config

@@ -17,7 +17,7 @@ while true; do
   # --cluster: every member the list names, not only the endpoints given.
   if out=$(ctl endpoint health --cluster); then
     if status=$(ctl endpoint status --cluster -w json) && members=$(ctl member list); then
-      ids=$(grep -o '"cluster_id":[0-9]*' <<< "$status" | sort -u | wc -l)
+      ids=$({ grep -o '"cluster_id":[0-9]*' <<< "$status" || true; } | sort -u | wc -l) # none found: 0, and try again
       have=$(grep -c . <<< "$members" || true)
       if [ "$ids" = 1 ] && [ "$have" = "$want" ]; then
         echo "$out"

@@ -35,9 +35,23 @@ if ! command -v etcd >/dev/null; then
 fi
 name=$(hostname)
 config=/etc/etcd/formwork.yml
-# A data dir of the cluster's own (named by a hash of its token, which is secret): etcd ignores
-# initial-cluster when its data dir already holds a cluster, such as one the package started.
-data_dir=/var/lib/etcd/formwork-$(printf '%s' "$FW_INPUT_CLUSTER_TOKEN" | sha256sum | cut -c1-16)
+# The data dir: the one this cluster already uses on this host (its config has the same token),
+# so that a member keeps its data across pack upgrades (configs written before the pack named
+# a data dir used Debian's default); else one of the cluster's own, named by a hash of its
+# token (which is secret): etcd ignores initial-cluster when its data dir already holds a
+# cluster, such as one the package started.
+data_dir=$(python3 - "$config" <<'PY'
+import json, os, sys
+try:
+    with open(sys.argv[1]) as f:
+        cfg = json.load(f)
+except (OSError, ValueError):
+    sys.exit(0)
+if cfg.get("initial-cluster-token") == os.environ["FW_INPUT_CLUSTER_TOKEN"]:
+    print(cfg.get("data-dir") or "/var/lib/etcd/default")
+PY
+)
+[ -n "$data_dir" ] || data_dir=/var/lib/etcd/formwork-$(printf '%s' "$FW_INPUT_CLUSTER_TOKEN" | sha256sum | cut -c1-16)
 # JSON is YAML: python3 quotes every value, whatever it holds.
 conf=$(python3 - "$name" "$data_dir" <<'PY'
 import json, os, sys
