@@ -188,7 +188,6 @@ export class ObjectRepository {
     }
     const labels = checkLabels(input.labels);
     return this.inTransaction(async (db, events) => {
-      await events.lockForAppend(db);
       if (await this.find(name, db)) {
         throw new FormworkError('ALREADY_EXISTS', `${this.kind.singular} "${name}" already exists`, { kind: this.kind.plural, key: name });
       }
@@ -218,7 +217,6 @@ export class ObjectRepository {
   async update(idOrName: string, patch: Record<string, unknown>, opts: WriteOptions = {}, extraColumns: Record<string, unknown> = {}): Promise<StoredObject> {
     this.checkFields(patch);
     return this.inTransaction(async (db, events) => {
-      await events.lockForAppend(db);
       const current = await this.get(idOrName, db);
       if (opts.expectedVersion !== undefined && opts.expectedVersion !== current.version) {
         throw versionMismatch(this.kind, current, opts.expectedVersion);
@@ -269,7 +267,6 @@ export class ObjectRepository {
 
   async delete(idOrName: string, opts: WriteOptions = {}): Promise<StoredObject> {
     return this.inTransaction(async (db, events) => {
-      await events.lockForAppend(db);
       const current = await this.get(idOrName, db);
       if (opts.expectedVersion !== undefined && opts.expectedVersion !== current.version) {
         throw versionMismatch(this.kind, current, opts.expectedVersion);
