@@ -139,7 +139,7 @@ export async function ensureServer(
   const { signal, dispose } = ctx.shutdownSignal();
   // Failing here leaves no server behind: stop the one just started (by its pid) first.
   const abandon = async (e: FormworkError): Promise<never> => {
-    await stopPid(pid, 10_000);
+    await stopPid(pid, 10_000, true);
     fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
     throw e;
   };
@@ -177,8 +177,12 @@ function writeUpState(dataDir: string, state: UpState): void {
   fs.renameSync(`${file}.tmp`, file);
 }
 
-/** SIGTERM, then SIGKILL if it has not exited within `graceMs`; true when it is gone. */
-async function stopPid(pid: number, graceMs: number): Promise<boolean> {
+/**
+ * SIGTERM, then waits up to `graceMs` for the process to exit; true when it is gone. With
+ * `escalate`, one still running then gets SIGKILL (a server that never finished starting
+ * has nothing to tear down).
+ */
+async function stopPid(pid: number, graceMs: number, escalate: boolean): Promise<boolean> {
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
@@ -187,10 +191,12 @@ async function stopPid(pid: number, graceMs: number): Promise<boolean> {
   const deadline = Date.now() + graceMs;
   while (pidAlive(pid) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
   if (!pidAlive(pid)) return true;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // exited just now
+  if (escalate) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // exited just now
+    }
   }
   return false;
 }
@@ -481,10 +487,9 @@ export function register(program: Command, ctx: CliContext): void {
         note(`the server serving ${r.dataDir}${serving ? ` (pid ${serving})` : ''} was not started by \`formwork up\` (no ${UP_FILE}) and is left running`);
       }
       if (pid && pidAlive(pid)) {
-        process.kill(pid, 'SIGTERM');
-        const deadline = Date.now() + 30_000;
-        while (pidAlive(pid) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
-        if (pidAlive(pid)) throw new FormworkError('INTERNAL', `the background server (pid ${pid}) did not stop within 30 s after SIGTERM; stop it, then run \`formwork down\` again`);
+        if (!(await stopPid(pid, 30_000, false))) {
+          throw new FormworkError('INTERNAL', `the background server (pid ${pid}) did not stop within 30 s after SIGTERM; stop it, then run \`formwork down\` again`);
+        }
         note(`background server (pid ${pid}) stopped`);
       }
       fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
