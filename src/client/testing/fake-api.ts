@@ -99,7 +99,9 @@ export async function startFakeApi(opts: { tokens?: Record<string, 'admin' | 'op
         sent++;
         if (api.dropStreamAfter !== undefined && sent >= api.dropStreamAfter) {
           streams.delete(push);
-          res.socket?.end(); // flushes what was written, then drops the connection mid-stream
+          // Drops the connection mid-stream once what was written has reached the socket
+          // (Node 22+ buffers a response's writes until the next tick).
+          res.write('', () => res.socket?.end());
         }
       };
       const last = Number(req.headers['last-event-id'] ?? NaN);
