@@ -58,6 +58,7 @@ export const ERROR_CODES = {
   LEASE_EXPIRED: { category: 'unavailable', retryable: true, description: "A worker stopped renewing its lease (it died or lost the database): its run is abandoned and the node-role is queued again by itself (recorded on the run and the node-role's lastError)." },
   WORKER_STOPPED: { category: 'unavailable', retryable: true, description: 'The worker was stopped during the run: the run is abandoned and the node-role given back to `todo` without counting the attempt (recorded on the run).' },
   ENDPOINT_UNREACHABLE: { category: 'unavailable', retryable: true, description: 'The CLI could not reach the Formwork server at the named endpoint.' },
+  TRANSACTION_REENTRY: { category: 'internal', retryable: false, description: 'A defect in Formwork: code inside a database transaction queried the database outside it (which would wait on the transaction forever, or miss its writes). Please report it.' },
   INTERNAL: { category: 'internal', retryable: false, description: 'An unexpected error. It is logged with a request id; please report it.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { guardedKysely } from './guard.js';
 import { FormworkError } from '../core/errors.js';
 import * as m0001 from './migrations/0001_initial.js';
 
@@ -51,7 +52,7 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
     pg.types.setTypeParser(20, (v: string) => Number(v));
     const pool = new pg.Pool({ connectionString: url, max: 10 });
     pool.on('error', () => undefined); // an idle client dropped; the next query reconnects
-    const db = new Kysely({ dialect: new PostgresDialect({ pool }) });
+    const db = guardedKysely(new PostgresDialect({ pool }));
     database = { db, dialect: 'postgres', close: () => db.destroy() };
   } else {
     const dataDir = opts.dataDir ?? '.formwork';
@@ -67,7 +68,7 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
-    const db = new Kysely({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = guardedKysely(new SqliteDialect({ database: sqlite }));
     database = { db, dialect: 'sqlite', close: () => db.destroy() };
   }
   try {
