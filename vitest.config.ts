@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Fails any test that blocked the event loop for over a second or re-entered a transaction.
+    setupFiles: ['src/testing/setup.ts'],
   },
 });

@@ -1,0 +1,24 @@
+import { it } from 'vitest';
+import { allowEventLoopBlock } from '../setup.js';
+
+// Run by event-loop.test.ts in a vitest of its own (harness.config.ts): the harness must fail
+// the first test, and pass the other two.
+function busy(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // spin: the event loop is blocked
+  }
+}
+
+it('blocks the loop for 1.2 s', () => {
+  busy(1200);
+});
+
+it('waits 1.5 s asynchronously', async () => {
+  await new Promise((r) => setTimeout(r, 1500));
+});
+
+it('blocks on purpose, allowed', () => {
+  allowEventLoopBlock('the fixture checks the allowance');
+  busy(1200);
+});
