@@ -129,7 +129,7 @@ export class Annealer implements EngineHandle {
       logFlushMs: opts.logFlushMs ?? 200,
     };
     this.onError = opts.onError ?? ((e, where) => console.error(`formwork engine (${where}):`, e instanceof Error ? e.message : e));
-    this.loader = new ContextLoader(this.store);
+    this.loader = new ContextLoader(this.store.secrets);
     this.ownPool = !opts.sshPool;
     this.pool = opts.sshPool ?? new SshPool();
     this.executors = defaultExecutors(services, this.pool);
@@ -360,7 +360,7 @@ export class Annealer implements EngineHandle {
     let resolved: Resolved | undefined;
     let setupError: unknown;
     try {
-      ctx = await this.loader.load(nr);
+      ctx = await this.loader.load(nr, this.store);
       resolved = resolveContext(ctx);
     } catch (e) {
       setupError = e;
@@ -481,11 +481,6 @@ export class Annealer implements EngineHandle {
     ctx: NodeRoleContext,
   ): Promise<void> {
     const actor = this.workerId;
-    const destructive = new Map<string, boolean>();
-    const isDestructive = async (role: string): Promise<boolean> => {
-      if (!destructive.has(role)) destructive.set(role, (await this.loader.role(role).catch(() => undefined))?.flags.includes('destructive') ?? false);
-      return destructive.get(role)!;
-    };
     await withTxRetry(this.store, async (tx) => {
       const cur = await tx.objects('noderoles').get(nr.id);
       const endedAt = iso(Date.now());
@@ -506,7 +501,7 @@ export class Annealer implements EngineHandle {
       for (const c of await children(tx, cur.id)) {
         if (c.state === 'active') {
           // A parent's new outputs re-run its children (not destructive ones).
-          if (outputsChanged && !(await isDestructive(c.role as string))) {
+          if (outputsChanged && !(await this.isDestructive(tx, c.role as string))) {
             await tx.objects('noderoles').update(c.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor });
           }
         } else {
@@ -514,6 +509,15 @@ export class Annealer implements EngineHandle {
         }
       }
     });
+  }
+
+  /** Read in the run's finishing transaction, through it: a role no longer defined is not destructive. */
+  private async isDestructive(tx: Store, role: string): Promise<boolean> {
+    const spec = await this.loader.role(role, tx).catch((e: unknown) => {
+      if (e instanceof FormworkError && e.code === 'ROLE_UNKNOWN') return undefined;
+      throw e;
+    });
+    return spec?.flags.includes('destructive') ?? false;
   }
 
   private backoff(attempt: number): number {
@@ -747,7 +751,7 @@ export class Annealer implements EngineHandle {
       const nr = repo.toObject(row);
       let changed: boolean;
       try {
-        const ctx = await this.loader.load(nr);
+        const ctx = await this.loader.load(nr, this.store);
         if (ctx.role.flags.includes('destructive')) continue;
         changed = inputsChanged(resolveContext(ctx), nr.inputHash);
       } catch {

@@ -184,14 +184,14 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
     await expect(apply({ ...clone(doc), attribs: { ...doc.attribs, 'cluster-token': { $sealed: 'v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } } })).rejects.toThrow(/sealed by another Formwork store/);
 
     const nrs = await noderoles();
-    const loader = new ContextLoader(t.store);
-    const member = resolveContext(await loader.load(nrs['demo:demo-0:etcd-member']));
+    const loader = new ContextLoader(t.store.secrets);
+    const member = resolveContext(await loader.load(nrs['demo:demo-0:etcd-member'], t.store));
     expect(member.inputs['cluster-token']).toBe(VALUE);
-    expect(resolveContext(await loader.load(nrs['demo:demo-3:haproxy'])).inputs['stats-password']).toBe(`${VALUE}-2`);
+    expect(resolveContext(await loader.load(nrs['demo:demo-3:haproxy'], t.store)).inputs['stats-password']).toBe(`${VALUE}-2`);
     // A changed value is sealed anew, and the input hash follows it.
     doc.attribs['cluster-token'] = `${VALUE}-changed`;
     expect((await apply(doc)).action).toBe('updated');
-    const changed = resolveContext(await loader.load((await noderoles())['demo:demo-0:etcd-member']));
+    const changed = resolveContext(await loader.load((await noderoles())['demo:demo-0:etcd-member'], t.store));
     expect(changed.inputs['cluster-token']).toBe(`${VALUE}-changed`);
     expect(changed.hash).not.toBe(member.hash);
   });
