@@ -125,6 +125,25 @@ describe.each(STORE_ENGINES)('SSE events on $name (real socket)', (engine) => {
     }
   });
 
+  it("says connected only once the stream's start is fixed: what is written right after is delivered", async () => {
+    // A slow read of "now" (a busy database) widens the window in which the route used to
+    // say connected while the subscription had not yet fixed where it starts.
+    const events = h.t.store.events;
+    const latestSeq = events.latestSeq.bind(events);
+    events.latestSeq = async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      return latestSeq();
+    };
+    try {
+      const live = await open('?key=sse-right-after');
+      await h.call('POST', '/api/v1/nodes', { body: { name: 'sse-right-after' } });
+      expect(JSON.parse((await live.nextEvent(3000)).data!)).toMatchObject({ key: 'sse-right-after', action: 'created' });
+      await live.cancel();
+    } finally {
+      events.latestSeq = latestSeq;
+    }
+  });
+
   it('filters by key, starts from now without a cursor, and refuses no token', async () => {
     const live = await open('?key=sse-k2');
     await h.call('POST', '/api/v1/nodes', { body: { name: 'sse-k1' } });

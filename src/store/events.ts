@@ -106,11 +106,12 @@ export class EventLog {
 
   /**
    * Calls `onEvent` for each matching event after `filter.after` (or from now), in order.
-   * Returns an unsubscribe. If the replay of missed events fails, the subscription ends
-   * (nothing more is delivered or queued) and `onError` is called: the caller resumes
-   * from the last event it got.
+   * Returns an unsubscribe. `onStart` is called once the starting point is fixed ("now" is
+   * read from the table, not the moment of the call): every event committed after it is
+   * delivered. If the replay of missed events fails, the subscription ends (nothing more is
+   * delivered or queued) and `onError` is called: the caller resumes from the last event it got.
    */
-  subscribe(filter: EventFilter, onEvent: (e: FormworkEvent) => void, onError?: (e: unknown) => void): () => void {
+  subscribe(filter: EventFilter, onEvent: (e: FormworkEvent) => void, onError?: (e: unknown) => void, onStart?: () => void): () => void {
     let cursor = filter.after;
     const deliver = (e: FormworkEvent) => {
       if (cursor !== undefined && e.seq <= cursor) return;
@@ -129,6 +130,7 @@ export class EventLog {
       // Events up to the poller's baseline come from this replay, later ones from the poller.
       await this.baseline;
       if (cursor === undefined) cursor = await this.latestSeq();
+      onStart?.();
       for (;;) {
         const batch = await this.list({ ...filter, after: cursor });
         batch.forEach(deliver);

@@ -99,7 +99,6 @@ export function eventRoutes(opts: EventRouteOptions = {}) {
         connection: 'keep-alive',
         'x-accel-buffering': 'no',
       });
-      res.write(': connected\n\n');
       const unsubscribe = services.store.events.subscribe(
         { types, keys, after },
         (e) => {
@@ -111,9 +110,15 @@ export function eventRoutes(opts: EventRouteOptions = {}) {
           request.log.warn({ err }, 'event replay failed; ending the stream');
           end();
         },
+        // Only now: a client that writes once it sees this must get what it wrote.
+        () => {
+          if (ended) return;
+          res.write(': connected\n\n');
+          heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
+          heartbeat.unref();
+        },
       );
-      const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), heartbeatMs);
-      heartbeat.unref();
+      let heartbeat: NodeJS.Timeout | undefined;
       let ended = false;
       const end = () => {
         if (ended) return;
