@@ -42,7 +42,7 @@ function memberHost(): ScriptHost {
 }
 
 describe('etcd member.sh', () => {
-  it('on a host without etcd: installs with service starts denied, updates package lists first, and uses a data dir of its own', () => {
+  it('on a host without etcd: installs with service starts denied, updates package lists first, and uses a data dir of its own', async () => {
     host = memberHost();
     fs.rmSync(path.join(host.dir, 'bin', 'etcd'));
     fs.rmSync(path.join(host.dir, 'bin', 'python3'));
@@ -59,7 +59,7 @@ describe('etcd member.sh', () => {
         'printf "#!/bin/sh\\n" > "$ROOT/bin/etcd"; chmod +x "$ROOT/bin/etcd"',
       ].join('\n'),
     );
-    const r = host.run('etcd/member.sh', memberEnv(host));
+    const r = await host.run('etcd/member.sh', memberEnv(host));
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const calls = host.calls();
@@ -74,7 +74,7 @@ describe('etcd member.sh', () => {
     expect(JSON.parse(fs.readFileSync(host.file('outputs.json'), 'utf8'))).toEqual({ 'client-url': 'http://10.0.0.1:2379', 'member-name': 'demo-0', 'cluster-size': 3 });
   });
 
-  it('drops the data dir of an etcd the package started anyway (an image policy allowing starts)', () => {
+  it('drops the data dir of an etcd the package started anyway (an image policy allowing starts)', async () => {
     host = memberHost();
     fs.rmSync(path.join(host.dir, 'bin', 'etcd'));
     fs.writeFileSync(host.file('usr/sbin/policy-rc.d'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
@@ -87,40 +87,40 @@ describe('etcd member.sh', () => {
         'printf "#!/bin/sh\\n" > "$ROOT/bin/etcd"; chmod +x "$ROOT/bin/etcd"',
       ].join('\n'),
     );
-    const r = host.run('etcd/member.sh', memberEnv(host));
+    const r = await host.run('etcd/member.sh', memberEnv(host));
     expect(r.code, r.stderr).toBe(0);
     expect(fs.existsSync(host.file('var/lib/etcd/default'))).toBe(false);
     expect(fs.readFileSync(host.file('usr/sbin/policy-rc.d'), 'utf8')).toContain('exit 0'); // the image's own, kept
     expect(host.calls()).toContain('systemctl stop etcd');
   });
 
-  it('keeps the data dir this cluster already uses (a config from before the pack named one), and not another cluster\'s', () => {
+  it('keeps the data dir this cluster already uses (a config from before the pack named one), and not another cluster\'s', async () => {
     host = memberHost();
     const config = host.file('etc/etcd/formwork.yml');
     fs.mkdirSync(path.dirname(config), { recursive: true });
     const dataDir = () => (JSON.parse(fs.readFileSync(config, 'utf8')) as Record<string, string>)['data-dir'];
     fs.writeFileSync(config, JSON.stringify({ name: 'demo-0', 'initial-cluster-token': 'secret-token' }));
-    expect(host.run('etcd/member.sh', memberEnv(host)).code).toBe(0);
+    expect((await host.run('etcd/member.sh', memberEnv(host))).code).toBe(0);
     expect(dataDir()).toBe(`${host.dir}/var/lib/etcd/default`); // the same cluster: its data stays
     fs.writeFileSync(config, JSON.stringify({ name: 'demo-0', 'initial-cluster-token': 'another-clusters', 'data-dir': '/var/lib/etcd/old' }));
-    expect(host.run('etcd/member.sh', memberEnv(host)).code).toBe(0);
+    expect((await host.run('etcd/member.sh', memberEnv(host))).code).toBe(0);
     expect(dataDir()).toMatch(/\/var\/lib\/etcd\/formwork-[0-9a-f]{16}$/); // another cluster's data is not joined
   });
 
-  it('restarts etcd on the retry of a run cut short after writing a new config', () => {
+  it('restarts etcd on the retry of a run cut short after writing a new config', async () => {
     host = memberHost();
     fs.writeFileSync(host.file('active'), ''); // etcd runs, with an older config
     fs.writeFileSync(host.file('restart-fails'), '');
-    const first = host.run('etcd/member.sh', memberEnv(host));
+    const first = await host.run('etcd/member.sh', memberEnv(host));
     expect(first.code).not.toBe(0);
     expect(fs.existsSync(host.file('etc/etcd/formwork.yml'))).toBe(true);
     fs.rmSync(host.file('restart-fails'));
     fs.writeFileSync(host.file('calls.log'), '');
-    expect(host.run('etcd/member.sh', memberEnv(host)).code).toBe(0);
+    expect((await host.run('etcd/member.sh', memberEnv(host))).code).toBe(0);
     expect(host.calls()).toContain('systemctl restart --no-block etcd');
     // A third run, nothing changed and etcd running: no restart.
     fs.writeFileSync(host.file('calls.log'), '');
-    expect(host.run('etcd/member.sh', memberEnv(host)).code).toBe(0);
+    expect((await host.run('etcd/member.sh', memberEnv(host))).code).toBe(0);
     expect(host.calls().filter((c) => c.includes('restart'))).toEqual([]);
   });
 });
@@ -150,27 +150,27 @@ describe('etcd health.sh', () => {
     );
   }
 
-  it('fails when every endpoint is healthy but they are separate one-member clusters', () => {
+  it('fails when every endpoint is healthy but they are separate one-member clusters', async () => {
     host = scriptHost();
     etcdctl(host, ['111', '222', '333']);
-    const r = host.run('etcd/health.sh', healthEnv(host));
+    const r = await host.run('etcd/health.sh', healthEnv(host));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('not one cluster of 3 members: 3 cluster ID(s), 1 member(s) listed');
     expect(fs.existsSync(host.file('outputs.json'))).toBe(false);
   });
 
-  it('given only its own node\'s member (as the planner binds it), still wants the whole cluster', () => {
+  it('given only its own node\'s member (as the planner binds it), still wants the whole cluster', async () => {
     host = scriptHost();
     etcdctl(host, ['111', '222', '333']);
-    const r = host.run('etcd/health.sh', healthEnv(host, [endpoints[0]]));
+    const r = await host.run('etcd/health.sh', healthEnv(host, [endpoints[0]]));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('not one cluster of 3 members');
   });
 
-  it('passes for one cluster of all the endpoints, without python3', () => {
+  it('passes for one cluster of all the endpoints, without python3', async () => {
     host = scriptHost();
     etcdctl(host, ['18446744073709551000', '18446744073709551000', '18446744073709551000']);
-    const r = host.run('etcd/health.sh', healthEnv(host));
+    const r = await host.run('etcd/health.sh', healthEnv(host));
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(fs.readFileSync(host.file('outputs.json'), 'utf8'))).toEqual({ healthy: endpoints });
   });

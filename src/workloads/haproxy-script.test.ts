@@ -25,10 +25,10 @@ const env = (h: ScriptHost, bind: string, backends: string[]) => ({
 });
 
 describe('haproxy.sh', () => {
-  it('checks the config before it goes live, saying why haproxy refuses it, and a retry does not reload it', () => {
+  it('checks the config before it goes live, saying why haproxy refuses it, and a retry does not reload it', async () => {
     host = haproxyHost();
     for (let attempt = 0; attempt < 2; attempt++) {
-      const r = host.run('haproxy/haproxy.sh', env(host, '203.0.113.9', ['http://10.0.0.1:2379']));
+      const r = await host.run('haproxy/haproxy.sh', env(host, '203.0.113.9', ['http://10.0.0.1:2379']));
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('the rendered config does not pass haproxy -c');
       expect(r.stderr).toContain('cannot bind socket (Cannot assign requested address)');
@@ -38,18 +38,18 @@ describe('haproxy.sh', () => {
     expect(host.calls().filter((c) => c.startsWith('systemctl'))).toEqual([]);
   });
 
-  it('refuses a backend without a port, naming it', () => {
+  it('refuses a backend without a port, naming it', async () => {
     host = haproxyHost();
-    const r = host.run('haproxy/haproxy.sh', env(host, '198.51.100.1', ['10.0.0.1:2379', '10.0.0.2']));
+    const r = await host.run('haproxy/haproxy.sh', env(host, '198.51.100.1', ['10.0.0.1:2379', '10.0.0.2']));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("haproxy: backend '10.0.0.2' has no host and port");
     expect(fs.existsSync(host.file('etc/haproxy/haproxy.cfg'))).toBe(false);
   });
 
-  it('writes a checked config and starts haproxy, then reloads it on the next run', () => {
+  it('writes a checked config and starts haproxy, then reloads it on the next run', async () => {
     host = haproxyHost();
     const backends = ['http://10.0.0.1:2379', '10.0.0.2:2379'];
-    const r = host.run('haproxy/haproxy.sh', env(host, '198.51.100.1', backends));
+    const r = await host.run('haproxy/haproxy.sh', env(host, '198.51.100.1', backends));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('haproxy: wrote config with 2 backends');
     const cfg = fs.readFileSync(host.file('etc/haproxy/haproxy.cfg'), 'utf8');
@@ -57,7 +57,7 @@ describe('haproxy.sh', () => {
     expect(cfg).toContain('    server b1 10.0.0.2:2379 check');
     expect(host.calls()).toContain('systemctl start haproxy');
     expect(JSON.parse(fs.readFileSync(host.file('outputs.json'), 'utf8'))).toEqual({ frontend: '198.51.100.1:2379' });
-    const again = host.run('haproxy/haproxy.sh', env(host, '198.51.100.1', backends));
+    const again = await host.run('haproxy/haproxy.sh', env(host, '198.51.100.1', backends));
     expect(again.stdout).not.toContain('wrote config');
     expect(host.calls()).toContain('systemctl reload haproxy');
   });

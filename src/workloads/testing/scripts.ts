@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,8 @@ export interface ScriptHost {
   stub(name: string, body: string): void;
   /** Makes a real tool available (a symlink in bin/). */
   real(...names: string[]): void;
-  run(script: string, env: Record<string, string>): { code: number; stdout: string; stderr: string };
+  /** Runs asynchronously: a script that waits (health.sh retries) must not stop the test's event loop. */
+  run(script: string, env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }>;
   /** The stubs' calls logged so far, one per line. */
   calls(): string[];
   /** A path inside the fake root, e.g. file('/etc/etcd/formwork.yml'). */
@@ -51,8 +52,15 @@ export function scriptHost(): ScriptHost {
         .replace(/(?<![\w.])\/(etc|var\/lib|usr\/sbin)\//g, `${dir}/$1/`);
       const copy = path.join(dir, path.basename(script));
       fs.writeFileSync(copy, text, { mode: 0o755 });
-      const r = spawnSync(path.join(bin, 'bash'), [copy], { env: { PATH: bin, CALLS: calls, ROOT: dir, ...env }, encoding: 'utf8', cwd: dir });
-      return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+      return new Promise((resolve, reject) => {
+        const child = spawn(path.join(bin, 'bash'), [copy], { env: { PATH: bin, CALLS: calls, ROOT: dir, ...env }, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      });
     },
     calls: () => fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean),
     file: (p) => path.join(dir, p),
