@@ -8,5 +8,6 @@ export default defineConfig({
     include: ['src/testing/testdata/harness.fixture.ts'],
     setupFiles: ['src/testing/setup.ts'],
     pool: 'forks',
+    testTimeout: 60_000, // 1.2 s of CPU can take many more of wall time on busy shared cores
   },
 });
