@@ -7,6 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { STORE_ENGINES, createTestDatabase } from '../store/testing/engines.js';
+import { allowTransactionReentry } from '../testing/setup.js';
 import { ADMIN_TOKEN_FILE, SERVER_FILE, parseListen, startServer, type RunningServer } from './server.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -85,6 +86,19 @@ describe.each(STORE_ENGINES)('startServer on $name', (engine) => {
     expect(Object.keys(steps)).toEqual(order);
     for (let i = 1; i < order.length; i++) expect(steps[order[i]]).toBeGreaterThanOrEqual(steps[order[i - 1]] as number);
     expect(steps.listening).toBeLessThanOrEqual(performance.now());
+  });
+
+  it('logs a TRANSACTION_REENTRY even when the code that raised it swallowed it', async () => {
+    allowTransactionReentry('raises one on purpose, to see it logged');
+    const { dataDir, databaseUrl } = await freshStore();
+    const s = await start(dataDir, databaseUrl);
+    const store = s.services.store;
+    await store.transaction(async () => store.objects('nodes').find('x').catch(() => undefined));
+    await s.close();
+    const log = fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8');
+    const line = log.split('\n').find((l) => l.includes('TRANSACTION_REENTRY'));
+    expect(line, log).toBeDefined();
+    expect(JSON.parse(line!)).toMatchObject({ level: 50, err: { code: 'TRANSACTION_REENTRY' } });
   });
 
   it('applies documents as it starts, before the API answers; a bad one or a port in use fails the start with nothing written; an early client does not hold it', async () => {

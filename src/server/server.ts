@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { FormworkError } from '../core/errors.js';
 import type { Services } from '../services/services.js';
+import { observeReentry } from '../store/guard.js';
 import { Store } from '../store/store.js';
 import { REDACT_PATHS } from '../api/logging.js';
 import type { RoutePlugin } from '../api/routes/index.js';
@@ -149,7 +150,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const destination = pino.destination({ dest: opts.logFile ?? 1, sync: true, mkdir: true, mode: 0o600 });
   const logger: Logger = pino({ level: opts.logLevel ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
 
+  // A defect, and the code that raised it may have caught it: logged wherever it happened.
+  const stopObserving = observeReentry((err) => logger.error({ err }, 'TRANSACTION_REENTRY: a query left its transaction (a defect, please report it)'));
   const address = await holdAddress(host, port).catch((e: unknown) => {
+    stopObserving();
     destination.end();
     throw e;
   });
@@ -157,6 +161,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const databaseUrl = opts.databaseUrl ?? (process.env.FORMWORK_DATABASE_URL || undefined);
   const store = await Store.open({ dataDir, databaseUrl }).catch(async (e: unknown) => {
     await address.release();
+    stopObserving();
     destination.end();
     throw e;
   });
@@ -201,6 +206,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     await services.engine?.stop().catch(() => undefined);
     await store.close();
     logger.error({ err: e }, 'formwork server failed to start');
+    stopObserving();
     destination.end();
     throw e;
   }
@@ -250,6 +256,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         } catch {
           // already gone
         }
+        stopObserving();
         logger.info('formwork server stopped');
         try {
           destination.flushSync();
