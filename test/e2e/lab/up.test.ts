@@ -180,6 +180,11 @@ describe.skipIf(!!skipReason)('formwork up / conformance / down on real lab host
     expect(report.nodes[0].results).toHaveLength(6);
   }, 120_000);
 
+  it('never left a transaction to query the database (no TRANSACTION_REENTRY in the server log)', () => {
+    const log = fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8');
+    expect(log.split('\n').filter((l) => l.includes('TRANSACTION_REENTRY'))).toEqual([]);
+  });
+
   it('down leaves nothing behind', async () => {
     const r = await formwork(['down', '--listen', listen], { timeoutMs: 180_000 });
     expect(r.code).toBe(0);
