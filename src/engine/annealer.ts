@@ -36,7 +36,7 @@ import { SshPool } from '../ssh/client.js';
 import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
 import { children, descendants, isContention, parseRetryTarget, reevaluate, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
-import { ContextLoader, inputsChanged, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
+import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
 import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
@@ -63,6 +63,12 @@ export interface AnnealerOptions {
   executors?: Record<string, RoleExecutor>;
   /** Shared SSH pool (default: one of its own, closed on stop). */
   sshPool?: SshPool;
+  /**
+   * How often every active node-role's inputs are resolved again and compared with the hash
+   * of its last run, besides the checks that change events trigger: a safety net for changes
+   * written without an event (straight into the database). Default 60 s.
+   */
+  inputSweepMs?: number;
   /** Errors of the loop itself (not of runs, which are recorded). Default: stderr. */
   onError?: (err: unknown, where: string) => void;
 }
@@ -107,6 +113,7 @@ export class Annealer implements EngineHandle {
   private readonly timers = new Set<NodeJS.Timeout>();
   private lastSweep = 0;
   private lastEventPoll = 0;
+  private lastInputSweep = 0;
   private eventCursor = -1;
   private dirtyAll = false;
   private readonly dirtyDeployments = new Set<string>();
@@ -127,6 +134,7 @@ export class Annealer implements EngineHandle {
       retryMaxMs: opts.retryMaxMs ?? 60_000,
       logCapBytes: opts.logCapBytes ?? DEFAULT_LOG_CAP,
       logFlushMs: opts.logFlushMs ?? 200,
+      inputSweepMs: opts.inputSweepMs ?? 60_000,
     };
     this.onError = opts.onError ?? ((e, where) => console.error(`formwork engine (${where}):`, e instanceof Error ? e.message : e));
     this.loader = new ContextLoader(this.store);
@@ -153,6 +161,7 @@ export class Annealer implements EngineHandle {
       .catch((e) => this.onError(e, 'register worker'));
     this.eventCursor = await this.store.events.latestSeq();
     this.dirtyAll = true; // inputs may have changed while no worker watched
+    this.lastInputSweep = Date.now();
     this.heartbeatTimer = setInterval(() => void this.heartbeat().catch((e) => this.onError(e, 'heartbeat')), Math.max(50, Math.floor(this.o.leaseMs / 3)));
     this.heartbeatTimer.unref();
     this.loopDone = this.loop();
@@ -231,13 +240,17 @@ export class Annealer implements EngineHandle {
     this.timers.add(t);
   }
 
-  /** One pass: leases, promotions, input changes, then claim and start what can run. */
+  /** One pass: leases, promotions, input changes (on events, and every inputSweepMs), then claim and start what can run. */
   async tick(): Promise<void> {
     const now = Date.now();
     if (now - this.lastSweep >= Math.min(1000, this.o.leaseMs / 4)) {
       this.lastSweep = now;
       await this.expireLeases();
       await this.promoteSweep();
+    }
+    if (now - this.lastInputSweep >= this.o.inputSweepMs) {
+      this.lastInputSweep = now;
+      this.dirtyAll = true;
     }
     if (now - this.lastEventPoll >= 250) {
       this.lastEventPoll = now;
@@ -482,8 +495,8 @@ export class Annealer implements EngineHandle {
   ): Promise<void> {
     const actor = this.workerId;
     const destructive = new Map<string, boolean>();
-    const isDestructive = async (role: string): Promise<boolean> => {
-      if (!destructive.has(role)) destructive.set(role, (await this.loader.role(role).catch(() => undefined))?.flags.includes('destructive') ?? false);
+    const isDestructive = async (tx: Store, role: string): Promise<boolean> => {
+      if (!destructive.has(role)) destructive.set(role, (await this.loader.role(role, tx).catch(() => undefined))?.flags.includes('destructive') ?? false);
       return destructive.get(role)!;
     };
     await withTxRetry(this.store, async (tx) => {
@@ -497,16 +510,29 @@ export class Annealer implements EngineHandle {
       if (result.nodeUpdate && ctx.node) await tx.objects('nodes').update(ctx.node.id, result.nodeUpdate, { actor });
       await tx.objects('runs').update(runId, { ...runFields, state: 'succeeded' }, { actor });
       const before = cur.outputs;
+      // Inputs changed while it ran (a re-apply, a node or parent update): the checks that
+      // change events trigger skip a running node-role, so this is where such a change is
+      // caught. Read in this transaction, so that a change either shows here or comes after.
+      const stale = await this.loader.stale(cur, hash, tx);
       await tx.objects('noderoles').update(
         cur.id,
-        { state: 'active', outputs, inputHash: hash, leaseOwner: null, leaseExpiresAt: null, lastError: null, nextAttemptAt: null, blockedReason: null },
+        {
+          ...(stale ? { state: 'todo', attempts: 0 } : { state: 'active' }),
+          outputs,
+          inputHash: hash,
+          leaseOwner: null,
+          leaseExpiresAt: null,
+          lastError: null,
+          nextAttemptAt: null,
+          blockedReason: null,
+        },
         { actor, expectedVersion: cur.version },
       );
       const outputsChanged = before !== undefined && !sameValue(before, outputs);
       for (const c of await children(tx, cur.id)) {
         if (c.state === 'active') {
           // A parent's new outputs re-run its children (not destructive ones).
-          if (outputsChanged && !(await isDestructive(c.role as string))) {
+          if (outputsChanged && !(await isDestructive(tx, c.role as string))) {
             await tx.objects('noderoles').update(c.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor });
           }
         } else {
@@ -745,15 +771,7 @@ export class Annealer implements EngineHandle {
     let n = 0;
     for (const row of rows) {
       const nr = repo.toObject(row);
-      let changed: boolean;
-      try {
-        const ctx = await this.loader.load(nr);
-        if (ctx.role.flags.includes('destructive')) continue;
-        changed = inputsChanged(resolveContext(ctx), nr.inputHash);
-      } catch {
-        changed = true; // inputs that no longer resolve: run it, so the error shows on the node-role
-      }
-      if (!changed) continue;
+      if (!(await this.loader.stale(nr, nr.inputHash))) continue;
       try {
         await repo.update(nr.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor: this.workerId, expectedVersion: nr.version });
         n++;

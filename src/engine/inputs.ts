@@ -49,20 +49,21 @@ export class ContextLoader {
     this.workloads.clear();
   }
 
-  async role(name: string): Promise<RoleSpec> {
+  /** `store` may be an open transaction: what is read then reads through it. */
+  async role(name: string, store: Store = this.store): Promise<RoleSpec> {
     const hit = this.roles.get(name);
     if (hit && Date.now() - hit.at < this.ttlMs) return hit.value;
-    const row = await this.store.objects('roles').find(name);
+    const row = await store.objects('roles').find(name);
     if (!row) throw new FormworkError('ROLE_UNKNOWN', `role "${name}" is not defined by any loaded workload`, { role: name });
     const value = roleFromObject(row);
     this.roles.set(name, { at: Date.now(), value });
     return value;
   }
 
-  async workload(name: string): Promise<StoredObject | undefined> {
+  async workload(name: string, store: Store = this.store): Promise<StoredObject | undefined> {
     const hit = this.workloads.get(name);
     if (hit && Date.now() - hit.at < this.ttlMs) return hit.value;
-    const value = name ? await this.store.objects('workloads').find(name) : undefined;
+    const value = name ? await store.objects('workloads').find(name) : undefined;
     this.workloads.set(name, { at: Date.now(), value });
     return value;
   }
@@ -71,35 +72,36 @@ export class ContextLoader {
    * Generated values and values given for secret inputs are stored sealed
    * (src/services/deployments.ts); a run needs them open.
    */
-  private openSealed(attribs: Record<string, unknown>): Record<string, unknown> {
+  private openSealed(store: Store, attribs: Record<string, unknown>): Record<string, unknown> {
     const open: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(attribs)) open[k] = isSealed(v) ? JSON.parse(this.store.secrets.unseal(v[SEALED_KEY])) : v;
+    for (const [k, v] of Object.entries(attribs)) open[k] = isSealed(v) ? JSON.parse(store.secrets.unseal(v[SEALED_KEY])) : v;
     const g = attribs[GENERATED_KEY];
     if (g && typeof g === 'object') {
-      open[GENERATED_KEY] = Object.fromEntries(Object.entries(g as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'string' && v.startsWith('v1:') ? this.store.secrets.unseal(v) : v]));
+      open[GENERATED_KEY] = Object.fromEntries(Object.entries(g as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'string' && v.startsWith('v1:') ? store.secrets.unseal(v) : v]));
     }
     return open;
   }
 
-  async load(noderole: StoredObject): Promise<NodeRoleContext> {
-    const role = await this.role(noderole.role as string);
-    const deployment = await this.store.objects('deployments').find(noderole.deployment as string);
+  /** Reads through `store` (an open transaction, when the caller holds one). */
+  async load(noderole: StoredObject, store: Store = this.store): Promise<NodeRoleContext> {
+    const role = await this.role(noderole.role as string, store);
+    const deployment = await store.objects('deployments').find(noderole.deployment as string);
     const deploymentObj = deployment ?? ({ id: '', name: noderole.deployment as string, version: 0, labels: {}, createdAt: '', updatedAt: '' } as StoredObject);
     const nodeName = typeof noderole.node === 'string' && noderole.node && noderole.node !== '-' ? noderole.node : undefined;
-    const node = nodeName ? await this.store.objects('nodes').get(nodeName) : undefined;
-    const workload = await this.workload(role.workload);
+    const node = nodeName ? await store.objects('nodes').get(nodeName) : undefined;
+    const workload = await this.workload(role.workload, store);
 
     // Parents, in the order of the node-role's `parents` (ids), with their outputs.
     const parentIds = Array.isArray(noderole.parents) ? (noderole.parents as string[]) : [];
     const parentRows = parentIds.length
-      ? await this.store.db.selectFrom('noderoles').select(['id', 'name', 'role', 'node', 'outputs']).where('id', 'in', parentIds).execute()
+      ? await store.db.selectFrom('noderoles').select(['id', 'name', 'role', 'node', 'outputs']).where('id', 'in', parentIds).execute()
       : [];
     const byId = new Map(parentRows.map((r) => [r.id as string, r]));
     const parents = [];
     for (const id of parentIds) {
       const r = byId.get(id);
       if (!r) continue;
-      const prole = await this.role(r.role as string).catch(() => undefined);
+      const prole = await this.role(r.role as string, store).catch(() => undefined);
       parents.push({
         name: r.name as string,
         role: r.role as string,
@@ -111,15 +113,15 @@ export class ContextLoader {
 
     let peers;
     if (role.flags.includes('cluster')) {
-      const members = await this.store.db
+      const members = await store.db
         .selectFrom('noderoles')
         .select(['name', 'node'])
         .where('deployment', '=', noderole.deployment as string)
         .where('role', '=', role.name)
         .execute();
       const names = [...new Set(members.map((m) => m.node as string).filter(Boolean))];
-      const nodes = names.length ? await this.store.db.selectFrom('nodes').selectAll().where('name', 'in', names).execute() : [];
-      const repo = this.store.objects('nodes');
+      const nodes = names.length ? await store.db.selectFrom('nodes').selectAll().where('name', 'in', names).execute() : [];
+      const repo = store.objects('nodes');
       const nodeObjs = nodes.map((r) => repo.toObject(r) as unknown as ResolveNode);
       const order = nodeOrder(deploymentObj);
       nodeObjs.sort((a, b) => {
@@ -133,9 +135,9 @@ export class ContextLoader {
     }
 
     const resolve: ResolveContext = {
-      noderole: { name: noderole.name, attribs: this.openSealed((noderole.attribs ?? {}) as Record<string, unknown>) },
+      noderole: { name: noderole.name, attribs: this.openSealed(store, (noderole.attribs ?? {}) as Record<string, unknown>) },
       node: node as unknown as ResolveNode | undefined,
-      deployment: { name: deploymentObj.name, attribs: this.openSealed((deploymentObj.attribs ?? {}) as Record<string, unknown>) },
+      deployment: { name: deploymentObj.name, attribs: this.openSealed(store, (deploymentObj.attribs ?? {}) as Record<string, unknown>) },
       parents,
       peers,
       workloadDefaults: (workload?.defaults ?? {}) as Record<string, unknown>,
@@ -147,8 +149,23 @@ export class ContextLoader {
       deployment: deploymentObj,
       files: (workload?.files ?? {}) as Record<string, string>,
       resolve,
-      hashKey: this.store.secrets.hashKey,
+      hashKey: store.secrets.hashKey,
     };
+  }
+
+  /**
+   * Whether a node-role's inputs, resolved now (through `store`, which may be an open
+   * transaction), differ from `hash`, the hash its last run started with. Inputs that no
+   * longer resolve count as changed: a run then shows the error. Destructive roles never
+   * re-run on their own: always false for them.
+   */
+  async stale(noderole: StoredObject, hash: unknown, store: Store = this.store): Promise<boolean> {
+    try {
+      const ctx = await this.load(noderole, store);
+      return !ctx.role.flags.includes('destructive') && inputsChanged(resolveContext(ctx), hash);
+    } catch {
+      return true;
+    }
   }
 }
 
