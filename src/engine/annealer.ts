@@ -614,12 +614,8 @@ export class Annealer implements EngineHandle {
         },
         { actor, expectedVersion: cur.version },
       );
-      const reason = `parent ${cur.name} failed: ${fe.message}`;
-      for (const d of await descendants(tx, cur.id)) {
-        if (d.state !== 'todo' && d.state !== 'blocked') continue;
-        if (d.state === 'blocked' && d.blockedReason === reason) continue;
-        await tx.objects('noderoles').update(d.id, { state: 'blocked', blockedReason: reason }, { actor });
-      }
+      // Every waiting descendant names the failure (the reason comes from the graph).
+      for (const d of await descendants(tx, cur.id)) await reevaluate(tx, d, actor);
     });
     if (retryIn !== undefined) this.later(retryIn + 1);
   }

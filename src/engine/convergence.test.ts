@@ -97,4 +97,38 @@ describe.each(STORE_ENGINES)('convergence on $name', (engine) => {
     expect(await settled(t.store)).toEqual({ 'demo:n1:say': 'active', 'demo:n1:after': 'active' });
     expect((await succeeded('demo:n1:say')).map((r) => (r.inputs as { greeting: string }).greeting)).toEqual(['old', 'new']);
   });
+
+  it('a failure stays named on every waiting descendant when a sibling branch finishes later', async () => {
+    const release = path.join(dir, 'release');
+    // a fails for good; d waits for b (below a) and for c, which finishes only after a failed.
+    await seed(t.store, {
+      roles: [
+        role('a', { kind: 'local', file: 'fail.sh' }, { retries: 0 }),
+        role('b', { kind: 'builtin', handler: 'engine.noop' }),
+        role('c', { kind: 'local', file: 'wait.sh' }),
+        role('d', { kind: 'builtin', handler: 'engine.noop' }),
+        role('e', { kind: 'builtin', handler: 'engine.noop' }),
+      ],
+      files: { 'fail.sh': 'echo "disk full" >&2; exit 1', 'wait.sh': `while [ ! -f ${release} ]; do sleep 0.02; done` },
+      nodes: ['n1', 'n2'],
+      bind: [
+        { node: 'n1', role: 'a' },
+        { node: 'n1', role: 'b', parents: ['n1:a'] },
+        { node: 'n2', role: 'c' },
+        { node: 'n2', role: 'd', parents: ['n1:b', 'n2:c'] },
+        { node: 'n2', role: 'e', parents: ['n2:d'] },
+      ],
+    });
+    await start();
+    await waitFor(async () => (await nr('demo:n1:a')).state === 'error');
+    expect((await nr('demo:n2:c')).state).toBe('running');
+    fs.writeFileSync(release, '');
+    await waitFor(async () => (await nr('demo:n2:c')).state === 'active');
+    await annealers[0].stop(); // nothing else may change what we read now
+    const aMessage = ((await nr('demo:n1:a')).lastError as { message: string }).message;
+    expect(aMessage).toMatch(/exited with 1/);
+    for (const name of ['demo:n1:b', 'demo:n2:d', 'demo:n2:e']) {
+      expect(await nr(name)).toMatchObject({ name, state: 'blocked', blockedReason: `parent demo:n1:a failed: ${aMessage}` });
+    }
+  });
 });
