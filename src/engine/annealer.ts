@@ -39,6 +39,7 @@ import { children, descendants, isContention, parseRetryTarget, reevaluate, retr
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
+import { deadWorkers, forgetWorker, registerWorker, type WorkerRecord } from './workers.js';
 import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
 
 export interface AnnealerOptions {
@@ -105,6 +106,8 @@ export class Annealer implements EngineHandle {
   private readonly onError: (err: unknown, where: string) => void;
   private readonly inflight = new Map<string, Inflight>();
   private started = false;
+  /** This worker's record in the data dir (src/engine/workers.ts); its runs' temp dirs are under its tempDir. */
+  private record: WorkerRecord | undefined;
   private stopping = false;
   private loopDone: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -159,6 +162,8 @@ export class Annealer implements EngineHandle {
       .values({ id: this.workerId, host: os.hostname(), pid: process.pid, started_at: now, heartbeat_at: now })
       .execute()
       .catch((e) => this.onError(e, 'register worker'));
+    this.record = registerWorker(this.services.dataDir, this.workerId);
+    await this.releaseDeadWorkers().catch((e) => this.onError(e, 'release dead workers'));
     this.eventCursor = await this.store.events.latestSeq();
     this.dirtyAll = true; // inputs may have changed while no worker watched
     this.lastInputSweep = Date.now();
@@ -180,6 +185,8 @@ export class Annealer implements EngineHandle {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
     await this.store.db.deleteFrom('workers').where('id', '=', this.workerId).execute().catch(() => undefined);
+    if (this.record) forgetWorker(this.services.dataDir, this.record);
+    this.record = undefined;
     if (this.ownPool) await this.pool.close();
     this.started = false;
   }
@@ -245,6 +252,7 @@ export class Annealer implements EngineHandle {
     const now = Date.now();
     if (now - this.lastSweep >= Math.min(1000, this.o.leaseMs / 4)) {
       this.lastSweep = now;
+      await this.releaseDeadWorkers();
       await this.expireLeases();
       await this.promoteSweep();
     }
@@ -413,6 +421,7 @@ export class Annealer implements EngineHandle {
       inputs: resolved.inputs,
       files: ctx.files,
       timeoutMs,
+      tempDir: this.record?.tempDir ?? os.tmpdir(),
     };
     const io = {
       log: (chunk: string) => {
@@ -652,44 +661,83 @@ export class Annealer implements EngineHandle {
     const now = iso(Date.now());
     const rows = await this.store.db
       .selectFrom('noderoles')
-      .select(['id', 'name', 'lease_owner'])
+      .select(['id'])
       .where('state', '=', 'running')
       .where((eb) => eb.or([eb('lease_expires_at', '<', now), eb('lease_expires_at', 'is', null)]))
       .execute();
     let n = 0;
     for (const r of rows) {
       if (this.inflight.has(r.id as string)) continue; // ours and alive: the heartbeat renews it
-      const done = await this.store.transaction(async (tx) => {
-        const cur = await tx.objects('noderoles').get(r.id as string);
-        if (cur.state !== 'running' || (cur.leaseExpiresAt && (cur.leaseExpiresAt as string) >= now)) return false;
-        const owner = (cur.leaseOwner as string | undefined) ?? 'an unknown worker';
-        await tx.objects('noderoles').update(
-          cur.id,
-          {
-            state: 'todo',
-            leaseOwner: null,
-            leaseExpiresAt: null,
-            lastError: { code: 'LEASE_EXPIRED' satisfies ErrorCode, message: `the lease of worker ${owner} expired (the worker stopped or lost the database); the node-role was queued again` },
-          },
-          { actor: this.workerId, expectedVersion: cur.version },
-        );
-        const runs = await tx.objects('runs').all({ filters: { noderole: cur.name, state: 'running' } });
-        for (const run of runs) {
-          await tx.objects('runs').update(
-            run.id,
-            { state: 'abandoned', endedAt: now, error: { code: 'LEASE_EXPIRED' satisfies ErrorCode, message: `worker ${owner} stopped heartbeating during the run` } },
-            { actor: this.workerId },
-          );
-        }
-        return true;
-      }).catch((e) => {
-        if (e instanceof FormworkError && e.code === 'VERSION_MISMATCH') return false;
-        throw e;
-      });
+      const done = await this.releaseClaim(
+        r.id as string,
+        (cur) => !cur.leaseExpiresAt || (cur.leaseExpiresAt as string) < now,
+        'LEASE_EXPIRED',
+        (owner) => ({
+          noderole: `the lease of worker ${owner} expired (the worker stopped or lost the database); the node-role was queued again`,
+          run: `worker ${owner} stopped heartbeating during the run`,
+        }),
+      );
       if (done) n++;
     }
     if (n) this.kick();
     return n;
+  }
+
+  /**
+   * Workers of this host that died without stopping (src/engine/workers.ts): their node-roles
+   * go back to `todo` at once (not a lease later), their runs are `abandoned`, their temp
+   * dirs and records removed.
+   */
+  private async releaseDeadWorkers(): Promise<number> {
+    let n = 0;
+    for (const dead of deadWorkers(this.services.dataDir)) {
+      const rows = await this.store.db.selectFrom('noderoles').select(['id']).where('state', '=', 'running').where('lease_owner', '=', dead.id).execute();
+      for (const r of rows) {
+        const done = await this.releaseClaim(r.id as string, (cur) => cur.leaseOwner === dead.id, 'WORKER_DIED', () => ({
+          noderole: `worker ${dead.id} (pid ${dead.pid}) died during its run; the node-role was queued again`,
+          run: `worker ${dead.id} (pid ${dead.pid}) died during the run`,
+        }));
+        if (done) n++;
+      }
+      await this.store.db.deleteFrom('workers').where('id', '=', dead.id).execute();
+      forgetWorker(this.services.dataDir, dead);
+    }
+    if (n) this.kick();
+    return n;
+  }
+
+  /**
+   * Gives a running node-role claimed by another worker back to `todo` and abandons its
+   * running runs, recording `code` and why. `still` re-checks, in the transaction, that the
+   * claim is still the one to release. False when it was not (any more).
+   */
+  private async releaseClaim(
+    id: string,
+    still: (cur: StoredObject) => boolean,
+    code: ErrorCode,
+    why: (owner: string) => { noderole: string; run: string },
+  ): Promise<boolean> {
+    const now = iso(Date.now());
+    return this.store
+      .transaction(async (tx) => {
+        const cur = await tx.objects('noderoles').get(id);
+        if (cur.state !== 'running' || !still(cur)) return false;
+        const text = why((cur.leaseOwner as string | undefined) ?? 'an unknown worker');
+        await tx.objects('noderoles').update(
+          cur.id,
+          { state: 'todo', leaseOwner: null, leaseExpiresAt: null, lastError: { code, message: text.noderole } },
+          { actor: this.workerId, expectedVersion: cur.version },
+        );
+        const runs = await tx.objects('runs').all({ filters: { noderole: cur.name, state: 'running' } });
+        for (const run of runs) {
+          await tx.objects('runs').update(run.id, { state: 'abandoned', endedAt: now, error: { code, message: text.run } }, { actor: this.workerId });
+        }
+        return true;
+      })
+      .catch((e) => {
+        if (e instanceof FormworkError && e.code === 'VERSION_MISMATCH') return false;
+        throw e;
+      });
   }
 
   /** Blocked node-roles whose parents are all active become `todo` (a safety net; completions promote at once). */
