@@ -671,8 +671,8 @@ export class Annealer implements EngineHandle {
       const done = await this.releaseClaim(
         r.id as string,
         (cur) => !cur.leaseExpiresAt || (cur.leaseExpiresAt as string) < now,
-        'LEASE_EXPIRED',
         (owner) => ({
+          code: 'LEASE_EXPIRED',
           noderole: `the lease of worker ${owner} expired (the worker stopped or lost the database); the node-role was queued again`,
           run: `worker ${owner} stopped heartbeating during the run`,
         }),
@@ -693,7 +693,8 @@ export class Annealer implements EngineHandle {
     for (const dead of deadWorkers(this.services.dataDir)) {
       const rows = await this.store.db.selectFrom('noderoles').select(['id']).where('state', '=', 'running').where('lease_owner', '=', dead.id).execute();
       for (const r of rows) {
-        const done = await this.releaseClaim(r.id as string, (cur) => cur.leaseOwner === dead.id, 'WORKER_DIED', () => ({
+        const done = await this.releaseClaim(r.id as string, (cur) => cur.leaseOwner === dead.id, () => ({
+          code: 'WORKER_DIED',
           noderole: `worker ${dead.id} (pid ${dead.pid}) died during its run; the node-role was queued again`,
           run: `worker ${dead.id} (pid ${dead.pid}) died during the run`,
         }));
@@ -708,21 +709,20 @@ export class Annealer implements EngineHandle {
 
   /**
    * Gives a running node-role claimed by another worker back to `todo` and abandons its
-   * running runs, recording `code` and why. `still` re-checks, in the transaction, that the
+   * running runs, recording the code and why. `still` re-checks, in the transaction, that the
    * claim is still the one to release. False when it was not (any more).
    */
   private async releaseClaim(
     id: string,
     still: (cur: StoredObject) => boolean,
-    code: ErrorCode,
-    why: (owner: string) => { noderole: string; run: string },
+    why: (owner: string) => { code: ErrorCode; noderole: string; run: string },
   ): Promise<boolean> {
     const now = iso(Date.now());
     return this.store
       .transaction(async (tx) => {
         const cur = await tx.objects('noderoles').get(id);
         if (cur.state !== 'running' || !still(cur)) return false;
-        const text = why((cur.leaseOwner as string | undefined) ?? 'an unknown worker');
+        const { code, ...text } = why((cur.leaseOwner as string | undefined) ?? 'an unknown worker');
         await tx.objects('noderoles').update(
           cur.id,
           { state: 'todo', leaseOwner: null, leaseExpiresAt: null, lastError: { code, message: text.noderole } },
