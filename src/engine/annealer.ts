@@ -6,7 +6,9 @@
  * through its executor with its resolved inputs, record a Run, store its outputs and input
  * hash, mark it `active` (promoting children) or retry with backoff / `error` (blocking
  * the subtree with the reason). State lives in the store: a killed worker's leases expire
- * and another worker takes the work; nothing runs twice at once.
+ * and another worker takes the work, at once when that worker was of this host (leases.ts,
+ * workers.ts); nothing runs twice at once. Input changes are found by changes.ts and by the
+ * finishing transaction of each successful run.
  *
  * Claims: PostgreSQL locks candidates `FOR UPDATE SKIP LOCKED` and each node with a
  * transaction-scoped advisory try-lock, then re-checks that nothing runs on the node;
@@ -39,7 +41,9 @@ import { children, descendants, isContention, parseRetryTarget, reevaluate, retr
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
-import { deadWorkers, forgetWorker, registerWorker, type WorkerRecord } from './workers.js';
+import { InputChanges } from './changes.js';
+import { expireLeases, releaseDeadWorkers } from './leases.js';
+import { forgetWorker, registerWorker, type WorkerRecord } from './workers.js';
 import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
 
 export interface AnnealerOptions {
@@ -117,10 +121,7 @@ export class Annealer implements EngineHandle {
   private lastSweep = 0;
   private lastEventPoll = 0;
   private lastInputSweep = 0;
-  private eventCursor = -1;
-  private dirtyAll = false;
-  private readonly dirtyDeployments = new Set<string>();
-  private readonly dirtyNodes = new Set<string>();
+  private readonly changes: InputChanges;
 
   constructor(
     private readonly services: Services,
@@ -141,6 +142,7 @@ export class Annealer implements EngineHandle {
     };
     this.onError = opts.onError ?? ((e, where) => console.error(`formwork engine (${where}):`, e instanceof Error ? e.message : e));
     this.loader = new ContextLoader(this.store);
+    this.changes = new InputChanges(this.store, this.loader, this.workerId);
     this.ownPool = !opts.sshPool;
     this.pool = opts.sshPool ?? new SshPool();
     this.executors = defaultExecutors(services, this.pool);
@@ -163,9 +165,8 @@ export class Annealer implements EngineHandle {
       .execute()
       .catch((e) => this.onError(e, 'register worker'));
     this.record = registerWorker(this.services.dataDir, this.workerId);
-    await this.releaseDeadWorkers().catch((e) => this.onError(e, 'release dead workers'));
-    this.eventCursor = await this.store.events.latestSeq();
-    this.dirtyAll = true; // inputs may have changed while no worker watched
+    await releaseDeadWorkers(this.store, this.services.dataDir, this.workerId).catch((e) => this.onError(e, 'release dead workers'));
+    await this.changes.startFromNow();
     this.lastInputSweep = Date.now();
     this.heartbeatTimer = setInterval(() => void this.heartbeat().catch((e) => this.onError(e, 'heartbeat')), Math.max(50, Math.floor(this.o.leaseMs / 3)));
     this.heartbeatTimer.unref();
@@ -252,19 +253,20 @@ export class Annealer implements EngineHandle {
     const now = Date.now();
     if (now - this.lastSweep >= Math.min(1000, this.o.leaseMs / 4)) {
       this.lastSweep = now;
-      await this.releaseDeadWorkers();
-      await this.expireLeases();
+      const released =
+        (await releaseDeadWorkers(this.store, this.services.dataDir, this.workerId)) + (await expireLeases(this.store, this.workerId, (id) => this.inflight.has(id)));
+      if (released) this.kick();
       await this.promoteSweep();
     }
     if (now - this.lastInputSweep >= this.o.inputSweepMs) {
       this.lastInputSweep = now;
-      this.dirtyAll = true;
+      this.changes.markAll();
     }
     if (now - this.lastEventPoll >= 250) {
       this.lastEventPoll = now;
-      await this.pollChanges();
+      await this.changes.poll();
     }
-    if (this.dirtyAll || this.dirtyDeployments.size || this.dirtyNodes.size) await this.checkInputChanges();
+    if (this.changes.pending && (await this.changes.check())) this.kick();
     await this.schedule();
   }
 
@@ -656,90 +658,6 @@ export class Annealer implements EngineHandle {
     }
   }
 
-  /** Node-roles whose lease expired (their worker died) go back to `todo`; their runs are `abandoned`. */
-  async expireLeases(): Promise<number> {
-    const now = iso(Date.now());
-    const rows = await this.store.db
-      .selectFrom('noderoles')
-      .select(['id'])
-      .where('state', '=', 'running')
-      .where((eb) => eb.or([eb('lease_expires_at', '<', now), eb('lease_expires_at', 'is', null)]))
-      .execute();
-    let n = 0;
-    for (const r of rows) {
-      if (this.inflight.has(r.id as string)) continue; // ours and alive: the heartbeat renews it
-      const done = await this.releaseClaim(
-        r.id as string,
-        (cur) => !cur.leaseExpiresAt || (cur.leaseExpiresAt as string) < now,
-        (owner) => ({
-          code: 'LEASE_EXPIRED',
-          noderole: `the lease of worker ${owner} expired (the worker stopped or lost the database); the node-role was queued again`,
-          run: `worker ${owner} stopped heartbeating during the run`,
-        }),
-      );
-      if (done) n++;
-    }
-    if (n) this.kick();
-    return n;
-  }
-
-  /**
-   * Workers of this host that died without stopping (src/engine/workers.ts): their node-roles
-   * go back to `todo` at once (not a lease later), their runs are `abandoned`, their temp
-   * dirs and records removed.
-   */
-  private async releaseDeadWorkers(): Promise<number> {
-    let n = 0;
-    for (const dead of deadWorkers(this.services.dataDir)) {
-      const rows = await this.store.db.selectFrom('noderoles').select(['id']).where('state', '=', 'running').where('lease_owner', '=', dead.id).execute();
-      for (const r of rows) {
-        const done = await this.releaseClaim(r.id as string, (cur) => cur.leaseOwner === dead.id, () => ({
-          code: 'WORKER_DIED',
-          noderole: `worker ${dead.id} (pid ${dead.pid}) died during its run; the node-role was queued again`,
-          run: `worker ${dead.id} (pid ${dead.pid}) died during the run`,
-        }));
-        if (done) n++;
-      }
-      await this.store.db.deleteFrom('workers').where('id', '=', dead.id).execute();
-      forgetWorker(this.services.dataDir, dead);
-    }
-    if (n) this.kick();
-    return n;
-  }
-
-  /**
-   * Gives a running node-role claimed by another worker back to `todo` and abandons its
-   * running runs, recording the code and why. `still` re-checks, in the transaction, that the
-   * claim is still the one to release. False when it was not (any more).
-   */
-  private async releaseClaim(
-    id: string,
-    still: (cur: StoredObject) => boolean,
-    why: (owner: string) => { code: ErrorCode; noderole: string; run: string },
-  ): Promise<boolean> {
-    const now = iso(Date.now());
-    return this.store
-      .transaction(async (tx) => {
-        const cur = await tx.objects('noderoles').get(id);
-        if (cur.state !== 'running' || !still(cur)) return false;
-        const { code, ...text } = why((cur.leaseOwner as string | undefined) ?? 'an unknown worker');
-        await tx.objects('noderoles').update(
-          cur.id,
-          { state: 'todo', leaseOwner: null, leaseExpiresAt: null, lastError: { code, message: text.noderole } },
-          { actor: this.workerId, expectedVersion: cur.version },
-        );
-        const runs = await tx.objects('runs').all({ filters: { noderole: cur.name, state: 'running' } });
-        for (const run of runs) {
-          await tx.objects('runs').update(run.id, { state: 'abandoned', endedAt: now, error: { code, message: text.run } }, { actor: this.workerId });
-        }
-        return true;
-      })
-      .catch((e) => {
-        if (e instanceof FormworkError && e.code === 'VERSION_MISMATCH') return false;
-        throw e;
-      });
-  }
-
   /** Blocked node-roles whose parents are all active become `todo` (a safety net; completions promote at once). */
   private async promoteSweep(): Promise<void> {
     const res = await sql<Record<string, unknown>>`
@@ -755,76 +673,6 @@ export class Annealer implements EngineHandle {
         if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH')) throw e;
       });
     }
-  }
-
-  // -------------------------------------------------------------------------------------
-  // Input changes
-
-  /** Reads new events for changes that may alter resolved inputs (attribs, nodes, roles). */
-  private async pollChanges(): Promise<void> {
-    if (this.eventCursor < 0) this.eventCursor = await this.store.events.latestSeq();
-    for (;;) {
-      const rows = await this.store.db
-        .selectFrom('events')
-        .select(['seq', 'type', 'action', 'key', 'object'])
-        .where('seq', '>', this.eventCursor)
-        .where('type', 'in', ['nodes', 'deployments', 'noderoles', 'roles', 'workloads'])
-        .where((eb) => eb.or([eb('type', '<>', 'noderoles'), eb('action', '=', 'updated')]))
-        .orderBy('seq')
-        .limit(1000)
-        .execute();
-      for (const r of rows) {
-        this.eventCursor = Number(r.seq);
-        const type = r.type as string;
-        if (type === 'roles' || type === 'workloads') {
-          this.loader.invalidate();
-          this.dirtyAll = true;
-        } else if (type === 'nodes') {
-          this.dirtyNodes.add(r.key as string);
-        } else if (type === 'deployments') {
-          this.dirtyDeployments.add(r.key as string);
-        } else if (type === 'noderoles' && r.object) {
-          const o = JSON.parse(r.object as string) as { changed?: string[]; deployment?: string };
-          if (o.changed?.includes('attribs') && o.deployment) this.dirtyDeployments.add(o.deployment);
-        }
-      }
-      if (rows.length < 1000) break;
-    }
-  }
-
-  /**
-   * Active node-roles whose resolved inputs no longer hash to their `inputHash` go back
-   * to `todo` (destructive roles never re-run on their own). Returns how many.
-   */
-  async checkInputChanges(): Promise<number> {
-    const all = this.dirtyAll;
-    const deployments = new Set(this.dirtyDeployments);
-    const nodes = [...this.dirtyNodes];
-    this.dirtyAll = false;
-    this.dirtyDeployments.clear();
-    this.dirtyNodes.clear();
-    if (!all && nodes.length) {
-      const rows = await this.store.db.selectFrom('noderoles').select('deployment').distinct().where('node', 'in', nodes).execute();
-      for (const r of rows) deployments.add(r.deployment as string);
-    }
-    if (!all && deployments.size === 0) return 0;
-    let q = this.store.db.selectFrom('noderoles').selectAll().where('state', '=', 'active').where('input_hash', 'is not', null);
-    if (!all) q = q.where('deployment', 'in', [...deployments]);
-    const rows = await q.orderBy('id').execute();
-    const repo = this.store.objects('noderoles');
-    let n = 0;
-    for (const row of rows) {
-      const nr = repo.toObject(row);
-      if (!(await this.loader.stale(nr, nr.inputHash))) continue;
-      try {
-        await repo.update(nr.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor: this.workerId, expectedVersion: nr.version });
-        n++;
-      } catch (e) {
-        if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH')) throw e;
-      }
-    }
-    if (n) this.kick();
-    return n;
   }
 }
 
