@@ -156,6 +156,8 @@ export class Annealer implements EngineHandle {
 
   async start(): Promise<void> {
     if (this.started) return;
+    // First, so that a data dir it cannot write fails the start and leaves nothing half-started.
+    this.record = registerWorker(this.services.dataDir, this.workerId);
     this.started = true;
     this.stopping = false;
     const now = iso(Date.now());
@@ -164,7 +166,6 @@ export class Annealer implements EngineHandle {
       .values({ id: this.workerId, host: os.hostname(), pid: process.pid, started_at: now, heartbeat_at: now })
       .execute()
       .catch((e) => this.onError(e, 'register worker'));
-    this.record = registerWorker(this.services.dataDir, this.workerId);
     await releaseDeadWorkers(this.store, this.services.dataDir, this.workerId).catch((e) => this.onError(e, 'release dead workers'));
     await this.changes.startFromNow();
     this.lastInputSweep = Date.now();
