@@ -36,7 +36,7 @@ describe('docs/errors.md', () => {
     for (const f of fs.readdirSync(engineDir).filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts'))) {
       for (const m of fs.readFileSync(path.join(engineDir, f), 'utf8').matchAll(/\bcode: '([A-Z_]+)'/g)) recorded.add(m[1]);
     }
-    expect([...recorded].sort()).toEqual(expect.arrayContaining(['LEASE_EXPIRED', 'LEASE_LOST', 'WORKER_STOPPED']));
+    expect([...recorded].sort()).toEqual(expect.arrayContaining(['LEASE_EXPIRED', 'LEASE_LOST', 'WORKER_DIED', 'WORKER_STOPPED']));
     expect([...recorded].filter((c) => !(c in ERROR_CODES))).toEqual([]);
   });
 

@@ -6,7 +6,9 @@
  * through its executor with its resolved inputs, record a Run, store its outputs and input
  * hash, mark it `active` (promoting children) or retry with backoff / `error` (blocking
  * the subtree with the reason). State lives in the store: a killed worker's leases expire
- * and another worker takes the work; nothing runs twice at once.
+ * and another worker takes the work, at once when that worker was of this host (leases.ts,
+ * workers.ts); nothing runs twice at once. Input changes are found by changes.ts and by the
+ * finishing transaction of each successful run.
  *
  * Claims: PostgreSQL locks candidates `FOR UPDATE SKIP LOCKED` and each node with a
  * transaction-scoped advisory try-lock, then re-checks that nothing runs on the node;
@@ -36,9 +38,12 @@ import { SshPool } from '../ssh/client.js';
 import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
 import { children, descendants, isContention, parseRetryTarget, reevaluate, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
-import { ContextLoader, inputsChanged, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
+import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
+import { InputChanges } from './changes.js';
+import { expireLeases, releaseDeadWorkers } from './leases.js';
+import { forgetWorker, registerWorker, type WorkerRecord } from './workers.js';
 import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
 
 export interface AnnealerOptions {
@@ -63,6 +68,12 @@ export interface AnnealerOptions {
   executors?: Record<string, RoleExecutor>;
   /** Shared SSH pool (default: one of its own, closed on stop). */
   sshPool?: SshPool;
+  /**
+   * How often every active node-role's inputs are resolved again and compared with the hash
+   * of its last run, besides the checks that change events trigger: a safety net for changes
+   * written without an event (straight into the database). Default 60 s.
+   */
+  inputSweepMs?: number;
   /** Errors of the loop itself (not of runs, which are recorded). Default: stderr. */
   onError?: (err: unknown, where: string) => void;
 }
@@ -99,6 +110,8 @@ export class Annealer implements EngineHandle {
   private readonly onError: (err: unknown, where: string) => void;
   private readonly inflight = new Map<string, Inflight>();
   private started = false;
+  /** This worker's record in the data dir (src/engine/workers.ts); its runs' temp dirs are under its tempDir. */
+  private record: WorkerRecord | undefined;
   private stopping = false;
   private loopDone: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -107,10 +120,8 @@ export class Annealer implements EngineHandle {
   private readonly timers = new Set<NodeJS.Timeout>();
   private lastSweep = 0;
   private lastEventPoll = 0;
-  private eventCursor = -1;
-  private dirtyAll = false;
-  private readonly dirtyDeployments = new Set<string>();
-  private readonly dirtyNodes = new Set<string>();
+  private lastInputSweep = 0;
+  private readonly changes: InputChanges;
 
   constructor(
     private readonly services: Services,
@@ -127,9 +138,11 @@ export class Annealer implements EngineHandle {
       retryMaxMs: opts.retryMaxMs ?? 60_000,
       logCapBytes: opts.logCapBytes ?? DEFAULT_LOG_CAP,
       logFlushMs: opts.logFlushMs ?? 200,
+      inputSweepMs: opts.inputSweepMs ?? 60_000,
     };
     this.onError = opts.onError ?? ((e, where) => console.error(`formwork engine (${where}):`, e instanceof Error ? e.message : e));
     this.loader = new ContextLoader(this.store.secrets);
+    this.changes = new InputChanges(this.store, this.loader, this.workerId);
     this.ownPool = !opts.sshPool;
     this.pool = opts.sshPool ?? new SshPool();
     this.executors = defaultExecutors(services, this.pool);
@@ -143,6 +156,8 @@ export class Annealer implements EngineHandle {
 
   async start(): Promise<void> {
     if (this.started) return;
+    // First, so that a data dir it cannot write fails the start and leaves nothing half-started.
+    this.record = registerWorker(this.services.dataDir, this.workerId);
     this.started = true;
     this.stopping = false;
     const now = iso(Date.now());
@@ -151,8 +166,9 @@ export class Annealer implements EngineHandle {
       .values({ id: this.workerId, host: os.hostname(), pid: process.pid, started_at: now, heartbeat_at: now })
       .execute()
       .catch((e) => this.onError(e, 'register worker'));
-    this.eventCursor = await this.store.events.latestSeq();
-    this.dirtyAll = true; // inputs may have changed while no worker watched
+    await releaseDeadWorkers(this.store, this.services.dataDir, this.workerId).catch((e) => this.onError(e, 'release dead workers'));
+    await this.changes.startFromNow();
+    this.lastInputSweep = Date.now();
     this.heartbeatTimer = setInterval(() => void this.heartbeat().catch((e) => this.onError(e, 'heartbeat')), Math.max(50, Math.floor(this.o.leaseMs / 3)));
     this.heartbeatTimer.unref();
     this.loopDone = this.loop();
@@ -171,6 +187,8 @@ export class Annealer implements EngineHandle {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
     await this.store.db.deleteFrom('workers').where('id', '=', this.workerId).execute().catch(() => undefined);
+    if (this.record) forgetWorker(this.services.dataDir, this.record);
+    this.record = undefined;
     if (this.ownPool) await this.pool.close();
     this.started = false;
   }
@@ -231,19 +249,25 @@ export class Annealer implements EngineHandle {
     this.timers.add(t);
   }
 
-  /** One pass: leases, promotions, input changes, then claim and start what can run. */
+  /** One pass: leases, promotions, input changes (on events, and every inputSweepMs), then claim and start what can run. */
   async tick(): Promise<void> {
     const now = Date.now();
     if (now - this.lastSweep >= Math.min(1000, this.o.leaseMs / 4)) {
       this.lastSweep = now;
-      await this.expireLeases();
+      const released =
+        (await releaseDeadWorkers(this.store, this.services.dataDir, this.workerId)) + (await expireLeases(this.store, this.workerId, (id) => this.inflight.has(id)));
+      if (released) this.kick();
       await this.promoteSweep();
+    }
+    if (now - this.lastInputSweep >= this.o.inputSweepMs) {
+      this.lastInputSweep = now;
+      this.changes.markAll();
     }
     if (now - this.lastEventPoll >= 250) {
       this.lastEventPoll = now;
-      await this.pollChanges();
+      await this.changes.poll();
     }
-    if (this.dirtyAll || this.dirtyDeployments.size || this.dirtyNodes.size) await this.checkInputChanges();
+    if (this.changes.pending && (await this.changes.check())) this.kick();
     await this.schedule();
   }
 
@@ -400,6 +424,7 @@ export class Annealer implements EngineHandle {
       inputs: resolved.inputs,
       files: ctx.files,
       timeoutMs,
+      tempDir: this.record?.tempDir ?? os.tmpdir(),
     };
     const io = {
       log: (chunk: string) => {
@@ -492,9 +517,22 @@ export class Annealer implements EngineHandle {
       if (result.nodeUpdate && ctx.node) await tx.objects('nodes').update(ctx.node.id, result.nodeUpdate, { actor });
       await tx.objects('runs').update(runId, { ...runFields, state: 'succeeded' }, { actor });
       const before = cur.outputs;
+      // Inputs changed while it ran (a re-apply, a node or parent update): the checks that
+      // change events trigger skip a running node-role, so this is where such a change is
+      // caught. Read in this transaction, so that a change either shows here or comes after.
+      const stale = await this.loader.stale(cur, hash, tx);
       await tx.objects('noderoles').update(
         cur.id,
-        { state: 'active', outputs, inputHash: hash, leaseOwner: null, leaseExpiresAt: null, lastError: null, nextAttemptAt: null, blockedReason: null },
+        {
+          ...(stale ? { state: 'todo', attempts: 0 } : { state: 'active' }),
+          outputs,
+          inputHash: hash,
+          leaseOwner: null,
+          leaseExpiresAt: null,
+          lastError: null,
+          nextAttemptAt: null,
+          blockedReason: null,
+        },
         { actor, expectedVersion: cur.version },
       );
       const outputsChanged = before !== undefined && !sameValue(before, outputs);
@@ -592,12 +630,8 @@ export class Annealer implements EngineHandle {
         },
         { actor, expectedVersion: cur.version },
       );
-      const reason = `parent ${cur.name} failed: ${fe.message}`;
-      for (const d of await descendants(tx, cur.id)) {
-        if (d.state !== 'todo' && d.state !== 'blocked') continue;
-        if (d.state === 'blocked' && d.blockedReason === reason) continue;
-        await tx.objects('noderoles').update(d.id, { state: 'blocked', blockedReason: reason }, { actor });
-      }
+      // Every waiting descendant names the failure (the reason comes from the graph).
+      for (const d of await descendants(tx, cur.id)) await reevaluate(tx, d, actor);
     });
     if (retryIn !== undefined) this.later(retryIn + 1);
   }
@@ -629,51 +663,6 @@ export class Annealer implements EngineHandle {
     }
   }
 
-  /** Node-roles whose lease expired (their worker died) go back to `todo`; their runs are `abandoned`. */
-  async expireLeases(): Promise<number> {
-    const now = iso(Date.now());
-    const rows = await this.store.db
-      .selectFrom('noderoles')
-      .select(['id', 'name', 'lease_owner'])
-      .where('state', '=', 'running')
-      .where((eb) => eb.or([eb('lease_expires_at', '<', now), eb('lease_expires_at', 'is', null)]))
-      .execute();
-    let n = 0;
-    for (const r of rows) {
-      if (this.inflight.has(r.id as string)) continue; // ours and alive: the heartbeat renews it
-      const done = await this.store.transaction(async (tx) => {
-        const cur = await tx.objects('noderoles').get(r.id as string);
-        if (cur.state !== 'running' || (cur.leaseExpiresAt && (cur.leaseExpiresAt as string) >= now)) return false;
-        const owner = (cur.leaseOwner as string | undefined) ?? 'an unknown worker';
-        await tx.objects('noderoles').update(
-          cur.id,
-          {
-            state: 'todo',
-            leaseOwner: null,
-            leaseExpiresAt: null,
-            lastError: { code: 'LEASE_EXPIRED' satisfies ErrorCode, message: `the lease of worker ${owner} expired (the worker stopped or lost the database); the node-role was queued again` },
-          },
-          { actor: this.workerId, expectedVersion: cur.version },
-        );
-        const runs = await tx.objects('runs').all({ filters: { noderole: cur.name, state: 'running' } });
-        for (const run of runs) {
-          await tx.objects('runs').update(
-            run.id,
-            { state: 'abandoned', endedAt: now, error: { code: 'LEASE_EXPIRED' satisfies ErrorCode, message: `worker ${owner} stopped heartbeating during the run` } },
-            { actor: this.workerId },
-          );
-        }
-        return true;
-      }).catch((e) => {
-        if (e instanceof FormworkError && e.code === 'VERSION_MISMATCH') return false;
-        throw e;
-      });
-      if (done) n++;
-    }
-    if (n) this.kick();
-    return n;
-  }
-
   /** Blocked node-roles whose parents are all active become `todo` (a safety net; completions promote at once). */
   private async promoteSweep(): Promise<void> {
     const res = await sql<Record<string, unknown>>`
@@ -689,84 +678,6 @@ export class Annealer implements EngineHandle {
         if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH')) throw e;
       });
     }
-  }
-
-  // -------------------------------------------------------------------------------------
-  // Input changes
-
-  /** Reads new events for changes that may alter resolved inputs (attribs, nodes, roles). */
-  private async pollChanges(): Promise<void> {
-    if (this.eventCursor < 0) this.eventCursor = await this.store.events.latestSeq();
-    for (;;) {
-      const rows = await this.store.db
-        .selectFrom('events')
-        .select(['seq', 'type', 'action', 'key', 'object'])
-        .where('seq', '>', this.eventCursor)
-        .where('type', 'in', ['nodes', 'deployments', 'noderoles', 'roles', 'workloads'])
-        .where((eb) => eb.or([eb('type', '<>', 'noderoles'), eb('action', '=', 'updated')]))
-        .orderBy('seq')
-        .limit(1000)
-        .execute();
-      for (const r of rows) {
-        this.eventCursor = Number(r.seq);
-        const type = r.type as string;
-        if (type === 'roles' || type === 'workloads') {
-          this.loader.invalidate();
-          this.dirtyAll = true;
-        } else if (type === 'nodes') {
-          this.dirtyNodes.add(r.key as string);
-        } else if (type === 'deployments') {
-          this.dirtyDeployments.add(r.key as string);
-        } else if (type === 'noderoles' && r.object) {
-          const o = JSON.parse(r.object as string) as { changed?: string[]; deployment?: string };
-          if (o.changed?.includes('attribs') && o.deployment) this.dirtyDeployments.add(o.deployment);
-        }
-      }
-      if (rows.length < 1000) break;
-    }
-  }
-
-  /**
-   * Active node-roles whose resolved inputs no longer hash to their `inputHash` go back
-   * to `todo` (destructive roles never re-run on their own). Returns how many.
-   */
-  async checkInputChanges(): Promise<number> {
-    const all = this.dirtyAll;
-    const deployments = new Set(this.dirtyDeployments);
-    const nodes = [...this.dirtyNodes];
-    this.dirtyAll = false;
-    this.dirtyDeployments.clear();
-    this.dirtyNodes.clear();
-    if (!all && nodes.length) {
-      const rows = await this.store.db.selectFrom('noderoles').select('deployment').distinct().where('node', 'in', nodes).execute();
-      for (const r of rows) deployments.add(r.deployment as string);
-    }
-    if (!all && deployments.size === 0) return 0;
-    let q = this.store.db.selectFrom('noderoles').selectAll().where('state', '=', 'active').where('input_hash', 'is not', null);
-    if (!all) q = q.where('deployment', 'in', [...deployments]);
-    const rows = await q.orderBy('id').execute();
-    const repo = this.store.objects('noderoles');
-    let n = 0;
-    for (const row of rows) {
-      const nr = repo.toObject(row);
-      let changed: boolean;
-      try {
-        const ctx = await this.loader.load(nr, this.store);
-        if (ctx.role.flags.includes('destructive')) continue;
-        changed = inputsChanged(resolveContext(ctx), nr.inputHash);
-      } catch {
-        changed = true; // inputs that no longer resolve: run it, so the error shows on the node-role
-      }
-      if (!changed) continue;
-      try {
-        await repo.update(nr.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor: this.workerId, expectedVersion: nr.version });
-        n++;
-      } catch (e) {
-        if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH')) throw e;
-      }
-    }
-    if (n) this.kick();
-    return n;
   }
 }
 

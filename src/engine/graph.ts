@@ -32,11 +32,47 @@ export async function pendingParents(store: Store, childId: string): Promise<Par
   }));
 }
 
-/** Why a node-role waits: the first failed parent, else the parents not yet active. */
-export function blockedReason(pending: ParentState[]): string {
-  const failed = pending.find((p) => p.state === 'error');
-  if (failed) return `parent ${failed.name} failed: ${failed.lastError?.message ?? 'see its last run'}`;
+/**
+ * Failed node-roles that keep `childId` waiting: reached from its parents that are not
+ * active, going up through node-roles that are neither active nor failed. A failure
+ * anywhere above a waiting node-role is named on it, however deep (a sibling finishing
+ * or a re-apply does not hide it); one behind an active node-role blocks nothing.
+ */
+export async function failedAncestors(store: Store, childId: string): Promise<ParentState[]> {
+  const res = await sql<{ id: string; name: string; state: string; last_error: string | null }>`
+    with recursive up(id, state) as (
+      select p.id, p.state from noderole_links l join noderoles p on p.id = l.parent_id
+      where l.child_id = ${childId} and p.state <> 'active'
+      union
+      select p.id, p.state from up
+        join noderole_links l on l.child_id = up.id
+        join noderoles p on p.id = l.parent_id
+      where up.state <> 'error' and p.state <> 'active'
+    )
+    select n.id, n.name, n.state, n.last_error from noderoles n
+    where n.state = 'error' and n.id in (select id from up)
+    order by n.name`.execute(store.db);
+  return res.rows.map((r) => ({
+    id: r.id,
+    name: r.name,
+    state: r.state,
+    lastError: r.last_error ? (JSON.parse(r.last_error) as { message?: string }) : null,
+  }));
+}
+
+/** Why a node-role waits: every failed node-role above it that blocks it, else the parents not yet active. */
+export function blockedReason(pending: ParentState[], failed: ParentState[] = []): string {
+  const direct = pending.filter((p) => p.state === 'error');
+  const all = [...direct, ...failed.filter((f) => !direct.some((d) => d.id === f.id))];
+  if (all.length) return all.map((f) => `parent ${f.name} failed: ${f.lastError?.message ?? 'see its last run'}`).join('; ');
   return `waiting for ${pending.map((p) => `${p.name} (${p.state})`).join(', ')}`;
+}
+
+/** Why a node-role waits, read from the graph as it is now; undefined when every parent is active. */
+export async function blockedReasonFor(store: Store, id: string): Promise<string | undefined> {
+  const pending = await pendingParents(store, id);
+  if (!pending.length) return undefined;
+  return blockedReason(pending, await failedAncestors(store, id));
 }
 
 export async function children(store: Store, parentId: string): Promise<StoredObject[]> {
@@ -68,14 +104,13 @@ export async function descendants(store: Store, id: string): Promise<StoredObjec
  * Brings a waiting node-role's state in line with its parents: `todo` when every parent
  * is active, else `blocked` with the reason. Touches only `todo` and `blocked` ones.
  */
-export async function reevaluate(store: Store, nr: StoredObject, actor: string): Promise<StoredObject> {
+export async function reevaluate(store: Store, nr: StoredObject, actor?: string): Promise<StoredObject> {
   if (nr.state !== 'todo' && nr.state !== 'blocked') return nr;
-  const pending = await pendingParents(store, nr.id);
-  if (pending.length === 0) {
+  const reason = await blockedReasonFor(store, nr.id);
+  if (reason === undefined) {
     if (nr.state === 'blocked') return store.objects('noderoles').update(nr.id, { state: 'todo', blockedReason: null }, { actor });
     return nr;
   }
-  const reason = blockedReason(pending);
   if (nr.state === 'blocked' && nr.blockedReason === reason) return nr;
   return store.objects('noderoles').update(nr.id, { state: 'blocked', blockedReason: reason }, { actor });
 }
@@ -137,9 +172,9 @@ export async function retryNodeRoles(store: Store, target: RetryTarget, actor = 
     const updated = await withTxRetry(store, async (tx) => {
       const cur = await tx.objects('noderoles').get(t.id);
       if (cur.state !== 'error' && !(cur.state === 'todo' && cur.nextAttemptAt)) return undefined;
-      const pending = await pendingParents(tx, cur.id);
-      const next = pending.length
-        ? { state: 'blocked', blockedReason: blockedReason(pending), attempts: 0, nextAttemptAt: null }
+      const reason = await blockedReasonFor(tx, cur.id);
+      const next = reason !== undefined
+        ? { state: 'blocked', blockedReason: reason, attempts: 0, nextAttemptAt: null }
         : { state: 'todo', blockedReason: null, attempts: 0, nextAttemptAt: null };
       const u = await tx.objects('noderoles').update(cur.id, next, { actor, expectedVersion: cur.version });
       for (const d of await descendants(tx, cur.id)) await reevaluate(tx, d, actor);

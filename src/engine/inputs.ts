@@ -77,7 +77,7 @@ export class ContextLoader {
    * Generated values and values given for secret inputs are stored sealed
    * (src/services/deployments.ts); a run needs them open.
    */
-  private openSealed(attribs: Record<string, unknown>): Record<string, unknown> {
+  private openSealed(store: Store, attribs: Record<string, unknown>): Record<string, unknown> {
     const open: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(attribs)) open[k] = isSealed(v) ? JSON.parse(this.secrets.unseal(v[SEALED_KEY])) : v;
     const g = attribs[GENERATED_KEY];
@@ -139,9 +139,9 @@ export class ContextLoader {
     }
 
     const resolve: ResolveContext = {
-      noderole: { name: noderole.name, attribs: this.openSealed((noderole.attribs ?? {}) as Record<string, unknown>) },
+      noderole: { name: noderole.name, attribs: this.openSealed(store, (noderole.attribs ?? {}) as Record<string, unknown>) },
       node: node as unknown as ResolveNode | undefined,
-      deployment: { name: deploymentObj.name, attribs: this.openSealed((deploymentObj.attribs ?? {}) as Record<string, unknown>) },
+      deployment: { name: deploymentObj.name, attribs: this.openSealed(store, (deploymentObj.attribs ?? {}) as Record<string, unknown>) },
       parents,
       peers,
       workloadDefaults: (workload?.defaults ?? {}) as Record<string, unknown>,
@@ -155,6 +155,21 @@ export class ContextLoader {
       resolve,
       hashKey: this.secrets.hashKey,
     };
+  }
+
+  /**
+   * Whether a node-role's inputs, resolved now (through `store`, which may be an open
+   * transaction), differ from `hash`, the hash its last run started with. Inputs that no
+   * longer resolve count as changed: a run then shows the error. Destructive roles never
+   * re-run on their own: always false for them.
+   */
+  async stale(noderole: StoredObject, hash: unknown, store: Store): Promise<boolean> {
+    try {
+      const ctx = await this.load(noderole, store);
+      return !ctx.role.flags.includes('destructive') && inputsChanged(resolveContext(ctx), hash);
+    } catch {
+      return true;
+    }
   }
 }
 

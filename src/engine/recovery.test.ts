@@ -31,10 +31,78 @@ describe.each(STORE_ENGINES)('recovery and scale-out on $name', (engine) => {
   });
 
   const services = (store: Store): Services => ({ store, dataDir: t.dataDir, appliers: new Map() });
+  const workerEnv = (leaseMs: string): NodeJS.ProcessEnv => ({
+    ...process.env,
+    FW_WORKER_DATA_DIR: t.dataDir,
+    FW_WORKER_DATABASE_URL: t.databaseUrl ?? '',
+    FW_WORKER_LEASE_MS: leaseMs,
+    FW_WORKER_ID: 'doomed',
+  });
+
+  it('a SIGKILLed worker is known dead at the next start: its node-role runs again at once, not a lease later, and its temp dir is gone', async () => {
+    const started = path.join(dir, 'started');
+    const tmp = path.join(dir, 'tmp');
+    fs.mkdirSync(tmp);
+    await seed(t.store, {
+      roles: [role('slow', { kind: 'local', file: 's.sh' })],
+      // The first run records its pid and work dir, then sleeps past the test; a second run ends at once.
+      files: { 's.sh': `if [ ! -f ${started} ]; then echo "$$ $PWD" > ${started}; sleep 60; fi` },
+      nodes: ['n1'],
+      bind: [{ node: 'n1', role: 'slow' }],
+    });
+    const leaseMs = 60_000;
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'testing/worker.ts')], {
+      cwd: root,
+      env: { ...workerEnv(String(leaseMs)), TMPDIR: tmp },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let runDir: string;
+    let scriptPid: number;
+    try {
+      const line = await waitFor(async () => fs.existsSync(started) && fs.readFileSync(started, 'utf8').trim(), 30_000);
+      scriptPid = Number(line.slice(0, line.indexOf(' ')));
+      runDir = line.slice(line.indexOf(' ') + 1);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    // The script dies with its worker (its watcher sees the pipe close); nothing sleeps on after the test.
+    await waitFor(async () => !fs.existsSync(`/proc/${scriptPid}`), 3000);
+    const record = JSON.parse(fs.readFileSync(path.join(t.dataDir, 'workers', 'doomed.json'), 'utf8')) as { pid: number; tempDir: string };
+    expect(record.pid).toBe(child.pid);
+    // The run made its work dir under the worker's temp dir, which the kill left behind.
+    expect(path.basename(record.tempDir)).toMatch(/^formwork-worker-doomed-/);
+    expect(path.dirname(record.tempDir)).toBe(tmp);
+    expect(path.dirname(runDir)).toBe(record.tempDir);
+    expect(fs.existsSync(runDir)).toBe(true);
+    expect((await t.store.objects('noderoles').get('demo:n1:slow')).state).toBe('running');
+
+    const restartedAt = Date.now();
+    const a = new Annealer(services(t.store), { workerId: 'rescuer', leaseMs, tickMs: 20, retryBaseMs: 10, onError: () => undefined });
+    annealers.push(a);
+    await a.start();
+    expect(fs.existsSync(record.tempDir)).toBe(false);
+    expect(fs.existsSync(path.join(t.dataDir, 'workers', 'doomed.json'))).toBe(false);
+    expect(await settled(t.store, 'demo', 10_000)).toEqual({ 'demo:n1:slow': 'active' });
+    expect(Date.now() - restartedAt).toBeLessThan(leaseMs / 6);
+
+    const runs = (await t.store.objects('runs').all({ filters: { noderole: 'demo:n1:slow' } })).map((r) => [r.worker, r.state, (r.error as { code?: string } | undefined)?.code]);
+    expect(runs.sort()).toEqual([
+      ['doomed', 'abandoned', 'WORKER_DIED'],
+      ['rescuer', 'succeeded', undefined],
+    ]);
+    // The rescuer's own record is there while it runs, and goes with a clean stop.
+    expect(fs.existsSync(path.join(t.dataDir, 'workers', 'rescuer.json'))).toBe(true);
+    await a.stop();
+    expect(fs.readdirSync(path.join(t.dataDir, 'workers'))).toEqual([]);
+  }, 60_000);
 
   it('a SIGKILLed worker loses nothing: another worker completes every node-role, none ran twice at once', async () => {
     const markers = path.join(dir, 'markers');
     const pids = path.join(dir, 'pids');
+    const tmp = path.join(dir, 'tmp');
+    fs.mkdirSync(tmp);
     await seed(t.store, {
       roles: [role('one', { kind: 'local', file: 's.sh' }), role('two', { kind: 'local', file: 's.sh' })],
       files: { 's.sh': markerScript(markers, `echo "$FW_NODEROLE $$" >> ${pids}\nsleep 0.8`) },
@@ -43,7 +111,7 @@ describe.each(STORE_ENGINES)('recovery and scale-out on $name', (engine) => {
     });
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'testing/worker.ts')], {
       cwd: root,
-      env: { ...process.env, FW_WORKER_DATA_DIR: t.dataDir, FW_WORKER_DATABASE_URL: t.databaseUrl ?? '', FW_WORKER_LEASE_MS: '1500', FW_WORKER_ID: 'doomed' },
+      env: { ...workerEnv('1500'), TMPDIR: tmp },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     try {
@@ -63,6 +131,8 @@ describe.each(STORE_ENGINES)('recovery and scale-out on $name', (engine) => {
     expect(running.length).toBeGreaterThan(0);
     expect(running.every((n) => n.leaseOwner === 'doomed')).toBe(true);
 
+    // As if the killed worker ran on another host: no record of it here, only its leases tell.
+    fs.rmSync(path.join(t.dataDir, 'workers', 'doomed.json'));
     const a = new Annealer(services(t.store), { workerId: 'rescuer', leaseMs: 1500, tickMs: 20, retryBaseMs: 10, onError: () => undefined });
     annealers.push(a);
     await a.start();

@@ -21,6 +21,8 @@ export interface RunJob {
   /** The role's workload files, path → text. */
   files: Record<string, string>;
   timeoutMs: number;
+  /** The worker's temp dir: a run makes its temp dirs under it, so that a dead worker's are found and removed (src/engine/workers.ts). */
+  tempDir: string;
 }
 
 export interface RunIO {

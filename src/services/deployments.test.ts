@@ -145,6 +145,22 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
     expect(nrs['demo:demo-1:etcd-member']).toMatchObject({ state: 'blocked', blockedReason: 'waiting for demo:demo-0:node-ready (blocked)' });
   });
 
+  it('a re-apply keeps a failure named on every blocked descendant (not "waiting for X (blocked)")', async () => {
+    await apply(DOC);
+    const repo = t.store.objects('noderoles');
+    await repo.update('demo:demo-0:provision', { state: 'error', lastError: { code: 'RUN_FAILED', message: 'boom' } });
+    const below = ['demo:demo-0:node-ready', 'demo:demo-0:etcd-member', 'demo:demo-1:etcd-member', 'demo:demo-2:etcd-member', 'demo:demo-3:haproxy'];
+    const reason = 'parent demo:demo-0:provision failed: boom';
+    // As the annealer leaves them when provision fails.
+    for (const n of below) await repo.update(n, { state: 'blocked', blockedReason: reason });
+    const res = await apply(clone(DOC));
+    expect(res.action).toBe('unchanged');
+    const nrs = await noderoles();
+    for (const n of below) expect({ n, reason: nrs[n].blockedReason }).toEqual({ n, reason });
+    // A branch with no failure above it still says what it waits for.
+    expect(nrs['demo:demo-1:node-ready'].blockedReason).toBe('waiting for demo:demo-1:provision (todo)');
+  });
+
   it('keeps generated values across re-plans; cluster members share them', async () => {
     await apply(DOC);
     const gen = (nrs: Record<string, Record<string, unknown>>, n: string) => (nrs[n].attribs as Record<string, Record<string, string>>)[GENERATED_KEY];

@@ -4,6 +4,7 @@ import type { StoredObject } from '../core/kinds.js';
 import { GENERATED_KEY, generatedValues, isSealed, normalizeOverride, randomToken, SEALED_KEY } from '../core/attribs.js';
 import { planDeployment, type PlanBinding, type PlannedNodeRole } from '../core/planner.js';
 import { cmp, roleFromObject, type RoleSpec } from '../core/roles.js';
+import { blockedReason as failureReason, failedAncestors } from '../engine/graph.js';
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import type { Applier, ApplyContext, ApplyResult, Services } from './services.js';
@@ -169,6 +170,16 @@ export function parseDeploymentDocument(doc: Record<string, unknown>): Deploymen
 export function stateFromParents(parents: Array<{ name: string; state: string }>): { state: 'todo' | 'blocked'; blockedReason: string | null } {
   const waiting = parents.find((p) => p.state !== 'active');
   return waiting ? { state: 'blocked', blockedReason: `waiting for ${waiting.name} (${waiting.state})` } : { state: 'todo', blockedReason: null };
+}
+
+/**
+ * A blocked node-role with a failed node-role above it (src/engine/graph.ts) names that
+ * failure, however deep: its parents' states alone would say "waiting for X (blocked)".
+ */
+async function withFailuresAbove(tx: Store, id: string, r: { state: string; blockedReason: string | null }): Promise<{ state: string; blockedReason: string | null }> {
+  if (r.state !== 'blocked') return r;
+  const failed = await failedAncestors(tx, id);
+  return failed.length ? { state: 'blocked', blockedReason: failureReason([], failed) } : r;
 }
 
 export class DeploymentService {
@@ -369,8 +380,9 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   for (const p of planned) {
     const attribs = desiredAttribs(p);
     const parents = p.parents.map((n) => ids.get(n)!);
-    const { state, blockedReason } = decide(p);
     const cur = existing.get(p.name);
+    // Only a stored node-role has failures above it (a new one's parents link to it below).
+    const { state, blockedReason } = cur && committed ? await withFailuresAbove(tx, cur.id, decide(p)) : decide(p);
     if (!cur) {
       await nrRepo.create(
         { id: ids.get(p.name), name: p.name, deployment: doc.name, node: p.node, role: p.role, state, blockedReason, parents, attribs },
@@ -449,7 +461,7 @@ async function commitInTx(tx: Store, name: string, ctx: ApplyContext): Promise<{
   let changed = 0;
   for (const o of all) {
     if (o.state !== 'proposed') continue;
-    const r = decide(o);
+    const r = await withFailuresAbove(tx, o.id, decide(o));
     await nrRepo.update(o.id, { state: r.state, blockedReason: r.blockedReason }, opts);
     changed++;
   }

@@ -20,7 +20,6 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { FormworkError } from '../../core/errors.js';
@@ -103,7 +102,7 @@ export function ansibleExecutor(opts: { dataDir: string }): RoleExecutor {
         nodeUpdate = { hostKey: chosen.fingerprint };
       }
 
-      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'formwork-ansible-'));
+      const dir = await fs.mkdtemp(path.join(job.tempDir, 'formwork-ansible-'));
       try {
         const work = path.join(dir, 'files');
         for (const [p, text] of Object.entries(job.files)) {

@@ -4,7 +4,6 @@
  * outputs (a JSON object) to the file named by FW_OUTPUTS.
  */
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { parseOutputs } from '../outputs.js';
 import { baseEnv, inputEnv, runProcess } from '../process.js';
@@ -17,7 +16,7 @@ export function localExecutor(): RoleExecutor {
     async run(job: RunJob, io: RunIO): Promise<RunResult> {
       if (job.role.implementation.kind !== 'local') throw new Error('local executor got a non-local role');
       const script = renderRoleFile(job, job.role.implementation.file);
-      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'formwork-run-'));
+      const dir = await fs.mkdtemp(path.join(job.tempDir, 'formwork-run-'));
       try {
         const scriptPath = path.join(dir, 'script.sh');
         const outputsPath = path.join(dir, 'outputs.json');
