@@ -37,7 +37,7 @@ describe.each(STORE_ENGINES)('untrusted inputs on $name', (engine) => {
       // Reads the secret through `from:` into an input it does not declare secret, logs it and publishes it.
       'app.sh': 'echo "connecting with $FW_INPUT_PW"\nprintf "%s" "$FW_INPUT_PW" > "$FW_INPUT_TARGET"\nprintf \'{"dsn":"%s","pw":"%s"}\' "db://$FW_INPUT_PW@db" "$FW_INPUT_PW" > "$FW_OUTPUTS"\n',
       // Reads app's published copy of the secret.
-      'reader.sh': 'echo "got {{ inputs.copied }}"\n',
+      'reader.sh': 'echo "got {{ inputs.copied }}"\nprintf "%s" "{{ inputs.copied }}" > "$FW_INPUT_TARGET.reader"\n',
     };
     await store.objects('workloads').create({ name: 'test', workloadVersion: '1.0.0', files, defaults: {} });
     const roles = [
@@ -48,7 +48,7 @@ describe.each(STORE_ENGINES)('untrusted inputs on $name', (engine) => {
         inputs: { pw: { schema: { type: 'string' }, from: 'deployment.attribs.password' }, target: { schema: { type: 'string' } } },
         outputs: { dsn: { schema: { type: 'string' } }, pw: { schema: { type: 'string' } } },
       }),
-      role('reader', { kind: 'local', file: 'reader.sh' }, { requires: ['app'], inputs: { copied: { schema: { type: 'string' }, from: 'outputs(app).pw' } } }),
+      role('reader', { kind: 'local', file: 'reader.sh' }, { requires: ['app'], inputs: { copied: { schema: { type: 'string' }, from: 'outputs(app).pw' }, target: { schema: { type: 'string' } } } }),
     ];
     for (const r of roles) await store.objects('roles').apply({ name: r.name, workload: r.workload, spec: r });
   });
@@ -93,6 +93,9 @@ describe.each(STORE_ENGINES)('untrusted inputs on $name', (engine) => {
     await waitFor(async () => fs.readFileSync(target, 'utf8') === NEW_PASSWORD, 20_000);
     await settled(h.t.store, 'sec');
     await waitFor(async () => (await h.t.store.objects('runs').all({ filters: { noderole: 'sec:sec-0:reader' } })).filter((r) => r.state === 'succeeded').length >= 2, 20_000);
+    // app's output that republishes the secret is stored sealed, and still opens for its child.
+    expect((await h.t.store.objects('noderoles').get('sec:sec-0:app')).outputs).toMatchObject({ pw: { $sealed: expect.stringMatching(/^v2:/) }, dsn: { $sealed: expect.any(String) } });
+    expect(fs.readFileSync(`${target}.reader`, 'utf8')).toBe(NEW_PASSWORD);
 
     const seen: string[] = [patched.body];
     for (const url of [

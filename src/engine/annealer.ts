@@ -24,7 +24,6 @@
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { redact } from '../core/attribs.js';
 import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
@@ -36,6 +35,8 @@ import { SshPool } from '../ssh/client.js';
 import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
 import { children, descendants, isContention, parseRetryTarget, reevaluate, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
+import { protectOutputs, redactNamed } from './secrecy.js';
+import { sealOwner } from '../services/sealing.js';
 import { ContextLoader, inputsChanged, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
@@ -380,7 +381,7 @@ export class Annealer implements EngineHandle {
         state: 'running',
         worker: this.workerId,
         startedAt: iso(startedAt),
-        inputs: ctx && resolved ? redact(resolved.inputs, ctx.role) : undefined,
+        inputs: ctx && resolved ? redactNamed(resolved.inputs, resolved.secret) : undefined,
       },
       { actor: this.workerId },
     );
@@ -401,11 +402,15 @@ export class Annealer implements EngineHandle {
       files: ctx.files,
       timeoutMs,
     };
+    // What the run prints is masked before it is kept or published: a script may echo a secret.
+    const masker = ctx.secrets.masker();
+    const record = (text: string): void => {
+      if (!text) return;
+      log.push(text);
+      pub.write(text);
+    };
     const io = {
-      log: (chunk: string) => {
-        log.push(chunk);
-        pub.write(chunk);
-      },
+      log: (chunk: string) => record(masker.push(chunk)),
       signal: entry.ac.signal,
     };
     let result: RunResult | undefined;
@@ -420,6 +425,7 @@ export class Annealer implements EngineHandle {
     } catch (e) {
       error = e;
     }
+    record(masker.end());
     await pub.close();
     if (error || !result || !outputs) await this.finishFailure(nr, entry, runId, error, log, ctx, result?.exitCode);
     else await this.finishSuccess(nr, entry, runId, result, outputs, resolved.hash, log, ctx);
@@ -489,7 +495,9 @@ export class Annealer implements EngineHandle {
     await withTxRetry(this.store, async (tx) => {
       const cur = await tx.objects('noderoles').get(nr.id);
       const endedAt = iso(Date.now());
-      const runFields = { endedAt, exitCode: result.exitCode, log: log.toString(), outputs };
+      // Outputs that republish a secret are secret too: sealed on the node-role, redacted in the run.
+      const { stored, shown } = protectOutputs(outputs, ctx.secrets, cur.outputs, this.store.secrets, sealOwner('noderoles', cur));
+      const runFields = { endedAt, exitCode: result.exitCode, log: log.toString(), outputs: shown };
       if (!this.ownsLease(cur) || entry.leaseLost) {
         await tx.objects('runs').update(runId, { ...runFields, ...this.lostLeaseRun(cur) }, { actor });
         return;
@@ -499,10 +507,10 @@ export class Annealer implements EngineHandle {
       const before = cur.outputs;
       await tx.objects('noderoles').update(
         cur.id,
-        { state: 'active', outputs, inputHash: hash, leaseOwner: null, leaseExpiresAt: null, lastError: null, nextAttemptAt: null, blockedReason: null },
+        { state: 'active', outputs: stored, inputHash: hash, leaseOwner: null, leaseExpiresAt: null, lastError: null, nextAttemptAt: null, blockedReason: null },
         { actor, expectedVersion: cur.version },
       );
-      const outputsChanged = before !== undefined && !sameValue(before, outputs);
+      const outputsChanged = before !== undefined && !sameValue(before, stored);
       for (const c of await children(tx, cur.id)) {
         if (c.state === 'active') {
           // A parent's new outputs re-run its children (not destructive ones).
@@ -531,6 +539,7 @@ export class Annealer implements EngineHandle {
     exitCode?: number,
   ): Promise<void> {
     const fe = toFormworkError(err ?? new Error('the run failed without an error'));
+    if (ctx) fe.message = ctx.secrets.mask(fe.message); // e.g. a schema error quoting an input fed from a secret
     const actor = this.workerId;
     const role: RoleSpec | undefined = ctx?.role;
     const details = fe.details as Record<string, unknown> | undefined;
