@@ -130,4 +130,26 @@ describe.each(STORE_ENGINES)('untrusted inputs on $name', (engine) => {
     const deployment = await h.t.store.objects('deployments').get('sec');
     expect(JSON.stringify(deployment)).not.toContain(NEW_PASSWORD);
   }, 60_000);
+
+  it('seals secret attribs on the generic writes of nodes and node-roles too, and refuses a sealed value copied from another object', async () => {
+    await apply({ name: 'cp', nodes: [{ name: 'cp-0' }], roles: { db: { nodes: [0] } }, attribs: { password: PASSWORD }, commit: false });
+    const node = await h.call('PATCH', '/api/v1/nodes/cp-0', { token: h.tokens.operator, body: { attribs: { password: NEW_PASSWORD, plain: 'shown' } } });
+    expect(node.statusCode, node.body).toBe(200);
+    expect(node.body).not.toContain(NEW_PASSWORD);
+    expect(node.json().attribs).toMatchObject({ password: { $sealed: expect.stringMatching(/^v2:/) }, plain: 'shown' });
+    const nr = await h.call('PATCH', '/api/v1/noderoles/cp:cp-0:db', { token: h.tokens.operator, body: { attribs: { password: NEW_PASSWORD } } });
+    expect(nr.statusCode, nr.body).toBe(200);
+    expect(nr.body).not.toContain(NEW_PASSWORD);
+    expect(nr.json().attribs.password.$sealed).toMatch(/^v2:/);
+    // A node's PUT seals the same way.
+    const put = await h.call('PUT', '/api/v1/nodes/cp-1', { token: h.tokens.operator, body: { attribs: { password: PASSWORD } } });
+    expect(put.statusCode, put.body).toBe(201);
+    expect(put.body).not.toContain(PASSWORD);
+    // The deployment's sealed password, copied into the node's attribs under any name, is refused.
+    const sealed = ((await h.t.store.objects('deployments').get('cp')).attribs as Record<string, unknown>).password;
+    const copied = await h.call('PATCH', '/api/v1/nodes/cp-0', { token: h.tokens.operator, body: { attribs: { plain: sealed } } });
+    expect(copied.statusCode).toBe(400);
+    expect(copied.json().error.message).toMatch(/node "cp-0": the sealed value of "plain" was not sealed for this object/);
+    expect(JSON.stringify(await h.t.store.objects('nodes').get('cp-0'))).not.toContain(NEW_PASSWORD);
+  });
 });
