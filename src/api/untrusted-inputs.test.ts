@@ -85,6 +85,10 @@ describe.each(STORE_ENGINES)('untrusted inputs on $name', (engine) => {
     expect(await settled(h.t.store, 'sec')).toEqual({ 'sec:sec-0:db': 'active', 'sec:sec-0:app': 'active', 'sec:sec-0:reader': 'active' });
     // The secret still reaches the role that reads it.
     expect(fs.readFileSync(target, 'utf8')).toBe(PASSWORD);
+    // (a) Already, before any PATCH: app's input fed from the secret is redacted for a viewer.
+    const runs = await h.call('GET', '/api/v1/runs?limit=1000', { token: h.tokens.viewer });
+    expect(runs.json().items.find((r: { noderole: string }) => r.noderole === 'sec:sec-0:app')).toMatchObject({ inputs: { pw: '[redacted]' } });
+    expect(runs.body).not.toContain(PASSWORD);
 
     // (b) An operator changes it through the generic route.
     const patched = await h.call('PATCH', '/api/v1/deployments/sec', { token: h.tokens.operator, body: { attribs: { password: NEW_PASSWORD, target } } });
