@@ -4,7 +4,7 @@ import { validationError, type FieldProblem } from '../core/schema.js';
 import { findDriver } from '../providers/registry.js';
 import { sameValue, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
-import { sealWriteFields } from './sealing.js';
+import { ATTRIB_KINDS, sealWriteFields } from './sealing.js';
 
 /**
  * Writes shared by the CRUD routes, PUT and apply. Secrets go through the SecretStore
@@ -71,7 +71,7 @@ export async function updateObject(store: Store, kind: KindDef, idOrName: string
     return store.secrets.update(idOrName, rest, ctx);
   }
   if (kind.plural === 'providers') refuseProblems(kind, { ...(await store.objects(kind.plural).get(idOrName)), ...patch });
-  const sealed = await sealWriteFields(store, kind.plural, patch, await store.objects(kind.plural).find(idOrName));
+  const sealed = ATTRIB_KINDS.has(kind.plural) ? await sealWriteFields(store, kind.plural, patch, await store.objects(kind.plural).find(idOrName)) : patch;
   return store.objects(kind.plural).update(idOrName, sealed, ctx);
 }
 
