@@ -57,6 +57,26 @@ describe.each(STORE_ENGINES)('untrusted inputs on $name', (engine) => {
     await h.close();
   });
 
+  /** The SSE stream a viewer follows, from the start up to sequence `last`, as text (over a real socket). */
+  const sseText = async (last: number): Promise<string> => {
+    const base = await h.app.listen({ host: '127.0.0.1', port: 0 });
+    const ac = new AbortController();
+    const res = await fetch(`${base}/api/v1/events?after=0`, { headers: { authorization: `Bearer ${h.tokens.viewer}` }, signal: ac.signal });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const deadline = Date.now() + 10_000;
+    while (!text.includes(`id: ${last}\n`) && Date.now() < deadline) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      text += decoder.decode(chunk.value, { stream: true });
+    }
+    ac.abort();
+    expect(text).toContain(`id: ${last}\n`);
+    return text;
+  };
+
   const apply = async (doc: Record<string, unknown>, token = h.tokens.operator) => {
     const res = await h.call('POST', '/api/v1/apply', { token, body: { documents: [{ kind: 'Deployment', commit: true, ...doc }] } });
     expect(res.statusCode, res.body).toBe(200);
@@ -123,6 +143,7 @@ describe.each(STORE_ENGINES)('untrusted inputs on $name', (engine) => {
     expect(events.statusCode).toBe(200);
     expect(events.json().items.length).toBeGreaterThan(10);
     seen.push(events.body);
+    seen.push(await sseText(events.json().items.at(-1).seq));
     seen.push(h.log());
     const all = seen.join('\n');
     // The runs did log and publish something: what stands in for the secret shows.
