@@ -11,7 +11,7 @@ import type { AttribSpec, RoleSpec } from './roles.js';
  * @example
  *   const { inputs, sources } = resolveInputs(role, { noderole, node, deployment, parents, peers, workloadDefaults });
  *   if (hashInputs(inputs) !== noderole.inputHash) { … the inputs changed: run again … }
- *   runRecord.inputs = redact(inputs, role);
+ *   // secret inputs, by role or by value: src/engine/secrecy.ts
  */
 
 /** Key in a node-role's `attribs` holding values generated at bind time (`default: generated`). */
@@ -20,13 +20,13 @@ export const GENERATED_KEY = '$generated';
 export const FROM_KEY = '$from';
 export const REDACTED = '[redacted]';
 /**
- * A value given for a secret input (in a deployment's attribs or a binding's inputs) is
- * stored as `{ "$sealed": "v1:…" }`: its JSON, encrypted with the store's key at apply, and
- * opened only to run (src/engine/inputs.ts).
+ * A value given for a secret input is stored as `{ "$sealed": "v2:…" }`: its JSON, encrypted
+ * with the store's key for its owner on every write (src/services/sealing.ts), and opened
+ * only to run (src/engine/inputs.ts).
  */
 export const SEALED_KEY = '$sealed';
 
-/** Whether `v` is a sealed value (`{ "$sealed": "v1:…" }`). */
+/** Whether `v` is a sealed value (`{ "$sealed": "v2:…" }`). */
 export function isSealed(v: unknown): v is { [SEALED_KEY]: string } {
   if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
   const keys = Object.keys(v);
@@ -304,13 +304,6 @@ export function resolveInputs(role: RoleSpec, ctx: ResolveContext): ResolvedInpu
 function truncate(s: string | undefined, n = 200): string {
   if (s === undefined) return 'undefined';
   return s.length > n ? s.slice(0, n) + '…' : s;
-}
-
-/** A copy of inputs with every secret input's value replaced by "[redacted]". */
-export function redact(inputs: Record<string, unknown>, role: RoleSpec): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(inputs)) out[k] = role.inputs[k]?.secret ? REDACTED : v;
-  return out;
 }
 
 /** A stable hash of resolved inputs ("sha256:<hex>"), independent of key order. */

@@ -80,14 +80,16 @@ describe.each(STORE_ENGINES)('annealer on $name', (engine) => {
     expect(a.inputHash).toMatch(/^hmac-sha256:[0-9a-f]{64}$/); // keyed: viewers see it, and it must not test guesses of a secret
     expect(a.leaseOwner).toBeUndefined();
     const b = await nr('demo:n1:b');
-    // b's script copied its stdin (the inputs as JSON) to its outputs
-    expect(b.outputs).toEqual({ word: 'hello-n1', secret: 's3cret' });
+    // b's script copied its stdin (the inputs as JSON) to its outputs: the secret one is stored sealed
+    expect(b.outputs).toEqual({ word: 'hello-n1', secret: { $sealed: expect.stringMatching(/^v2:/) } });
+    expect(JSON.parse(t.store.secrets.unseal((b.outputs as { secret: { $sealed: string } }).secret.$sealed, 'deployment:demo'))).toBe('s3cret');
     const [runA] = await runsOf('demo:n1:a');
     expect(runA).toMatchObject({ state: 'succeeded', attempt: 1, exitCode: 0, deployment: 'demo', node: 'n1', role: 'a', outputs: { word: 'hello-n1' } });
     expect(runA.log).toContain('a says hello on n1 in demo');
     expect(runA.worker).toBe(annealers[0].workerId);
     const [runB] = await runsOf('demo:n1:b');
     expect(runB.inputs).toEqual({ word: 'hello-n1', secret: '[redacted]' });
+    expect(runB.outputs).toEqual({ word: 'hello-n1', secret: '[redacted]' });
     expect(runB.log).toContain('b got hello-n1');
 
     const ev = await t.store.events.list({ types: ['noderoles'], keys: ['demo:n1:b'] });
@@ -382,7 +384,7 @@ describe.each(STORE_ENGINES)('annealer on $name', (engine) => {
   it('gives cluster roles their peers, in node order', async () => {
     await seed(t.store, {
       roles: [role('member', { kind: 'local', file: 'm.sh' }, { flags: ['cluster'] })],
-      files: { 'm.sh': `printf '{"peers": %s, "env": %s}' '{{ json inputs.peers }}' "$FW_INPUT_PEERS" > "$FW_OUTPUTS"` },
+      files: { 'm.sh': `printf '{"peers": %s, "env": %s}' "{{ json inputs.peers }}" "$FW_INPUT_PEERS" > "$FW_OUTPUTS"` },
       nodes: ['m2', 'm10', 'm1'].map((n, i) => ({ name: n, addresses: [{ address: `10.0.0.${i + 1}`, family: 4 as const, role: 'private' as const }, { address: `198.51.100.${i + 1}`, family: 4 as const, role: 'public' as const }] })),
       bind: ['m2', 'm10', 'm1'].map((node) => ({ node, role: 'member' })),
     });

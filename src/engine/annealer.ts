@@ -26,7 +26,6 @@
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { redact } from '../core/attribs.js';
 import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
@@ -38,6 +37,8 @@ import { SshPool } from '../ssh/client.js';
 import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
 import { children, descendants, isContention, parseRetryTarget, reevaluate, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
+import { protectOutputs, redactNamed } from './secrecy.js';
+import { sealOwner } from '../services/sealing.js';
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
@@ -404,7 +405,7 @@ export class Annealer implements EngineHandle {
         state: 'running',
         worker: this.workerId,
         startedAt: iso(startedAt),
-        inputs: ctx && resolved ? redact(resolved.inputs, ctx.role) : undefined,
+        inputs: ctx && resolved ? redactNamed(resolved.inputs, resolved.secret) : undefined,
       },
       { actor: this.workerId },
     );
@@ -426,11 +427,15 @@ export class Annealer implements EngineHandle {
       timeoutMs,
       tempDir: this.record?.tempDir ?? os.tmpdir(),
     };
+    // What the run prints is masked before it is kept or published: a script may echo a secret.
+    const masker = ctx.secrets.masker();
+    const record = (text: string): void => {
+      if (!text) return;
+      log.push(text);
+      pub.write(text);
+    };
     const io = {
-      log: (chunk: string) => {
-        log.push(chunk);
-        pub.write(chunk);
-      },
+      log: (chunk: string) => record(masker.push(chunk)),
       signal: entry.ac.signal,
     };
     let result: RunResult | undefined;
@@ -445,6 +450,7 @@ export class Annealer implements EngineHandle {
     } catch (e) {
       error = e;
     }
+    record(masker.end());
     await pub.close();
     if (error || !result || !outputs) await this.finishFailure(nr, entry, runId, error, log, ctx, result?.exitCode);
     else await this.finishSuccess(nr, entry, runId, result, outputs, resolved.hash, log, ctx);
@@ -509,7 +515,9 @@ export class Annealer implements EngineHandle {
     await withTxRetry(this.store, async (tx) => {
       const cur = await tx.objects('noderoles').get(nr.id);
       const endedAt = iso(Date.now());
-      const runFields = { endedAt, exitCode: result.exitCode, log: log.toString(), outputs };
+      // Outputs that republish a secret are secret too: sealed on the node-role, redacted in the run.
+      const { stored, shown } = protectOutputs(outputs, ctx.secrets, cur.outputs, this.store.secrets, sealOwner('noderoles', cur));
+      const runFields = { endedAt, exitCode: result.exitCode, log: log.toString(), outputs: shown };
       if (!this.ownsLease(cur) || entry.leaseLost) {
         await tx.objects('runs').update(runId, { ...runFields, ...this.lostLeaseRun(cur) }, { actor });
         return;
@@ -525,7 +533,7 @@ export class Annealer implements EngineHandle {
         cur.id,
         {
           ...(stale ? { state: 'todo', attempts: 0 } : { state: 'active' }),
-          outputs,
+          outputs: stored,
           inputHash: hash,
           leaseOwner: null,
           leaseExpiresAt: null,
@@ -535,7 +543,7 @@ export class Annealer implements EngineHandle {
         },
         { actor, expectedVersion: cur.version },
       );
-      const outputsChanged = before !== undefined && !sameValue(before, outputs);
+      const outputsChanged = before !== undefined && !sameValue(before, stored);
       for (const c of await children(tx, cur.id)) {
         if (c.state === 'active') {
           // A parent's new outputs re-run its children (not destructive ones).
@@ -573,6 +581,7 @@ export class Annealer implements EngineHandle {
     exitCode?: number,
   ): Promise<void> {
     const fe = toFormworkError(err ?? new Error('the run failed without an error'));
+    if (ctx) fe.message = ctx.secrets.mask(fe.message); // e.g. a schema error quoting an input fed from a secret
     const actor = this.workerId;
     const role: RoleSpec | undefined = ctx?.role;
     const details = fe.details as Record<string, unknown> | undefined;

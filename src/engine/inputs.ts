@@ -9,7 +9,10 @@ import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import { roleFromObject, type RoleSpec } from '../core/roles.js';
 import type { SecretStore } from '../store/secrets.js';
+import { isSealedText } from '../store/secrets.js';
 import type { Store } from '../store/store.js';
+import { sealOwner } from '../services/sealing.js';
+import { SecretValues } from './secrecy.js';
 
 export interface NodeRoleContext {
   noderole: StoredObject;
@@ -20,11 +23,15 @@ export interface NodeRoleContext {
   resolve: ResolveContext;
   /** Keys the input hash (the store's hash key), so that it says nothing of secret inputs. */
   hashKey?: Buffer;
+  /** Every plaintext this run opened from a sealed form (src/engine/secrecy.ts). */
+  secrets: SecretValues;
 }
 
 export interface Resolved {
   inputs: Record<string, unknown>;
   hash: string;
+  /** Inputs that are secret: marked so by the role, or holding a secret value (through `from:` too). */
+  secret: Set<string>;
 }
 
 interface Cached<T> {
@@ -74,15 +81,26 @@ export class ContextLoader {
   }
 
   /**
-   * Generated values and values given for secret inputs are stored sealed
-   * (src/services/deployments.ts); a run needs them open.
+   * Generated values and values given for secret inputs are stored sealed, for their owner
+   * (src/services/sealing.ts); a run needs them open, and remembers each as a secret.
    */
-  private openSealed(store: Store, attribs: Record<string, unknown>): Record<string, unknown> {
+  private openSealed(attribs: Record<string, unknown>, owner: string, secrets: SecretValues): Record<string, unknown> {
     const open: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(attribs)) open[k] = isSealed(v) ? JSON.parse(this.secrets.unseal(v[SEALED_KEY])) : v;
+    const unseal = (sealed: string): string => this.secrets.unseal(sealed, owner);
+    for (const [k, v] of Object.entries(attribs)) {
+      if (!isSealed(v)) open[k] = v;
+      else secrets.add((open[k] = JSON.parse(unseal(v[SEALED_KEY]))));
+    }
     const g = attribs[GENERATED_KEY];
     if (g && typeof g === 'object') {
-      open[GENERATED_KEY] = Object.fromEntries(Object.entries(g as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'string' && v.startsWith('v1:') ? this.secrets.unseal(v) : v]));
+      open[GENERATED_KEY] = Object.fromEntries(
+        Object.entries(g as Record<string, unknown>).map(([k, v]) => {
+          if (!isSealedText(v)) return [k, v];
+          const plain = unseal(v);
+          secrets.add(plain);
+          return [k, plain];
+        }),
+      );
     }
     return open;
   }
@@ -94,6 +112,8 @@ export class ContextLoader {
     const nodeName = typeof noderole.node === 'string' && noderole.node && noderole.node !== '-' ? noderole.node : undefined;
     const node = nodeName ? await store.objects('nodes').get(nodeName) : undefined;
     const workload = await this.workload(role.workload, store);
+    const secrets = new SecretValues();
+    const depOwner = sealOwner('deployments', { name: noderole.deployment });
 
     // Parents, in the order of the node-role's `parents` (ids), with their outputs.
     const parentIds = Array.isArray(noderole.parents) ? (noderole.parents as string[]) : [];
@@ -111,7 +131,7 @@ export class ContextLoader {
         role: r.role as string,
         provides: prole?.provides ?? [],
         node: (r.node as string | null) ?? undefined,
-        outputs: r.outputs ? (JSON.parse(r.outputs as string) as Record<string, unknown>) : undefined,
+        outputs: r.outputs ? this.openSealed(JSON.parse(r.outputs as string) as Record<string, unknown>, depOwner, secrets) : undefined,
       });
     }
 
@@ -139,9 +159,9 @@ export class ContextLoader {
     }
 
     const resolve: ResolveContext = {
-      noderole: { name: noderole.name, attribs: this.openSealed(store, (noderole.attribs ?? {}) as Record<string, unknown>) },
-      node: node as unknown as ResolveNode | undefined,
-      deployment: { name: deploymentObj.name, attribs: this.openSealed(store, (deploymentObj.attribs ?? {}) as Record<string, unknown>) },
+      noderole: { name: noderole.name, attribs: this.openSealed((noderole.attribs ?? {}) as Record<string, unknown>, depOwner, secrets) },
+      node: node ? ({ ...node, attribs: this.openSealed((node.attribs ?? {}) as Record<string, unknown>, sealOwner('nodes', node), secrets) } as unknown as ResolveNode) : undefined,
+      deployment: { name: deploymentObj.name, attribs: this.openSealed((deploymentObj.attribs ?? {}) as Record<string, unknown>, depOwner, secrets) },
       parents,
       peers,
       workloadDefaults: (workload?.defaults ?? {}) as Record<string, unknown>,
@@ -154,6 +174,7 @@ export class ContextLoader {
       files: (workload?.files ?? {}) as Record<string, string>,
       resolve,
       hashKey: this.secrets.hashKey,
+      secrets,
     };
   }
 
@@ -191,12 +212,12 @@ function nodeOrder(deployment: StoredObject): string[] {
  * A plain `sha256:` hash, stored before hashes were keyed, is still understood: an upgrade
  * must not re-run every active node-role.
  */
-export function inputsChanged(resolved: Resolved, storedHash: unknown): boolean {
+export function inputsChanged(resolved: Pick<Resolved, 'inputs' | 'hash'>, storedHash: unknown): boolean {
   if (typeof storedHash === 'string' && storedHash.startsWith('sha256:')) return hashInputs(resolved.inputs) !== storedHash;
   return resolved.hash !== storedHash;
 }
 
 export function resolveContext(ctx: NodeRoleContext): Resolved {
   const { inputs } = resolveInputs(ctx.role, ctx.resolve);
-  return { inputs, hash: hashInputs(inputs, ctx.hashKey) };
+  return { inputs, hash: hashInputs(inputs, ctx.hashKey), secret: ctx.secrets.secretInputs(inputs, ctx.role) };
 }

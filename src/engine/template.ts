@@ -1,31 +1,48 @@
 /**
- * The tiny template language of role files: `{{ inputs.name }}`, `{{ node.name }}`,
+ * The tiny template language of role scripts: `{{ inputs.name }}`, `{{ node.name }}`,
  * `{{ deployment.name }}`, `{{ json inputs.peers }}`. No logic. A path is dotted names
  * (and numeric indexes: `inputs.peers.0.name`); an unknown name is an error, never an
- * empty string. Strings render as they are, anything else as JSON; `json` forces JSON
- * (so a string renders quoted).
+ * empty string. Strings are taken as they are, anything else as JSON; `json` forces JSON
+ * (so a string is quoted).
+ *
+ * A value is never pasted into the script's text: an input is data, and pasted into shell
+ * code it would run as code (an operator could then run commands wherever the role runs,
+ * the server's host included for a `local` role). Each tag becomes a reference to an
+ * environment variable, `${FW_TPL_<n>}`, and the value travels in the run's environment.
+ * Quote the tag as you would quote a variable: `echo "{{ inputs.greeting }}"`.
  *
  * @example
- *   renderTemplate('echo {{ inputs.greeting }} {{ json inputs.peers }}', { inputs: { greeting: 'hi', peers: [] } }, 'hello.sh');
- *   // 'echo hi []'
+ *   renderScript('echo "{{ inputs.greeting }}" {{ json inputs.peers }}', { inputs: { greeting: 'hi', peers: [] } }, 'hello.sh');
+ *   // { text: 'echo "${FW_TPL_1}" ${FW_TPL_2}', env: { FW_TPL_1: 'hi', FW_TPL_2: '[]' } }
  */
 import { FormworkError } from '../core/errors.js';
 
 const TAG = /\{\{\s*(json\s+)?([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}\}/g;
 const ANY_TAG = /\{\{([^}]*)\}\}/g;
+/** Names of the variables template values travel in: FW_TPL_1, FW_TPL_2, … */
+export const TEMPLATE_ENV_PREFIX = 'FW_TPL_';
 
-export function renderTemplate(text: string, context: Record<string, unknown>, file = 'template'): string {
+export interface RenderedScript {
+  text: string;
+  /** The values the text refers to: FW_TPL_<n> → the tag's value. */
+  env: Record<string, string>;
+}
+
+export function renderScript(text: string, context: Record<string, unknown>, file = 'template'): RenderedScript {
   // Anything between {{ }} that is not a plain path is refused (no logic, no filters).
   for (const m of text.matchAll(ANY_TAG)) {
     if (!new RegExp(`^${TAG.source}$`).test(m[0])) {
       throw new FormworkError('WORKLOAD_INVALID', `${file}: "${m[0]}" is not a template tag; use {{ path }} or {{ json path }}`, { file, tag: m[0] });
     }
   }
-  return text.replace(TAG, (_all, json: string | undefined, path: string) => {
+  const env: Record<string, string> = {};
+  const out = text.replace(TAG, (_all, json: string | undefined, path: string) => {
     const value = lookup(context, path, file);
-    if (json) return JSON.stringify(value);
-    return typeof value === 'string' ? value : JSON.stringify(value);
+    const name = `${TEMPLATE_ENV_PREFIX}${Object.keys(env).length + 1}`;
+    env[name] = json || typeof value !== 'string' ? JSON.stringify(value) : value;
+    return '${' + name + '}';
   });
+  return { text: out, env };
 }
 
 /** The paths a template's tags name, in order: `{{ json inputs.peers }}` → 'inputs.peers'. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderTemplate } from './template.js';
+import { renderScript } from './template.js';
 import { HeadTailText } from './log.js';
 import { inputEnv } from './process.js';
 import { parseRetryTarget } from './graph.js';
@@ -17,14 +17,19 @@ describe('engine units', () => {
     expect(inputsChanged(resolved, undefined)).toBe(true);
   });
 
-  it('renders templates: paths, json, indexes; refuses unknown names and logic', () => {
-    const ctx = { inputs: { name: 'x', peers: [{ name: 'a' }], n: 3 }, node: { name: 'web-1' } };
-    expect(renderTemplate('{{ inputs.name }} {{node.name}} {{ json inputs.peers }} {{ inputs.peers.0.name }} {{ inputs.n }} {{ json inputs.name }}', ctx)).toBe(
-      'x web-1 [{"name":"a"}] a 3 "x"',
-    );
-    expect(() => renderTemplate('{{ inputs.nope }}', ctx, 'f.sh')).toThrow(/f\.sh: \{\{ inputs\.nope \}\} names "inputs\.nope", which does not exist; known: name, peers, n/);
-    expect(() => renderTemplate('{{ #if x }}', ctx)).toThrow(/not a template tag/);
-    expect(renderTemplate('echo ${HOME} { not a tag }', ctx)).toBe('echo ${HOME} { not a tag }');
+  it('renders templates as references to variables holding the values: paths, json, indexes; refuses unknown names and logic', () => {
+    const ctx = { inputs: { name: 'x', peers: [{ name: 'a' }], n: 3, evil: 'a"; id; echo "' }, node: { name: 'web-1' } };
+    expect(renderScript('{{ inputs.name }} {{node.name}} {{ json inputs.peers }} {{ inputs.peers.0.name }} {{ inputs.n }} {{ json inputs.name }}', ctx)).toEqual({
+      text: '${FW_TPL_1} ${FW_TPL_2} ${FW_TPL_3} ${FW_TPL_4} ${FW_TPL_5} ${FW_TPL_6}',
+      env: { FW_TPL_1: 'x', FW_TPL_2: 'web-1', FW_TPL_3: '[{"name":"a"}]', FW_TPL_4: 'a', FW_TPL_5: '3', FW_TPL_6: '"x"' },
+    });
+    // A value never becomes text of the script, whatever it holds.
+    const evil = renderScript('echo "{{ inputs.evil }}"', ctx);
+    expect(evil.text).toBe('echo "${FW_TPL_1}"');
+    expect(evil.env.FW_TPL_1).toBe('a"; id; echo "');
+    expect(() => renderScript('{{ inputs.nope }}', ctx, 'f.sh')).toThrow(/f\.sh: \{\{ inputs\.nope \}\} names "inputs\.nope", which does not exist; known: name, peers, n/);
+    expect(() => renderScript('{{ #if x }}', ctx)).toThrow(/not a template tag/);
+    expect(renderScript('echo ${HOME} { not a tag }', ctx)).toEqual({ text: 'echo ${HOME} { not a tag }', env: {} });
   });
 
   it('keeps the head and tail of a long log with a marker', () => {

@@ -167,10 +167,11 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
     const first = await noderoles();
     const token = gen(first, 'demo:demo-0:etcd-member')['cluster-token'];
     // Stored sealed (a secret), opened only to run.
-    expect(token).toMatch(/^v1:/);
-    expect(t.store.secrets.unseal(token)).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(token).toMatch(/^v2:/); // bound to its deployment: it opens nowhere else
+    expect(t.store.secrets.unseal(token, 'deployment:demo')).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(() => t.store.secrets.unseal(token, 'deployment:other')).toThrow(/sealed for another object/);
     expect(gen(first, 'demo:demo-2:etcd-member')['cluster-token']).toBe(token);
-    expect(t.store.secrets.unseal(gen(first, 'demo:demo-3:haproxy')['stats-password'])).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(t.store.secrets.unseal(gen(first, 'demo:demo-3:haproxy')['stats-password'], 'deployment:demo')).toMatch(/^[A-Za-z0-9_-]{32}$/);
     // a fourth member joins: same token; everything else kept
     const grown = clone(DOC) as typeof DOC & { nodes: { count: number } };
     grown.nodes.count = 5;
@@ -190,14 +191,19 @@ describe.each(STORE_ENGINES)('deployments on $name', (engine) => {
     await apply(doc);
     const stored = JSON.stringify([await t.store.db.selectFrom('deployments').selectAll().execute(), await t.store.db.selectFrom('noderoles').selectAll().execute(), await t.store.db.selectFrom('events').selectAll().execute()]);
     expect(stored).not.toContain(VALUE);
-    expect(stored).toMatch(/\$sealed[\\"]+:[\\"]+v1:/);
+    expect(stored).toMatch(/\$sealed[\\"]+:[\\"]+v2:/);
     expect(doc.attribs['cluster-token']).toBe(VALUE); // the caller's document is not rewritten
     // Re-applying the same values in clear is a no-op: the sealed forms are kept, not re-encrypted.
     expect((await apply(clone(doc))).action).toBe('unchanged');
     // So is applying what the API shows (the sealed form); one sealed elsewhere is refused.
     const shown = (await t.store.objects('deployments').get('demo')).attribs as Record<string, unknown>;
     expect((await apply({ ...clone(doc), attribs: { ...doc.attribs, 'cluster-token': shown['cluster-token'] } })).action).toBe('unchanged');
-    await expect(apply({ ...clone(doc), attribs: { ...doc.attribs, 'cluster-token': { $sealed: 'v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } } })).rejects.toThrow(/sealed by another Formwork store/);
+    await expect(apply({ ...clone(doc), attribs: { ...doc.attribs, 'cluster-token': { $sealed: 'v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } } })).rejects.toThrow(/was not sealed for this object/);
+    // Nor does a value sealed for another deployment open here (a copy of its sealed form).
+    await apply({ ...clone(doc), name: 'other', nodes: { count: 1 }, roles: { 'etcd-member': { nodes: [0] } } });
+    const foreign = ((await t.store.objects('deployments').get('other')).attribs as Record<string, unknown>)['cluster-token'];
+    expect(foreign).toMatchObject({ $sealed: expect.stringMatching(/^v2:/) });
+    await expect(apply({ ...clone(doc), attribs: { ...doc.attribs, 'cluster-token': foreign } })).rejects.toThrow(/was not sealed for this object/);
 
     const nrs = await noderoles();
     const loader = new ContextLoader(t.store.secrets);

@@ -1,7 +1,8 @@
 import { FormworkError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
-import { GENERATED_KEY, generatedValues, isSealed, normalizeOverride, randomToken, SEALED_KEY } from '../core/attribs.js';
+import { GENERATED_KEY, generatedValues, normalizeOverride, randomToken } from '../core/attribs.js';
+import { sealOwner, sealWriteFields } from './sealing.js';
 import { planDeployment, type PlanBinding, type PlannedNodeRole } from '../core/planner.js';
 import { cmp, roleFromObject, type RoleSpec } from '../core/roles.js';
 import { blockedReason as failureReason, failedAncestors } from '../engine/graph.js';
@@ -215,39 +216,14 @@ async function rolesCatalogue(tx: Store): Promise<RoleSpec[]> {
 }
 
 /**
- * Seals, in place, the values the document gives for secret inputs — in its attribs (an
- * input that any role of the deployment marks secret) and in a binding's inputs (that role's)
- * — so that neither the store nor the API ever holds them in clear. A value unchanged since
- * the last apply keeps its sealed form, so re-applying the same document changes nothing.
- * `from` expressions are not values and stay as they are.
+ * Seals, in place, the values the document gives for secret inputs, in its attribs and its
+ * bindings' inputs (src/services/sealing.ts), so that neither the store nor the API ever
+ * holds them in clear. The caller's objects are not edited: new ones replace them.
  */
-function sealSecretValues(tx: Store, doc: DeploymentDocument, current: StoredObject | undefined, planned: PlannedNodeRole[], byName: Map<string, RoleSpec>): void {
-  const secretOf = (role: string | undefined) => new Set(Object.entries(byName.get(role ?? '')?.inputs ?? {}).filter(([, s]) => s.secret).map(([n]) => n));
-  const seal = (value: unknown, before: unknown): unknown => {
-    if (isSealed(value)) {
-      // A sealed form read back from this server (`get -o yaml`, then apply) is kept; one from another store cannot be opened.
-      try {
-        tx.secrets.unseal(value[SEALED_KEY]);
-      } catch {
-        throw new FormworkError('VALIDATION', `deployment "${doc.name}": a "$sealed" value was sealed by another Formwork store and cannot be opened here; give the value itself`, { deployment: doc.name });
-      }
-      return value;
-    }
-    if (normalizeOverride(value) !== value) return value;
-    if (isSealed(before) && sameValue(JSON.parse(tx.secrets.unseal(before[SEALED_KEY])), value)) return before;
-    return { [SEALED_KEY]: tx.secrets.seal(JSON.stringify(value)) };
-  };
-  const anySecret = new Set([...new Set(planned.map((p) => p.role))].flatMap((r) => [...secretOf(r)]));
-  // New objects, not edits: the document's values may be the caller's own objects.
-  const beforeAttribs = (current?.attribs ?? {}) as Record<string, unknown>;
-  doc.attribs = Object.fromEntries(Object.entries(doc.attribs).map(([name, v]) => [name, anySecret.has(name) ? seal(v, beforeAttribs[name]) : v]));
-  const beforeRoles = ((current?.spec as { roles?: Record<string, { inputs?: Record<string, unknown> }> } | undefined)?.roles ?? {});
-  for (const [role, binding] of Object.entries(doc.spec.roles)) {
-    const secret = secretOf(role);
-    if (!binding.inputs || !Object.keys(binding.inputs).some((name) => secret.has(name))) continue;
-    const inputs = Object.fromEntries(Object.entries(binding.inputs).map(([name, v]) => [name, secret.has(name) ? seal(v, beforeRoles[role]?.inputs?.[name]) : v]));
-    doc.spec.roles[role] = { ...binding, inputs };
-  }
+async function sealSecretValues(tx: Store, doc: DeploymentDocument, current: StoredObject | undefined): Promise<void> {
+  const sealed = await sealWriteFields(tx, 'deployments', { name: doc.name, attribs: doc.attribs, spec: doc.spec }, current);
+  doc.attribs = sealed.attribs as DeploymentDocument['attribs'];
+  doc.spec = sealed.spec as DeploymentDocument['spec'];
 }
 
 async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext): Promise<{ action: ApplyResult['action']; object: StoredObject; kick: boolean }> {
@@ -290,7 +266,7 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   // 2. The deployment.
   const depRepo = tx.objects('deployments');
   let dep = await depRepo.find(doc.name);
-  sealSecretValues(tx, doc, dep, planned, byName);
+  await sealSecretValues(tx, doc, dep);
   const created = !dep;
   const fields = { provider: doc.provider ?? null, spec: doc.spec, attribs: doc.attribs, ...(doc.labels ? { labels: doc.labels } : {}) };
   if (!dep) {
@@ -349,7 +325,7 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
     }
     const current = (existing.get(p.name)?.attribs as Record<string, unknown> | undefined)?.[GENERATED_KEY] as Record<string, unknown> | undefined;
     // Sealed with the store's key: generated values are secrets, kept encrypted and opened only to run.
-    const g = generatedValues(role, current, shared.get(p.role), () => tx.secrets.seal(randomToken()));
+    const g = generatedValues(role, current, shared.get(p.role), () => tx.secrets.seal(randomToken(), sealOwner('deployments', { name: doc.name })));
     if (g) {
       out[GENERATED_KEY] = g;
       if (!shared.has(p.role)) shared.set(p.role, g);

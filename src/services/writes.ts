@@ -4,6 +4,7 @@ import { validationError, type FieldProblem } from '../core/schema.js';
 import { findDriver } from '../providers/registry.js';
 import { sameValue, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
+import { ATTRIB_KINDS, sealWriteFields } from './sealing.js';
 
 /**
  * Writes shared by the CRUD routes, PUT and apply. Secrets go through the SecretStore
@@ -57,7 +58,7 @@ export async function createObject(store: Store, kind: KindDef, fields: Record<s
     const { name, description, labels, data } = fields as { name: string; description?: string; labels?: Record<string, string>; data: unknown };
     return store.secrets.create({ name, description, labels, data }, { actor: ctx.actor });
   }
-  return store.objects(kind.plural).create(fields, { actor: ctx.actor });
+  return store.objects(kind.plural).create(await sealWriteFields(store, kind.plural, fields, undefined), { actor: ctx.actor });
 }
 
 export async function updateObject(store: Store, kind: KindDef, idOrName: string, patch: Record<string, unknown>, ctx: WriteCtx): Promise<StoredObject> {
@@ -70,7 +71,8 @@ export async function updateObject(store: Store, kind: KindDef, idOrName: string
     return store.secrets.update(idOrName, rest, ctx);
   }
   if (kind.plural === 'providers') refuseProblems(kind, { ...(await store.objects(kind.plural).get(idOrName)), ...patch });
-  return store.objects(kind.plural).update(idOrName, patch, ctx);
+  const sealed = ATTRIB_KINDS.has(kind.plural) ? await sealWriteFields(store, kind.plural, patch, await store.objects(kind.plural).find(idOrName)) : patch;
+  return store.objects(kind.plural).update(idOrName, sealed, ctx);
 }
 
 /** Create-or-update by name (PUT and apply). Absent fields stay as they are; an identical document changes nothing. */
@@ -98,7 +100,7 @@ export async function applyObject(store: Store, kind: KindDef, fields: Record<st
     object = await store.secrets.update(existing.id, patch, opts);
   } else {
     refuseProblems(kind, { ...existing, ...fields });
-    object = await repo.update(existing.id, fields, opts);
+    object = await repo.update(existing.id, await sealWriteFields(store, kind.plural, fields, existing), opts);
   }
   return { object, action: object.version === existing.version ? 'unchanged' : 'updated' };
 }

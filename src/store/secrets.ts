@@ -38,22 +38,40 @@ export function loadSecretKey(dataDir: string, fromEnv = process.env.FORMWORK_SE
   return key;
 }
 
-export function encrypt(key: Buffer, plaintext: string): string {
+/**
+ * `v1:` base64(iv | tag | ciphertext). With `owner`, `v2:` and the owner as additional
+ * authenticated data: the value then opens only for that owner, so a sealed value copied
+ * into another object's attribs (where its readers would differ) does not open there.
+ */
+export function encrypt(key: Buffer, plaintext: string, owner?: string): string {
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
+  if (owner !== undefined) cipher.setAAD(Buffer.from(owner, 'utf8'));
   const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return 'v1:' + Buffer.concat([iv, cipher.getAuthTag(), ct]).toString('base64');
+  return (owner !== undefined ? 'v2:' : 'v1:') + Buffer.concat([iv, cipher.getAuthTag(), ct]).toString('base64');
 }
 
-export function decrypt(key: Buffer, sealed: string): string {
-  if (!sealed.startsWith('v1:')) throw new FormworkError('INTERNAL', 'unknown secret format');
+/** Whether a string is in the sealed format (`v1:` unbound, `v2:` bound to an owner). */
+export function isSealedText(v: unknown): v is string {
+  return typeof v === 'string' && /^v[12]:/.test(v);
+}
+
+export function decrypt(key: Buffer, sealed: string, owner?: string): string {
+  const bound = sealed.startsWith('v2:');
+  if (!bound && !sealed.startsWith('v1:')) throw new FormworkError('INTERNAL', 'unknown secret format');
   const raw = Buffer.from(sealed.slice(3), 'base64');
   const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+  if (bound) decipher.setAAD(Buffer.from(owner ?? '', 'utf8'));
   decipher.setAuthTag(raw.subarray(12, 28));
   try {
     return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
   } catch {
-    throw new FormworkError('INTERNAL', 'a secret could not be decrypted: the secret key differs from the one it was written with');
+    throw new FormworkError(
+      'INTERNAL',
+      bound
+        ? `a secret could not be decrypted for ${owner ?? 'no owner'}: it was sealed for another object, or with another secret key`
+        : 'a secret could not be decrypted: the secret key differs from the one it was written with',
+    );
   }
 }
 
@@ -102,14 +120,18 @@ export class SecretStore {
     return (await this.repo.find(name)) ? this.update(name, { data }, opts) : this.create({ name, data }, opts);
   }
 
-  /** Encrypts one value to keep inside another object (e.g. a generated cluster token in a node-role's attribs). */
-  seal(plaintext: string): string {
-    return encrypt(this.key, plaintext);
+  /**
+   * Encrypts one value to keep inside another object (e.g. a generated cluster token in a
+   * node-role's attribs). With `owner` (src/services/sealing.ts, `sealOwner`) it opens only
+   * for that owner.
+   */
+  seal(plaintext: string, owner?: string): string {
+    return encrypt(this.key, plaintext, owner);
   }
 
-  /** The plaintext of a value from `seal`. For executors only. */
-  unseal(sealed: string): string {
-    return decrypt(this.key, sealed);
+  /** The plaintext of a value from `seal`, for the owner it was sealed for. For executors only. */
+  unseal(sealed: string, owner?: string): string {
+    return decrypt(this.key, sealed, owner);
   }
 
   /** The decrypted value. For providers and executors only: never return it from the API. */

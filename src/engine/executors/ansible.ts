@@ -10,8 +10,11 @@
  *   holding the key `ssh-keyscan` returns whose fingerprint is the recorded one (with
  *   none recorded, the ed25519 key is trusted and recorded: TOFU). A mismatch is
  *   HOST_KEY_MISMATCH, before Ansible runs.
- * - Extra vars (`-e @vars.json`): `inputs` (all inputs as a dict), each input as a
+ * - Extra vars (`-e @vars.yaml`): `inputs` (all inputs as a dict), each input as a
  *   top-level variable with `-` → `_`, `fw_outputs`, `fw_node`, `fw_deployment`, `fw_role`.
+ *   Every string in it is tagged `!unsafe`: Ansible evaluates Jinja found in a variable's
+ *   value, so an input holding `{{ lookup('pipe', 'id') }}` would otherwise run a command on
+ *   the control host.
  * - Outputs: the playbook writes a JSON object to `{{ fw_outputs }}`, a path on the
  *   control host, with a task delegated to localhost, e.g.
  *   `copy: { content: "{{ {'url': x} | to_json }}", dest: "{{ fw_outputs }}" }` +
@@ -22,6 +25,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import YAML from 'yaml';
 import { FormworkError } from '../../core/errors.js';
 import { fingerprint, fingerprintsEqual } from '../../ssh/keys.js';
 import { parseOutputs } from '../outputs.js';
@@ -66,6 +70,17 @@ function splitInputVars(inputs: Record<string, unknown>): Record<string, unknown
     if (/^[A-Za-z_]/.test(name)) vars[name] = v;
   }
   return vars;
+}
+
+/** Vars as YAML with every string value tagged `!unsafe`, so Ansible takes it as data, never as a template. */
+export function unsafeVarsYaml(vars: Record<string, unknown>): string {
+  const doc = new YAML.Document(vars);
+  YAML.visit(doc, {
+    Scalar(key, node) {
+      if (key !== 'key' && typeof node.value === 'string') node.tag = '!unsafe';
+    },
+  });
+  return doc.toString();
 }
 
 export function ansibleExecutor(opts: { dataDir: string }): RoleExecutor {
@@ -136,11 +151,11 @@ export function ansibleExecutor(opts: { dataDir: string }): RoleExecutor {
           fw_deployment: job.deployment.name,
           fw_role: job.role.name,
         };
-        await fs.writeFile(path.join(dir, 'vars.json'), JSON.stringify(vars), { mode: 0o600 });
+        await fs.writeFile(path.join(dir, 'vars.yaml'), unsafeVarsYaml(vars), { mode: 0o600 });
         let tail = ''; // the last of its output: what tells an unreachable host from a bad playbook
         const res = await runProcess({
           command: 'ansible-playbook',
-          args: ['-i', path.join(dir, 'inventory.json'), '-e', `@${path.join(dir, 'vars.json')}`, path.join(work, impl.file)],
+          args: ['-i', path.join(dir, 'inventory.json'), '-e', `@${path.join(dir, 'vars.yaml')}`, path.join(work, impl.file)],
           cwd: work,
           env: {
             ...baseEnv(),

@@ -1,6 +1,6 @@
 import { FormworkError } from '../../core/errors.js';
 import { inputEnvName } from '../process.js';
-import { renderTemplate, templatePaths } from '../template.js';
+import { renderScript, templatePaths, type RenderedScript } from '../template.js';
 import type { RunJob } from '../types.js';
 
 /** "role x on node y": how errors and logs name a run. */
@@ -27,8 +27,8 @@ export function templateContext(job: RunJob): Record<string, unknown> {
   };
 }
 
-/** The role's implementation file, rendered. */
-export function renderRoleFile(job: RunJob, file: string): string {
+/** The role's implementation file, rendered: its tags refer to variables of `env` (src/engine/template.ts). */
+export function renderRoleFile(job: RunJob, file: string): RenderedScript {
   const text = job.files[file];
   if (text === undefined) {
     throw new FormworkError('WORKLOAD_INVALID', `role ${job.role.name}: file "${file}" is not in workload ${job.role.workload}`, {
@@ -52,7 +52,7 @@ export function renderRoleFile(job: RunJob, file: string): string {
       });
     }
   }
-  return renderTemplate(text, templateContext(job), where);
+  return renderScript(text, templateContext(job), where);
 }
 
 /** FW_NODE, FW_DEPLOYMENT, FW_ROLE, FW_NODEROLE, FW_RUN_ID. */

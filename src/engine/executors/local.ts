@@ -20,12 +20,12 @@ export function localExecutor(): RoleExecutor {
       try {
         const scriptPath = path.join(dir, 'script.sh');
         const outputsPath = path.join(dir, 'outputs.json');
-        await fs.writeFile(scriptPath, script, { mode: 0o700 });
+        await fs.writeFile(scriptPath, script.text, { mode: 0o700 });
         const res = await runProcess({
           command: 'bash',
           args: ['--norc', '--noprofile', scriptPath],
           cwd: dir,
-          env: { ...baseEnv(), ...inputEnv(job.inputs), ...identityEnv(job), FW_OUTPUTS: outputsPath },
+          env: { ...baseEnv(), ...inputEnv(job.inputs), ...script.env, ...identityEnv(job), FW_OUTPUTS: outputsPath },
           stdin: JSON.stringify(job.inputs),
           timeoutMs: job.timeoutMs,
           signal: io.signal,

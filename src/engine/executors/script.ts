@@ -41,7 +41,7 @@ export function scriptExecutor(opts: { dataDir: string; pool: SshPool }): RoleEx
         `d=$(mktemp -d /tmp/formwork-run.XXXXXX) || exit 125`,
         `trap 'rm -rf "$d"' EXIT`,
         `cat > "$d/run.sh" <<'FORMWORK_SCRIPT_${nonce}'`,
-        script.endsWith('\n') ? script.slice(0, -1) : script,
+        script.text.endsWith('\n') ? script.text.slice(0, -1) : script.text,
         `FORMWORK_SCRIPT_${nonce}`,
         `FW_OUTPUTS="$d/out" bash --norc --noprofile "$d/run.sh"`,
         `rc=$?`,
@@ -53,7 +53,8 @@ export function scriptExecutor(opts: { dataDir: string; pool: SshPool }): RoleEx
       try {
         const res = await opts.pool.exec(target, command, {
           stdin: JSON.stringify(job.inputs),
-          env: { ...inputEnv(job.inputs), ...identityEnv(job) },
+          // Template values travel here too (the client sends them quoted on stdin, never in the command).
+          env: { ...inputEnv(job.inputs), ...script.env, ...identityEnv(job) },
           sudo,
           timeoutMs: job.timeoutMs,
           signal: io.signal,
