@@ -137,9 +137,26 @@ export function mergeRoleErrors(parsed: RoleError[], checked: RoleError[]): Role
 }
 
 /**
+ * A role object's spec (`{ name, workload, spec }` as the roles API and `Role` documents
+ * carry it) parsed into its stored form, with its structural problems: fields as
+ * parseRoleSpec reads them, and a spec whose `name` or `workload` disagrees with the object's.
+ */
+export function parseRoleObject(object: { name: string; workload?: unknown; spec?: unknown }): { role?: RoleSpec; errors: RoleError[] } {
+  const errors: RoleError[] = [];
+  const file = `role ${object.name}`;
+  const err: RoleProblemSink = (message, role, field) => errors.push({ file, role: role ?? object.name, ...(field ? { field } : {}), message });
+  const { workload: specWorkload, ...raw } = isObject(object.spec) ? object.spec : {};
+  const workload = typeof object.workload === 'string' ? object.workload : typeof specWorkload === 'string' ? specWorkload : '';
+  if (specWorkload !== undefined && specWorkload !== workload) err(`the spec says workload ${JSON.stringify(specWorkload)} but the role's "workload" is ${JSON.stringify(workload)}; give one`, object.name, 'workload');
+  if (raw.name !== undefined && raw.name !== object.name) err(`the spec names role ${JSON.stringify(raw.name)} but the object is "${object.name}"; give one name`, object.name, 'name');
+  const role = parseRoleSpec({ ...raw, name: object.name }, 0, workload, err);
+  return { ...(role ? { role } : {}), errors };
+}
+
+/**
  * The one check every role write passes outside a pack — a role object created or changed
  * through `/api/v1/roles` or applied as a `Role` document — as packs pass it when loaded:
- * the spec is parsed (parseRoleSpec), then checked against the catalogue it joins
+ * the spec is parsed (parseRoleObject), then checked against the catalogue it joins
  * (validateRoles: requires, self-requirement, cycles, schemas, `from`, implementation).
  * `files` are the files of the role's workload, when it has one (implementation files must
  * be among them). Returns the stored form and every problem.
@@ -152,20 +169,13 @@ export function checkRoleObject(
   catalogue: RoleSpec[],
   files?: Record<string, string>,
 ): { role?: RoleSpec; errors: RoleError[] } {
-  const parsed: RoleError[] = [];
+  const { role, errors } = parseRoleObject(object);
+  if (!role) return { errors };
   const file = `role ${object.name}`;
-  const err: RoleProblemSink = (message, role, field) => parsed.push({ file, role: role ?? object.name, ...(field ? { field } : {}), message });
-  const { workload: specWorkload, ...raw } = isObject(object.spec) ? object.spec : {};
-  const workload = typeof object.workload === 'string' ? object.workload : typeof specWorkload === 'string' ? specWorkload : '';
-  if (specWorkload !== undefined && specWorkload !== workload) err(`the spec says workload ${JSON.stringify(specWorkload)} but the role's "workload" is ${JSON.stringify(workload)}; give one`, object.name, 'workload');
-  if (raw.name !== undefined && raw.name !== object.name) err(`the spec names role ${JSON.stringify(raw.name)} but the object is "${object.name}"; give one name`, object.name, 'name');
-  const role = parseRoleSpec({ ...raw, name: object.name }, 0, workload, err);
-  if (!role) return { errors: parsed };
-  const others = catalogue.filter((r) => r.name !== role.name);
-  const checked = validateRoles([...others, role], {
+  const checked = validateRoles([...catalogue.filter((r) => r.name !== role.name), role], {
     subjects: new Set([role]),
     fileOf: () => file,
-    ...(files && workload ? { files: { [workload]: files } } : {}),
+    ...(files && role.workload ? { files: { [role.workload]: files } } : {}),
   });
-  return { role, errors: mergeRoleErrors(parsed, checked) };
+  return { role, errors: mergeRoleErrors(errors, checked) };
 }

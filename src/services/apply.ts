@@ -5,7 +5,7 @@ import { schemaAjv, schemaProblems, validationError, type FieldProblem } from '.
 import type { Store } from '../store/store.js';
 import { kindSchemas } from './schemas.js';
 import type { Applier, ApplyResult, Services } from './services.js';
-import { applyObject, bodyFields, checkObject, missingRequired } from './writes.js';
+import { applyObject, bodyFields, checkObject, missingRequired, type PendingWrites } from './writes.js';
 
 /**
  * Declarative create-or-update of many documents at once: what `POST /api/v1/apply` and
@@ -51,7 +51,7 @@ interface Checked {
 
 export async function applyDocuments(services: Services, docs: Record<string, unknown>[], opts: ApplyDocumentsOptions = {}): Promise<ApplyResult[]> {
   const store = services.store;
-  const checked = await checkAll(store, services.appliers, docs, opts);
+  const { checked, pending } = await checkAll(store, services.appliers, docs, opts);
   // One transaction for all of them, custom appliers included: a document refused while
   // being written (a Deployment whose roles cannot be planned) leaves nothing behind.
   const results = await store.transaction(async (tx) => {
@@ -60,7 +60,7 @@ export async function applyDocuments(services: Services, docs: Record<string, un
       const applier = services.appliers.get(c.kind.kind);
       if (applier) out.push(await applier({ ...c.fields, kind: c.kind.kind }, { actor: opts.actor, store: tx }));
       else {
-        const { object, action } = await applyObject(tx, c.kind, c.fields, { actor: opts.actor, expectedVersion: c.version });
+        const { object, action } = await applyObject(tx, c.kind, c.fields, { actor: opts.actor, expectedVersion: c.version, pending });
         out.push({ kind: c.kind.kind, name: object.name, action, object });
       }
     }
@@ -71,10 +71,12 @@ export async function applyDocuments(services: Services, docs: Record<string, un
   return results;
 }
 
-async function checkAll(store: Store, appliers: Services['appliers'], docs: Record<string, unknown>[], opts: ApplyDocumentsOptions): Promise<Checked[]> {
+async function checkAll(store: Store, appliers: Services['appliers'], docs: Record<string, unknown>[], opts: ApplyDocumentsOptions): Promise<{ checked: Checked[]; pending: PendingWrites }> {
   const problems: FieldProblem[] = [];
   const out: Checked[] = [];
   const seen = new Map<string, number>();
+  const pending: PendingWrites = new Map();
+  const toCheck: Array<{ index: number; kind: KindDef; object: Record<string, unknown> }> = [];
   for (const [i, doc] of docs.entries()) {
     const kind = kindByName(String(doc.kind));
     if (!kind) {
@@ -115,9 +117,15 @@ async function checkAll(store: Store, appliers: Services['appliers'], docs: Reco
     if (!existing) {
       for (const f of missingRequired(kind, fields)) problems.push({ path: `/documents/${i}/${f}`, message: `field "${f}" is required for a new ${kind.singular}` });
     }
-    for (const p of checkObject(kind, { ...existing, ...fields })) problems.push({ path: `/documents/${i}${p.path}`, message: p.message });
+    const object = { ...existing, ...fields };
+    pending.set(kind.plural, (pending.get(kind.plural) ?? new Map()).set(String(doc.name), object));
+    toCheck.push({ index: i, kind, object });
     out.push({ kind, fields, ...(typeof doc.version === 'number' ? { version: doc.version } : {}) });
   }
+  // After every document is known: a role may require one that another document creates.
+  for (const { index, kind, object } of toCheck) {
+    for (const p of await checkObject(store, kind, object, pending)) problems.push({ path: `/documents/${index}${p.path}`, message: p.message });
+  }
   if (problems.length) throw validationError(problems, 'the set of documents (nothing was applied)');
-  return out;
+  return { checked: out, pending };
 }
