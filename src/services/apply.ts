@@ -4,7 +4,7 @@ import { CREATED_BY_FORMWORK, KINDS, kindByName, knownKindNames, type KindDef } 
 import { schemaAjv, schemaProblems, validationError, type FieldProblem } from '../core/schema.js';
 import type { Store } from '../store/store.js';
 import { kindSchemas } from './schemas.js';
-import type { Applier, ApplyResult, Services } from './services.js';
+import type { Applier, ApplierValidate, ApplyResult, Services } from './services.js';
 import { applyObject, bodyFields, checkObject, missingRequired, type PendingWrites } from './writes.js';
 
 /**
@@ -19,12 +19,6 @@ import { applyObject, bodyFields, checkObject, missingRequired, type PendingWrit
  *   const results = await applyDocuments(services, [{ kind: 'Provider', name: 'lab', type: 'lab' }], { actor: 'admin' });
  *   // [{ kind: 'Provider', name: 'lab', action: 'created', object: {…} }]
  */
-
-/**
- * Optional up-front check an applier may carry (`applier.validate = …`): the problems of
- * one document, paths relative to it. Apply runs it for every document before writing.
- */
-export type ApplierValidate = (doc: Record<string, unknown>) => Promise<FieldProblem[]> | FieldProblem[];
 
 export interface ApplyDocumentsOptions {
   actor?: string;
@@ -77,6 +71,7 @@ async function checkAll(store: Store, appliers: Services['appliers'], docs: Reco
   const seen = new Map<string, number>();
   const pending: PendingWrites = new Map();
   const toCheck: Array<{ index: number; kind: KindDef; object: Record<string, unknown> }> = [];
+  const toValidate: Array<{ index: number; doc: Record<string, unknown>; validate: ApplierValidate }> = [];
   for (const [i, doc] of docs.entries()) {
     const kind = kindByName(String(doc.kind));
     if (!kind) {
@@ -95,7 +90,7 @@ async function checkAll(store: Store, appliers: Services['appliers'], docs: Reco
     if (applier) {
       // A kind with its own applier takes its own document shape (e.g. a Deployment's
       // `nodes` and `roles`); the applier may check it up front with a `validate` property.
-      for (const p of (await applier.validate?.(doc)) ?? []) problems.push({ path: `/documents/${i}${p.path === '/' ? '' : p.path}`, message: p.message });
+      if (applier.validate) toValidate.push({ index: i, doc, validate: applier.validate });
       out.push({ kind, fields: bodyFields(kind, doc) });
       continue;
     }
@@ -126,6 +121,12 @@ async function checkAll(store: Store, appliers: Services['appliers'], docs: Reco
   for (const { index, kind, object } of toCheck) {
     for (const p of await checkObject(store, kind, object, pending)) problems.push({ path: `/documents/${index}${p.path}`, message: p.message });
   }
+  for (const { index, doc, validate } of toValidate) {
+    for (const p of await validate(doc, { store, pending })) problems.push({ path: `/documents/${index}${p.path === '/' ? '' : p.path}`, message: p.message });
+  }
+  // In document order: each document's checks ran in passes.
+  const docIndex = (p: FieldProblem) => Number(/^\/documents\/(\d+)/.exec(p.path)?.[1] ?? -1);
+  problems.sort((a, b) => docIndex(a) - docIndex(b));
   if (problems.length) throw validationError(problems, 'the set of documents (nothing was applied)');
   return { checked: out, pending };
 }

@@ -62,7 +62,7 @@ export async function checkObject(store: Store, kind: KindDef, object: Record<st
 }
 
 /** The role catalogue the writes would leave: stored roles, with the pending ones in place of (or beside) them. */
-async function catalogueWith(store: Store, pending: PendingWrites): Promise<RoleSpec[]> {
+export async function catalogueWith(store: Store, pending: PendingWrites): Promise<RoleSpec[]> {
   const byName = new Map((await store.objects('roles').all()).map((o) => [o.name, roleFromObject(o)] as const));
   for (const [name, o] of pending.get('roles') ?? []) {
     const { role } = parseRoleObject(o as RoleObject);
