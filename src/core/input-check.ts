@@ -88,6 +88,8 @@ export function checkBoundInputs(ctx: BoundInputsContext): InputProblem[] {
       for (const node of b.nodes) add(roleName, input, node, `roles.${roleName}.inputs.${input}`, `role "${roleName}" has no input "${input}"; its inputs: ${Object.keys(role.inputs).join(', ') || 'none'}`);
     }
   }
+  // Once per role's input, not per node-role: a deployment may have thousands of them.
+  const compiled = new Map<string, ReturnType<typeof compileSchema>>();
   for (const { role: roleName, node } of ctx.planned) {
     const role = ctx.roles.get(roleName);
     if (!role) continue;
@@ -101,7 +103,8 @@ export function checkBoundInputs(ctx: BoundInputsContext): InputProblem[] {
         continue;
       }
       if (!spec.schema) continue;
-      const c = compileSchema(spec.schema);
+      const key = `${roleName}\u0000${name}`;
+      const c = compiled.get(key) ?? compiled.set(key, compileSchema(spec.schema)).get(key)!;
       if ('error' in c || c.validate(found.value)) continue; // an invalid schema is the pack's problem, refused when it is stored
       const shown = spec.secret ? 'the value' : `the value ${JSON.stringify(found.value)}`;
       add(roleName, name, node, found.field, `${shown} from ${found.where} does not match the input's schema (${c.errors()}); give a value of type ${typeName(spec.schema)}`);
