@@ -9,7 +9,7 @@ const SAMPLE: Record<string, Record<string, unknown>> = {
   providers: { type: 'lab', settings: { subnetIndex: 3 } },
   nodes: { provider: 'lab', state: 'new', addresses: [{ address: '10.0.0.5', family: 4, role: 'private' }] },
   workloads: { workloadVersion: '1.0.0', defaults: { a: 1 } },
-  roles: { workload: 'etcd', spec: { requires: [] } },
+  roles: { workload: 'etcd', spec: { requires: [], implementation: { kind: 'builtin', handler: 'noop' } } },
   deployments: { provider: 'lab', spec: {} },
   users: { role: 'viewer' },
   secrets: { description: 'creds', data: { key: 'v' } },

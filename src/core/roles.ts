@@ -64,6 +64,12 @@ export interface ValidateRolesOptions {
   files?: Record<string, Record<string, string>>;
   /** The file a role is defined in, for error reports. Default: `<workload>/workload.yaml`. */
   fileOf?: (role: RoleSpec) => string;
+  /**
+   * The roles being written, when the others are only context (roles already stored or
+   * loaded): only their problems are reported, and a cycle through one of them is reported
+   * on it. Default: every role.
+   */
+  subjects?: ReadonlySet<RoleSpec>;
 }
 
 export const ROLE_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,99}$/;
@@ -98,8 +104,10 @@ export function cmp(a: string, b: string): number {
 export function validateRoles(roles: RoleSpec[], opts: ValidateRolesOptions = {}): RoleError[] {
   const errors: RoleError[] = [];
   const fileOf = opts.fileOf ?? ((r: RoleSpec) => `${r.workload}/workload.yaml`);
-  const err = (r: RoleSpec, field: string | undefined, message: string) =>
-    errors.push({ file: fileOf(r), role: r.name, ...(field ? { field } : {}), message });
+  const isSubject = (r: RoleSpec) => !opts.subjects || opts.subjects.has(r);
+  const err = (r: RoleSpec, field: string | undefined, message: string) => {
+    if (isSubject(r)) errors.push({ file: fileOf(r), role: r.name, ...(field ? { field } : {}), message });
+  };
 
   const byName = new Map<string, RoleSpec>();
   for (const r of roles) {
@@ -175,8 +183,8 @@ export function validateRoles(roles: RoleSpec[], opts: ValidateRolesOptions = {}
   }
 
   for (const cycle of findCycles(roles, byName)) {
-    const first = byName.get(cycle[0])!;
-    err(first, 'requires', `roles require each other in a cycle: ${cycle.join(' → ')}`);
+    const first = cycle.map((n) => byName.get(n)!).find(isSubject);
+    if (first) err(first, 'requires', `roles require each other in a cycle: ${cycle.join(' → ')}`);
   }
   return errors;
 }

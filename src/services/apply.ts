@@ -4,8 +4,8 @@ import { CREATED_BY_FORMWORK, KINDS, kindByName, knownKindNames, type KindDef } 
 import { schemaAjv, schemaProblems, validationError, type FieldProblem } from '../core/schema.js';
 import type { Store } from '../store/store.js';
 import { kindSchemas } from './schemas.js';
-import type { Applier, ApplyResult, Services } from './services.js';
-import { applyObject, bodyFields, checkObject, missingRequired } from './writes.js';
+import type { Applier, ApplierValidate, ApplyResult, Services } from './services.js';
+import { applyObject, bodyFields, checkObject, missingRequired, type PendingWrites } from './writes.js';
 
 /**
  * Declarative create-or-update of many documents at once: what `POST /api/v1/apply` and
@@ -19,12 +19,6 @@ import { applyObject, bodyFields, checkObject, missingRequired } from './writes.
  *   const results = await applyDocuments(services, [{ kind: 'Provider', name: 'lab', type: 'lab' }], { actor: 'admin' });
  *   // [{ kind: 'Provider', name: 'lab', action: 'created', object: {…} }]
  */
-
-/**
- * Optional up-front check an applier may carry (`applier.validate = …`): the problems of
- * one document, paths relative to it. Apply runs it for every document before writing.
- */
-export type ApplierValidate = (doc: Record<string, unknown>) => Promise<FieldProblem[]> | FieldProblem[];
 
 export interface ApplyDocumentsOptions {
   actor?: string;
@@ -51,7 +45,7 @@ interface Checked {
 
 export async function applyDocuments(services: Services, docs: Record<string, unknown>[], opts: ApplyDocumentsOptions = {}): Promise<ApplyResult[]> {
   const store = services.store;
-  const checked = await checkAll(store, services.appliers, docs, opts);
+  const { checked, pending } = await checkAll(store, services.appliers, docs, opts);
   // One transaction for all of them, custom appliers included: a document refused while
   // being written (a Deployment whose roles cannot be planned) leaves nothing behind.
   const results = await store.transaction(async (tx) => {
@@ -60,7 +54,7 @@ export async function applyDocuments(services: Services, docs: Record<string, un
       const applier = services.appliers.get(c.kind.kind);
       if (applier) out.push(await applier({ ...c.fields, kind: c.kind.kind }, { actor: opts.actor, store: tx }));
       else {
-        const { object, action } = await applyObject(tx, c.kind, c.fields, { actor: opts.actor, expectedVersion: c.version });
+        const { object, action } = await applyObject(tx, c.kind, c.fields, { actor: opts.actor, expectedVersion: c.version, pending });
         out.push({ kind: c.kind.kind, name: object.name, action, object });
       }
     }
@@ -71,10 +65,13 @@ export async function applyDocuments(services: Services, docs: Record<string, un
   return results;
 }
 
-async function checkAll(store: Store, appliers: Services['appliers'], docs: Record<string, unknown>[], opts: ApplyDocumentsOptions): Promise<Checked[]> {
+async function checkAll(store: Store, appliers: Services['appliers'], docs: Record<string, unknown>[], opts: ApplyDocumentsOptions): Promise<{ checked: Checked[]; pending: PendingWrites }> {
   const problems: FieldProblem[] = [];
   const out: Checked[] = [];
   const seen = new Map<string, number>();
+  const pending: PendingWrites = new Map();
+  const toCheck: Array<{ index: number; kind: KindDef; object: Record<string, unknown> }> = [];
+  const toValidate: Array<{ index: number; doc: Record<string, unknown>; validate: ApplierValidate }> = [];
   for (const [i, doc] of docs.entries()) {
     const kind = kindByName(String(doc.kind));
     if (!kind) {
@@ -93,7 +90,7 @@ async function checkAll(store: Store, appliers: Services['appliers'], docs: Reco
     if (applier) {
       // A kind with its own applier takes its own document shape (e.g. a Deployment's
       // `nodes` and `roles`); the applier may check it up front with a `validate` property.
-      for (const p of (await applier.validate?.(doc)) ?? []) problems.push({ path: `/documents/${i}${p.path === '/' ? '' : p.path}`, message: p.message });
+      if (applier.validate) toValidate.push({ index: i, doc, validate: applier.validate });
       out.push({ kind, fields: bodyFields(kind, doc) });
       continue;
     }
@@ -115,9 +112,21 @@ async function checkAll(store: Store, appliers: Services['appliers'], docs: Reco
     if (!existing) {
       for (const f of missingRequired(kind, fields)) problems.push({ path: `/documents/${i}/${f}`, message: `field "${f}" is required for a new ${kind.singular}` });
     }
-    for (const p of checkObject(kind, { ...existing, ...fields })) problems.push({ path: `/documents/${i}${p.path}`, message: p.message });
+    const object = { ...existing, ...fields };
+    pending.set(kind.plural, (pending.get(kind.plural) ?? new Map()).set(String(doc.name), object));
+    toCheck.push({ index: i, kind, object });
     out.push({ kind, fields, ...(typeof doc.version === 'number' ? { version: doc.version } : {}) });
   }
+  // After every document is known: a role may require one that another document creates.
+  for (const { index, kind, object } of toCheck) {
+    for (const p of await checkObject(store, kind, object, pending)) problems.push({ path: `/documents/${index}${p.path}`, message: p.message });
+  }
+  for (const { index, doc, validate } of toValidate) {
+    for (const p of await validate(doc, { store, pending })) problems.push({ path: `/documents/${index}${p.path === '/' ? '' : p.path}`, message: p.message });
+  }
+  // In document order: each document's checks ran in passes.
+  const docIndex = (p: FieldProblem) => Number(/^\/documents\/(\d+)/.exec(p.path)?.[1] ?? -1);
+  problems.sort((a, b) => docIndex(a) - docIndex(b));
   if (problems.length) throw validationError(problems, 'the set of documents (nothing was applied)');
-  return out;
+  return { checked: out, pending };
 }

@@ -8,7 +8,10 @@ import { cmp, roleFromObject, type RoleSpec } from '../core/roles.js';
 import { blockedReason as failureReason, failedAncestors } from '../engine/graph.js';
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
-import type { Applier, ApplyContext, ApplyResult, Services } from './services.js';
+import type { FieldProblem } from '../core/schema.js';
+import { deploymentInputProblems, inputFieldProblems, inputsInvalid } from './deployment-inputs.js';
+import type { Applier, ApplierValidate, ApplierValidateContext, ApplyContext, ApplyResult, Services } from './services.js';
+import { catalogueWith } from './writes.js';
 
 /**
  * Deployments: the applier for `kind: Deployment` documents, commit, and the tree the
@@ -211,6 +214,16 @@ export class DeploymentService {
   }
 }
 
+/** The node-roles a document binds (the planner's errors as they are). */
+function planDocument(doc: DeploymentDocument, catalogue: RoleSpec[]): PlannedNodeRole[] {
+  const bindings: PlanBinding[] = Object.entries(doc.spec.roles).map(([role, b]) => ({
+    role,
+    nodes: b.nodes,
+    after: [...new Set([...outputsReadBy(b.inputs), ...(b.requires ?? [])])].sort(),
+  }));
+  return planDeployment({ deployment: doc.name, roles: catalogue, nodes: doc.spec.nodes.map((n) => n.name), bindings, everyNode: EVERY_NODE_ROLES });
+}
+
 async function rolesCatalogue(tx: Store): Promise<RoleSpec[]> {
   return (await tx.objects('roles').all()).map(roleFromObject);
 }
@@ -236,21 +249,9 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   }
   const catalogue = await rolesCatalogue(tx);
   const byName = new Map(catalogue.map((r) => [r.name, r] as const));
-  const nodeNames = doc.spec.nodes.map((n) => n.name);
-  const bindings: PlanBinding[] = Object.entries(doc.spec.roles).map(([role, b]) => ({
-    role,
-    nodes: b.nodes,
-    after: [...new Set([...outputsReadBy(b.inputs), ...(b.requires ?? [])])].sort(),
-  }));
-  const planned = planDeployment({ deployment: doc.name, roles: catalogue, nodes: nodeNames, bindings, everyNode: EVERY_NODE_ROLES });
-  for (const [role, b] of Object.entries(doc.spec.roles)) {
-    const spec = byName.get(role)!;
-    for (const input of Object.keys(b.inputs ?? {})) {
-      if (!spec.inputs[input] && !(input === 'peers' && spec.flags.includes('cluster'))) {
-        throw new FormworkError('INPUT_INVALID', `role "${role}" has no input "${input}"; its inputs: ${Object.keys(spec.inputs).join(', ') || 'none'}`, { role, field: input });
-      }
-    }
-  }
+  const planned = planDocument(doc, catalogue);
+  const inputProblems = await deploymentInputProblems(tx, doc, byName, planned);
+  if (inputProblems.length) throw inputsInvalid(doc.name, inputProblems);
   const nodesRepo = tx.objects('nodes');
   const existingNodes = new Map<string, StoredObject>();
   for (const n of doc.spec.nodes) {
@@ -494,22 +495,34 @@ export async function describeTree(store: Store, name: string): Promise<Deployme
 }
 
 /**
- * The applier for `kind: Deployment` documents. Its `validate` property (read by the API's
- * apply route before anything is written) reports a malformed document as field problems.
+ * The applier for `kind: Deployment` documents. Its `validate` property (read by apply
+ * before anything is written) reports a malformed document, and the inputs of the
+ * node-roles it would bind that cannot be satisfied or have the wrong type, as field
+ * problems. A document that cannot be planned is left to the applier, which says why.
  */
-export function deploymentApplier(services: Services): Applier & { validate(doc: Record<string, unknown>): Array<{ path: string; message: string }> } {
+export function deploymentApplier(services: Services): Applier & { validate: ApplierValidate } {
   const svc = new DeploymentService(services);
   const applier = (doc: Record<string, unknown>, ctx: ApplyContext) => svc.apply(doc, ctx);
   return Object.assign(applier, {
-    validate(doc: Record<string, unknown>): Array<{ path: string; message: string }> {
+    async validate(raw: Record<string, unknown>, ctx: ApplierValidateContext): Promise<FieldProblem[]> {
+      let doc: DeploymentDocument;
       try {
-        parseDeploymentDocument(doc);
-        return [];
+        doc = parseDeploymentDocument(raw);
       } catch (e) {
         if (!(e instanceof FormworkError)) throw e;
         const field = typeof e.details?.field === 'string' ? e.details.field : '';
         return [{ path: '/' + field.replace(/\[(\d+)\]/g, '.$1').split('.').filter(Boolean).join('/'), message: e.message }];
       }
+      const catalogue = await catalogueWith(ctx.store, ctx.pending);
+      let planned: PlannedNodeRole[];
+      try {
+        planned = planDocument(doc, catalogue);
+      } catch (e) {
+        if (e instanceof FormworkError) return [];
+        throw e;
+      }
+      const problems = await deploymentInputProblems(ctx.store, doc, new Map(catalogue.map((r) => [r.name, r] as const)), planned, ctx.pending);
+      return inputFieldProblems(doc.name, problems);
     },
   });
 }

@@ -1,4 +1,5 @@
 import type { StoredObject } from '../core/kinds.js';
+import type { FieldProblem } from '../core/schema.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -25,6 +26,19 @@ export interface ApplyResult {
 
 /** Applies one document of a kind (create-or-update by name, idempotent). */
 export type Applier = (doc: Record<string, unknown>, ctx: ApplyContext) => Promise<ApplyResult>;
+
+/** What an applier's up-front check sees: the store, and the other documents of the same apply (by plural kind and name). */
+export interface ApplierValidateContext {
+  store: Store;
+  pending: Map<string, Map<string, Record<string, unknown>>>;
+}
+
+/**
+ * Optional up-front check an applier may carry (`applier.validate = …`): the problems of
+ * one document, paths relative to it. Apply runs it for every document, once all are
+ * known, before writing any.
+ */
+export type ApplierValidate = (doc: Record<string, unknown>, ctx: ApplierValidateContext) => Promise<FieldProblem[]> | FieldProblem[];
 
 /** The annealer as the rest of the program sees it. */
 export interface EngineHandle {

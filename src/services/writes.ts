@@ -1,10 +1,13 @@
 import { FormworkError, isFormworkError } from '../core/errors.js';
 import { kindByName, type KindDef, type StoredObject } from '../core/kinds.js';
+import { roleFromObject, validateRoles, type RoleSpec } from '../core/roles.js';
+import { checkRoleObject, parseRoleObject } from '../core/role-spec.js';
 import { validationError, type FieldProblem } from '../core/schema.js';
 import { findDriver } from '../providers/registry.js';
 import { sameValue, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import { ATTRIB_KINDS, sealWriteFields } from './sealing.js';
+import type { Services } from './services.js';
 
 /**
  * Writes shared by the CRUD routes, PUT and apply. Secrets go through the SecretStore
@@ -17,6 +20,8 @@ import { ATTRIB_KINDS, sealWriteFields } from './sealing.js';
 export interface WriteCtx {
   actor?: string;
   expectedVersion?: number;
+  /** The other writes of the same apply, which the object's checks see as if made. */
+  pending?: PendingWrites;
 }
 
 /** Removes the envelope fields (`kind`, `version`) from a body, checking `kind` names this kind. */
@@ -31,11 +36,21 @@ export function bodyFields(kind: KindDef, body: Record<string, unknown>): Record
 }
 
 /**
- * What a kind's schema cannot check, on the object as it would be stored: a provider's
- * settings, by its driver (a type without a driver yet is stored unchecked). Problems are
- * relative to the object.
+ * What the writes checked together will store (apply's documents, by kind and name) over
+ * what is stored: a Role document may require a role another document of the same apply
+ * creates, or run a file a Workload document of it adds.
  */
-export function checkObject(kind: KindDef, object: Record<string, unknown>): FieldProblem[] {
+export type PendingWrites = Map<string, Map<string, Record<string, unknown>>>;
+
+/**
+ * What a kind's schema cannot check, on the object as it would be stored: a provider's
+ * settings, by its driver (a type without a driver yet is stored unchecked); a role's
+ * spec, by the checks packs pass (core/role-spec.ts); a workload's files, which its roles
+ * run. Problems are relative to the object.
+ */
+export async function checkObject(store: Store, kind: KindDef, object: Record<string, unknown>, pending: PendingWrites = new Map()): Promise<FieldProblem[]> {
+  if (kind.plural === 'roles') return checkRole(store, object, pending);
+  if (kind.plural === 'workloads') return checkWorkloadFiles(store, object, pending);
   if (kind.plural !== 'providers' || typeof object.type !== 'string') return [];
   try {
     findDriver(object.type)?.checkSettings?.((object.settings ?? {}) as Record<string, unknown>, String(object.name));
@@ -47,18 +62,63 @@ export function checkObject(kind: KindDef, object: Record<string, unknown>): Fie
   }
 }
 
-function refuseProblems(kind: KindDef, object: Record<string, unknown>): void {
-  const problems = checkObject(kind, object);
+/** The role catalogue the writes would leave: stored roles, with the pending ones in place of (or beside) them. */
+export async function catalogueWith(store: Store, pending: PendingWrites): Promise<RoleSpec[]> {
+  const byName = new Map((await store.objects('roles').all()).map((o) => [o.name, roleFromObject(o)] as const));
+  for (const [name, o] of pending.get('roles') ?? []) {
+    const { role } = parseRoleObject(o as RoleObject);
+    if (role) byName.set(name, role);
+  }
+  return [...byName.values()];
+}
+
+async function workloadOf(store: Store, name: string, pending: PendingWrites): Promise<Record<string, unknown> | undefined> {
+  return name ? (pending.get('workloads')?.get(name) ?? (await store.objects('workloads').find(name))) : undefined;
+}
+
+type RoleObject = { name: string; workload?: unknown; spec?: unknown };
+
+const problemPath = (field: string | undefined) => (field ? `/${field.replace(/\[(\d+)\]/g, '.$1').split('.').join('/')}` : '');
+
+async function checkRole(store: Store, object: Record<string, unknown>, pending: PendingWrites): Promise<FieldProblem[]> {
+  const role = object as RoleObject;
+  const workload = parseRoleObject(role).role?.workload ?? '';
+  const files = (await workloadOf(store, workload, pending))?.files as Record<string, string> | undefined;
+  const { errors } = checkRoleObject(role, await catalogueWith(store, pending), files);
+  return errors.map((e) => ({ path: `/spec${problemPath(e.field)}`, message: `role "${role.name}": ${e.field ? `${e.field}: ` : ''}${e.message}` }));
+}
+
+/** A workload's files must still hold every file its roles run. */
+async function checkWorkloadFiles(store: Store, object: Record<string, unknown>, pending: PendingWrites): Promise<FieldProblem[]> {
+  const files = object.files;
+  if (!files || typeof files !== 'object' || Array.isArray(files)) return [];
+  const name = String(object.name);
+  const catalogue = await catalogueWith(store, pending);
+  const errors = validateRoles(catalogue, { subjects: new Set(catalogue.filter((r) => r.workload === name)), files: { [name]: files as Record<string, string> } });
+  return errors
+    .filter((e) => e.field === 'implementation.file')
+    .map((e) => ({ path: '/files', message: `role "${e.role}" of workload "${name}": ${e.message}; add the file or change the role first` }));
+}
+
+/** The fields as stored: a role's spec in its parsed form (so the engine reads `inputs.n.schema`, not `inputs.n.type`). */
+function storedFields(kind: KindDef, object: Record<string, unknown>, fields: Record<string, unknown>): Record<string, unknown> {
+  if (kind.plural !== 'roles') return fields;
+  const { role } = parseRoleObject(object as RoleObject);
+  return role ? { ...fields, spec: role } : fields;
+}
+
+async function refuseProblems(store: Store, kind: KindDef, object: Record<string, unknown>, pending?: PendingWrites): Promise<void> {
+  const problems = await checkObject(store, kind, object, pending);
   if (problems.length) throw validationError(problems, `${kind.singular} "${String(object.name)}"`);
 }
 
 export async function createObject(store: Store, kind: KindDef, fields: Record<string, unknown>, ctx: WriteCtx): Promise<StoredObject> {
-  refuseProblems(kind, fields);
+  await refuseProblems(store, kind, fields, ctx.pending);
   if (kind.plural === 'secrets') {
     const { name, description, labels, data } = fields as { name: string; description?: string; labels?: Record<string, string>; data: unknown };
     return store.secrets.create({ name, description, labels, data }, { actor: ctx.actor });
   }
-  return store.objects(kind.plural).create(await sealWriteFields(store, kind.plural, fields, undefined), { actor: ctx.actor });
+  return store.objects(kind.plural).create(await sealWriteFields(store, kind.plural, storedFields(kind, fields, fields), undefined), { actor: ctx.actor });
 }
 
 export async function updateObject(store: Store, kind: KindDef, idOrName: string, patch: Record<string, unknown>, ctx: WriteCtx): Promise<StoredObject> {
@@ -70,9 +130,10 @@ export async function updateObject(store: Store, kind: KindDef, idOrName: string
     }
     return store.secrets.update(idOrName, rest, ctx);
   }
-  if (kind.plural === 'providers') refuseProblems(kind, { ...(await store.objects(kind.plural).get(idOrName)), ...patch });
-  const sealed = ATTRIB_KINDS.has(kind.plural) ? await sealWriteFields(store, kind.plural, patch, await store.objects(kind.plural).find(idOrName)) : patch;
-  return store.objects(kind.plural).update(idOrName, sealed, ctx);
+  const current = await store.objects(kind.plural).get(idOrName);
+  const merged = { ...current, ...patch };
+  await refuseProblems(store, kind, merged, ctx.pending);
+  return store.objects(kind.plural).update(idOrName, await sealWriteFields(store, kind.plural, storedFields(kind, merged, patch), current), ctx);
 }
 
 /** Create-or-update by name (PUT and apply). Absent fields stay as they are; an identical document changes nothing. */
@@ -99,8 +160,9 @@ export async function applyObject(store: Store, kind: KindDef, fields: Record<st
     if (patch.data !== undefined && sameValue(await store.secrets.reveal(existing.id), patch.data)) delete patch.data;
     object = await store.secrets.update(existing.id, patch, opts);
   } else {
-    refuseProblems(kind, { ...existing, ...fields });
-    object = await repo.update(existing.id, await sealWriteFields(store, kind.plural, fields, existing), opts);
+    const merged = { ...existing, ...fields };
+    await refuseProblems(store, kind, merged, ctx.pending);
+    object = await repo.update(existing.id, await sealWriteFields(store, kind.plural, storedFields(kind, merged, fields), existing), opts);
   }
   return { object, action: object.version === existing.version ? 'unchanged' : 'updated' };
 }
@@ -110,4 +172,38 @@ export function missingRequired(kind: KindDef, fields: Record<string, unknown>):
   const missing = kind.fields.filter((f) => f.required && (fields[f.name] === undefined || fields[f.name] === null)).map((f) => f.name);
   if (kind.plural === 'secrets' && fields.data === undefined) missing.push('data');
   return missing;
+}
+
+/**
+ * Deletes an object: through the kind's deleter when it owns real resources (services.deleters),
+ * else from the store. A role that node-roles still use is refused: they could not run again.
+ */
+export async function deleteObject(services: Services, kind: KindDef, idOrName: string, ctx: WriteCtx): Promise<StoredObject> {
+  const deleter = services.deleters?.get(kind.plural);
+  if (deleter) return deleter(idOrName, ctx);
+  if (kind.plural !== 'roles') return services.store.objects(kind.plural).delete(idOrName, ctx);
+  return services.store.transaction(async (tx) => {
+    const role = await tx.objects('roles').get(idOrName);
+    await refuseRoleInUse(tx, role.name);
+    return tx.objects('roles').delete(role.id, ctx);
+  });
+}
+
+/** Throws CONFLICT naming the deployments and nodes whose node-roles run this role, if any do. */
+export async function refuseRoleInUse(store: Store, role: string): Promise<void> {
+  const rows = await store.db.selectFrom('noderoles').select(['deployment', 'node']).where('role', '=', role).execute();
+  if (rows.length === 0) return;
+  const byDeployment = new Map<string, string[]>();
+  for (const r of rows) {
+    const nodes = byDeployment.get(r.deployment as string) ?? [];
+    if (r.node) nodes.push(r.node as string);
+    byDeployment.set(r.deployment as string, nodes);
+  }
+  const usedBy = [...byDeployment].sort(([a], [b]) => (a < b ? -1 : 1)).map(([deployment, nodes]) => ({ deployment, nodes: nodes.sort() }));
+  const named = usedBy.map((u) => `deployment "${u.deployment}" (node${u.nodes.length === 1 ? '' : 's'} ${u.nodes.join(', ')})`).join(', ');
+  throw new FormworkError(
+    'CONFLICT',
+    `role "${role}" is still used by ${rows.length} node-role${rows.length === 1 ? '' : 's'}: ${named}; remove its bindings from those deployments and apply them, or delete the deployments, then delete the role`,
+    { kind: 'roles', key: role, usedBy },
+  );
 }

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { FormworkError } from '../core/errors.js';
-import { IMPLEMENTATION_KINDS, roleFromObject, validateRoles, type AttribSpec, type RoleError, type RoleImplementation, type RoleSpec } from '../core/roles.js';
+import { roleFromObject, validateRoles, type RoleError, type RoleSpec } from '../core/roles.js';
+import { mergeRoleErrors, parseRoleSpec } from '../core/role-spec.js';
 import type { StoredObject } from '../core/kinds.js';
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
@@ -33,8 +34,6 @@ export interface WorkloadPack {
 
 export const PACK_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,99}$/;
 const PACK_KEYS = ['name', 'version', 'description', 'defaults', 'roles'];
-const ROLE_KEYS = ['name', 'description', 'requires', 'provides', 'conflicts', 'flags', 'inputs', 'outputs', 'implementation', 'timeoutSeconds', 'retries'];
-const ATTRIB_KEYS = ['schema', 'default', 'secret', 'from', 'required', 'description'];
 const FILE_FOLDERS = ['templates', 'files'];
 
 /** The file name used in error reports for a pack's workload.yaml. */
@@ -48,8 +47,9 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /**
  * Parses a pack from the text of its workload.yaml and its files. Reports structural
- * problems (YAML, unknown keys, wrong types, files outside the pack, missing files);
- * cross-role checks are validatePacks' job.
+ * problems (YAML, unknown keys, wrong types, files outside the pack); cross-role checks
+ * are validatePacks' job (checkPack runs both). The pack is returned whenever the YAML is a
+ * mapping, even with problems: a pack with any problem must still be refused whole.
  */
 export function parsePack(workloadYaml: string, files: Record<string, string>, source = '<memory>'): { pack?: WorkloadPack; errors: RoleError[] } {
   const file = packFile(source);
@@ -82,7 +82,7 @@ export function parsePack(workloadYaml: string, files: Record<string, string>, s
   const workload = typeof name === 'string' ? name : '';
   const roles: RoleSpec[] = [];
   for (const [i, raw] of (Array.isArray(doc.roles) ? doc.roles : []).entries()) {
-    const role = parseRole(raw, i, workload, (message, r, field) => err(message, r, field));
+    const role = parseRoleSpec(raw, i, workload, (message, r, field) => err(message, r, field));
     if (role) roles.push(role);
   }
   // Files must stay inside the pack and exist.
@@ -90,7 +90,7 @@ export function parsePack(workloadYaml: string, files: Record<string, string>, s
     const impl = r.implementation as { file?: unknown };
     if (typeof impl?.file === 'string' && !isSafeRelative(impl.file)) err(`implementation file "${impl.file}" must be a relative path inside the pack`, r.name, 'implementation.file');
   }
-  if (errors.length) return { errors };
+  // The pack comes back with its problems, so the checks across roles run in the same pass.
   return {
     pack: {
       name: workload,
@@ -109,102 +109,6 @@ function isSafeRelative(p: string): boolean {
   return !!p && !path.isAbsolute(p) && !p.split(/[\\/]/).includes('..');
 }
 
-function strings(v: unknown, field: string, role: string, err: (m: string, r?: string, f?: string) => void): string[] {
-  if (v === undefined || v === null) return [];
-  if (typeof v === 'string') return [v];
-  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-  err(`"${field}" must be a list of names`, role, field);
-  return [];
-}
-
-function parseRole(raw: unknown, index: number, workload: string, err: (m: string, r?: string, f?: string) => void): RoleSpec | undefined {
-  if (!isObject(raw)) {
-    err(`roles[${index}] must be a mapping`, undefined, `roles[${index}]`);
-    return undefined;
-  }
-  const name = typeof raw.name === 'string' ? raw.name : `roles[${index}]`;
-  if (typeof raw.name !== 'string') err(`roles[${index}] needs a "name"`, undefined, `roles[${index}].name`);
-  for (const k of Object.keys(raw)) if (!ROLE_KEYS.includes(k)) err(`unknown key "${k}"; known: ${ROLE_KEYS.join(', ')}`, name, k);
-  const attribs = (field: 'inputs' | 'outputs'): Record<string, AttribSpec> => {
-    const v = raw[field];
-    if (v === undefined || v === null) return {};
-    if (!isObject(v)) {
-      err(`"${field}" must be a mapping of name → spec`, name, field);
-      return {};
-    }
-    const out: Record<string, AttribSpec> = {};
-    for (const [k, spec] of Object.entries(v)) {
-      const a = parseAttrib(spec, (m) => err(m, name, `${field}.${k}`));
-      if (a) out[k] = a;
-    }
-    return out;
-  };
-  const implementation = parseImplementation(raw.implementation, (m, f) => err(m, name, f));
-  const role: RoleSpec = {
-    name,
-    workload,
-    ...(typeof raw.description === 'string' ? { description: raw.description } : {}),
-    requires: strings(raw.requires, 'requires', name, err),
-    provides: strings(raw.provides, 'provides', name, err),
-    conflicts: strings(raw.conflicts, 'conflicts', name, err),
-    flags: strings(raw.flags, 'flags', name, err) as RoleSpec['flags'],
-    inputs: attribs('inputs'),
-    outputs: attribs('outputs'),
-    implementation: implementation as RoleImplementation,
-  };
-  for (const k of ['timeoutSeconds', 'retries'] as const) {
-    if (raw[k] === undefined) continue;
-    if (typeof raw[k] !== 'number') err(`"${k}" must be a number`, name, k);
-    else role[k] = raw[k] as number;
-  }
-  return role;
-}
-
-/** YAML attrib: `{ type: string, secret: true }` (schema keywords inline), `{ schema: {…} }`, or `string` (a type). */
-function parseAttrib(v: unknown, err: (m: string) => void): AttribSpec | undefined {
-  if (v === null || v === undefined) return {};
-  if (typeof v === 'string') return { schema: { type: v } };
-  if (!isObject(v)) {
-    err('must be a mapping (e.g. { type: string }) or a type name');
-    return undefined;
-  }
-  const spec: AttribSpec = {};
-  const inline: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) if (!ATTRIB_KEYS.includes(k)) inline[k] = x;
-  if (v.schema !== undefined && !isObject(v.schema)) err('"schema" must be a JSON Schema mapping');
-  const schema = { ...(isObject(v.schema) ? v.schema : {}), ...inline };
-  if (Object.keys(schema).length) spec.schema = schema;
-  if (v.default !== undefined) spec.default = v.default;
-  if (v.secret !== undefined) {
-    if (typeof v.secret !== 'boolean') err('"secret" must be true or false');
-    else spec.secret = v.secret;
-  }
-  if (v.required !== undefined) {
-    if (typeof v.required !== 'boolean') err('"required" must be true or false');
-    else spec.required = v.required;
-  }
-  if (v.from !== undefined) {
-    if (typeof v.from !== 'string') err('"from" must be an expression string');
-    else spec.from = v.from;
-  }
-  if (typeof v.description === 'string') spec.description = v.description;
-  return spec;
-}
-
-function parseImplementation(v: unknown, err: (m: string, field: string) => void): RoleImplementation | Record<string, unknown> {
-  if (!isObject(v)) {
-    err('the role needs an "implementation": { kind: script|local|ansible, file: … } or { kind: builtin, handler: … }', 'implementation');
-    return {};
-  }
-  const allowed = ['kind', 'file', 'handler', 'sudo'];
-  for (const k of Object.keys(v)) if (!allowed.includes(k)) err(`unknown key "${k}"; known: ${allowed.join(', ')}`, `implementation.${k}`);
-  if (!(IMPLEMENTATION_KINDS as readonly string[]).includes(String(v.kind))) {
-    err(`unknown implementation kind ${JSON.stringify(v.kind)}; known: ${IMPLEMENTATION_KINDS.join(', ')}`, 'implementation.kind');
-    return v;
-  }
-  return v;
-}
-
 /**
  * Checks packs together (requires may cross packs), with `context` = roles of other
  * workloads already known (e.g. registered ones). Returns the problems of each pack by name;
@@ -216,8 +120,9 @@ export function validatePacks(packs: WorkloadPack[], context: RoleSpec[] = []): 
   for (const p of packs) for (const r of p.roles) fileOfRole.set(r, packFile(p.source));
   const ctx = context.filter((r) => !names.has(r.workload));
   // Context first, so a pack role clashing with a known role is the one reported.
-  const roles = [...ctx, ...packs.flatMap((p) => p.roles)];
-  const errors = validateRoles(roles, {
+  const own = packs.flatMap((p) => p.roles);
+  const errors = validateRoles([...ctx, ...own], {
+    subjects: new Set(own),
     files: Object.fromEntries(packs.map((p) => [p.name, p.files])),
     fileOf: (r) => fileOfRole.get(r) ?? `${r.workload}/workload.yaml`,
   });
@@ -266,7 +171,7 @@ function readPackFiles(dir: string, roles: RoleSpec[]): Record<string, string> {
   return files;
 }
 
-/** Reads one pack folder; structural problems only (see loadPack for the full check). */
+/** Reads one pack folder; structural problems only (see checkPack for the full check). */
 export function readPack(dir: string): { pack?: WorkloadPack; errors: RoleError[] } {
   const source = path.resolve(dir);
   const yamlPath = path.join(source, 'workload.yaml');
@@ -281,19 +186,27 @@ export function readPack(dir: string): { pack?: WorkloadPack; errors: RoleError[
  * require). Throws WORKLOAD_INVALID listing every problem.
  */
 export function loadPack(dir: string, opts: { context?: RoleSpec[] } = {}): WorkloadPack {
-  const { pack, errors } = readPack(dir);
-  if (!pack) throw workloadInvalid(path.basename(path.resolve(dir)), errors);
-  const more = validatePacks([pack], opts.context ?? []).get(pack.name) ?? [];
-  if (more.length) throw workloadInvalid(pack.name, more);
+  const { pack, errors } = checkPacksRead([readPack(dir)], opts.context);
+  if (!pack || errors.length) throw workloadInvalid(pack?.name ?? path.basename(path.resolve(dir)), errors);
   return pack;
+}
+
+/**
+ * Every problem of packs as read (readPack, parsePack), in one pass: their structural
+ * problems and those of their roles checked together with `context` (the roles of other
+ * packs they may require). `pack` is the first pack, for callers that read one.
+ */
+export function checkPacksRead(read: Array<{ pack?: WorkloadPack; errors: RoleError[] }>, context: RoleSpec[] = []): { pack?: WorkloadPack; errors: RoleError[] } {
+  const packs = read.flatMap((r) => (r.pack ? [r.pack] : []));
+  const checked = validatePacks(packs, context);
+  const errors = read.flatMap((r) => (r.pack ? mergeRoleErrors(r.errors, checked.get(r.pack.name) ?? []) : r.errors));
+  return { ...(read[0]?.pack ? { pack: read[0].pack } : {}), errors };
 }
 
 /** Checks a pack sent as text (the API's validate endpoint): every problem, or []. */
 export function checkPackText(workloadYaml: string, files: Record<string, string>, context: RoleSpec[] = []): { pack?: WorkloadPack; errors: RoleError[] } {
-  const { pack, errors } = parsePack(workloadYaml, files, '<request>');
-  if (!pack) return { errors };
-  const more = validatePacks([pack], context).get(pack.name) ?? [];
-  return more.length ? { errors: more } : { pack, errors: [] };
+  const { pack, errors } = checkPacksRead([parsePack(workloadYaml, files, '<request>')], context);
+  return errors.length ? { errors } : { pack, errors };
 }
 
 /** Pack folders under a folder: the folder itself if it holds workload.yaml, else its sub-folders that do (sorted). */
@@ -344,7 +257,7 @@ export function readPacks(opts: LoadPacksOptions = {}): LoadPacksResult {
   const byName = new Map<string, WorkloadPack>();
   for (const dir of dirs) {
     const { pack, errors } = readPack(dir);
-    if (!pack) refused.push({ source: dir, error: workloadInvalid(path.basename(dir), errors) });
+    if (!pack || errors.length) refused.push({ source: dir, error: workloadInvalid(path.basename(dir), errors) });
     else byName.set(pack.name, pack);
   }
   return { packs: [...byName.values()], refused };

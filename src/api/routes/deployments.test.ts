@@ -73,6 +73,55 @@ describe.each(STORE_ENGINES)('deployment routes on $name', (engine) => {
     expect(await h.t.store.events.latestSeq()).toBe(before);
   });
 
+  describe('inputs, checked before anything is written', () => {
+    beforeEach(async () => {
+      const web = { requires: ['node-ready'], inputs: { count: 'integer', site: { type: 'string', required: true }, port: { type: 'integer', default: 80 } }, implementation: { kind: 'builtin', handler: 'noop' } };
+      expect((await h.call('POST', '/api/v1/workloads', { body: { name: 'webpack', workloadVersion: '1', defaults: {} } })).statusCode).toBe(201);
+      expect((await h.call('POST', '/api/v1/roles', { body: { name: 'web', workload: 'webpack', spec: web } })).statusCode).toBe(201);
+    });
+    const web = (name: string, binding: Record<string, unknown>, more: Record<string, unknown> = {}) => ({ kind: 'Deployment', name, provider: 'lab', nodes: { count: 2 }, roles: { web: { nodes: [0, 1], ...binding } }, commit: false, ...more });
+
+    it('refuses a missing required input and literals of the wrong type, every one of every document, writing nothing', async () => {
+      const before = await h.t.store.events.latestSeq();
+      const res = await h.call('POST', '/api/v1/apply', {
+        body: { documents: [web('d1', { inputs: { count: 'two' } }), web('d2', { inputs: { count: 2, site: 'x' } }, { attribs: { port: 'eighty' } })] },
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.code).toBe('VALIDATION');
+      expect(res.json().error.details.errors).toEqual([
+        {
+          path: '/documents/0/roles/web/inputs/count',
+          message: 'deployment "d1", role "web", input "count" (nodes d1-0, d1-1): the value "two" from the binding\'s inputs does not match the input\'s schema ((value) must be integer); give a value of type integer',
+        },
+        {
+          path: '/documents/0/roles/web/inputs/site',
+          message: 'deployment "d1", role "web", input "site" (nodes d1-0, d1-1): required, and nothing gives it a value: set roles.web.inputs.site or attribs.site in the deployment (or the node\'s attribs), or give the role a default or a "from"',
+        },
+        {
+          path: '/documents/1/attribs/port',
+          message: 'deployment "d2", role "web", input "port" (nodes d2-0, d2-1): the value "eighty" from the deployment\'s attribs does not match the input\'s schema ((value) must be integer); give a value of type integer',
+        },
+      ]);
+      expect(await h.t.store.events.latestSeq()).toBe(before);
+      expect((await h.call('GET', '/api/v1/deployments/d1')).statusCode).toBe(404);
+      // The applier called on its own (not through apply) refuses the same, all at once.
+      await expect(h.services.appliers.get('Deployment')!(web('d1', { inputs: { count: 'two' } }), {})).rejects.toMatchObject({
+        code: 'INPUT_INVALID',
+        details: { errors: [{ path: '/roles/web/inputs/count' }, { path: '/roles/web/inputs/site' }] },
+      });
+    });
+
+    it('accepts a required input given by any level, and leaves expressions to run time', async () => {
+      const ok = async (...docs: Record<string, unknown>[]) => {
+        const res = await h.call('POST', '/api/v1/apply', { body: { documents: docs } });
+        expect(res.statusCode, res.body).toBe(200);
+      };
+      await ok(web('d1', { inputs: { site: 'a', count: 'node.name' } })); // an expression: judged when it runs
+      await ok(web('d2', {}, { attribs: { site: 'b', count: 3 } }));
+      await ok({ kind: 'Workload', name: 'webpack', workloadVersion: '1', defaults: { site: 'c' } }, web('d3', {}));
+    });
+  });
+
   it('validates a pack sent as text, listing every problem', async () => {
     const ok = await h.call('POST', '/api/v1/workloads/validate', {
       token: h.tokens.viewer,

@@ -6,7 +6,7 @@ import type { Services } from '../../services/services.js';
 import { actorOf, readAccess, writeAccess, type RouteConfig } from '../auth.js';
 import { kindSchemas } from '../../services/schemas.js';
 import { ErrorResponse } from '../errors.js';
-import { applyObject, bodyFields, createObject, updateObject } from '../../services/writes.js';
+import { applyObject, bodyFields, createObject, deleteObject, updateObject } from '../../services/writes.js';
 
 /**
  * The generic routes every kind gets from its descriptor, under `/api/v1/{plural}`:
@@ -157,7 +157,7 @@ function registerChange(app: FastifyInstance, services: Services, kind: KindDef)
     config: write,
     schema: derived
       ? { tags, summary: `Refused: a ${kind.singular} is deleted by changing its Deployment`, description: `Always 409 CONFLICT: Formwork makes ${kind.plural} from a Deployment's role bindings (with their parent links). Remove the binding from the Deployment and apply it, or delete the Deployment.`, params: s.params, headers: ifMatch, response: { 404: ErrorResponse, 409: ErrorResponse, ...errors } }
-      : { tags, summary: `Delete a ${kind.singular}`, description: 'Returns the deleted object. If-Match is honoured.', params: s.params, headers: ifMatch, response: { 200: s.object, 404: ErrorResponse, 412: ErrorResponse, ...errors } },
+      : { tags, summary: `Delete a ${kind.singular}`, description: `Returns the deleted object. If-Match is honoured.${kind.plural === 'roles' ? ' 409 CONFLICT while node-roles use the role (`details.usedBy` names their deployments and nodes).' : ''}`, params: s.params, headers: ifMatch, response: { 200: s.object, 404: ErrorResponse, 409: ErrorResponse, 412: ErrorResponse, ...errors } },
   }, async (request: Req) => {
     if (derived) {
       // Deleting the row alone would leave its parent links and its children's `parents`
@@ -170,9 +170,6 @@ function registerChange(app: FastifyInstance, services: Services, kind: KindDef)
         { kind: kind.plural, key: obj.name, ...(dep ? { deployment: dep } : {}) },
       );
     }
-    const opts = { actor: actorOf(request), expectedVersion: parseIfMatch(request.headers['if-match']) };
-    const deleter = services.deleters?.get(kind.plural);
-    if (deleter) return deleter(request.params.idOrName, opts);
-    return store().objects(kind.plural).delete(request.params.idOrName, opts);
+    return deleteObject(services, kind, request.params.idOrName, { actor: actorOf(request), expectedVersion: parseIfMatch(request.headers['if-match']) });
   });
 }

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,6 +38,33 @@ describe('formwork workloads validate', () => {
     expect(lines).toHaveLength(6);
     expect(lines).toContain('src/workloads/testdata/broken/workload.yaml: role wants-ghost: requires: unknown role or alias "ghost": no loaded role has that name or provides it');
     expect(r.err).toContain('6 problems');
+  });
+
+  it('reports structural problems and problems across roles of every pack in one pass', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-validate-'));
+    try {
+      const pack = (name: string, yaml: string) => {
+        fs.mkdirSync(path.join(dir, name));
+        fs.writeFileSync(path.join(dir, name, 'workload.yaml'), `name: ${name}\nversion: 1.0.0\n${yaml}`);
+      };
+      // An unknown key (structural) beside an unknown requirement (across roles) in one role.
+      pack('one', 'roles:\n  - name: a\n    colour: red\n    requires: [ghost]\n    implementation: { kind: builtin, handler: h }\n');
+      pack('two', 'roles:\n  - name: b\n    requires: [b]\n    implementation: { kind: lcoal, file: b.sh }\n');
+      const r = await run(['workloads', 'validate', dir]);
+      expect(r.code).toBe(1);
+      const lines = r.out.trim().split('\n').map((l) => l.slice(l.indexOf('role ')));
+      expect(lines).toEqual([
+        'role a: colour: unknown key "colour"; known: name, description, requires, provides, conflicts, flags, inputs, outputs, implementation, timeoutSeconds, retries',
+        'role a: requires: unknown role or alias "ghost": no loaded role has that name or provides it',
+        'role b: implementation.kind: unknown implementation kind "lcoal"; known: script, local, ansible, builtin',
+        'role b: requires: role "b" requires itself',
+      ]);
+      expect(r.err).toContain('4 problems');
+      // Each folder may also be given on its own, several at once.
+      expect((await run(['workloads', 'validate', path.join(dir, 'one'), path.join(dir, 'two')])).out).toBe(r.out);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -12,10 +12,10 @@ import { DESCRIBERS } from './resources.js';
  * Deployment and workload commands:
  *   formwork commit DEPLOYMENT
  *   formwork describe deployment NAME        (a tree: node → node-roles with state and blocked reason)
- *   formwork workloads list | show NAME | validate DIR
+ *   formwork workloads list | show NAME | validate DIR...
  *
- * `workloads validate` runs the loader locally (no server): it prints every problem and
- * exits 1 when the pack is invalid.
+ * `workloads validate` runs the loader locally (no server): it prints every problem of
+ * every pack given, structural and across roles alike, and exits 1 when any is invalid.
  */
 
 /** Calls one of the routes the generic client has no method for (src/api/routes/deployments.ts). */
@@ -112,28 +112,29 @@ export function register(program: Command, ctx: CliContext): void {
 
   workloads
     .command('validate')
-    .description('check a workload pack folder locally (no server): every problem with its file, role and field')
-    .argument('<dir>', 'the pack folder (holding workload.yaml)')
-    .action(async (dir: string) => {
+    .description('check workload packs locally (no server): every problem of every pack, with its file, role and field, in one pass')
+    .argument('<dir...>', 'pack folders (holding workload.yaml), or folders of packs')
+    .action(async (dirs: string[]) => {
       // Loaded here: the JSON Schema compiler it needs would slow every other command's start.
-      const { loadBuiltinPacks, readPack, validatePacks } = await import('../../workloads/loader.js');
-      const abs = path.resolve(ctx.io.cwd, dir);
-      const { pack, errors } = readPack(abs);
-      let problems = errors;
-      if (pack) {
-        // Requires may name roles of the built-in and installed packs.
-        const others = loadBuiltinPacks({ dataDir: ctx.resolve().dataDir, paths: (ctx.io.env.FORMWORK_WORKLOADS_PATH ?? '').split(':').filter(Boolean) });
-        const context = others.packs.filter((p) => p.name !== pack.name).flatMap((p) => p.roles);
-        problems = validatePacks([pack], context).get(pack.name) ?? [];
-      }
+      const { checkPacksRead, loadBuiltinPacks, packFolders, readPack } = await import('../../workloads/loader.js');
+      const folders = dirs.map((d) => path.resolve(ctx.io.cwd, d));
+      const empty = folders.filter((f) => packFolders(f).length === 0);
+      const read: ReturnType<typeof readPack>[] = [
+        ...empty.map((f) => ({ errors: [{ file: f, message: `no workload.yaml in ${f} or its sub-folders` }] })),
+        ...folders.flatMap(packFolders).map(readPack),
+      ];
+      const names = new Set(read.flatMap((r) => (r.pack ? [r.pack.name] : [])));
+      // Requires may name roles of the built-in and installed packs, and of each other.
+      const others = loadBuiltinPacks({ dataDir: ctx.resolve().dataDir, paths: (ctx.io.env.FORMWORK_WORKLOADS_PATH ?? '').split(':').filter(Boolean) });
+      const { errors: problems } = checkPacksRead(read, others.packs.filter((p) => !names.has(p.name)).flatMap((p) => p.roles));
       if (problems.length === 0) {
-        ctx.out(`workload/${pack!.name} ${pack!.version} is valid (${pack!.roles.length} role${pack!.roles.length === 1 ? '' : 's'}: ${pack!.roles.map((r) => r.name).join(', ')})`);
+        for (const { pack } of read) ctx.out(`workload/${pack!.name} ${pack!.version} is valid (${pack!.roles.length} role${pack!.roles.length === 1 ? '' : 's'}: ${pack!.roles.map((r) => r.name).join(', ')})`);
         return;
       }
       for (const e of problems) {
         const file = path.relative(ctx.io.cwd, e.file) || e.file;
         ctx.out(`${file}: ${e.role ? `role ${e.role}: ` : ''}${e.field ? `${e.field}: ` : ''}${e.message}`);
       }
-      throw new FormworkError('WORKLOAD_INVALID', `${dir}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, { errors: problems });
+      throw new FormworkError('WORKLOAD_INVALID', `${dirs.join(', ')}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, { errors: problems });
     });
 }
