@@ -58,7 +58,7 @@ export async function applyDocuments(services: Services, docs: Record<string, un
     const out: ApplyResult[] = [];
     for (const c of checked) {
       const applier = services.appliers.get(c.kind.kind);
-      if (applier) out.push(await applier({ ...c.fields, kind: c.kind.kind }, { actor: opts.actor, store: tx }));
+      if (applier) out.push(await applier({ ...c.fields, kind: c.kind.kind }, { actor: opts.actor, store: tx, expectedVersion: c.version }));
       else {
         const { object, action } = await applyObject(tx, c.kind, c.fields, { actor: opts.actor, expectedVersion: c.version });
         out.push({ kind: c.kind.kind, name: object.name, action, object });
@@ -93,8 +93,13 @@ async function checkAll(store: Store, appliers: Services['appliers'], docs: Reco
     if (applier) {
       // A kind with its own applier takes its own document shape (e.g. a Deployment's
       // `nodes` and `roles`); the applier may check it up front with a `validate` property.
-      for (const p of (await applier.validate?.(doc)) ?? []) problems.push({ path: `/documents/${i}${p.path === '/' ? '' : p.path}`, message: p.message });
-      out.push({ kind, fields: bodyFields(kind, doc) });
+      // `version` is the envelope's, as for every kind: apply checks it, not the applier.
+      const { version, ...own } = doc;
+      if (version !== undefined && !(Number.isInteger(version) && (version as number) >= 1)) {
+        problems.push({ path: `/documents/${i}/version`, message: 'must be the version you read: an integer from 1' });
+      }
+      for (const p of (await applier.validate?.(own)) ?? []) problems.push({ path: `/documents/${i}${p.path === '/' ? '' : p.path}`, message: p.message });
+      out.push({ kind, fields: bodyFields(kind, own), ...(typeof version === 'number' ? { version } : {}) });
       continue;
     }
     const validate = validatorFor(kind);

@@ -7,6 +7,7 @@ import { cmp, roleFromObject, type RoleSpec } from '../core/roles.js';
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import type { Applier, ApplyContext, ApplyResult, Services } from './services.js';
+import { checkVersion } from './writes.js';
 
 /**
  * Deployments: the applier for `kind: Deployment` documents, commit, and the tree the
@@ -244,6 +245,9 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   let changed = false;
 
   // 1. Everything that can refuse the document, before any write.
+  const depRepo = tx.objects('deployments');
+  let dep = await depRepo.find(doc.name);
+  checkVersion(depRepo.kind, doc.name, dep, ctx.expectedVersion);
   if (doc.provider && !(await tx.objects('providers').find(doc.provider))) {
     throw new FormworkError('NOT_FOUND', `deployment "${doc.name}" names provider "${doc.provider}", which does not exist; apply the Provider first`, { kind: 'providers', key: doc.provider });
   }
@@ -277,8 +281,6 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   }
 
   // 2. The deployment.
-  const depRepo = tx.objects('deployments');
-  let dep = await depRepo.find(doc.name);
   sealSecretValues(tx, doc, dep, planned, byName);
   const created = !dep;
   const fields = { provider: doc.provider ?? null, spec: doc.spec, attribs: doc.attribs, ...(doc.labels ? { labels: doc.labels } : {}) };
@@ -286,7 +288,8 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
     dep = await depRepo.create({ name: doc.name, state: 'proposed', ...fields }, opts);
     changed = true;
   } else {
-    const next = await depRepo.update(dep.id, fields, opts);
+    // The version read above: a concurrent apply that wrote since refuses this one instead of being overwritten.
+    const next = await depRepo.update(dep.id, fields, { ...opts, expectedVersion: dep.version });
     if (next.version !== dep.version) changed = true;
     dep = next;
   }

@@ -14,6 +14,8 @@ export interface ApplyContext {
   actor?: string;
   /** The transaction to write in: apply runs all its documents in one. Default: the services' store. */
   store?: Store;
+  /** The version the document says it was read at (its `version`): a different stored one refuses it. */
+  expectedVersion?: number;
 }
 
 export interface ApplyResult {
@@ -35,7 +37,7 @@ export interface EngineHandle {
 }
 
 /** Deletes an object that owns real resources (a deployment's machines, a provider's bridges). */
-export type Deleter = (idOrName: string, ctx: ApplyContext & { expectedVersion?: number }) => Promise<StoredObject>;
+export type Deleter = (idOrName: string, ctx: ApplyContext) => Promise<StoredObject>;
 
 export interface Services {
   store: Store;

@@ -2,7 +2,7 @@ import { FormworkError, isFormworkError } from '../core/errors.js';
 import { kindByName, type KindDef, type StoredObject } from '../core/kinds.js';
 import { validationError, type FieldProblem } from '../core/schema.js';
 import { findDriver } from '../providers/registry.js';
-import { sameValue, type ApplyAction } from '../store/repository.js';
+import { sameValue, versionMismatch, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -73,19 +73,29 @@ export async function updateObject(store: Store, kind: KindDef, idOrName: string
   return store.objects(kind.plural).update(idOrName, patch, ctx);
 }
 
+/**
+ * Refuses a write that expects a version (a document's `version`, If-Match) the object is
+ * not at; a missing object is at no version. Without an expectation, anything goes.
+ */
+export function checkVersion(kind: KindDef, name: string, existing: StoredObject | undefined, expected: number | undefined): void {
+  if (expected === undefined) return;
+  if (!existing) {
+    throw new FormworkError('VERSION_MISMATCH', `${kind.singular} "${name}" does not exist, so it is not at version ${expected}`, {
+      kind: kind.plural,
+      key: name,
+      expectedVersion: expected,
+    });
+  }
+  if (existing.version !== expected) throw versionMismatch(kind, existing, expected);
+}
+
 /** Create-or-update by name (PUT and apply). Absent fields stay as they are; an identical document changes nothing. */
 export async function applyObject(store: Store, kind: KindDef, fields: Record<string, unknown>, ctx: WriteCtx): Promise<{ object: StoredObject; action: ApplyAction }> {
   const name = fields.name as string;
   const repo = store.objects(kind.plural);
   const existing = await repo.find(name);
+  checkVersion(kind, name, existing, ctx.expectedVersion);
   if (!existing) {
-    if (ctx.expectedVersion !== undefined) {
-      throw new FormworkError('VERSION_MISMATCH', `${kind.singular} "${name}" does not exist, so it is not at version ${ctx.expectedVersion}`, {
-        kind: kind.plural,
-        key: name,
-        expectedVersion: ctx.expectedVersion,
-      });
-    }
     return { object: await createObject(store, kind, fields, ctx), action: 'created' };
   }
   const opts = { actor: ctx.actor, expectedVersion: ctx.expectedVersion ?? existing.version };
