@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fakeObject, startFakeApi, type FakeApi } from '../client/testing/fake-api.js';
+import { DURATION_HINT } from '../core/durations.js';
 import { main, type MainIO } from './main.js';
 
 let api: FakeApi;
@@ -71,6 +72,21 @@ describe('exit codes', () => {
     expect(d.code).toBe(2);
     expect(d.err).toContain('not a duration');
     expect((await run([])).code).toBe(2);
+  });
+
+  it('every duration option says in its help what its error says a duration is', async () => {
+    const flat = (s: string) => s.replace(/\s+/g, ' ');
+    for (const [args, option, command] of [
+      [['--timeout', 'soon', 'get', 'nodes'], '--timeout', []],
+      [['up', '--wait', 'soon'], '--wait', ['up']],
+      [['token', 'create', '--expires', 'soon'], '--expires', ['token', 'create']],
+    ] as const) {
+      const r = await run([...args]);
+      expect(r.code).toBe(2);
+      expect(flat(r.err)).toContain(`"soon" is not a duration: ${DURATION_HINT}`);
+      const help = flat((await run([...command, '--help'])).out);
+      expect(help).toMatch(new RegExp(`${option} <duration> [^-]*${DURATION_HINT.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    }
   });
 
   it('1 for an unknown kind, listing the known kinds', async () => {
