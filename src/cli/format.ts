@@ -129,11 +129,6 @@ export function renderObjects(kind: KindDef, objects: StoredObject[], now: numbe
   );
 }
 
-/** An object with its `kind:` first, so `get -o yaml` output can be applied again. */
-export function withKind(kind: KindDef, o: StoredObject): Record<string, unknown> {
-  return { kind: kind.kind, ...o };
-}
-
 export function toYaml(value: unknown): string {
   return stringify(value, { lineWidth: 0 });
 }

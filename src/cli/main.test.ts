@@ -138,8 +138,9 @@ describe('get / describe / delete', () => {
     const one = await run(['get', 'Node', 'a', '-o', 'json']);
     expect(JSON.parse(one.out).name).toBe('a');
     const y = await run(['get', 'nodes', '-o', 'yaml']);
-    expect(y.out).toMatch(/^kind: Node\nid: id-a\nname: a\n/);
-    expect(y.out).toContain('---\nkind: Node\nid: id-b\n');
+    expect(y.out).toMatch(/^kind: Node\nname: a\nversion: 1\n/);
+    expect(y.out).toContain('---\nkind: Node\nname: b\n');
+    expect(y.out).toMatch(/^status:\n {2}id: id-a$/m);
     const sel = await run(['get', 'nodes', '-l', 'env=prod', '-o', 'json']);
     expect(JSON.parse(sel.out).items).toHaveLength(1);
     api.objects.nodes = [];

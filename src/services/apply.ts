@@ -93,8 +93,8 @@ async function checkAll(store: Store, appliers: Services['appliers'], docs: Reco
     if (applier) {
       // A kind with its own applier takes its own document shape (e.g. a Deployment's
       // `nodes` and `roles`); the applier may check it up front with a `validate` property.
-      // `version` is the envelope's, as for every kind: apply checks it, not the applier.
-      const { version, ...own } = doc;
+      // `version` and `status` are the envelope's, as for every kind: apply checks the one and ignores the other.
+      const { version, status: _status, ...own } = doc;
       if (version !== undefined && !(Number.isInteger(version) && (version as number) >= 1)) {
         problems.push({ path: `/documents/${i}/version`, message: 'must be the version you read: an integer from 1' });
       }

@@ -18,9 +18,12 @@ export interface WriteCtx {
   expectedVersion?: number;
 }
 
-/** Removes the envelope fields (`kind`, `version`) from a body, checking `kind` names this kind. */
+/**
+ * Removes the envelope fields from a body, checking `kind` names this kind: `kind`, `version`
+ * and `status` (what Formwork reports, as `get -o yaml` prints it; an apply document may carry it and it is ignored).
+ */
 export function bodyFields(kind: KindDef, body: Record<string, unknown>): Record<string, unknown> {
-  const { kind: k, version: _version, ...rest } = body;
+  const { kind: k, version: _version, status: _status, ...rest } = body;
   if (k !== undefined && kindByName(String(k)) !== kind) {
     throw new FormworkError('VALIDATION', `the body says kind "${String(k)}" but this is the ${kind.plural} endpoint`, {
       errors: [{ path: '/kind', message: `must be "${kind.kind}"` }],

@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { resolveKind } from '../../client/client.js';
 import type { StoredObject } from '../../core/kinds.js';
 import type { CliContext } from '../context.js';
+import { documentOf } from '../documents.js';
 import {
   allKindsTable,
   describeObject,
@@ -9,7 +10,6 @@ import {
   renderObjects,
   toJson,
   toYaml,
-  withKind,
   type OutputFormat,
 } from '../format.js';
 
@@ -77,11 +77,13 @@ export function register(program: Command, ctx: CliContext): void {
         });
       }
       const single = names.length === 1;
+      // Documents that `apply -f` takes back as they are.
+      const docs = () => objects.map((o) => documentOf(kind, o));
       switch (opts.output) {
         case 'json':
-          return ctx.out(toJson(single ? objects[0] : { items: objects }));
+          return ctx.out(toJson(single ? docs()[0] : { items: docs() }));
         case 'yaml':
-          return ctx.out(objects.map((o) => toYaml(withKind(kind, o))).join('---\n') || '');
+          return ctx.out(docs().map((d) => toYaml(d)).join('---\n') || '');
         default:
           if (!objects.length) return ctx.err(`No ${kind.plural} found.`);
           ctx.out(renderObjects(kind, objects));
