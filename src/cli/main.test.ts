@@ -161,6 +161,10 @@ describe('get / describe / delete', () => {
     const d = await run(['describe', 'node', 'a']);
     expect(d.out).toMatch(/^Kind: +Node\nName: +a\n/);
     expect(d.out).toMatch(/Provider: +lab/);
+    const dj = await run(['describe', 'node', 'a', '-o', 'json']);
+    expect(JSON.parse(dj.out)).toMatchObject({ id: 'id-a', name: 'a', provider: 'lab' });
+    expect((await run(['describe', 'node', 'a', '-o', 'yaml'])).out).toMatch(/^id: id-a\nname: a\n/);
+    expect((await run(['describe', 'node', 'a', '-o', 'xml'])).code).toBe(2);
     const x = await run(['delete', 'node', 'a']);
     expect(x).toMatchObject({ code: 0, out: 'node/a deleted\n' });
     const gone = await run(['delete', 'node', 'a']);
