@@ -1,6 +1,6 @@
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { FormworkError } from '../core/errors.js';
-import { kindByName } from '../core/kinds.js';
+import { kindByName, type KindDef, type StoredObject } from '../core/kinds.js';
 
 /**
  * Turns the text of an `apply -f` file into documents `{kind, name, ...}`, each with the
@@ -140,4 +140,37 @@ function isListObject(v: unknown): v is { items: unknown[] } {
     Array.isArray((v as { items?: unknown }).items) &&
     ((v as { kind?: unknown }).kind === undefined || (v as { kind?: unknown }).kind === 'List')
   );
+}
+
+/**
+ * An object as a document `apply -f` takes back unchanged (what `get -o yaml|json` prints):
+ * `kind`, `name`, `version` (so a re-apply is refused if the object changed meanwhile),
+ * `labels` and the fields a client may write; everything Formwork sets — id, times,
+ * read-only fields such as `state` — goes under `status:`, which apply ignores. A Deployment
+ * comes back in its document's shape: its spec's `nodes` and `roles` at the top, and
+ * `commit: false` while it is only proposed (so applying it does not commit it).
+ */
+export function documentOf(kind: KindDef, object: StoredObject): Record<string, unknown> {
+  const writable = new Set(kind.fields.filter((f) => !f.readOnly).map((f) => f.name));
+  const doc: Record<string, unknown> = { kind: kind.kind, name: object.name, version: object.version };
+  if (object.labels && Object.keys(object.labels).length) doc.labels = object.labels;
+  const status: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(object)) {
+    if (k === 'name' || k === 'version' || k === 'labels' || v === null || v === undefined) continue;
+    if (writable.has(k)) doc[k] = v;
+    else status[k] = v;
+  }
+  if (kind.kind === 'Deployment') {
+    const { spec, attribs, ...rest } = doc;
+    const { nodes, roles } = (spec ?? {}) as { nodes?: unknown; roles?: unknown };
+    return {
+      ...rest,
+      ...(nodes ? { nodes } : {}),
+      ...(roles ? { roles } : {}),
+      ...(attribs ? { attribs } : {}),
+      ...(object.state === 'proposed' ? { commit: false } : {}),
+      status,
+    };
+  }
+  return { ...doc, status };
 }

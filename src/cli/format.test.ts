@@ -1,22 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { kindByName, type StoredObject } from '../core/kinds.js';
-import { describeObject, humanAge, parseDuration, parseOutputFormat, renderObjects, renderTable } from './format.js';
+import { InvalidArgumentError } from 'commander';
+import { DURATION_HINT } from '../core/durations.js';
+import { describeObject, durationOption, humanAge, parseOutputFormat, renderObjects, renderTable } from './format.js';
 
 const NOW = Date.parse('2024-06-01T12:00:00Z');
 const ago = (s: number) => new Date(NOW - s * 1000).toISOString();
 
-describe('parseDuration', () => {
-  it('parses units, combinations and plain seconds', () => {
-    expect(parseDuration('30m')).toBe(1800);
-    expect(parseDuration('1h')).toBe(3600);
-    expect(parseDuration('7d')).toBe(604800);
-    expect(parseDuration('2w')).toBe(1209600);
-    expect(parseDuration('1h30m')).toBe(5400);
-    expect(parseDuration('90')).toBe(90);
-    expect(parseDuration(' 45S ')).toBe(45);
-  });
-  it('refuses nonsense, zero and negatives', () => {
-    for (const bad of ['', 'h', '1x', '-1h', '0', '0m', '1.5h', 'soon']) expect(() => parseDuration(bad)).toThrow(/not a duration/);
+describe('durationOption', () => {
+  it('reads durations as core/durations.ts does and turns its refusal into a usage error quoting the forms', () => {
+    expect(durationOption('1h30m')).toBe(5400);
+    expect(() => durationOption('soon')).toThrow(InvalidArgumentError);
+    expect(() => durationOption('soon')).toThrow(`"soon" is not a duration: ${DURATION_HINT}`);
   });
 });
 

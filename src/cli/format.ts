@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { stringify } from 'yaml';
+import { parseDuration } from '../core/durations.js';
 import { KINDS, kindByName, type KindDef, type StoredObject } from '../core/kinds.js';
 
 /**
@@ -8,7 +9,7 @@ import { KINDS, kindByName, type KindDef, type StoredObject } from '../core/kind
  *
  * @example
  *   renderTable(['NAME', 'AGE'], [['web-1', '5m']]); // "NAME    AGE\nweb-1   5m\n"
- *   parseDuration('1h30m');                         // 5400 (seconds)
+ *   durationOption('1h30m');                        // 5400 (seconds)
  */
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
@@ -58,20 +59,13 @@ export function humanAge(from: string | undefined, now: number = Date.now()): st
   return `${Math.floor(d / 365)}y`;
 }
 
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
-
-/** Parses `90s`, `30m`, `1h`, `7d`, `2w`, `1h30m` or plain seconds into seconds. */
-export function parseDuration(text: string): number {
-  const s = text.trim().toLowerCase();
-  if (/^\d+$/.test(s)) {
-    const n = Number(s);
-    if (n > 0) return n;
-  } else if (/^(\d+[smhdw])+$/.test(s)) {
-    let total = 0;
-    for (const m of s.matchAll(/(\d+)([smhdw])/g)) total += Number(m[1]) * UNIT_SECONDS[m[2]];
-    if (total > 0) return total;
+/** A commander option parser for a duration (core/durations.ts): seconds, or a usage error that says what a duration looks like. */
+export function durationOption(text: string): number {
+  try {
+    return parseDuration(text);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
   }
-  throw new InvalidArgumentError(`"${text}" is not a duration; use e.g. 30m, 1h, 7d or 1h30m.`);
 }
 
 interface Column {
@@ -133,11 +127,6 @@ export function renderObjects(kind: KindDef, objects: StoredObject[], now: numbe
     // Empty cells read <none> (as kubectl's), so `awk '{print $3}'` still finds the column.
     objects.map((o) => [...cols.map((c) => c.value(o) || '<none>'), humanAge(o.createdAt, now)]),
   );
-}
-
-/** An object with its `kind:` first, so `get -o yaml` output can be applied again. */
-export function withKind(kind: KindDef, o: StoredObject): Record<string, unknown> {
-  return { kind: kind.kind, ...o };
 }
 
 export function toYaml(value: unknown): string {

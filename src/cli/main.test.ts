@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fakeObject, startFakeApi, type FakeApi } from '../client/testing/fake-api.js';
+import { DURATION_HINT } from '../core/durations.js';
 import { main, type MainIO } from './main.js';
 
 let api: FakeApi;
@@ -73,6 +74,21 @@ describe('exit codes', () => {
     expect((await run([])).code).toBe(2);
   });
 
+  it('every duration option says in its help what its error says a duration is', async () => {
+    const flat = (s: string) => s.replace(/\s+/g, ' ');
+    for (const [args, option, command] of [
+      [['--timeout', 'soon', 'get', 'nodes'], '--timeout', []],
+      [['up', '--wait', 'soon'], '--wait', ['up']],
+      [['token', 'create', '--expires', 'soon'], '--expires', ['token', 'create']],
+    ] as const) {
+      const r = await run([...args]);
+      expect(r.code).toBe(2);
+      expect(flat(r.err)).toContain(`"soon" is not a duration: ${DURATION_HINT}`);
+      const help = flat((await run([...command, '--help'])).out);
+      expect(help).toMatch(new RegExp(`${option} <duration> [^-]*${DURATION_HINT.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    }
+  });
+
   it('1 for an unknown kind, listing the known kinds', async () => {
     const r = await run(['get', 'gizmos']);
     expect(r.code).toBe(1);
@@ -122,8 +138,9 @@ describe('get / describe / delete', () => {
     const one = await run(['get', 'Node', 'a', '-o', 'json']);
     expect(JSON.parse(one.out).name).toBe('a');
     const y = await run(['get', 'nodes', '-o', 'yaml']);
-    expect(y.out).toMatch(/^kind: Node\nid: id-a\nname: a\n/);
-    expect(y.out).toContain('---\nkind: Node\nid: id-b\n');
+    expect(y.out).toMatch(/^kind: Node\nname: a\nversion: 1\n/);
+    expect(y.out).toContain('---\nkind: Node\nname: b\n');
+    expect(y.out).toMatch(/^status:\n {2}id: id-a$/m);
     const sel = await run(['get', 'nodes', '-l', 'env=prod', '-o', 'json']);
     expect(JSON.parse(sel.out).items).toHaveLength(1);
     api.objects.nodes = [];
@@ -144,6 +161,10 @@ describe('get / describe / delete', () => {
     const d = await run(['describe', 'node', 'a']);
     expect(d.out).toMatch(/^Kind: +Node\nName: +a\n/);
     expect(d.out).toMatch(/Provider: +lab/);
+    const dj = await run(['describe', 'node', 'a', '-o', 'json']);
+    expect(JSON.parse(dj.out)).toMatchObject({ id: 'id-a', name: 'a', provider: 'lab' });
+    expect((await run(['describe', 'node', 'a', '-o', 'yaml'])).out).toMatch(/^id: id-a\nname: a\n/);
+    expect((await run(['describe', 'node', 'a', '-o', 'xml'])).code).toBe(2);
     const x = await run(['delete', 'node', 'a']);
     expect(x).toMatchObject({ code: 0, out: 'node/a deleted\n' });
     const gone = await run(['delete', 'node', 'a']);

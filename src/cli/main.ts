@@ -7,7 +7,8 @@ import { isFormworkError } from '../core/errors.js';
 import { packageRoot, packageVersion } from '../package.js';
 import { COMMAND_MODULES } from './commands/index.js';
 import { CliContext, type CliIO, type GlobalOptions } from './context.js';
-import { parseDuration } from './format.js';
+import { DURATION_HINT } from '../core/durations.js';
+import { durationOption } from './format.js';
 
 /**
  * The `formwork` command line. `main(argv, io)` runs one invocation and resolves to its
@@ -59,7 +60,7 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--token <token>', 'bearer token (env FORMWORK_TOKEN; default: DATA_DIR/admin.token)')
     .option('--data-dir <dir>', 'data directory (env FORMWORK_DATA_DIR; default ./.formwork)')
     .option('--ca <file>', 'trust this CA (PEM) for https endpoints (env FORMWORK_CA)')
-    .option('--timeout <duration>', 'request timeout, e.g. 30s, 2m', (v: string) => parseDuration(v) * 1000)
+    .option('--timeout <duration>', `how long to wait for each answer of the server (${DURATION_HINT}; default 30s)`, (v: string) => durationOption(v) * 1000)
     .option('--debug', 'print stack traces of errors')
     .exitOverride()
     .showSuggestionAfterError()

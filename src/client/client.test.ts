@@ -70,7 +70,7 @@ describe('FormworkClient', () => {
     const c = new FormworkClient({ endpoint: `http://127.0.0.1:${port}`, timeoutMs: 200 });
     const e = (await c.health().catch((x: unknown) => x)) as FormworkError;
     expect(e.code).toBe('ENDPOINT_UNREACHABLE');
-    expect(e.message).toContain('no answer within 200 ms');
+    expect(e.message).toContain('no answer within 200ms');
     c.close();
     slow.closeAllConnections();
     slow.close();

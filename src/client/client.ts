@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type https from 'node:https';
 import { createRequire } from 'node:module';
+import { formatDuration } from '../core/durations.js';
 import { ERROR_CODES, FormworkError, type ErrorCode } from '../core/errors.js';
 import { kindByName, knownKindNames, type KindDef, type FormworkEvent, type StoredObject } from '../core/kinds.js';
 import { SseParser } from './sse.js';
@@ -190,7 +191,7 @@ function describeNetworkError(err: Error & { code?: string }, timeoutMs: number)
       return `no route to host (${err.code})`;
     case 'ETIMEDOUT':
     case 'FW_TIMEOUT':
-      return `no answer within ${timeoutMs} ms`;
+      return `no answer within ${formatDuration(timeoutMs / 1000)}`;
     default:
       return err.code ? `${err.message} (${err.code})` : err.message;
   }

@@ -52,7 +52,7 @@ export async function applyDocuments(services: Services, docs: Record<string, un
     const out: ApplyResult[] = [];
     for (const c of checked) {
       const applier = services.appliers.get(c.kind.kind);
-      if (applier) out.push(await applier({ ...c.fields, kind: c.kind.kind }, { actor: opts.actor, store: tx }));
+      if (applier) out.push(await applier({ ...c.fields, kind: c.kind.kind }, { actor: opts.actor, store: tx, expectedVersion: c.version }));
       else {
         const { object, action } = await applyObject(tx, c.kind, c.fields, { actor: opts.actor, expectedVersion: c.version, pending });
         out.push({ kind: c.kind.kind, name: object.name, action, object });
@@ -90,8 +90,13 @@ async function checkAll(store: Store, appliers: Services['appliers'], docs: Reco
     if (applier) {
       // A kind with its own applier takes its own document shape (e.g. a Deployment's
       // `nodes` and `roles`); the applier may check it up front with a `validate` property.
-      if (applier.validate) toValidate.push({ index: i, doc, validate: applier.validate });
-      out.push({ kind, fields: bodyFields(kind, doc) });
+      // `version` and `status` are the envelope's, as for every kind: apply checks the one and ignores the other.
+      const { version, status: _status, ...own } = doc;
+      if (version !== undefined && !(Number.isInteger(version) && (version as number) >= 1)) {
+        problems.push({ path: `/documents/${i}/version`, message: 'must be the version you read: an integer from 1' });
+      }
+      if (applier.validate) toValidate.push({ index: i, doc: own, validate: applier.validate });
+      out.push({ kind, fields: bodyFields(kind, own), ...(typeof version === 'number' ? { version } : {}) });
       continue;
     }
     const validate = validatorFor(kind);

@@ -11,7 +11,7 @@ import type { Store } from '../store/store.js';
 import type { FieldProblem } from '../core/schema.js';
 import { deploymentInputProblems, inputFieldProblems, inputsInvalid } from './deployment-inputs.js';
 import type { Applier, ApplierValidate, ApplierValidateContext, ApplyContext, ApplyResult, Services } from './services.js';
-import { catalogueWith } from './writes.js';
+import { catalogueWith, checkVersion } from './writes.js';
 
 /**
  * Deployments: the applier for `kind: Deployment` documents, commit, and the tree the
@@ -244,6 +244,9 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   let changed = false;
 
   // 1. Everything that can refuse the document, before any write.
+  const depRepo = tx.objects('deployments');
+  let dep = await depRepo.find(doc.name);
+  checkVersion(depRepo.kind, doc.name, dep, ctx.expectedVersion);
   if (doc.provider && !(await tx.objects('providers').find(doc.provider))) {
     throw new FormworkError('NOT_FOUND', `deployment "${doc.name}" names provider "${doc.provider}", which does not exist; apply the Provider first`, { kind: 'providers', key: doc.provider });
   }
@@ -265,8 +268,6 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   }
 
   // 2. The deployment.
-  const depRepo = tx.objects('deployments');
-  let dep = await depRepo.find(doc.name);
   await sealSecretValues(tx, doc, dep);
   const created = !dep;
   const fields = { provider: doc.provider ?? null, spec: doc.spec, attribs: doc.attribs, ...(doc.labels ? { labels: doc.labels } : {}) };
@@ -274,7 +275,8 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
     dep = await depRepo.create({ name: doc.name, state: 'proposed', ...fields }, opts);
     changed = true;
   } else {
-    const next = await depRepo.update(dep.id, fields, opts);
+    // The version read above: a concurrent apply that wrote since refuses this one instead of being overwritten.
+    const next = await depRepo.update(dep.id, fields, { ...opts, expectedVersion: dep.version });
     if (next.version !== dep.version) changed = true;
     dep = next;
   }

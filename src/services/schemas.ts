@@ -84,6 +84,8 @@ export interface KindSchemas {
 
 const VERSION = integer({ minimum: 1, description: 'Optimistic concurrency: the version you read (same as If-Match)' });
 
+const STATUS = { type: 'object', description: 'What Formwork reports (id, times, read-only fields), as `get -o yaml` prints it; apply ignores it' };
+
 const memo = new Map<KindDef, KindSchemas>();
 
 /** The schemas of a kind (memoized: the same objects every time, so validators compile once). */
@@ -143,7 +145,7 @@ function buildKindSchemas(kind: KindDef): KindSchemas {
     create: object(createProps, { additionalProperties: false }),
     patch: object(patchProps, { additionalProperties: false }),
     put: object(putProps, { additionalProperties: false }),
-    applyDoc: object({ ...putProps, kind: kindField, name: Name }, { additionalProperties: false }),
+    applyDoc: object({ ...putProps, kind: kindField, name: Name, status: optional(STATUS) }, { additionalProperties: false }),
     object: obj,
     list: object({ items: array(obj), next: optional(string()) }),
     listQuery: object(queryProps, { additionalProperties: false }),

@@ -15,6 +15,8 @@ export interface ApplyContext {
   actor?: string;
   /** The transaction to write in: apply runs all its documents in one. Default: the services' store. */
   store?: Store;
+  /** The version the document says it was read at (its `version`): a different stored one refuses it. */
+  expectedVersion?: number;
 }
 
 export interface ApplyResult {
@@ -49,7 +51,7 @@ export interface EngineHandle {
 }
 
 /** Deletes an object that owns real resources (a deployment's machines, a provider's bridges). */
-export type Deleter = (idOrName: string, ctx: ApplyContext & { expectedVersion?: number }) => Promise<StoredObject>;
+export type Deleter = (idOrName: string, ctx: ApplyContext) => Promise<StoredObject>;
 
 export interface Services {
   store: Store;

@@ -4,7 +4,7 @@ import { roleFromObject, validateRoles, type RoleSpec } from '../core/roles.js';
 import { checkRoleObject, parseRoleObject } from '../core/role-spec.js';
 import { validationError, type FieldProblem } from '../core/schema.js';
 import { findDriver } from '../providers/registry.js';
-import { sameValue, type ApplyAction } from '../store/repository.js';
+import { sameValue, versionMismatch, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import { ATTRIB_KINDS, sealWriteFields } from './sealing.js';
 import type { Services } from './services.js';
@@ -24,9 +24,12 @@ export interface WriteCtx {
   pending?: PendingWrites;
 }
 
-/** Removes the envelope fields (`kind`, `version`) from a body, checking `kind` names this kind. */
+/**
+ * Removes the envelope fields from a body, checking `kind` names this kind: `kind`, `version`
+ * and `status` (what Formwork reports, as `get -o yaml` prints it; an apply document may carry it and it is ignored).
+ */
 export function bodyFields(kind: KindDef, body: Record<string, unknown>): Record<string, unknown> {
-  const { kind: k, version: _version, ...rest } = body;
+  const { kind: k, version: _version, status: _status, ...rest } = body;
   if (k !== undefined && kindByName(String(k)) !== kind) {
     throw new FormworkError('VALIDATION', `the body says kind "${String(k)}" but this is the ${kind.plural} endpoint`, {
       errors: [{ path: '/kind', message: `must be "${kind.kind}"` }],
@@ -136,19 +139,29 @@ export async function updateObject(store: Store, kind: KindDef, idOrName: string
   return store.objects(kind.plural).update(idOrName, await sealWriteFields(store, kind.plural, storedFields(kind, merged, patch), current), ctx);
 }
 
+/**
+ * Refuses a write that expects a version (a document's `version`, If-Match) the object is
+ * not at; a missing object is at no version. Without an expectation, anything goes.
+ */
+export function checkVersion(kind: KindDef, name: string, existing: StoredObject | undefined, expected: number | undefined): void {
+  if (expected === undefined) return;
+  if (!existing) {
+    throw new FormworkError('VERSION_MISMATCH', `${kind.singular} "${name}" does not exist, so it is not at version ${expected}`, {
+      kind: kind.plural,
+      key: name,
+      expectedVersion: expected,
+    });
+  }
+  if (existing.version !== expected) throw versionMismatch(kind, existing, expected);
+}
+
 /** Create-or-update by name (PUT and apply). Absent fields stay as they are; an identical document changes nothing. */
 export async function applyObject(store: Store, kind: KindDef, fields: Record<string, unknown>, ctx: WriteCtx): Promise<{ object: StoredObject; action: ApplyAction }> {
   const name = fields.name as string;
   const repo = store.objects(kind.plural);
   const existing = await repo.find(name);
+  checkVersion(kind, name, existing, ctx.expectedVersion);
   if (!existing) {
-    if (ctx.expectedVersion !== undefined) {
-      throw new FormworkError('VERSION_MISMATCH', `${kind.singular} "${name}" does not exist, so it is not at version ${ctx.expectedVersion}`, {
-        kind: kind.plural,
-        key: name,
-        expectedVersion: ctx.expectedVersion,
-      });
-    }
     return { object: await createObject(store, kind, fields, ctx), action: 'created' };
   }
   const opts = { actor: ctx.actor, expectedVersion: ctx.expectedVersion ?? existing.version };

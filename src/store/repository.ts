@@ -302,7 +302,8 @@ export class ObjectRepository {
   }
 }
 
-function versionMismatch(kind: KindDef, current: StoredObject, expected: number): FormworkError {
+/** The VERSION_MISMATCH error of a write that expected `expected` but found `current`. */
+export function versionMismatch(kind: KindDef, current: StoredObject, expected: number): FormworkError {
   return new FormworkError(
     'VERSION_MISMATCH',
     `${kind.singular} "${current.name}" is at version ${current.version}, not ${expected}: it changed since you read it. Read it again and reapply your change.`,

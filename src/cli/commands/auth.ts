@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { DURATION_HINT } from '../../core/durations.js';
 import type { CliContext } from '../context.js';
-import { humanAge, parseDuration, parseOutputFormat, renderTable, toJson, toYaml, type OutputFormat } from '../format.js';
+import { durationOption, humanAge, parseOutputFormat, renderTable, toJson, toYaml, type OutputFormat } from '../format.js';
 
 /**
  * `formwork token create|list|revoke` and `formwork whoami`.
@@ -18,7 +19,6 @@ const parseRole = (v: string): string => {
   return v;
 };
 
-const duration = (v: string): number => parseDuration(v);
 
 function status(t: { expiresAt?: string; revokedAt?: string }, now: number): string {
   if (t.revokedAt) return 'revoked';
@@ -35,7 +35,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--user <user>', 'the user the token acts as')
     .option('--role <role>', `the user's role when the user is new: ${ROLES.join(', ')}`, parseRole)
     .option('--description <text>', 'what the token is for')
-    .option('--expires <duration>', 'lifetime, e.g. 30m, 1h, 7d (default: never)', duration)
+    .option('--expires <duration>', `lifetime (${DURATION_HINT}; default: never)`, durationOption)
     .option('-o, --output <format>', 'table (the token only), json or yaml', parseOutputFormat, 'table' as OutputFormat)
     .action(async (opts: { user?: string; role?: string; description?: string; expires?: number; output: OutputFormat }) => {
       const client = ctx.client();

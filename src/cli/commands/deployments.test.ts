@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { openHarness, type Harness } from '../../api/testing/harness.js';
 import { sqliteEngine } from '../../store/testing/engines.js';
 import { loadPack, registerPacks } from '../../workloads/loader.js';
@@ -117,6 +118,17 @@ describe('formwork commit / describe deployment / workloads against a server', (
     expect(d.out).toContain('demo-0  (pending)');
     expect(d.out).toContain('└─ etcd-member  blocked  waiting for demo:demo-0:node-ready (blocked)');
     expect((await run(['describe', 'deployment', 'nope'], env)).code).toBe(1);
+  });
+
+  it('describe -o json|yaml prints the tree the readable view is drawn from', async () => {
+    const j = await run(['describe', 'deployment', 'demo', '-o', 'json'], env);
+    expect(j.code, j.err).toBe(0);
+    const tree = JSON.parse(j.out) as { deployment: { name: string }; nodes: Array<{ name: string; noderoles: Array<{ role: string; state: string }> }> };
+    expect(tree.deployment.name).toBe('demo');
+    expect(tree.nodes.map((n) => n.name)).toEqual(['demo-0']);
+    expect(tree.nodes[0].noderoles.map((r) => r.role)).toEqual(['provision', 'node-ready', 'etcd-member']);
+    expect(parse((await run(['describe', 'deployment', 'demo', '-o', 'yaml'], env)).out)).toEqual(tree);
+    expect(renderTree(tree as never) + '\n').toBe((await run(['describe', 'deployment', 'demo'], env)).out);
   });
 
   it('lists and shows workloads', async () => {

@@ -61,7 +61,10 @@ function roleSummary(r: RoleSpec): string[] {
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  DESCRIBERS.set('deployments', async (c, name) => renderTree(await call<DeploymentTree>(c, 'GET', `/api/v1/deployments/${encodeURIComponent(name)}/tree`)));
+  DESCRIBERS.set('deployments', {
+    fetch: (c, name) => call<DeploymentTree>(c, 'GET', `/api/v1/deployments/${encodeURIComponent(name)}/tree`),
+    render: (tree) => renderTree(tree as DeploymentTree),
+  });
 
   program
     .command('commit')

@@ -6,11 +6,12 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
+import { DURATION_HINT, formatDuration } from '../../core/durations.js';
 import { FormworkError } from '../../core/errors.js';
 import { packageRoot } from '../../package.js';
 import { FormworkClient, type ApplyDocument } from '../../client/client.js';
 import { pidAlive, type CliContext } from '../context.js';
-import { applyResultLine, parseDuration, renderTable } from '../format.js';
+import { applyResultLine, durationOption, renderTable } from '../format.js';
 import { baseDirFor, isBaseReady, requiredTools } from '../../providers/lab/base.js';
 
 /**
@@ -328,7 +329,7 @@ async function followTree(
     const waiting = all.filter((x) => x.state === 'blocked').length - blockedOnError.length;
     if (pending.length === 0 && waiting === 0) return tree;
     if (signal.aborted) throw new FormworkError('INTERNAL', 'interrupted: run `formwork up` again to converge, or `formwork down` to remove everything');
-    if (Date.now() > deadline) throw new FormworkError('RUN_TIMEOUT', `deployment ${deployment} did not finish within ${Math.round(timeoutMs / 1000)} s: ${pending.map((p) => `${p.name} (${p.state})`).join(', ')}`);
+    if (Date.now() > deadline) throw new FormworkError('RUN_TIMEOUT', `deployment ${deployment} did not finish within ${formatDuration(timeoutMs / 1000)} (--wait): ${pending.map((p) => `${p.name} (${p.state})`).join(', ')}`);
     await changes.wait(tty ? 120 : 2000);
   }
 }
@@ -398,7 +399,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description('bring up the lab demo: 4 real Debian hosts, etcd on 3, haproxy in front (starts a server if none runs)')
     .option('--listen <host:port>', 'where a server started by up listens', '127.0.0.1:7480')
     // Not --timeout: that is the program-wide request timeout, which would take the value.
-    .option('--wait <duration>', 'give up waiting for the deployment after this long, e.g. 90s, 1h (default 20m)', (v: string) => parseDuration(v))
+    .option('--wait <duration>', `give up waiting for the deployment after this long (${DURATION_HINT}; default 20m)`, durationOption)
     .option('--subnet-index <n>', 'lab networks: public 198.18.(2N).0/24, private 198.18.(2N+1).0/24 (0–255)', (v) => Number(v))
     .action(async (opts: { listen: string; wait?: number; subnetIndex?: number }) => {
       const t0 = Date.now();

@@ -1,7 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { resolveKind } from '../../client/client.js';
-import type { StoredObject } from '../../core/kinds.js';
+import type { KindDef, StoredObject } from '../../core/kinds.js';
 import type { CliContext } from '../context.js';
+import { documentOf } from '../documents.js';
 import {
   allKindsTable,
   describeObject,
@@ -9,7 +10,6 @@ import {
   renderObjects,
   toJson,
   toYaml,
-  withKind,
   type OutputFormat,
 } from '../format.js';
 
@@ -32,10 +32,20 @@ export function parseSelector(text: string, what: string): Array<[string, string
 }
 
 /**
- * Kinds whose `describe` shows more than the object (e.g. a deployment's node-role tree):
- * plural → renderer. Command modules add theirs in `register`.
+ * What `describe` shows of one object: the data it fetches (printed as is with `-o json|yaml`)
+ * and its readable text. Kinds that show more than the object (a deployment's node-role tree)
+ * add theirs to DESCRIBERS (plural → describer) in their module's `register`.
  */
-export const DESCRIBERS = new Map<string, (ctx: CliContext, name: string) => Promise<string>>();
+export interface Describer {
+  fetch(ctx: CliContext, name: string): Promise<unknown>;
+  render(data: unknown): string;
+}
+
+export const DESCRIBERS = new Map<string, Describer>();
+
+function describerFor(kind: KindDef): Describer {
+  return DESCRIBERS.get(kind.plural) ?? { fetch: (ctx, name) => ctx.client().get(kind.plural, name), render: (o) => describeObject(kind, o as StoredObject) };
+}
 
 const collect = (what: string) => (value: string, prev: Array<[string, string]> = []) => [...prev, ...parseSelector(value, what)];
 
@@ -77,11 +87,13 @@ export function register(program: Command, ctx: CliContext): void {
         });
       }
       const single = names.length === 1;
+      // Documents that `apply -f` takes back as they are.
+      const docs = () => objects.map((o) => documentOf(kind, o));
       switch (opts.output) {
         case 'json':
-          return ctx.out(toJson(single ? objects[0] : { items: objects }));
+          return ctx.out(toJson(single ? docs()[0] : { items: docs() }));
         case 'yaml':
-          return ctx.out(objects.map((o) => toYaml(withKind(kind, o))).join('---\n') || '');
+          return ctx.out(docs().map((d) => toYaml(d)).join('---\n') || '');
         default:
           if (!objects.length) return ctx.err(`No ${kind.plural} found.`);
           ctx.out(renderObjects(kind, objects));
@@ -93,13 +105,20 @@ export function register(program: Command, ctx: CliContext): void {
     .description('show objects in a readable, multi-line form')
     .argument('<kind>', 'object kind')
     .argument('<names...>', 'names or ids')
-    .action(async (kindName: string, names: string[]) => {
+    .option('-o, --output <format>', 'json or yaml: what the readable view (the default) shows, as data', parseOutputFormat, 'table' as OutputFormat)
+    .action(async (kindName: string, names: string[], opts: { output: OutputFormat }) => {
       const kind = resolveKind(kindName);
-      const client = ctx.client();
-      const parts: string[] = [];
-      const custom = DESCRIBERS.get(kind.plural);
-      for (const n of names) parts.push(custom ? await custom(ctx, n) : describeObject(kind, await client.get(kind.plural, n)));
-      ctx.out(parts.join('\n'));
+      const describer = describerFor(kind);
+      const data: unknown[] = [];
+      for (const n of names) data.push(await describer.fetch(ctx, n));
+      switch (opts.output) {
+        case 'json':
+          return ctx.out(toJson(data.length === 1 ? data[0] : { items: data }));
+        case 'yaml':
+          return ctx.out(data.map((d) => toYaml(d)).join('---\n'));
+        default:
+          ctx.out(data.map((d) => describer.render(d)).join('\n'));
+      }
     });
 
   program
