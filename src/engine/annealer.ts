@@ -24,7 +24,7 @@
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { redact } from '../core/attribs.js';
+import { isRemoving, redact } from '../core/attribs.js';
 import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
@@ -36,6 +36,7 @@ import { SshPool } from '../ssh/client.js';
 import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
 import { children, descendants, isContention, parseRetryTarget, reevaluate, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
+import { finishRemoval, removalRole } from './removal.js';
 import { ContextLoader, inputsChanged, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
@@ -388,7 +389,9 @@ export class Annealer implements EngineHandle {
       await this.finishFailure(nr, entry, runId, setupError, log, ctx);
       return;
     }
-    const role = ctx.role;
+    // A node-role whose binding was removed runs its role's removal step instead (removal.ts).
+    const removal = isRemoving(nr.attribs) && !!ctx.role.removal;
+    const role = removal ? removalRole(ctx.role) : ctx.role;
     const executor = this.executors.get(role.implementation.kind);
     const timeoutMs = Math.max(1, Math.round((role.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000));
     const job: RunJob = {
@@ -398,6 +401,8 @@ export class Annealer implements EngineHandle {
       node: ctx.node,
       deployment: ctx.deployment,
       inputs: resolved.inputs,
+      previousInputs: ctx.previousInputs,
+      ...(removal ? { removal: true } : {}),
       files: ctx.files,
       timeoutMs,
     };
@@ -422,6 +427,7 @@ export class Annealer implements EngineHandle {
     }
     await pub.close();
     if (error || !result || !outputs) await this.finishFailure(nr, entry, runId, error, log, ctx, result?.exitCode);
+    else if (removal) await finishRemoval(this.store, nr, runId, result, log.toString(), { actor: this.workerId, leaseLost: entry.leaseLost });
     else await this.finishSuccess(nr, entry, runId, result, outputs, resolved.hash, log, ctx);
   }
 
@@ -496,13 +502,20 @@ export class Annealer implements EngineHandle {
       }
       if (result.nodeUpdate && ctx.node) await tx.objects('nodes').update(ctx.node.id, result.nodeUpdate, { actor });
       await tx.objects('runs').update(runId, { ...runFields, state: 'succeeded' }, { actor });
+      if (isRemoving(cur.attribs) && ctx.role.removal) {
+        // Its binding was removed while it ran: its removal step is next.
+        await tx.objects('noderoles').update(cur.id, { state: 'todo', outputs, inputHash: hash, leaseOwner: null, leaseExpiresAt: null, attempts: 0, nextAttemptAt: null }, { actor, expectedVersion: cur.version });
+        return;
+      }
       const before = cur.outputs;
       await tx.objects('noderoles').update(
         cur.id,
         { state: 'active', outputs, inputHash: hash, leaseOwner: null, leaseExpiresAt: null, lastError: null, nextAttemptAt: null, blockedReason: null },
         { actor, expectedVersion: cur.version },
       );
-      const outputsChanged = before !== undefined && !sameValue(before, outputs);
+      // A parent's first outputs count as a change: an active child that gained a new parent
+      // (a member added to a cluster it reads) runs again with them.
+      const outputsChanged = !sameValue(before ?? null, outputs);
       for (const c of await children(tx, cur.id)) {
         if (c.state === 'active') {
           // A parent's new outputs re-run its children (not destructive ones).

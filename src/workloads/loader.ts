@@ -33,7 +33,7 @@ export interface WorkloadPack {
 
 export const PACK_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,99}$/;
 const PACK_KEYS = ['name', 'version', 'description', 'defaults', 'roles'];
-const ROLE_KEYS = ['name', 'description', 'requires', 'provides', 'conflicts', 'flags', 'inputs', 'outputs', 'implementation', 'timeoutSeconds', 'retries'];
+const ROLE_KEYS = ['name', 'description', 'requires', 'provides', 'conflicts', 'flags', 'inputs', 'outputs', 'implementation', 'removal', 'timeoutSeconds', 'retries'];
 const ATTRIB_KEYS = ['schema', 'default', 'secret', 'from', 'required', 'description'];
 const FILE_FOLDERS = ['templates', 'files'];
 
@@ -87,8 +87,9 @@ export function parsePack(workloadYaml: string, files: Record<string, string>, s
   }
   // Files must stay inside the pack and exist.
   for (const r of roles) {
-    const impl = r.implementation as { file?: unknown };
-    if (typeof impl?.file === 'string' && !isSafeRelative(impl.file)) err(`implementation file "${impl.file}" must be a relative path inside the pack`, r.name, 'implementation.file');
+    for (const [field, impl] of implementationsOf(r)) {
+      if (typeof impl.file === 'string' && !isSafeRelative(impl.file)) err(`${field} file "${impl.file}" must be a relative path inside the pack`, r.name, `${field}.file`);
+    }
   }
   if (errors.length) return { errors };
   return {
@@ -152,6 +153,7 @@ function parseRole(raw: unknown, index: number, workload: string, err: (m: strin
     outputs: attribs('outputs'),
     implementation: implementation as RoleImplementation,
   };
+  if (raw.removal !== undefined) role.removal = parseImplementation(raw.removal, (m, f) => err(m, name, f), 'removal') as RoleImplementation;
   for (const k of ['timeoutSeconds', 'retries'] as const) {
     if (raw[k] === undefined) continue;
     if (typeof raw[k] !== 'number') err(`"${k}" must be a number`, name, k);
@@ -191,15 +193,16 @@ function parseAttrib(v: unknown, err: (m: string) => void): AttribSpec | undefin
   return spec;
 }
 
-function parseImplementation(v: unknown, err: (m: string, field: string) => void): RoleImplementation | Record<string, unknown> {
+/** `implementation:` or `removal:` (the same shape; field names which). */
+function parseImplementation(v: unknown, err: (m: string, field: string) => void, field = 'implementation'): RoleImplementation | Record<string, unknown> {
   if (!isObject(v)) {
-    err('the role needs an "implementation": { kind: script|local|ansible, file: … } or { kind: builtin, handler: … }', 'implementation');
+    err(`${field === 'implementation' ? 'the role needs an "implementation"' : `"${field}" must be`}: { kind: script|local|ansible, file: … } or { kind: builtin, handler: … }`, field);
     return {};
   }
   const allowed = ['kind', 'file', 'handler', 'sudo'];
-  for (const k of Object.keys(v)) if (!allowed.includes(k)) err(`unknown key "${k}"; known: ${allowed.join(', ')}`, `implementation.${k}`);
+  for (const k of Object.keys(v)) if (!allowed.includes(k)) err(`unknown key "${k}"; known: ${allowed.join(', ')}`, `${field}.${k}`);
   if (!(IMPLEMENTATION_KINDS as readonly string[]).includes(String(v.kind))) {
-    err(`unknown implementation kind ${JSON.stringify(v.kind)}; known: ${IMPLEMENTATION_KINDS.join(', ')}`, 'implementation.kind');
+    err(`unknown implementation kind ${JSON.stringify(v.kind)}; known: ${IMPLEMENTATION_KINDS.join(', ')}`, `${field}.kind`);
     return v;
   }
   return v;
@@ -240,6 +243,13 @@ export function workloadInvalid(name: string, errors: RoleError[]): FormworkErro
   );
 }
 
+/** The role's implementation and, when it has one, its removal step, by field name. */
+function implementationsOf(r: RoleSpec): Array<[string, { file?: unknown }]> {
+  const out: Array<[string, { file?: unknown }]> = [['implementation', (r.implementation ?? {}) as { file?: unknown }]];
+  if (r.removal && typeof r.removal === 'object') out.push(['removal', r.removal as { file?: unknown }]);
+  return out;
+}
+
 /** Reads the files a pack needs: every implementation file its roles name, and everything under templates/ and files/. */
 function readPackFiles(dir: string, roles: RoleSpec[]): Record<string, string> {
   const files: Record<string, string> = {};
@@ -248,8 +258,7 @@ function readPackFiles(dir: string, roles: RoleSpec[]): Record<string, string> {
     if (!(rel in files) && fs.existsSync(abs) && fs.statSync(abs).isFile()) files[rel.split(path.sep).join('/')] = fs.readFileSync(abs, 'utf8');
   };
   for (const r of roles) {
-    const f = (r.implementation as { file?: unknown }).file;
-    if (typeof f === 'string') add(f); // parsePack has refused a path outside the pack
+    for (const [, impl] of implementationsOf(r)) if (typeof impl.file === 'string') add(impl.file); // parsePack has refused a path outside the pack
   }
   for (const folder of FILE_FOLDERS) {
     const walk = (rel: string) => {

@@ -11,7 +11,8 @@
  *   none recorded, the ed25519 key is trusted and recorded: TOFU). A mismatch is
  *   HOST_KEY_MISMATCH, before Ansible runs.
  * - Extra vars (`-e @vars.json`): `inputs` (all inputs as a dict), each input as a
- *   top-level variable with `-` → `_`, `fw_outputs`, `fw_node`, `fw_deployment`, `fw_role`.
+ *   top-level variable with `-` → `_`, `fw_outputs`, and identityVars: `fw_node`,
+ *   `fw_deployment`, `fw_role`, `fw_noderole`, `fw_run_id`, `fw_previous_inputs`, `fw_step`.
  * - Outputs: the playbook writes a JSON object to `{{ fw_outputs }}`, a path on the
  *   control host, with a task delegated to localhost, e.g.
  *   `copy: { content: "{{ {'url': x} | to_json }}", dest: "{{ fw_outputs }}" }` +
@@ -28,7 +29,7 @@ import { fingerprint, fingerprintsEqual } from '../../ssh/keys.js';
 import { parseOutputs } from '../outputs.js';
 import { baseEnv, runProcess } from '../process.js';
 import type { RoleExecutor, RunIO, RunJob, RunResult } from '../types.js';
-import { exitError, runLabel } from './common.js';
+import { exitError, identityVars, runLabel } from './common.js';
 import { ensurePlatformKey, nodeAddress, nodePort } from './target.js';
 
 const execFileP = promisify(execFile);
@@ -133,9 +134,7 @@ export function ansibleExecutor(opts: { dataDir: string }): RoleExecutor {
           ...splitInputVars(job.inputs),
           inputs: job.inputs,
           fw_outputs: outputsPath,
-          fw_node: node.name,
-          fw_deployment: job.deployment.name,
-          fw_role: job.role.name,
+          ...identityVars(job),
         };
         await fs.writeFile(path.join(dir, 'vars.json'), JSON.stringify(vars), { mode: 0o600 });
         let tail = ''; // the last of its output: what tells an unreachable host from a bad playbook
