@@ -513,9 +513,7 @@ export class Annealer implements EngineHandle {
         { state: 'active', outputs, inputHash: hash, leaseOwner: null, leaseExpiresAt: null, lastError: null, nextAttemptAt: null, blockedReason: null },
         { actor, expectedVersion: cur.version },
       );
-      // A parent's first outputs count as a change: an active child that gained a new parent
-      // (a member added to a cluster it reads) runs again with them.
-      const outputsChanged = !sameValue(before ?? null, outputs);
+      const outputsChanged = before !== undefined && !sameValue(before, outputs);
       for (const c of await children(tx, cur.id)) {
         if (c.state === 'active') {
           // A parent's new outputs re-run its children (not destructive ones).

@@ -12,10 +12,13 @@ import type { Store } from '../store/store.js';
 import { withTxRetry } from './graph.js';
 import type { RunResult } from './types.js';
 
-/** The role as its removal step runs: the same role, with `removal` as its implementation. */
+/**
+ * The role as its removal step runs: the same role (inputs, timeout, retries), with `removal`
+ * as its implementation and no outputs to write (nothing reads a removed node-role's).
+ */
 export function removalRole(role: RoleSpec): RoleSpec {
   if (!role.removal) throw new Error(`role ${role.name} has no removal step`);
-  return { ...role, implementation: role.removal };
+  return { ...role, implementation: role.removal, outputs: {} };
 }
 
 /**
