@@ -128,7 +128,9 @@ describe.each(STORE_ENGINES)('day two on $name', (engine) => {
     expect((JSON.parse(peers) as Array<{ node: string }>).map((p) => p.node)).toEqual(['demo-0', 'demo-1']);
     const runs = await t.store.objects('runs').all({ filters: { noderole: 'demo:demo-2:member' } });
     expect(runs.map((r) => r.state).sort()).toEqual(['failed', 'succeeded', 'succeeded']);
-    // The remaining members ran again without it, and the consumer follows.
+    // The remaining members run again without it (their previous run had it), and the consumer follows.
+    await waitFor(async () => peersOf(await nr('demo:demo-0:member')).length === 3);
+    await settled(t.store);
     expect(peersOf(await nr('demo:demo-0:member'))).toEqual(['demo-0', 'demo-1', 'demo-2']);
     expect((await nr('demo:demo-5:lb'))?.outputs).toEqual({ backends: ['u-demo-0', 'u-demo-1'] });
   });
