@@ -28,7 +28,7 @@ import { isRemoving, redact } from '../core/attribs.js';
 import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
-import type { RoleSpec } from '../core/roles.js';
+import { roleFromObject, type RoleSpec } from '../core/roles.js';
 import type { EngineHandle, Services } from '../services/services.js';
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
@@ -488,8 +488,13 @@ export class Annealer implements EngineHandle {
   ): Promise<void> {
     const actor = this.workerId;
     const destructive = new Map<string, boolean>();
-    const isDestructive = async (role: string): Promise<boolean> => {
-      if (!destructive.has(role)) destructive.set(role, (await this.loader.role(role).catch(() => undefined))?.flags.includes('destructive') ?? false);
+    // Read through the transaction: on SQLite a read outside it waits for the one connection
+    // the transaction holds, for ever (the role cache hides this until it expires).
+    const isDestructive = async (tx: Store, role: string): Promise<boolean> => {
+      if (!destructive.has(role)) {
+        const row = await tx.objects('roles').find(role);
+        destructive.set(role, row ? roleFromObject(row).flags.includes('destructive') : false);
+      }
       return destructive.get(role)!;
     };
     await withTxRetry(this.store, async (tx) => {
@@ -517,7 +522,7 @@ export class Annealer implements EngineHandle {
       for (const c of await children(tx, cur.id)) {
         if (c.state === 'active') {
           // A parent's new outputs re-run its children (not destructive ones).
-          if (outputsChanged && !(await isDestructive(c.role as string))) {
+          if (outputsChanged && !(await isDestructive(tx, c.role as string))) {
             await tx.objects('noderoles').update(c.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor });
           }
         } else {

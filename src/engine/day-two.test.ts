@@ -15,8 +15,9 @@ import { role, settled, waitFor, WORKLOAD } from './testing/fixtures.js';
 
 const NOOP = { kind: 'builtin', handler: 'engine.noop' } as const;
 
-// A cluster member: reports what it was given, of this run and of the previous one.
-const MEMBER = `printf '{"url":"u-%s","prev":%s,"step":"%s","tpl":%s}' "$FW_NODE" "$FW_PREVIOUS_INPUTS" "$FW_STEP" '{{ json previousInputs }}' > "$FW_OUTPUTS"`;
+// A cluster member: reports what it was given, of this run and of the previous one (slowly
+// once the test has made the file "slow" in its dir).
+const member = (dir: string) => `[ ! -f ${dir}/slow ] || sleep 2.5\nprintf '{"url":"u-%s","prev":%s,"step":"%s","tpl":%s}' "$FW_NODE" "$FW_PREVIOUS_INPUTS" "$FW_STEP" '{{ json previousInputs }}' > "$FW_OUTPUTS"`;
 
 describe.each(STORE_ENGINES)('day two on $name', (engine) => {
   let t: TestStore;
@@ -40,7 +41,7 @@ describe.each(STORE_ENGINES)('day two on $name', (engine) => {
   const register = async (removal: boolean) => {
     const fail = path.join(dir, 'fail-once');
     const files = {
-      'member.sh': MEMBER,
+      'member.sh': member(dir),
       // Fails once while the flag file exists (a retry must follow), then records what it saw.
       'leave.sh': `if [ -f ${fail} ]; then rm -f ${fail}; echo "not yet" >&2; exit 1; fi\nprintf '%s %s %s\\n' "$FW_NODE" "$FW_STEP" "$FW_INPUT_PEERS" >> ${path.join(dir, 'left')}\necho '{"url":"gone"}' > "$FW_OUTPUTS"`,
       'lb.sh': `printf '{"backends":%s}' "$FW_INPUT_BACKENDS" > "$FW_OUTPUTS"`,
@@ -107,6 +108,20 @@ describe.each(STORE_ENGINES)('day two on $name', (engine) => {
       return o?.state === 'active' && (o.outputs as { backends: string[] }).backends.length === 4 ? o : undefined;
     });
     expect(lb.outputs).toEqual({ backends: ['u-demo-0', 'u-demo-1', 'u-demo-2', 'u-demo-3'] });
+  });
+
+  it('a parent whose outputs change re-runs its active child, also once the role cache has expired (no read outside the transaction)', async () => {
+    await register(false);
+    await apply(doc([0]));
+    await settled(t.store);
+    const lbRuns = async () => (await t.store.objects('runs').all({ filters: { noderole: 'demo:demo-5:lb', state: 'succeeded' } })).length;
+    expect(await lbRuns()).toBe(1);
+    // A new token: the member runs again and its outputs change (they echo its previous inputs);
+    // lb's inputs do not. The run outlasts the engine's role cache (2 s), filled by apply's input check.
+    fs.writeFileSync(path.join(dir, 'slow'), '');
+    await apply({ ...doc([0]), roles: { ...doc([0]).roles, member: { nodes: [0], inputs: { token: 'another' } } } });
+    await waitFor(async () => (await lbRuns()) === 2, 15_000);
+    expect((await nr('demo:demo-0:member'))?.outputs).toMatchObject({ prev: { token: '[redacted]' } });
   });
 
   it('a removed binding runs its role\'s removal step on its node (retried on failure), then its node-role is deleted; the rest no longer count it', async () => {
