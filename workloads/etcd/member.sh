@@ -110,7 +110,7 @@ if [ -d "$data_dir/member" ]; then
   mode=member
 else
   for e in $others; do
-    if ctl --endpoints="$e" get --consistency=l formwork/probe >/dev/null 2>&1; then live=$e; mode=joiner; break; fi
+    if etcdctl --endpoints="$e" --dial-timeout=1s --command-timeout=2s get --consistency=l formwork/probe >/dev/null 2>&1; then live=$e; mode=joiner; break; fi
   done
 fi
 

@@ -31,7 +31,7 @@ lock() {
 if [ -n "$remaining" ] && command -v etcdctl >/dev/null; then
   live=''
   for e in $remaining; do
-    if ctl --endpoints="$e" get --consistency=l formwork/probe >/dev/null 2>&1; then live=$e; break; fi
+    if etcdctl --endpoints="$e" --dial-timeout=1s --command-timeout=2s get --consistency=l formwork/probe >/dev/null 2>&1; then live=$e; break; fi
   done
   if [ -z "$live" ]; then
     echo "etcd: no remaining member answers a quorum read ($(tr '\n' ' ' <<< "$remaining")): $name stays in its cluster and keeps its data; the step is retried" >&2

@@ -67,7 +67,7 @@ describe.skipIf(!!skipReason)('day two on real lab hosts: etcd grows 3 → 5 and
   const api = async (p: string) => {
     const url = JSON.parse(fs.readFileSync(path.join(dataDir, 'server.json'), 'utf8')).url as string;
     const token = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
-    const res = await fetch(url + p, { headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(url + p, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
     return (await res.json()) as Record<string, unknown>;
   };
 
