@@ -53,7 +53,8 @@ function etcdHost(): ScriptHost {
       '  " member list -w json") live && cat "$ROOT/members.json";;',
       // The text form: "ID, status, name, peer URLs, client URLs, learner".
       '  " member list") live && python3 -c \'import json,os; [print(format(m["ID"],"x")+", "+("started" if m.get("name") else "unstarted")+", "+m.get("name","")+", "+",".join(m["peerURLs"])+", "+",".join(m.get("clientURLs",[]))+", false") for m in json.load(open(os.environ["ROOT"]+"/members.json"))["members"]]\';;',
-      '  " member add "*) live && python3 -c \'import json,os,sys; p=os.environ["ROOT"]+"/members.json"; d=json.load(open(p)); d["members"].append({"ID":99,"peerURLs":[sys.argv[1]]}); json.dump(d,open(p,"w"))\' "$purl";;',
+      // $ROOT/refusals: how many adds etcd refuses first, as it does right after a member started.
+      '  " member add "*) if [ -s "$ROOT/refusals" ]; then n=$(cat "$ROOT/refusals"); echo $((n - 1)) > "$ROOT/refusals"; [ "$n" -le 0 ] || { echo "Error: etcdserver: unhealthy cluster" >&2; exit 1; }; fi; live && python3 -c \'import json,os,sys; p=os.environ["ROOT"]+"/members.json"; d=json.load(open(p)); d["members"].append({"ID":99,"peerURLs":[sys.argv[1]]}); json.dump(d,open(p,"w"))\' "$purl";;',
       '  " member remove "*) live;;',
       '  " endpoint health") [ -e "$ROOT/active" ];;',
       '  *) exit 2;;',
@@ -86,6 +87,26 @@ describe('etcd member.sh: joining and staying', () => {
       'initial-cluster': 'demo-1=http://10.0.0.2:2380,demo-2=http://10.0.0.3:2380,demo-0=http://10.0.0.1:2380',
     });
     expect(JSON.parse(fs.readFileSync(host.file('outputs.json'), 'utf8'))).toMatchObject({ 'cluster-size': 3 });
+  });
+
+  it('a joiner waits out etcd refusing the add while the cluster is settling ("unhealthy cluster"), and gives up on other errors', () => {
+    host = etcdHost();
+    fs.writeFileSync(host.file('live'), 'http://10.0.0.2:2379\n');
+    writeMembers(host, [member(11, 'demo-1', 2)]);
+    fs.writeFileSync(host.file('refusals'), '2');
+    const r = host.run('etcd/member.sh', env(host, peerList(2)));
+    expect(r.code, r.stderr).toBe(0);
+    expect(host.calls().filter((c) => c.startsWith('etcdctl member add'))).toHaveLength(3);
+    expect(config(host)['initial-cluster-state']).toBe('existing');
+
+    host = etcdHost();
+    fs.writeFileSync(host.file('live'), 'http://10.0.0.2:2379\n');
+    fs.writeFileSync(host.file('members.json'), 'not json'); // the add itself fails otherwise: no second try
+    const failing = host.run('etcd/member.sh', env(host, peerList(2)));
+    expect(failing.code).not.toBe(0);
+    expect(failing.stderr).toContain('member add demo-0 through http://10.0.0.2:2379 failed');
+    expect(host.calls().filter((c) => c.startsWith('etcdctl member add'))).toHaveLength(1);
+    expect(fs.existsSync(host.file('etc/etcd/formwork.yml'))).toBe(false); // nothing half-written
   });
 
   it('a joiner already listed (its add done by an earlier attempt) is not added twice', () => {

@@ -129,7 +129,15 @@ PY
     list=$(ctl --endpoints="$live" member list -w json)
     if ! grep -qF "\"$peer_url\"" <<< "$list"; then
       echo "etcd: adding $name ($peer_url) to the cluster through $live"
-      ctl --endpoints="$live" member add "$name" --peer-urls="$peer_url" >/dev/null
+      # etcd refuses a new voting member ("unhealthy cluster") until every member has been
+      # connected for 5 s: right after the previous joiner started, say.
+      deadline=$(( $(date +%s) + 60 ))
+      until added=$(ctl --endpoints="$live" member add "$name" --peer-urls="$peer_url" 2>&1); do
+        if ! grep -q 'unhealthy cluster' <<< "$added" || [ "$(date +%s)" -ge "$deadline" ]; then
+          echo "etcd: member add $name through $live failed: $added" >&2; exit 1
+        fi
+        sleep 1
+      done
       list=$(ctl --endpoints="$live" member list -w json)
     fi
     cluster=$(FW_MEMBERS="$list" python3 - "$name" "$peer_url" <<'PY'
