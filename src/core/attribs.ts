@@ -16,6 +16,18 @@ import type { AttribSpec, RoleSpec } from './roles.js';
 
 /** Key in a node-role's `attribs` holding values generated at bind time (`default: generated`). */
 export const GENERATED_KEY = '$generated';
+/**
+ * Key in a node-role's `attribs` marking it as leaving its node: its binding was removed and
+ * its role has a `removal` step, which the engine runs before deleting it (docs/workloads.md).
+ */
+export const REMOVING_KEY = '$removing';
+
+/** Whether a node-role's attribs (an object, or its stored JSON text) mark it as being removed. */
+export function isRemoving(attribs: unknown): boolean {
+  const a = typeof attribs === 'string' ? (JSON.parse(attribs) as unknown) : attribs;
+  return !!a && typeof a === 'object' && (a as Record<string, unknown>)[REMOVING_KEY] === true;
+}
+
 /** An override value `{ "$from": "outputs(etcd-member).client-url" }` is an expression, evaluated at resolve time. */
 export const FROM_KEY = '$from';
 export const REDACTED = '[redacted]';

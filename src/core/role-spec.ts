@@ -10,7 +10,7 @@ import { IMPLEMENTATION_KINDS, validateRoles, type AttribSpec, type RoleError, t
  *   const { role, errors } = checkRoleObject({ name: 'web', workload: 'web', spec: { requires: ['node-ready'], implementation: { kind: 'script', file: 'web.sh' } } }, stored);
  */
 
-const ROLE_KEYS = ['name', 'description', 'requires', 'provides', 'conflicts', 'flags', 'inputs', 'outputs', 'implementation', 'timeoutSeconds', 'retries'];
+const ROLE_KEYS = ['name', 'description', 'requires', 'provides', 'conflicts', 'flags', 'inputs', 'outputs', 'implementation', 'removal', 'timeoutSeconds', 'retries'];
 const ATTRIB_KEYS = ['schema', 'default', 'secret', 'from', 'required', 'description'];
 const IMPLEMENTATION_KEYS = ['kind', 'file', 'handler', 'sudo'];
 
@@ -74,6 +74,7 @@ export function parseRoleSpec(raw: unknown, index: number, workload: string, err
     outputs: attribs('outputs'),
     implementation: parseImplementation(raw.implementation, (m, f) => err(m, name, f)) as RoleImplementation,
   };
+  if (raw.removal !== undefined) role.removal = parseImplementation(raw.removal, (m, f) => err(m, name, f), 'removal') as RoleImplementation;
   for (const k of ['timeoutSeconds', 'retries'] as const) {
     if (raw[k] === undefined) continue;
     if (typeof raw[k] !== 'number') err(`"${k}" must be a number`, name, k);
@@ -113,14 +114,15 @@ function parseAttrib(v: unknown, err: (m: string) => void): AttribSpec | undefin
   return spec;
 }
 
-function parseImplementation(v: unknown, err: (m: string, field: string) => void): RoleImplementation | Record<string, unknown> {
+/** `implementation:` or `removal:` (the same shape; `field` names which). */
+function parseImplementation(v: unknown, err: (m: string, field: string) => void, field = 'implementation'): RoleImplementation | Record<string, unknown> {
   if (!isObject(v)) {
-    err('the role needs an "implementation": { kind: script|local|ansible, file: … } or { kind: builtin, handler: … }', 'implementation');
+    err(`${field === 'implementation' ? 'the role needs an "implementation"' : `"${field}" must be`}: { kind: script|local|ansible, file: … } or { kind: builtin, handler: … }`, field);
     return {};
   }
-  for (const k of Object.keys(v)) if (!IMPLEMENTATION_KEYS.includes(k)) err(`unknown key "${k}"; known: ${IMPLEMENTATION_KEYS.join(', ')}`, `implementation.${k}`);
+  for (const k of Object.keys(v)) if (!IMPLEMENTATION_KEYS.includes(k)) err(`unknown key "${k}"; known: ${IMPLEMENTATION_KEYS.join(', ')}`, `${field}.${k}`);
   if (!(IMPLEMENTATION_KINDS as readonly string[]).includes(String(v.kind))) {
-    err(`unknown implementation kind ${JSON.stringify(v.kind)}; known: ${IMPLEMENTATION_KINDS.join(', ')}`, 'implementation.kind');
+    err(`unknown implementation kind ${JSON.stringify(v.kind)}; known: ${IMPLEMENTATION_KINDS.join(', ')}`, `${field}.kind`);
   }
   return v;
 }

@@ -47,6 +47,8 @@ export interface RoleSpec {
   inputs: Record<string, AttribSpec>;
   outputs: Record<string, AttribSpec>;
   implementation: RoleImplementation;
+  /** Run on the node before its node-role is deleted, when the role's binding leaves the node (docs/workloads.md, "Removal"). */
+  removal?: RoleImplementation;
   timeoutSeconds?: number;
   retries?: number;
 }
@@ -165,17 +167,23 @@ export function validateRoles(roles: RoleSpec[], opts: ValidateRolesOptions = {}
         }
       }
     }
-    const impl = r.implementation as RoleImplementation | undefined;
-    if (!impl || typeof impl !== 'object') err(r, 'implementation', 'missing implementation');
-    else if (!(IMPLEMENTATION_KINDS as readonly string[]).includes(impl.kind)) {
-      err(r, 'implementation.kind', `unknown implementation kind "${String(impl.kind)}"; known: ${IMPLEMENTATION_KINDS.join(', ')}`);
-    } else if (impl.kind === 'builtin') {
-      if (typeof impl.handler !== 'string' || !impl.handler) err(r, 'implementation.handler', 'a builtin implementation needs a "handler" name');
-    } else if (typeof impl.file !== 'string' || !impl.file) {
-      err(r, 'implementation.file', `a ${impl.kind} implementation needs a "file"`);
-    } else if (opts.files?.[r.workload] && !(impl.file in opts.files[r.workload])) {
-      err(r, 'implementation.file', `implementation file "${impl.file}" does not exist in the pack`);
-    }
+    // The removal step is an implementation like the role's own, checked the same way.
+    const checkImplementation = (value: unknown, field: string, required: boolean) => {
+      const impl = value as RoleImplementation | undefined;
+      if (!impl || typeof impl !== 'object') {
+        if (required || impl !== undefined) err(r, field, `missing ${field}`);
+      } else if (!(IMPLEMENTATION_KINDS as readonly string[]).includes(impl.kind)) {
+        err(r, `${field}.kind`, `unknown implementation kind "${String(impl.kind)}"; known: ${IMPLEMENTATION_KINDS.join(', ')}`);
+      } else if (impl.kind === 'builtin') {
+        if (typeof impl.handler !== 'string' || !impl.handler) err(r, `${field}.handler`, `a builtin ${field} needs a "handler" name`);
+      } else if (typeof impl.file !== 'string' || !impl.file) {
+        err(r, `${field}.file`, `a ${impl.kind} ${field} needs a "file"`);
+      } else if (opts.files?.[r.workload] && !(impl.file in opts.files[r.workload])) {
+        err(r, `${field}.file`, `${field} file "${impl.file}" does not exist in the pack`);
+      }
+    };
+    checkImplementation(r.implementation, 'implementation', true);
+    if (r.removal !== undefined) checkImplementation(r.removal, 'removal', false);
     if (r.timeoutSeconds !== undefined && !(Number.isInteger(r.timeoutSeconds) && r.timeoutSeconds > 0)) {
       err(r, 'timeoutSeconds', 'timeoutSeconds must be a positive integer');
     }

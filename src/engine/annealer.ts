@@ -26,10 +26,11 @@
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
+import { isRemoving } from '../core/attribs.js';
 import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
-import type { RoleSpec } from '../core/roles.js';
+import { roleFromObject, type RoleSpec } from '../core/roles.js';
 import type { EngineHandle, Services } from '../services/services.js';
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
@@ -40,6 +41,7 @@ import { children, descendants, isContention, parseRetryTarget, reevaluate, retr
 import { protectOutputs, redactNamed } from './secrecy.js';
 import { sealOwner } from '../services/sealing.js';
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
+import { finishRemoval, removalRole } from './removal.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
 import { InputChanges } from './changes.js';
@@ -413,7 +415,9 @@ export class Annealer implements EngineHandle {
       await this.finishFailure(nr, entry, runId, setupError, log, ctx);
       return;
     }
-    const role = ctx.role;
+    // A node-role whose binding was removed runs its role's removal step instead (removal.ts).
+    const removal = isRemoving(nr.attribs) && !!ctx.role.removal;
+    const role = removal ? removalRole(ctx.role) : ctx.role;
     const executor = this.executors.get(role.implementation.kind);
     const timeoutMs = Math.max(1, Math.round((role.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000));
     const job: RunJob = {
@@ -423,6 +427,8 @@ export class Annealer implements EngineHandle {
       node: ctx.node,
       deployment: ctx.deployment,
       inputs: resolved.inputs,
+      previousInputs: ctx.previousInputs,
+      ...(removal ? { removal: true } : {}),
       files: ctx.files,
       timeoutMs,
       tempDir: this.record?.tempDir ?? os.tmpdir(),
@@ -453,6 +459,7 @@ export class Annealer implements EngineHandle {
     record(masker.end());
     await pub.close();
     if (error || !result || !outputs) await this.finishFailure(nr, entry, runId, error, log, ctx, result?.exitCode);
+    else if (removal) await finishRemoval(this.store, nr, runId, result, log.toString(), { actor: this.workerId, leaseLost: entry.leaseLost });
     else await this.finishSuccess(nr, entry, runId, result, outputs, resolved.hash, log, ctx);
   }
 
@@ -524,6 +531,11 @@ export class Annealer implements EngineHandle {
       }
       if (result.nodeUpdate && ctx.node) await tx.objects('nodes').update(ctx.node.id, result.nodeUpdate, { actor });
       await tx.objects('runs').update(runId, { ...runFields, state: 'succeeded' }, { actor });
+      if (isRemoving(cur.attribs) && ctx.role.removal) {
+        // Its binding was removed while it ran: its removal step is next.
+        await tx.objects('noderoles').update(cur.id, { state: 'todo', outputs, inputHash: hash, leaseOwner: null, leaseExpiresAt: null, attempts: 0, nextAttemptAt: null }, { actor, expectedVersion: cur.version });
+        return;
+      }
       const before = cur.outputs;
       // Inputs changed while it ran (a re-apply, a node or parent update): the checks that
       // change events trigger skip a running node-role, so this is where such a change is

@@ -4,7 +4,7 @@
  * `resolveInputs` (src/core/attribs.ts). Roles and workloads are cached briefly: they
  * change rarely and every run reads them.
  */
-import { clusterPeers, GENERATED_KEY, hashInputs, isSealed, SEALED_KEY, resolveInputs, type ResolveContext, type ResolveNode } from '../core/attribs.js';
+import { clusterPeers, GENERATED_KEY, hashInputs, isRemoving, isSealed, SEALED_KEY, resolveInputs, type ResolveContext, type ResolveNode } from '../core/attribs.js';
 import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import { roleFromObject, type RoleSpec } from '../core/roles.js';
@@ -21,6 +21,8 @@ export interface NodeRoleContext {
   deployment: StoredObject;
   files: Record<string, string>;
   resolve: ResolveContext;
+  /** The inputs of this node-role's last successful run (secret ones redacted); `{}` before its first. */
+  previousInputs: Record<string, unknown>;
   /** Keys the input hash (the store's hash key), so that it says nothing of secret inputs. */
   hashKey?: Buffer;
   /** Every plaintext this run opened from a sealed form (src/engine/secrecy.ts). */
@@ -139,10 +141,12 @@ export class ContextLoader {
     if (role.flags.includes('cluster')) {
       const members = await store.db
         .selectFrom('noderoles')
-        .select(['name', 'node'])
+        .select(['name', 'node', 'attribs'])
         .where('deployment', '=', noderole.deployment as string)
         .where('role', '=', role.name)
-        .execute();
+        .execute()
+        // A member being removed is no longer a peer, of the others or of itself.
+        .then((rows) => rows.filter((m) => !isRemoving(m.attribs)));
       const names = [...new Set(members.map((m) => m.node as string).filter(Boolean))];
       const nodes = names.length ? await store.db.selectFrom('nodes').selectAll().where('name', 'in', names).execute() : [];
       const repo = store.objects('nodes');
@@ -173,6 +177,7 @@ export class ContextLoader {
       deployment: deploymentObj,
       files: (workload?.files ?? {}) as Record<string, string>,
       resolve,
+      previousInputs: await this.previousInputs(noderole, store),
       hashKey: this.secrets.hashKey,
       secrets,
     };
@@ -191,6 +196,25 @@ export class ContextLoader {
     } catch {
       return true;
     }
+  }
+
+  /**
+   * The inputs recorded by the node-role's last successful run (redacted as every run's are).
+   * Only runs of this node-role's own life count: one removed and bound again starts afresh.
+   */
+  async previousInputs(noderole: StoredObject, store: Store): Promise<Record<string, unknown>> {
+    const row = await store.db
+      .selectFrom('runs')
+      .select('inputs')
+      .where('noderole', '=', noderole.name)
+      .where('state', '=', 'succeeded')
+      .where('started_at', '>=', noderole.createdAt)
+      .orderBy('started_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const inputs = typeof row?.inputs === 'string' ? (JSON.parse(row.inputs) as unknown) : row?.inputs;
+    return inputs && typeof inputs === 'object' ? (inputs as Record<string, unknown>) : {};
   }
 }
 

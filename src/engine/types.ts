@@ -18,6 +18,13 @@ export interface RunJob {
   node?: StoredObject;
   deployment: StoredObject;
   inputs: Record<string, unknown>;
+  /**
+   * The inputs of the node-role's last successful run, secret ones redacted; `{}` on its
+   * first run. What tells a role's first run from a change (FW_PREVIOUS_INPUTS, `previousInputs`).
+   */
+  previousInputs: Record<string, unknown>;
+  /** The run is the role's removal step (its `removal` is `role.implementation` here). */
+  removal?: boolean;
   /** The role's workload files, path → text. */
   files: Record<string, string>;
   timeoutMs: number;

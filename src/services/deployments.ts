@@ -1,7 +1,7 @@
 import { FormworkError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
-import { GENERATED_KEY, generatedValues, normalizeOverride, randomToken } from '../core/attribs.js';
+import { GENERATED_KEY, generatedValues, isRemoving, normalizeOverride, randomToken, REMOVING_KEY } from '../core/attribs.js';
 import { sealOwner, sealWriteFields } from './sealing.js';
 import { planDeployment, type PlanBinding, type PlannedNodeRole } from '../core/planner.js';
 import { cmp, roleFromObject, type RoleSpec } from '../core/roles.js';
@@ -304,12 +304,22 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   const ids = new Map<string, string>();
   for (const p of planned) ids.set(p.name, existing.get(p.name)?.id ?? newId('nr'));
 
-  // Removed bindings: delete their node-roles and links.
+  // Removed bindings: delete their node-roles and links; one that has run and whose role has
+  // a removal step is marked instead, and queued: the engine runs the step, then deletes it.
   for (const [name, o] of existing) {
     if (plannedByName.has(name)) continue;
-    await tx.db.deleteFrom('noderole_links').where((eb) => eb.or([eb('parent_id', '=', o.id), eb('child_id', '=', o.id)])).execute();
-    await nrRepo.delete(o.id, opts);
     existing.delete(name);
+    if (isRemoving(o.attribs)) continue;
+    await tx.db.deleteFrom('noderole_links').where((eb) => eb.or([eb('parent_id', '=', o.id), eb('child_id', '=', o.id)])).execute();
+    const hasRun = o.inputHash != null || ['running', 'error'].includes(o.state as string) || Number(o.attempts ?? 0) > 0;
+    if (committed && hasRun && byName.get(o.role as string)?.removal) {
+      const marked = { ...((o.attribs ?? {}) as Record<string, unknown>), [REMOVING_KEY]: true };
+      // A running node-role finishes its run first (the annealer then queues the removal).
+      const queued = o.state === 'running' ? {} : { state: 'todo', attempts: 0, nextAttemptAt: null, blockedReason: null };
+      await nrRepo.update(o.id, { attribs: marked, parents: [], ...queued }, opts);
+    } else {
+      await nrRepo.delete(o.id, opts);
+    }
     changed = true;
   }
 

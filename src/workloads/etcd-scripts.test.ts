@@ -155,7 +155,7 @@ describe('etcd health.sh', () => {
     etcdctl(host, ['111', '222', '333']);
     const r = await host.run('etcd/health.sh', healthEnv(host));
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('not one cluster of 3 members: 3 cluster ID(s), 1 member(s) listed');
+    expect(r.stderr).toContain('not one cluster of 3 started members: 3 cluster ID(s), 1 member(s) listed, 1 started');
     expect(fs.existsSync(host.file('outputs.json'))).toBe(false);
   });
 
@@ -164,7 +164,7 @@ describe('etcd health.sh', () => {
     etcdctl(host, ['111', '222', '333']);
     const r = await host.run('etcd/health.sh', healthEnv(host, [endpoints[0]]));
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('not one cluster of 3 members');
+    expect(r.stderr).toContain('not one cluster of 3 started members');
   });
 
   it('passes for one cluster of all the endpoints, without python3', async () => {

@@ -64,6 +64,23 @@ describe('loading packs', () => {
     expect(checkPackText('name: ok\nversion: 1.0.0\nroles: []\n', {})).toMatchObject({ errors: [] });
   });
 
+  it('reads a role\'s removal step and checks it as an implementation: kind, keys, file in the pack', () => {
+    const yaml = (removal: string) => `name: x\nversion: 1.0.0\nroles:\n  - name: a\n    implementation: { kind: script, file: a.sh }\n    removal: ${removal}\n`;
+    const ok = checkPackText(yaml('{ kind: script, file: leave.sh, sudo: true }'), { 'a.sh': '', 'leave.sh': '' });
+    expect(ok.errors).toEqual([]);
+    expect(ok.pack?.roles[0].removal).toEqual({ kind: 'script', file: 'leave.sh', sudo: true });
+    const bad = (removal: string) => checkPackText(yaml(removal), { 'a.sh': '' }).errors.map((e) => `${e.field}: ${e.message}`);
+    expect(bad('{ kind: script, file: leave.sh }')).toEqual(['removal.file: removal file "leave.sh" does not exist in the pack']);
+    expect(bad('{ kind: script, file: ../x.sh }')).toEqual(['removal.file: removal file "../x.sh" must be a relative path inside the pack']);
+    expect(bad('{ kind: magic }')[0]).toMatch(/^removal.kind: unknown implementation kind "magic"/);
+    expect(bad('{ kind: script, fil: a.sh }')[0]).toMatch(/^removal.fil: unknown key "fil"/);
+    expect(bad('leave.sh')[0]).toMatch(/^removal: "removal" must be/);
+    // The shipped etcd pack has one, and its file travels with the pack.
+    const etcd = loadPack(path.join(packageRoot(), 'workloads', 'etcd'), { context: core().roles });
+    expect(etcd.roles.find((r) => r.name === 'etcd-member')?.removal).toEqual({ kind: 'script', file: 'remove.sh', sudo: true });
+    expect(Object.keys(etcd.files)).toContain('remove.sh');
+  });
+
   it('loads user folders after the built-in ones and refuses bad packs whole', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-packs-'));
     try {

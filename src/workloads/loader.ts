@@ -87,8 +87,9 @@ export function parsePack(workloadYaml: string, files: Record<string, string>, s
   }
   // Files must stay inside the pack and exist.
   for (const r of roles) {
-    const impl = r.implementation as { file?: unknown };
-    if (typeof impl?.file === 'string' && !isSafeRelative(impl.file)) err(`implementation file "${impl.file}" must be a relative path inside the pack`, r.name, 'implementation.file');
+    for (const [field, impl] of implementationsOf(r)) {
+      if (typeof impl.file === 'string' && !isSafeRelative(impl.file)) err(`${field} file "${impl.file}" must be a relative path inside the pack`, r.name, `${field}.file`);
+    }
   }
   // The pack comes back with its problems, so the checks across roles run in the same pass.
   return {
@@ -145,6 +146,13 @@ export function workloadInvalid(name: string, errors: RoleError[]): FormworkErro
   );
 }
 
+/** The role's implementation and, when it has one, its removal step, by field name. */
+function implementationsOf(r: RoleSpec): Array<[string, { file?: unknown }]> {
+  const out: Array<[string, { file?: unknown }]> = [['implementation', (r.implementation ?? {}) as { file?: unknown }]];
+  if (r.removal && typeof r.removal === 'object') out.push(['removal', r.removal as { file?: unknown }]);
+  return out;
+}
+
 /** Reads the files a pack needs: every implementation file its roles name, and everything under templates/ and files/. */
 function readPackFiles(dir: string, roles: RoleSpec[]): Record<string, string> {
   const files: Record<string, string> = {};
@@ -153,8 +161,7 @@ function readPackFiles(dir: string, roles: RoleSpec[]): Record<string, string> {
     if (!(rel in files) && fs.existsSync(abs) && fs.statSync(abs).isFile()) files[rel.split(path.sep).join('/')] = fs.readFileSync(abs, 'utf8');
   };
   for (const r of roles) {
-    const f = (r.implementation as { file?: unknown }).file;
-    if (typeof f === 'string') add(f); // parsePack has refused a path outside the pack
+    for (const [, impl] of implementationsOf(r)) if (typeof impl.file === 'string') add(impl.file); // parsePack has refused a path outside the pack
   }
   for (const folder of FILE_FOLDERS) {
     const walk = (rel: string) => {

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Waits until etcd is one healthy cluster of all its members: every member in the member
 # list answers `etcdctl endpoint health`, they report one cluster ID, and the list holds
-# as many members as the cluster was made of (members that formed clusters of their own
-# each answer "healthy" and list only themselves).
+# as many started members as the cluster has (its members' cluster-size: how many peers
+# they were given), none of them unstarted (a joiner added but not yet running). Members
+# that formed clusters of their own each answer "healthy" and list only themselves.
 set -euo pipefail
 # The endpoints are URLs (no quotes, commas or spaces): a JSON array flattens without python.
 endpoints=$(tr -d '[]" \n' <<< "$FW_INPUT_ENDPOINTS")
@@ -19,11 +20,12 @@ while true; do
     if status=$(ctl endpoint status --cluster -w json) && members=$(ctl member list); then
       ids=$({ grep -o '"cluster_id":[0-9]*' <<< "$status" || true; } | sort -u | wc -l) # none found: 0, and try again
       have=$(grep -c . <<< "$members" || true)
-      if [ "$ids" = 1 ] && [ "$have" = "$want" ]; then
+      started=$(grep -c ', started, ' <<< "$members" || true)
+      if [ "$ids" = 1 ] && [ "$have" = "$want" ] && [ "$started" = "$want" ]; then
         echo "$out"
         break
       fi
-      out="$out"$'\n'"not one cluster of $want members: $ids cluster ID(s), $have member(s) listed:"$'\n'"$members"
+      out="$out"$'\n'"not one cluster of $want started members: $ids cluster ID(s), $have member(s) listed, $started started:"$'\n'"$members"
     else
       out="$out"$'\n'"$status$members"
     fi

@@ -11,7 +11,8 @@
  *   none recorded, the ed25519 key is trusted and recorded: TOFU). A mismatch is
  *   HOST_KEY_MISMATCH, before Ansible runs.
  * - Extra vars (`-e @vars.yaml`): `inputs` (all inputs as a dict), each input as a
- *   top-level variable with `-` → `_`, `fw_outputs`, `fw_node`, `fw_deployment`, `fw_role`.
+ *   top-level variable with `-` → `_`, `fw_outputs`, and identityVars: `fw_node`,
+ *   `fw_deployment`, `fw_role`, `fw_noderole`, `fw_run_id`, `fw_previous_inputs`, `fw_step`.
  *   Every string in it is tagged `!unsafe`: Ansible evaluates Jinja found in a variable's
  *   value, so an input holding `{{ lookup('pipe', 'id') }}` would otherwise run a command on
  *   the control host.
@@ -31,7 +32,7 @@ import { fingerprint, fingerprintsEqual } from '../../ssh/keys.js';
 import { parseOutputs } from '../outputs.js';
 import { baseEnv, runProcess } from '../process.js';
 import type { RoleExecutor, RunIO, RunJob, RunResult } from '../types.js';
-import { exitError, runLabel } from './common.js';
+import { exitError, identityVars, runLabel } from './common.js';
 import { ensurePlatformKey, nodeAddress, nodePort } from './target.js';
 
 const execFileP = promisify(execFile);
@@ -147,9 +148,7 @@ export function ansibleExecutor(opts: { dataDir: string }): RoleExecutor {
           ...splitInputVars(job.inputs),
           inputs: job.inputs,
           fw_outputs: outputsPath,
-          fw_node: node.name,
-          fw_deployment: job.deployment.name,
-          fw_role: job.role.name,
+          ...identityVars(job),
         };
         await fs.writeFile(path.join(dir, 'vars.yaml'), unsafeVarsYaml(vars), { mode: 0o600 });
         let tail = ''; // the last of its output: what tells an unreachable host from a bad playbook

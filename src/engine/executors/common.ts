@@ -15,11 +15,12 @@ function secretInputs(job: RunJob): string[] {
     .map(([name]) => name);
 }
 
-/** What templates can name: inputs (secret ones left out), node, deployment, role, noderole. */
+/** What templates can name: inputs (secret ones left out), previousInputs (redacted), node, deployment, role, noderole. */
 export function templateContext(job: RunJob): Record<string, unknown> {
   const secret = new Set(secretInputs(job));
   return {
     inputs: Object.fromEntries(Object.entries(job.inputs).filter(([name]) => !secret.has(name))),
+    previousInputs: job.previousInputs,
     node: job.node ?? {},
     deployment: job.deployment,
     role: job.role,
@@ -55,7 +56,11 @@ export function renderRoleFile(job: RunJob, file: string): RenderedScript {
   return renderScript(text, templateContext(job), where);
 }
 
-/** FW_NODE, FW_DEPLOYMENT, FW_ROLE, FW_NODEROLE, FW_RUN_ID. */
+/**
+ * FW_NODE, FW_DEPLOYMENT, FW_ROLE, FW_NODEROLE, FW_RUN_ID; FW_PREVIOUS_INPUTS (the last
+ * successful run's inputs as JSON, `{}` on a first run) and FW_STEP (`run` or `removal`):
+ * what every executor gives a run, so that a role can tell a first run from a change.
+ */
 export function identityEnv(job: RunJob): Record<string, string> {
   return {
     FW_NODE: job.node?.name ?? '',
@@ -63,6 +68,21 @@ export function identityEnv(job: RunJob): Record<string, string> {
     FW_ROLE: job.role.name,
     FW_NODEROLE: job.noderole.name,
     FW_RUN_ID: job.runId,
+    FW_PREVIOUS_INPUTS: JSON.stringify(job.previousInputs),
+    FW_STEP: job.removal ? 'removal' : 'run',
+  };
+}
+
+/** identityEnv for Ansible: the same facts as extra vars (fw_previous_inputs a dict). */
+export function identityVars(job: RunJob): Record<string, unknown> {
+  return {
+    fw_node: job.node?.name ?? '',
+    fw_deployment: job.deployment.name,
+    fw_role: job.role.name,
+    fw_noderole: job.noderole.name,
+    fw_run_id: job.runId,
+    fw_previous_inputs: job.previousInputs,
+    fw_step: job.removal ? 'removal' : 'run',
   };
 }
 
