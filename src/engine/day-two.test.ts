@@ -17,7 +17,7 @@ const NOOP = { kind: 'builtin', handler: 'engine.noop' } as const;
 
 // A cluster member: reports what it was given, of this run and of the previous one (slowly
 // once the test has made the file "slow" in its dir).
-const member = (dir: string) => `[ ! -f ${dir}/slow ] || sleep 2.5\nprintf '{"url":"u-%s","prev":%s,"step":"%s","tpl":%s}' "$FW_NODE" "$FW_PREVIOUS_INPUTS" "$FW_STEP" '{{ json previousInputs }}' > "$FW_OUTPUTS"`;
+const member = (dir: string) => `[ ! -f ${dir}/slow ] || sleep 2.5\nprintf '{"url":"u-%s","prev":%s,"step":"%s","tpl":%s}' "$FW_NODE" "$FW_PREVIOUS_INPUTS" "$FW_STEP" "{{ json previousInputs }}" > "$FW_OUTPUTS"`;
 
 describe.each(STORE_ENGINES)('day two on $name', (engine) => {
   let t: TestStore;
