@@ -195,7 +195,7 @@ describe.each(STORE_ENGINES)('the engine under random changes on $name', (engine
         { seed: SEED, numRuns: RUNS, endOnFailure: true },
       );
     } catch (e) {
-      throw new Error(`reproduce with FORMWORK_PROPERTY_SEED=${SEED} (${engine.name}${EXCLUDE.size ? `, FORMWORK_PROPERTY_EXCLUDE=${[...EXCLUDE].join(',')}` : ''}):\n${(e as Error).message}`);
+      throw new Error(`reproduce with FORMWORK_PROPERTY_SEED=${SEED} (${engine.name}${EXCLUDE.size ? `, FORMWORK_PROPERTY_EXCLUDE=${[...EXCLUDE].join(',')}` : ''}):\n${(e as Error).message}\n${String((e as Error).cause ?? '')}`);
     }
     expect(n).toBeGreaterThanOrEqual(RUNS); // every sequence ran
   }, 900_000);
