@@ -9,7 +9,7 @@
  *
  * FORMWORK_PROPERTY_SEED (reproduce a failure: its seed is printed), FORMWORK_PROPERTY_RUNS
  * (sequences per engine, default 4), FORMWORK_PROPERTY_EXCLUDE (comma-separated defect
- * classes to leave out: secret-from, secret-patch, bad-apply).
+ * classes to leave out: secret-from, secret-patch, bad-apply, in-flight).
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,15 +83,18 @@ async function nodeRoles(srv: ConvergenceServer, dep: string): Promise<NodeRoleV
   return (res.body as { items: NodeRoleView[] }).items;
 }
 
-/** Waits until nothing is left to run (retrying node-roles left in error by healed failures), then twice the same. */
-async function quiesce(srv: ConvergenceServer, dep: string, timeoutMs = 45_000): Promise<NodeRoleView[]> {
+/**
+ * Waits until nothing is left to run, and the same on a second look; with `retry`, node-roles
+ * left in error (by failures since healed) are retried first.
+ */
+async function quiesce(srv: ConvergenceServer, dep: string, retry: boolean, timeoutMs = 45_000): Promise<NodeRoleView[]> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   let items: NodeRoleView[] = [];
   while (Date.now() < deadline) {
     items = await nodeRoles(srv, dep);
     const busy = items.some((n) => ['todo', 'running', 'proposed'].includes(n.state) || (n.state === 'blocked' && !/failed/.test(n.blockedReason ?? '')));
-    if (!busy && items.some((n) => n.state === 'error')) {
+    if (!busy && retry && items.some((n) => n.state === 'error')) {
       await srv.api('POST', `/api/v1/deployments/${dep}/retry`);
     } else if (!busy) {
       const now = JSON.stringify(items.map((n) => [n.name, n.state, n.version]));
@@ -128,6 +131,8 @@ async function steps(srv: ConvergenceServer, dep: string, initial: ModelState, c
   };
   await apply('first apply');
   for (const c of cmds) {
+    // Left out: changes while runs are in flight (each waits until the deployment is at rest).
+    if (EXCLUDE.has('in-flight') && (c.kind === 'apply' || c.kind === 'patch')) await quiesce(srv, dep, false);
     if (c.kind === 'apply') {
       state = { ...state, ...c.change };
       if (c.change.token) secrets.add(c.change.token);
@@ -154,7 +159,7 @@ async function steps(srv: ConvergenceServer, dep: string, initial: ModelState, c
   state = { ...state, fail: { src: false, mid: false, agg: false } };
   await apply('final apply (every failure healed)');
 
-  const items = await quiesce(srv, dep);
+  const items = await quiesce(srv, dep, true);
   const expected = expectedOutputs(dep, state, OPTIONS);
   const ours = items.filter((n) => n.role !== 'provision' && n.role !== 'node-ready');
   for (const n of ours) {

@@ -37,7 +37,12 @@ export interface ModelState {
 }
 
 /** The defect classes a run can leave out (FORMWORK_PROPERTY_EXCLUDE, comma-separated). */
-export const DEFECT_CLASSES = ['secret-from', 'secret-patch', 'bad-apply'] as const;
+export const DEFECT_CLASSES = [
+  'secret-from', // mirror reads the secret attrib through `from:` into a non-secret input
+  'secret-patch', // PATCHes of deployment attribs give a new token in the clear
+  'bad-apply', // documents with a required input missing or a literal of the wrong type
+  'in-flight', // changes while runs are in flight (without it, each waits for rest first)
+] as const;
 export type DefectClass = (typeof DEFECT_CLASSES)[number];
 
 export function parseExclude(value: string | undefined): Set<DefectClass> {
