@@ -74,6 +74,7 @@ interface NodeRoleView {
   state: string;
   blockedReason?: string;
   outputs?: Record<string, unknown>;
+  lastError?: { summary?: string; message?: string };
   version: number;
 }
 
@@ -93,7 +94,8 @@ async function quiesce(srv: ConvergenceServer, dep: string, retry: boolean, time
   let items: NodeRoleView[] = [];
   while (Date.now() < deadline) {
     items = await nodeRoles(srv, dep);
-    const busy = items.some((n) => ['todo', 'running', 'proposed'].includes(n.state) || (n.state === 'blocked' && !/failed/.test(n.blockedReason ?? '')));
+    // Blocked node-roles move only when a parent finishes, so nothing todo or running is rest.
+    const busy = items.some((n) => ['todo', 'running', 'proposed'].includes(n.state));
     if (!busy && retry && items.some((n) => n.state === 'error')) {
       await srv.api('POST', `/api/v1/deployments/${dep}/retry`);
     } else if (!busy) {
@@ -106,7 +108,7 @@ async function quiesce(srv: ConvergenceServer, dep: string, retry: boolean, time
     last = '';
     await sleep(200);
   }
-  throw new Error(`deployment ${dep} did not settle within ${timeoutMs} ms: ${items.map((n) => `${n.name}=${n.state}${n.blockedReason ? ` (${n.blockedReason})` : ''}`).join(', ')}`);
+  throw new Error(`deployment ${dep} did not settle within ${timeoutMs} ms: ${items.map((n) => `${n.name}=${n.state}${n.blockedReason ? ` (${n.blockedReason})` : ''}${n.state === 'error' ? ` [${JSON.stringify(n.lastError)}]` : ''}`).join(', ')}`);
 }
 
 async function scenario(srv: ConvergenceServer, dep: string, initial: ModelState, cmds: Cmd[]): Promise<void> {
