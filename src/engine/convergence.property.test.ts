@@ -9,7 +9,7 @@
  *
  * FORMWORK_PROPERTY_SEED (reproduce a failure: its seed is printed), FORMWORK_PROPERTY_RUNS
  * (sequences per engine, default 4), FORMWORK_PROPERTY_EXCLUDE (comma-separated defect
- * classes to leave out: secret-from, secret-patch, bad-apply, in-flight).
+ * classes to leave out: secret-from, secret-patch, bad-apply, in-flight, long-runs).
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,7 +34,11 @@ const word = fc.stringMatching(/^[a-z0-9]{3,6}$/);
 const secret = fc.stringMatching(/^[a-z0-9]{12}$/).map((s) => `sekret${s}`);
 const rarely = fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) });
 // Now and then a run longer than the engine's 2 s role cache: finishing it reads roles afresh.
-const delay = fc.oneof({ weight: 3, arbitrary: fc.constant(0.05) }, { weight: 3, arbitrary: fc.constant(0.3) }, { weight: 1, arbitrary: fc.constant(2.2) });
+const delay = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(0.05) },
+  { weight: 3, arbitrary: fc.constant(0.3) },
+  { weight: EXCLUDE.has('long-runs') ? 0 : 1, arbitrary: fc.constant(2.2) },
+);
 const extra = fc.subarray([0, 1, 2]);
 const initialState: fc.Arbitrary<ModelState> = fc.record({
   seed: word,

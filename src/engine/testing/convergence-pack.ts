@@ -42,6 +42,7 @@ export const DEFECT_CLASSES = [
   'secret-patch', // PATCHes of deployment attribs give a new token in the clear
   'bad-apply', // documents with a required input missing or a literal of the wrong type
   'in-flight', // changes while runs are in flight (without it, each waits for rest first)
+  'long-runs', // runs longer than the engine's 2 s role cache (finishing one reads roles afresh)
 ] as const;
 export type DefectClass = (typeof DEFECT_CLASSES)[number];
 
