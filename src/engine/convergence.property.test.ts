@@ -73,7 +73,9 @@ function badDocument(dep: string, s: ModelState, variant: Cmd & { kind: 'bad' })
 }
 
 interface NodeRoleView {
+  id: string;
   name: string;
+  parents?: string[];
   role: string;
   state: string;
   blockedReason?: string;
@@ -88,6 +90,11 @@ async function nodeRoles(srv: ConvergenceServer, dep: string): Promise<NodeRoleV
   return (res.body as { items: NodeRoleView[] }).items;
 }
 
+/** The parents of a node-role that are not active. */
+function waitingOn(n: NodeRoleView, items: NodeRoleView[]): NodeRoleView[] {
+  return (n.parents ?? []).map((id) => items.find((p) => p.id === id)).filter((p): p is NodeRoleView => !!p && p.state !== 'active');
+}
+
 /**
  * Waits until nothing is left to run, and the same on a second look; with `retry`, node-roles
  * left in error (by failures since healed) are retried first.
@@ -98,8 +105,9 @@ async function quiesce(srv: ConvergenceServer, dep: string, retry: boolean, time
   let items: NodeRoleView[] = [];
   while (Date.now() < deadline) {
     items = await nodeRoles(srv, dep);
-    // Blocked node-roles move only when a parent finishes, so nothing todo or running is rest.
-    const busy = items.some((n) => ['todo', 'running', 'proposed'].includes(n.state));
+    // Blocked node-roles move only when a parent finishes, and a todo one only runs once its
+    // parents are active: nothing running and nothing runnable is rest.
+    const busy = items.some((n) => ['running', 'proposed'].includes(n.state) || (n.state === 'todo' && waitingOn(n, items).length === 0));
     if (!busy && retry && items.some((n) => n.state === 'error')) {
       await srv.api('POST', `/api/v1/deployments/${dep}/retry`);
     } else if (!busy) {
@@ -166,6 +174,12 @@ async function steps(srv: ConvergenceServer, dep: string, initial: ModelState, c
   await apply('final apply (every failure healed)');
 
   const items = await quiesce(srv, dep, true);
+  // `todo` says "runnable": one behind a parent that is not active waits for nothing that
+  // will come (and `formwork up` waits on it, where a blocked reason would name the failure).
+  for (const n of items) {
+    const behind = n.state === 'todo' ? waitingOn(n, items) : [];
+    if (behind.length) problems.push(`${n.name} is todo behind ${behind.map((p) => `${p.name} (${p.state})`).join(', ')}, not blocked`);
+  }
   const expected = expectedOutputs(dep, state, OPTIONS);
   const ours = items.filter((n) => n.role !== 'provision' && n.role !== 'node-ready');
   for (const n of ours) {
