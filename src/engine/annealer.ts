@@ -35,7 +35,7 @@ import type { Store } from '../store/store.js';
 import { SshPool } from '../ssh/client.js';
 import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
-import { children, descendants, isContention, parseRetryTarget, reevaluate, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
+import { children, descendants, isContention, parseRetryTarget, reevaluate, requeue, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
 import { ContextLoader, inputsChanged, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
@@ -506,9 +506,7 @@ export class Annealer implements EngineHandle {
       for (const c of await children(tx, cur.id)) {
         if (c.state === 'active') {
           // A parent's new outputs re-run its children (not destructive ones).
-          if (outputsChanged && !(await isDestructive(c.role as string))) {
-            await tx.objects('noderoles').update(c.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor });
-          }
+          if (outputsChanged && !(await isDestructive(c.role as string))) await requeue(tx, c, actor);
         } else {
           await reevaluate(tx, c, actor);
         }
@@ -724,7 +722,8 @@ export class Annealer implements EngineHandle {
 
   /**
    * Active node-roles whose resolved inputs no longer hash to their `inputHash` go back
-   * to `todo` (destructive roles never re-run on their own). Returns how many.
+   * to `todo`, or `blocked` behind a parent not active (destructive roles never re-run on
+   * their own). Returns how many.
    */
   async checkInputChanges(): Promise<number> {
     const all = this.dirtyAll;
@@ -755,7 +754,7 @@ export class Annealer implements EngineHandle {
       }
       if (!changed) continue;
       try {
-        await repo.update(nr.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor: this.workerId, expectedVersion: nr.version });
+        await this.store.transaction((tx) => requeue(tx, nr, this.workerId, nr.version));
         n++;
       } catch (e) {
         if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH')) throw e;
