@@ -196,7 +196,11 @@ async function steps(srv: ConvergenceServer, dep: string, initial: ModelState, c
   }
 
   // What a reader would fetch: runs (with their inputs), logs, the tree.
-  await srv.api('GET', `/api/v1/runs?deployment=${dep}&limit=1000`);
+  const runList = await srv.api('GET', `/api/v1/runs?deployment=${dep}&limit=1000`);
+  // At rest nothing runs: a run still `running` was left behind (e.g. its node-role deleted mid-run).
+  for (const r of (runList.body as { items: Array<{ name: string; state: string }> }).items) {
+    if (r.state === 'running') problems.push(`run ${r.name} is still running with nothing running`);
+  }
   await srv.api('GET', `/api/v1/deployments/${dep}`);
   await srv.api('GET', `/api/v1/deployments/${dep}/tree`);
   for (const n of items) await srv.api('GET', `/api/v1/noderoles/${encodeURIComponent(n.name)}/log`);
