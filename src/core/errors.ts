@@ -55,6 +55,7 @@ export const ERROR_CODES = {
   MISSING_TOOL: { category: 'unavailable', retryable: false, description: 'A system tool is not installed. The message names the Debian package to install.' },
   PROVIDER_ERROR: { category: 'failed', retryable: true, description: 'A provider call failed. The message carries what the provider said.' },
   LEASE_LOST: { category: 'conflict', retryable: false, description: "A run's result was discarded: its node-role's lease passed to another worker before the run ended (recorded on the run). That worker owns the node-role now; nothing to retry." },
+  NODEROLE_DELETED: { category: 'conflict', retryable: false, description: "A run's result was discarded: its node-role was deleted while it ran (its binding or node left the deployment), and its process was stopped (recorded on the run). Nothing to retry." },
   LEASE_EXPIRED: { category: 'unavailable', retryable: true, description: "A worker stopped renewing its lease (it died or lost the database): its run is abandoned and the node-role is queued again by itself (recorded on the run and the node-role's lastError)." },
   WORKER_STOPPED: { category: 'unavailable', retryable: true, description: 'The worker was stopped during the run: the run is abandoned and the node-role given back to `todo` without counting the attempt (recorded on the run).' },
   ENDPOINT_UNREACHABLE: { category: 'unavailable', retryable: true, description: 'The CLI could not reach the Formwork server at the named endpoint.' },

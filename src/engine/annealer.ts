@@ -487,9 +487,13 @@ export class Annealer implements EngineHandle {
       return destructive.get(role)!;
     };
     await withTxRetry(this.store, async (tx) => {
-      const cur = await tx.objects('noderoles').get(nr.id);
+      const cur = await tx.objects('noderoles').find(nr.id);
       const endedAt = iso(Date.now());
       const runFields = { endedAt, exitCode: result.exitCode, log: log.toString(), outputs };
+      if (!cur) {
+        await tx.objects('runs').update(runId, { ...runFields, ...deletedRun(nr) }, { actor });
+        return;
+      }
       if (!this.ownsLease(cur) || entry.leaseLost) {
         await tx.objects('runs').update(runId, { ...runFields, ...this.lostLeaseRun(cur) }, { actor });
         return;
@@ -536,9 +540,13 @@ export class Annealer implements EngineHandle {
     if (fe.code === 'RUN_TIMEOUT') log.push(`\n[formwork: ${fe.message}]\n`);
     let retryIn: number | undefined;
     await withTxRetry(this.store, async (tx) => {
-      const cur = await tx.objects('noderoles').get(nr.id);
+      const cur = await tx.objects('noderoles').find(nr.id);
       const endedAt = Date.now();
       const runFields = { endedAt: iso(endedAt), exitCode: code ?? null, log: log.toString() };
+      if (!cur) {
+        await tx.objects('runs').update(runId, { ...runFields, ...deletedRun(nr) }, { actor });
+        return;
+      }
       if (!this.ownsLease(cur) || entry.leaseLost) {
         await tx.objects('runs').update(runId, { ...runFields, ...this.lostLeaseRun(cur) }, { actor });
         return;
@@ -612,14 +620,20 @@ export class Annealer implements EngineHandle {
       .where('state', '=', 'running')
       .execute();
     const mine = await this.store.db.selectFrom('noderoles').select(['id', 'state', 'lease_owner']).where('id', 'in', ids).execute();
-    for (const r of mine) {
-      if (r.state !== 'running' || r.lease_owner !== this.workerId) {
-        const f = this.inflight.get(r.id as string);
-        if (f && !f.leaseLost) {
-          f.leaseLost = true;
-          f.ac.abort();
-        }
-      }
+    const ours = new Set(mine.filter((r) => r.state === 'running' && r.lease_owner === this.workerId).map((r) => r.id as string));
+    for (const id of ids) if (!ours.has(id)) this.stopInflight(id);
+  }
+
+  /**
+   * Stops an in-flight run whose node-role is another worker's now, or deleted (its binding
+   * or node left the deployment): its result will be discarded, and no node-role of that
+   * name may run beside an orphan of this one.
+   */
+  private stopInflight(id: string): void {
+    const f = this.inflight.get(id);
+    if (f && !f.leaseLost) {
+      f.leaseLost = true;
+      f.ac.abort();
     }
   }
 
@@ -697,7 +711,7 @@ export class Annealer implements EngineHandle {
         .select(['seq', 'type', 'action', 'key', 'object'])
         .where('seq', '>', this.eventCursor)
         .where('type', 'in', ['nodes', 'deployments', 'noderoles', 'roles', 'workloads'])
-        .where((eb) => eb.or([eb('type', '<>', 'noderoles'), eb('action', '=', 'updated')]))
+        .where((eb) => eb.or([eb('type', '<>', 'noderoles'), eb('action', 'in', ['updated', 'deleted'])]))
         .orderBy('seq')
         .limit(1000)
         .execute();
@@ -712,8 +726,9 @@ export class Annealer implements EngineHandle {
         } else if (type === 'deployments') {
           this.dirtyDeployments.add(r.key as string);
         } else if (type === 'noderoles' && r.object) {
-          const o = JSON.parse(r.object as string) as { changed?: string[]; deployment?: string };
-          if (o.changed?.includes('attribs') && o.deployment) this.dirtyDeployments.add(o.deployment);
+          const o = JSON.parse(r.object as string) as { id?: string; changed?: string[]; deployment?: string };
+          if (r.action === 'deleted' && o.id) this.stopInflight(o.id);
+          else if (o.changed?.includes('attribs') && o.deployment) this.dirtyDeployments.add(o.deployment);
         }
       }
       if (rows.length < 1000) break;
@@ -763,6 +778,17 @@ export class Annealer implements EngineHandle {
     if (n) this.kick();
     return n;
   }
+}
+
+/** A run whose node-role was deleted while it ran: nothing is left to take its result. */
+function deletedRun(nr: StoredObject): Record<string, unknown> {
+  return {
+    state: 'abandoned',
+    error: {
+      code: 'NODEROLE_DELETED' satisfies ErrorCode,
+      message: `node-role ${nr.name} was deleted during this run (its binding or node left the deployment); its result was discarded`,
+    },
+  };
 }
 
 function runName(noderole: string, runId: string): string {
