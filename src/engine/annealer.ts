@@ -37,7 +37,7 @@ import type { Store } from '../store/store.js';
 import { SshPool } from '../ssh/client.js';
 import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
-import { children, descendants, isContention, parseRetryTarget, reevaluate, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
+import { children, descendants, isContention, parseRetryTarget, reevaluate, requeue, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
 import { protectOutputs, redactNamed } from './secrecy.js';
 import { sealOwner } from '../services/sealing.js';
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
@@ -145,7 +145,7 @@ export class Annealer implements EngineHandle {
     };
     this.onError = opts.onError ?? ((e, where) => console.error(`formwork engine (${where}):`, e instanceof Error ? e.message : e));
     this.loader = new ContextLoader(this.store.secrets);
-    this.changes = new InputChanges(this.store, this.loader, this.workerId);
+    this.changes = new InputChanges(this.store, this.loader, this.workerId, (id) => this.stopInflight(id));
     this.ownPool = !opts.sshPool;
     this.pool = opts.sshPool ?? new SshPool();
     this.executors = defaultExecutors(services, this.pool);
@@ -520,8 +520,12 @@ export class Annealer implements EngineHandle {
   ): Promise<void> {
     const actor = this.workerId;
     await withTxRetry(this.store, async (tx) => {
-      const cur = await tx.objects('noderoles').get(nr.id);
+      const cur = await tx.objects('noderoles').find(nr.id);
       const endedAt = iso(Date.now());
+      if (!cur) {
+        await tx.objects('runs').update(runId, { endedAt, exitCode: result.exitCode, log: log.toString(), ...deletedRun(nr) }, { actor });
+        return;
+      }
       // Outputs that republish a secret are secret too: sealed on the node-role, redacted in the run.
       const { stored, shown } = protectOutputs(outputs, ctx.secrets, cur.outputs, this.store.secrets, sealOwner('noderoles', cur));
       const runFields = { endedAt, exitCode: result.exitCode, log: log.toString(), outputs: shown };
@@ -559,9 +563,7 @@ export class Annealer implements EngineHandle {
       for (const c of await children(tx, cur.id)) {
         if (c.state === 'active') {
           // A parent's new outputs re-run its children (not destructive ones).
-          if (outputsChanged && !(await this.isDestructive(tx, c.role as string))) {
-            await tx.objects('noderoles').update(c.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor });
-          }
+          if (outputsChanged && !(await this.isDestructive(tx, c.role as string))) await requeue(tx, c, actor);
         } else {
           await reevaluate(tx, c, actor);
         }
@@ -601,9 +603,13 @@ export class Annealer implements EngineHandle {
     if (fe.code === 'RUN_TIMEOUT') log.push(`\n[formwork: ${fe.message}]\n`);
     let retryIn: number | undefined;
     await withTxRetry(this.store, async (tx) => {
-      const cur = await tx.objects('noderoles').get(nr.id);
+      const cur = await tx.objects('noderoles').find(nr.id);
       const endedAt = Date.now();
       const runFields = { endedAt: iso(endedAt), exitCode: code ?? null, log: log.toString() };
+      if (!cur) {
+        await tx.objects('runs').update(runId, { ...runFields, ...deletedRun(nr) }, { actor });
+        return;
+      }
       if (!this.ownsLease(cur) || entry.leaseLost) {
         await tx.objects('runs').update(runId, { ...runFields, ...this.lostLeaseRun(cur) }, { actor });
         return;
@@ -673,14 +679,20 @@ export class Annealer implements EngineHandle {
       .where('state', '=', 'running')
       .execute();
     const mine = await this.store.db.selectFrom('noderoles').select(['id', 'state', 'lease_owner']).where('id', 'in', ids).execute();
-    for (const r of mine) {
-      if (r.state !== 'running' || r.lease_owner !== this.workerId) {
-        const f = this.inflight.get(r.id as string);
-        if (f && !f.leaseLost) {
-          f.leaseLost = true;
-          f.ac.abort();
-        }
-      }
+    const ours = new Set(mine.filter((r) => r.state === 'running' && r.lease_owner === this.workerId).map((r) => r.id as string));
+    for (const id of ids) if (!ours.has(id)) this.stopInflight(id);
+  }
+
+  /**
+   * Stops an in-flight run whose node-role is another worker's now, or deleted (its binding
+   * or node left the deployment): its result will be discarded, and no node-role of that
+   * name may run beside an orphan of this one.
+   */
+  private stopInflight(id: string): void {
+    const f = this.inflight.get(id);
+    if (f && !f.leaseLost) {
+      f.leaseLost = true;
+      f.ac.abort();
     }
   }
 
@@ -700,6 +712,17 @@ export class Annealer implements EngineHandle {
       });
     }
   }
+}
+
+/** A run whose node-role was deleted while it ran: nothing is left to take its result. */
+function deletedRun(nr: StoredObject): Record<string, unknown> {
+  return {
+    state: 'abandoned',
+    error: {
+      code: 'NODEROLE_DELETED' satisfies ErrorCode,
+      message: `node-role ${nr.name} was deleted during this run (its binding or node left the deployment); its result was discarded`,
+    },
+  };
 }
 
 function runName(noderole: string, runId: string): string {

@@ -7,6 +7,7 @@
  */
 import { FormworkError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
+import { requeue } from './graph.js';
 import type { ContextLoader } from './inputs.js';
 
 export class InputChanges {
@@ -19,6 +20,8 @@ export class InputChanges {
     private readonly store: Store,
     private readonly loader: ContextLoader,
     private readonly actor: string,
+    /** Called with the id of a node-role deleted (its run, if any, must stop). */
+    private readonly onDeleted: (id: string) => void = () => {},
   ) {}
 
   /** Events from now on; everything is checked once (inputs may have changed while no worker watched). */
@@ -45,7 +48,7 @@ export class InputChanges {
         .select(['seq', 'type', 'action', 'key', 'object'])
         .where('seq', '>', this.cursor)
         .where('type', 'in', ['nodes', 'deployments', 'noderoles', 'roles', 'workloads'])
-        .where((eb) => eb.or([eb('type', '<>', 'noderoles'), eb('action', '=', 'updated')]))
+        .where((eb) => eb.or([eb('type', '<>', 'noderoles'), eb('action', 'in', ['updated', 'deleted'])]))
         .orderBy('seq')
         .limit(1000)
         .execute();
@@ -60,8 +63,9 @@ export class InputChanges {
         } else if (type === 'deployments') {
           this.deployments.add(r.key as string);
         } else if (type === 'noderoles' && r.object) {
-          const o = JSON.parse(r.object as string) as { changed?: string[]; deployment?: string };
-          if (o.changed?.includes('attribs') && o.deployment) this.deployments.add(o.deployment);
+          const o = JSON.parse(r.object as string) as { id?: string; changed?: string[]; deployment?: string };
+          if (r.action === 'deleted' && o.id) this.onDeleted(o.id);
+          else if (o.changed?.includes('attribs') && o.deployment) this.deployments.add(o.deployment);
         }
       }
       if (rows.length < 1000) break;
@@ -70,7 +74,7 @@ export class InputChanges {
 
   /**
    * Active node-roles (of what was marked) whose resolved inputs no longer hash to their
-   * `inputHash` go back to `todo` (destructive roles never re-run on their own). Returns how many.
+   * `inputHash` go back to `todo`, or `blocked` behind a parent not active (destructive roles never re-run on their own). Returns how many.
    */
   async check(): Promise<number> {
     const all = this.all;
@@ -93,7 +97,7 @@ export class InputChanges {
       const nr = repo.toObject(row);
       if (!(await this.loader.stale(nr, nr.inputHash, this.store))) continue;
       try {
-        await repo.update(nr.id, { state: 'todo', attempts: 0, nextAttemptAt: null }, { actor: this.actor, expectedVersion: nr.version });
+        await this.store.transaction((tx) => requeue(tx, nr, this.actor, nr.version));
         n++;
       } catch (e) {
         if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH')) throw e;

@@ -115,6 +115,17 @@ export async function reevaluate(store: Store, nr: StoredObject, actor?: string)
   return store.objects('noderoles').update(nr.id, { state: 'blocked', blockedReason: reason }, { actor });
 }
 
+/**
+ * Sends an active node-role back to run again (its inputs changed, or a parent's outputs
+ * did), with its attempts reset: `todo` when every parent is active, else `blocked` with
+ * the reason — `todo` says "runnable", and one behind a failed parent would wait unnamed.
+ */
+export async function requeue(store: Store, nr: StoredObject, actor: string, expectedVersion?: number): Promise<StoredObject> {
+  const reason = await blockedReasonFor(store, nr.id);
+  const state = reason === undefined ? { state: 'todo', blockedReason: null } : { state: 'blocked', blockedReason: reason };
+  return store.objects('noderoles').update(nr.id, { ...state, attempts: 0, nextAttemptAt: null }, { actor, ...(expectedVersion === undefined ? {} : { expectedVersion }) });
+}
+
 /** True for failures where running the same transaction again can succeed (a concurrent writer won). */
 export function isContention(e: unknown): boolean {
   // Store.transaction turns a deadlock, serialization failure or busy database into a
