@@ -1,7 +1,7 @@
-import { FormworkError, isFormworkError } from '../core/errors.js';
+import { FormworkError } from '../core/errors.js';
 import { kindByName, type KindDef, type StoredObject } from '../core/kinds.js';
 import { validationError, type FieldProblem } from '../core/schema.js';
-import { findDriver } from '../providers/registry.js';
+import { providerProblems } from '../providers/registry.js';
 import { sameValue, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 
@@ -31,19 +31,10 @@ export function bodyFields(kind: KindDef, body: Record<string, unknown>): Record
 
 /**
  * What a kind's schema cannot check, on the object as it would be stored: a provider's
- * settings, by its driver (a type without a driver yet is stored unchecked). Problems are
- * relative to the object.
+ * type and settings, against its type's descriptor. Problems are relative to the object.
  */
 export function checkObject(kind: KindDef, object: Record<string, unknown>): FieldProblem[] {
-  if (kind.plural !== 'providers' || typeof object.type !== 'string') return [];
-  try {
-    findDriver(object.type)?.checkSettings?.((object.settings ?? {}) as Record<string, unknown>, String(object.name));
-    return [];
-  } catch (e) {
-    if (!isFormworkError(e) || e.code !== 'VALIDATION') throw e;
-    const at = e.details?.field === 'name' ? '/name' : typeof e.details?.setting === 'string' ? `/settings/${e.details.setting}` : '/settings';
-    return [{ path: at, message: e.message }];
-  }
+  return kind.plural === 'providers' ? providerProblems(object) : [];
 }
 
 function refuseProblems(kind: KindDef, object: Record<string, unknown>): void {
