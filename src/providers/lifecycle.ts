@@ -1,7 +1,7 @@
 import { toFormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { Services } from '../services/services.js';
-import type { ProviderLogger } from './provider.js';
+import type { ProviderDriver, ProviderLogger } from './provider.js';
 import { loadDriver, providerContext, providerFailure } from './registry.js';
 
 /**
@@ -17,12 +17,12 @@ import { loadDriver, providerContext, providerFailure } from './registry.js';
 const prepared = new Map<string, Promise<void>>();
 const keyOf = (services: Services, name: string) => `${services.dataDir}\0${name}`;
 
-export function prepareProvider(services: Services, provider: StoredObject, log?: ProviderLogger): Promise<void> {
+export function prepareProvider(services: Services, provider: StoredObject, log?: ProviderLogger, driver?: ProviderDriver): Promise<void> {
   const key = keyOf(services, provider.name);
   const version = `${key}\0${provider.version}`;
   const known = prepared.get(key) as (Promise<void> & { version?: string }) | undefined;
   if (known && known.version === version) return known;
-  const p = Object.assign(run(services, provider, log), { version });
+  const p = Object.assign(run(services, provider, log, driver), { version });
   p.catch(() => prepared.get(key) === p && prepared.delete(key)); // tried again next time
   prepared.set(key, p);
   return p;
@@ -33,8 +33,8 @@ export function forgetPrepared(services: Services, name: string): void {
   prepared.delete(keyOf(services, name));
 }
 
-async function run(services: Services, provider: StoredObject, log?: ProviderLogger): Promise<void> {
-  const driver = await loadDriver(provider.type as string);
+async function run(services: Services, provider: StoredObject, log?: ProviderLogger, loaded?: ProviderDriver): Promise<void> {
+  const driver = loaded ?? (await loadDriver(provider.type as string));
   const record = async (state: string, message: string | null) => {
     if (provider.state === state && (provider.message ?? null) === message) return;
     await services.store.objects('providers').update(provider.id, { state, message }, { actor: 'formwork' }).catch(() => undefined); // deleted meanwhile

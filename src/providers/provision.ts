@@ -1,6 +1,7 @@
 import { causeChain, FormworkError, toFormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { BuiltinContext, RunIO, RunJob, RunResult } from '../engine/types.js';
+import type { Services } from '../services/services.js';
 import { prepareProvider } from './lifecycle.js';
 import { ownershipTags, TAG_NODE_ID, type ProviderContext, type ProviderDriver, type ProvisionedMachine } from './provider.js';
 import { loadDriver, providerContext, providerFailure, runLogger } from './registry.js';
@@ -16,21 +17,35 @@ import { loadDriver, providerContext, providerFailure, runLogger } from './regis
  */
 
 const DEFAULT_BOOT_WAIT_SECONDS = 900;
-const POLL_MS = 2_000;
+/** How often a booting machine is looked at (tests set it lower). */
+export const bootPoll = { ms: 2_000 };
 
 /** Counts the machines made for a node, so a replacement's idempotency token differs from the failed one's. */
 const generationOf = (node: StoredObject) => Number(((node.inventory ?? {}) as Record<string, unknown>).machineGeneration ?? 0);
 
 export async function provisionHandler(job: RunJob, io: RunIO, { services }: BuiltinContext): Promise<RunResult> {
   if (!job.node) throw new FormworkError('VALIDATION', `role ${job.role.name} must be bound to a node`, { role: job.role.name }, { retryable: false });
-  let node = job.node;
-  if (!node.provider) throw new FormworkError('VALIDATION', `node ${node.name} names no provider`, { node: node.name }, { retryable: false });
-  const provider = await services.store.objects('providers').get(node.provider as string);
+  if (!job.node.provider) throw new FormworkError('VALIDATION', `node ${job.node.name} names no provider`, { node: job.node.name }, { retryable: false });
+  const provider = await services.store.objects('providers').get(job.node.provider as string);
+  const driver = await loadDriver(provider.type as string).catch((e: unknown) => {
+    throw providerFailure(e, `provider ${provider.name}: loading its driver`);
+  });
+  return provisionMachine(services, { node: job.node, provider, driver }, io, Number(job.inputs['boot-wait-seconds'] ?? DEFAULT_BOOT_WAIT_SECONDS));
+}
+
+/** The handler's work once the driver is loaded (tests drive it with the fake driver). */
+export async function provisionMachine(
+  services: Services,
+  subject: { node: StoredObject; provider: StoredObject; driver: ProviderDriver },
+  io: RunIO,
+  bootWaitSeconds = DEFAULT_BOOT_WAIT_SECONDS,
+): Promise<RunResult> {
+  const { provider, driver } = subject;
+  let node = subject.node;
   const log = runLogger(io.log);
   let machine: ProvisionedMachine | undefined;
   try {
-    const driver = await loadDriver(provider.type as string);
-    await prepareProvider(services, provider, log);
+    await prepareProvider(services, provider, log, driver);
     const ctx = await providerContext(services, provider, { log, signal: io.signal });
     machine = await findMachine(driver, node, ctx);
     if (machine && (machine.state === 'error' || machine.state === 'stopped')) {
@@ -53,7 +68,7 @@ export async function provisionHandler(job: RunJob, io: RunIO, { services }: Bui
       },
       ctx,
     );
-    if (machine.state === 'booting') machine = await waitWhileBooting(driver, machine, ctx, io, Number(job.inputs['boot-wait-seconds'] ?? DEFAULT_BOOT_WAIT_SECONDS));
+    if (machine.state === 'booting') machine = await waitWhileBooting(driver, machine, ctx, io, bootWaitSeconds);
   } catch (e) {
     const err = providerFailure(e, `provider ${provider.name}`);
     const cause = causeChain(err);
@@ -99,7 +114,7 @@ async function waitWhileBooting(driver: ProviderDriver, first: ProvisionedMachin
     if (Date.now() > deadline) {
       throw new FormworkError('MACHINE_FAILED', `machine ${first.nativeId} is still booting after ${waitSeconds} s; it is waited for again on the next attempt`, { nativeId: first.nativeId });
     }
-    await new Promise((r) => setTimeout(r, POLL_MS));
+    await new Promise((r) => setTimeout(r, bootPoll.ms));
     if (io.signal?.aborted) throw toFormworkError(io.signal.reason ?? new Error('aborted'));
     m = await driver.getMachine(first.nativeId, ctx);
   }
