@@ -76,7 +76,7 @@ describe.each(STORE_ENGINES)('provisioning a node on $name', (engine) => {
     const driver = fakeDriver();
     const sdk = Object.assign(new Error('socket hang up'), { name: 'RequestError' });
     driver.failNext('createMachine', sdk);
-    const e = await provision(driver).catch((x: unknown) => x as Error & { code: string; retryable: boolean });
+    const e = (await provision(driver).catch((x: unknown) => x)) as Error & { code: string; retryable: boolean };
     expect(e).toMatchObject({ code: 'PROVIDER_ERROR', retryable: true, cause: sdk });
     expect(e.message).toContain('socket hang up');
     expect(log).toContain('cause: RequestError: socket hang up');
