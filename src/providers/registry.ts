@@ -36,7 +36,7 @@ export function descriptorFor(type: string): ProviderDescriptor {
 const loaded = new Map<string, Promise<ProviderDriver>>();
 
 /** The driver of a provider type, loaded on first use. */
-export function loadDriver(type: string): Promise<ProviderDriver> {
+export async function loadDriver(type: string): Promise<ProviderDriver> {
   const d = descriptorFor(type);
   let p = loaded.get(type);
   if (!p) {
