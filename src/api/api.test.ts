@@ -409,17 +409,24 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
         body: { documents: [{ kind: 'Node', name: 'ps-1' }, { kind: 'Provider', name: 'ps-lab', type: 'lab', settings: { subnetIndex: 300 } }] },
       });
       expect(bad.statusCode).toBe(400);
-      expect(json(bad.body).error.details.errors).toEqual([{ path: '/documents/1/settings/subnetIndex', message: 'lab setting subnetIndex must be an integer from 0 to 255' }]);
+      expect(json(bad.body).error.details.errors).toEqual([{ path: '/documents/1/settings/subnetIndex', message: 'lab setting subnetIndex must be <= 255' }]);
       const typo = await h.call('POST', '/api/v1/providers', { body: { name: 'ps-lab', type: 'lab', settings: { subnetIdx: 2 } } });
       expect(typo.statusCode).toBe(400);
-      expect(json(typo.body).error.message).toContain('unknown setting "subnetIdx"; known: subnetIndex, baseDir');
+      expect(json(typo.body).error.message).toContain('unknown lab setting "subnetIdx"; known: subnetIndex, baseDir');
       expect(await h.t.store.events.latestSeq()).toBe(before);
       expect((await h.call('POST', '/api/v1/providers', { body: { name: 'ps-lab', type: 'lab', settings: { subnetIndex: 6 } } })).statusCode).toBe(201);
       const patch = await h.call('PATCH', '/api/v1/providers/ps-lab', { body: { settings: { subnetIndex: -1 } } });
       expect(patch.statusCode).toBe(400);
       expect(json((await h.call('GET', '/api/v1/providers/ps-lab')).body).settings).toEqual({ subnetIndex: 6 });
-      // A type Formwork has no driver for yet is stored as it is.
-      expect((await h.call('POST', '/api/v1/providers', { body: { name: 'ps-cloud', type: 'openstack', settings: { anything: 1 } } })).statusCode).toBe(201);
+      // A type Formwork has no driver for is refused, naming the ones it has, on apply and create.
+      const unknownType = await h.call('POST', '/api/v1/apply', { body: { documents: [{ kind: 'Provider', name: 'ps-cloud', type: 'openstack' }] } });
+      expect(unknownType.statusCode).toBe(400);
+      expect(json(unknownType.body).error.details.errors).toEqual([{ path: '/documents/0/type', message: 'unknown provider type "openstack"; known: lab, static' }]);
+      expect((await h.call('POST', '/api/v1/providers', { body: { name: 'ps-cloud', type: 'openstack' } })).statusCode).toBe(400);
+      // static's settings: a machine without its login user is refused at apply, naming the field.
+      const noUser = await h.call('POST', '/api/v1/apply', { body: { documents: [{ kind: 'Provider', name: 'ps-own', type: 'static', settings: { machines: [{ name: 'h1', address: '192.0.2.1' }] } }] } });
+      expect(json(noUser.body).error.details.errors).toEqual([{ path: '/documents/0/settings/machines/0/user', message: 'static setting machines/0/user field "user" is required' }]);
+      expect(await h.t.store.events.latestSeq()).toBe(before + 1); // only ps-lab's create
     });
 
     it('a stale version in a document refuses it', async () => {

@@ -169,20 +169,8 @@ export function resolveAll(globals: GlobalOptions, io: Pick<CliIO, 'env' | 'cwd'
   };
 }
 
-/**
- * What other areas add to `formwork server` from their command module's `register`
- * (e.g. the engine attaching itself and its appliers), passed to startServer.
- */
-export interface ServerExtensions {
-  /** Run with the services before the API is built (startServer's `configure`), in order. */
-  configure: Array<(services: Services) => Promise<void> | void>;
-  /** Extra API route plugins. */
-  plugins: RoutePlugin[];
-}
-
 export class CliContext {
   globals: GlobalOptions = {};
-  readonly serverExtensions: ServerExtensions = { configure: [], plugins: [] };
   private resolved: Resolved | undefined;
   private clientInstance: FormworkClient | undefined;
 

@@ -53,7 +53,12 @@ export const ERROR_CODES = {
   SSH_AUTH_FAILED: { category: 'failed', retryable: false, description: 'No candidate login user accepted the platform key.' },
   HOST_KEY_MISMATCH: { category: 'failed', retryable: false, description: "The node's SSH host key differs from the one recorded on first contact. Check the node; if it was rebuilt, clear its recorded host key." },
   MISSING_TOOL: { category: 'unavailable', retryable: false, description: 'A system tool is not installed. The message names the Debian package to install.' },
-  PROVIDER_ERROR: { category: 'failed', retryable: true, description: 'A provider call failed. The message carries what the provider said.' },
+  PROVIDER_ERROR: { category: 'failed', retryable: true, description: "A provider call failed in a way its driver did not classify (an SDK's own error, a dropped connection). Retried; the original error is kept as its `cause` and written to the run log." },
+  PROVIDER_THROTTLED: { category: 'unavailable', retryable: true, description: "The provider refused a call for its rate limit. Retried after the wait it asked for (or the engine's backoff)." },
+  PROVIDER_QUOTA: { category: 'failed', retryable: false, description: "The provider account's quota (instances, cores, addresses) is used up. Raise the quota or free resources, then retry the node-role." },
+  PROVIDER_INVALID: { category: 'invalid', retryable: false, description: 'The provider refused what was asked of it as invalid: an image, size or zone it does not have. `details` names the value.' },
+  PROVIDER_AUTH: { category: 'failed', retryable: false, description: "The provider refused the credentials (unknown, expired or lacking a permission). Fix the provider's credentials secret." },
+  MACHINE_FAILED: { category: 'failed', retryable: true, description: 'A machine went to `error` while booting, or did not leave `booting` in time. Retrying deletes a machine in `error` and creates another; one still booting is waited for, never recreated.' },
   LEASE_LOST: { category: 'conflict', retryable: false, description: "A run's result was discarded: its node-role's lease passed to another worker before the run ended (recorded on the run). That worker owns the node-role now; nothing to retry." },
   NODEROLE_DELETED: { category: 'conflict', retryable: false, description: "A run's result was discarded: its node-role was deleted while it ran (its binding or node left the deployment), and its process was stopped (recorded on the run). Nothing to retry." },
   LEASE_EXPIRED: { category: 'unavailable', retryable: true, description: "A worker stopped renewing its lease (it died or lost the database): its run is abandoned and the node-role is queued again by itself (recorded on the run and the node-role's lastError)." },
@@ -71,6 +76,8 @@ export interface RetryHint {
   retryable?: boolean;
   /** How long to wait before the next attempt, when the failure says so (e.g. a rate limit). */
   nextDelayMs?: number;
+  /** The error this one wraps (an SDK's), kept for logs; never sent to clients. */
+  cause?: unknown;
 }
 
 export class FormworkError extends Error {
@@ -80,7 +87,7 @@ export class FormworkError extends Error {
   readonly nextDelayMs: number | undefined;
 
   constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, hint: RetryHint = {}) {
-    super(message);
+    super(message, hint.cause === undefined ? undefined : { cause: hint.cause });
     this.name = 'FormworkError';
     this.code = code;
     this.details = details;
@@ -101,9 +108,24 @@ export function isFormworkError(e: unknown): e is FormworkError {
   return e instanceof FormworkError;
 }
 
-/** Wraps anything thrown into a FormworkError, keeping FormworkErrors as they are. */
-export function toFormworkError(e: unknown): FormworkError {
+/**
+ * Wraps anything thrown into a FormworkError, keeping FormworkErrors as they are. What is
+ * not one becomes `code` (default INTERNAL) with the original as its `cause`, so its
+ * stack still reaches the logs.
+ */
+export function toFormworkError(e: unknown, code: ErrorCode = 'INTERNAL'): FormworkError {
   if (e instanceof FormworkError) return e;
   const message = e instanceof Error ? e.message : String(e);
-  return new FormworkError('INTERNAL', message);
+  return new FormworkError(code, message, undefined, { cause: e });
+}
+
+/** The message of an error's cause chain below the error itself, for a log line ('' when none). */
+export function causeChain(e: unknown): string {
+  const parts: string[] = [];
+  let c = e instanceof Error ? e.cause : undefined;
+  for (let depth = 0; c !== undefined && depth < 5; depth++) {
+    parts.push(c instanceof Error ? `${c.name}: ${c.message}` : String(c));
+    c = c instanceof Error ? c.cause : undefined;
+  }
+  return parts.join(' <- ');
 }

@@ -97,7 +97,7 @@ export const KINDS: KindDef[] = [
     kind: 'Provider', plural: 'providers', singular: 'provider', writableBy: 'admin',
     description: 'A configured source of machines: type, settings, credentials (stored as a secret) and a profile of quirks.',
     fields: [
-      str('type', { required: true, filterable: true, description: 'aws, gce, openstack, equinix, metal or lab' }),
+      str('type', { required: true, filterable: true, description: 'The provider type: lab or static (docs/providers.md); apply refuses any other' }),
       json('settings', { schema: { type: 'object' } }),
       json('profile', { schema: { type: 'object' } }),
       str('credentialsSecret', { filterable: true, description: 'Name of the secret holding the credentials' }),

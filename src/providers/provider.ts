@@ -1,41 +1,65 @@
 /**
- * The Provider interface: what every source of machines implements, whatever its kind.
+ * The provider contract: what every source of machines implements, whatever its kind.
+ * docs/providers.md is its prose form (states, failures, idempotency, ownership tags,
+ * lifecycle); src/providers/testing/contract-suite.ts is what checks a driver keeps it.
  *
- * A driver only creates, lists and deletes machines and reports what it knows of them.
+ * A driver only creates, finds and deletes machines and reports what it knows of them.
  * Everything that makes machines alike (readiness, login user, host key, network roles,
  * hostname) is done afterwards by the yardstick's built-in roles, the same for every kind.
  *
  * @example
- *   const m = await driver.createMachine({ name: 'web-1', size: 'small', image: 'debian-12' }, ctx);
- *   m.addresses.find((a) => a.role === 'public')?.address; // '198.18.0.11'
+ *   const m = await driver.createMachine({ name: 'web-1', nodeId, idempotencyToken, tags: ownershipTags(...) }, ctx);
+ *   controlAddress(m.addresses); // '198.18.0.11'
  */
+import type { NodeAddress } from '../core/addresses.js';
 
-export type AddressRole = 'public' | 'private' | 'admin' | 'bmc';
+export type { AddressRole, NodeAddress } from '../core/addresses.js';
 
-export interface NodeAddress {
-  address: string;
-  family: 4 | 6;
-  role: AddressRole;
-  /** The provider's name for the network the address is on. */
-  network?: string;
-}
+/** The tags that say a machine is Formwork's, and whose: a driver puts them on everything it creates. */
+export const TAG_MANAGED_BY = 'formwork.io/managed-by';
+export const TAG_PROVIDER = 'formwork.io/provider';
+export const TAG_NODE_ID = 'formwork.io/node-id';
 
 export interface MachineSpec {
   name: string;
+  /** The Formwork node's id: the machine is found again by it (TAG_NODE_ID), never by name. */
+  nodeId: string;
+  /**
+   * The same token for a retried create of the same machine: a driver whose API takes one
+   * (EC2's ClientToken) passes it; one whose API does not returns the machine already
+   * carrying this token instead of making a second.
+   */
+  idempotencyToken: string;
+  /** Ownership tags (TAG_*, and the node's labels prefixed): put on the machine and everything made for it. */
+  tags: Record<string, string>;
   /** A catalog name (`small`) or an explicit shape. */
   size?: string | { cpus: number; ramMiB: number };
   image?: string;
   labels?: Record<string, string>;
 }
 
+/**
+ * - `booting`: created, not yet up (an EC2 instance `pending`, a PXE install running). Wait
+ *   for it; never delete and recreate it.
+ * - `running`: up; the yardstick takes it from here.
+ * - `stopped`: exists but is off.
+ * - `error`: failed for good (a failed boot, a half-deleted machine); deleting it is safe.
+ */
+export type MachineState = 'booting' | 'running' | 'stopped' | 'error';
+export const MACHINE_STATES: readonly MachineState[] = ['booting', 'running', 'stopped', 'error'];
+
 export interface ProvisionedMachine {
   /** The provider's own id for the machine (instance id, server uuid, lab host name). */
   nativeId: string;
   name: string;
-  state: 'booting' | 'running' | 'stopped' | 'error';
+  state: MachineState;
   addresses: NodeAddress[];
   /** Login users to try, most likely first (explicit setting, image metadata, provider table). */
   loginUsers: string[];
+  /** The tags the machine carries (at least the ownership tags it was created with). */
+  tags: Record<string, string>;
+  /** The SSH host key fingerprint (`SHA256:…`) when the provider knows it already. */
+  hostKey?: string;
   size?: { normalized: string; native: string };
   image?: { normalized: string; native: string };
   zone?: string;
@@ -52,7 +76,7 @@ export interface ProviderContext {
   dataDir: string;
   /** The provider object's name (several providers of one kind may coexist). */
   providerName: string;
-  /** Driver settings from the provider object. */
+  /** Driver settings from the provider object, valid against its descriptor's schema. */
   settings: Record<string, unknown>;
   /** Decrypted credentials, if the provider has any. Never log them. */
   credentials?: Record<string, string>;
@@ -63,17 +87,41 @@ export interface ProviderContext {
 }
 
 export interface ProviderDriver {
-  readonly kind: string;
+  readonly type: string;
   /**
-   * Checks a provider object's name and settings before they are stored (apply, create,
-   * update): a mistake is refused then, with nothing written, rather than found when the
-   * first machine is made (and again each time one is deleted). Throws VALIDATION whose
-   * `details.setting` names the setting at fault (`details.field: 'name'` for the name).
+   * Makes the provider's shared resources and starts its long-lived services (lab's
+   * bridges and package proxy; metal's DHCP/TFTP). Run when the provider is applied and
+   * before any machine is created; idempotent.
    */
-  checkSettings?(settings: Record<string, unknown>, providerName: string): void;
+  prepare?(ctx: ProviderContext): Promise<void>;
+  /** Creates a machine, or returns the one already created with `spec.idempotencyToken`. */
   createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<ProvisionedMachine>;
+  /** The machine with this id, if it exists (in any state). */
+  getMachine(nativeId: string, ctx: ProviderContext): Promise<ProvisionedMachine | undefined>;
+  /** Deletes a machine; a machine already gone is not an error. */
   deleteMachine(nativeId: string, ctx: ProviderContext): Promise<void>;
+  /** The machines this provider made (the ones carrying its ownership tags), in any state. */
   listMachines(ctx: ProviderContext): Promise<ProvisionedMachine[]>;
-  /** Removes provider-wide resources (bridges, caches, security groups) once no machine is left. */
+  /** Removes provider-wide resources and stops what `prepare` started, once no machine is left. Idempotent. */
   teardown?(ctx: ProviderContext): Promise<void>;
+}
+
+/**
+ * What Formwork knows of a provider type without loading its driver: its settings' JSON
+ * Schema (checked at apply; a UI can render a form from it) and how to load it. The
+ * driver's SDK loads only in a process that calls `load`, and the bundle keeps it in a
+ * chunk of its own.
+ */
+export interface ProviderDescriptor {
+  type: string;
+  summary: string;
+  settingsSchema: Record<string, unknown>;
+  load(): Promise<ProviderDriver>;
+}
+
+/** The ownership tags for a node's machine. */
+export function ownershipTags(providerName: string, nodeId: string, labels: Record<string, string> = {}): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const [k, v] of Object.entries(labels)) tags[`formwork.io/label/${k}`] = v;
+  return { ...tags, [TAG_MANAGED_BY]: 'formwork', [TAG_PROVIDER]: providerName, [TAG_NODE_ID]: nodeId };
 }

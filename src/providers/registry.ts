@@ -1,38 +1,79 @@
-import { FormworkError } from '../core/errors.js';
+import { FormworkError, toFormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
+import type { ValidateFunction } from 'ajv';
+import { schemaAjv, schemaProblems, type FieldProblem } from '../core/schema.js';
 import { ensurePlatformKey } from '../engine/executors/target.js';
 import type { Services } from '../services/services.js';
-import { labDriver } from './lab/index.js';
-import type { ProviderContext, ProviderDriver, ProviderLogger } from './provider.js';
+import { labDescriptor } from './lab/descriptor.js';
+import type { ProviderContext, ProviderDescriptor, ProviderDriver, ProviderLogger } from './provider.js';
+import { staticDescriptor } from './static/descriptor.js';
 
 /**
- * The drivers Formwork knows, by provider type, and the context a driver call gets.
+ * The provider types Formwork knows, as descriptors (type, settings schema, lazy `load`),
+ * and the context a driver call gets. Importing this module loads no driver: a driver and
+ * whatever SDK it uses load on the first `loadDriver` of its type.
  *
  * @example
- *   const driver = driverFor('lab');
+ *   const driver = await loadDriver('lab');
  *   const ctx = await providerContext(services, await store.objects('providers').get('lab'));
  */
 
-const DRIVERS = new Map<string, ProviderDriver>([[labDriver.kind, labDriver]]);
+const DESCRIPTORS = new Map<string, ProviderDescriptor>([labDescriptor, staticDescriptor].map((d) => [d.type, d]));
 
-export function registerDriver(driver: ProviderDriver): void {
-  DRIVERS.set(driver.kind, driver);
+export function providerTypes(): string[] {
+  return [...DESCRIPTORS.keys()].sort();
 }
 
-/** The driver for a provider type, if Formwork has one. */
-export function findDriver(type: string): ProviderDriver | undefined {
-  return DRIVERS.get(type);
-}
-
-export function driverFor(type: string): ProviderDriver {
-  const d = findDriver(type);
+/** The descriptor of a provider type; VALIDATION naming the known types when there is none. */
+export function descriptorFor(type: string): ProviderDescriptor {
+  const d = DESCRIPTORS.get(type);
   if (!d) {
-    throw new FormworkError('VALIDATION', `no provider driver for type "${type}"; available: ${[...DRIVERS.keys()].join(', ')}`, {
-      type,
-      known: [...DRIVERS.keys()],
-    });
+    throw new FormworkError('VALIDATION', `unknown provider type "${type}"; known: ${providerTypes().join(', ')}`, { field: 'type', type, known: providerTypes() });
   }
   return d;
+}
+
+const loaded = new Map<string, Promise<ProviderDriver>>();
+
+/** The driver of a provider type, loaded on first use. */
+export async function loadDriver(type: string): Promise<ProviderDriver> {
+  const d = descriptorFor(type);
+  let p = loaded.get(type);
+  if (!p) {
+    p = d.load().then((driver) => {
+      if (driver.type !== type) throw new FormworkError('INTERNAL', `provider type "${type}" loaded a driver for "${driver.type}"`);
+      return driver;
+    });
+    p.catch(() => loaded.delete(type)); // a failed import is tried again next time
+    loaded.set(type, p);
+  }
+  return p;
+}
+
+const validators = new Map<string, ValidateFunction>();
+
+/**
+ * A provider object's problems that its kind's schema cannot see: an unknown `type`, and
+ * settings that do not match the type's schema. Paths are relative to the object.
+ */
+export function providerProblems(object: Record<string, unknown>): FieldProblem[] {
+  if (typeof object.type !== 'string') return [];
+  const d = DESCRIPTORS.get(object.type);
+  if (!d) return [{ path: '/type', message: `unknown provider type "${object.type}"; known: ${providerTypes().join(', ')}` }];
+  let validate = validators.get(d.type);
+  if (!validate) {
+    validate = schemaAjv('values').compile(d.settingsSchema);
+    validators.set(d.type, validate);
+  }
+  if (validate(object.settings ?? {})) return [];
+  const known = Object.keys((d.settingsSchema.properties as object | undefined) ?? {});
+  return schemaProblems(validate.errors ?? [], 'settings').map((p) => {
+    const setting = p.path.slice('settings/'.length);
+    const message = p.message.startsWith('unknown field')
+      ? `unknown ${d.type} setting "${setting}"; known: ${known.join(', ') || 'none'}`
+      : `${d.type} setting${setting ? ` ${setting}` : 's'} ${p.message}`;
+    return { path: `/${p.path}`, message };
+  });
 }
 
 const silent: ProviderLogger = { info: () => undefined, warn: () => undefined };
@@ -52,6 +93,17 @@ export async function providerContext(
     log: opts.log ?? silent,
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
+}
+
+/**
+ * A driver's failure as Formwork reports it: a FormworkError as it is (drivers throw the
+ * registered PROVIDER_* codes), anything else (an SDK's own error) a retryable
+ * PROVIDER_ERROR that keeps it as its `cause`.
+ */
+export function providerFailure(e: unknown, what: string): FormworkError {
+  if (e instanceof FormworkError) return e;
+  const fe = toFormworkError(e, 'PROVIDER_ERROR');
+  return new FormworkError('PROVIDER_ERROR', `${what}: ${fe.message}`, undefined, { cause: e });
 }
 
 /** A provider logger that writes readable lines into a run log. */

@@ -7,15 +7,14 @@ import { ensurePlatformKey, nodePort, type PlatformKey } from '../engine/executo
 import type { BuiltinContext, RunIO, RunJob, RunResult } from '../engine/types.js';
 import { findLoginUser, SshPool, waitForPort, shellQuote } from '../ssh/client.js';
 import { fingerprintsEqual } from '../ssh/keys.js';
-import type { NodeAddress } from './provider.js';
-import { driverFor, providerContext, runLogger } from './registry.js';
+import { controlAddress, type NodeAddress } from '../core/addresses.js';
+import { provisionHandler } from './provision.js';
 
 /**
  * The yardstick (DESIGN.md, "what ready means"): the same six checks for every provider's
  * nodes, and the two built-in roles that bring a node up to them.
  *
- * - `provider.create` (role `provision`): asks the node's provider for its machine (or finds
- *   the one already made for it) and records addresses, size, image, zone and inventory.
+ * - `provider.create` (role `provision`): provision.ts.
  * - `yardstick.ready` (role `node-ready`): waits for TCP/22, finds the login user, records
  *   the host key on first contact, sets the hostname, waits for boot and cloud-init, then
  *   runs every check and fails with the reasons unless all pass.
@@ -43,10 +42,9 @@ function addressesOf(node: StoredObject): NodeAddress[] {
   return Array.isArray(node.addresses) ? (node.addresses as NodeAddress[]) : [];
 }
 
-/** The address the control plane uses: the first public one (public means reachable from here). */
+/** The address the control plane uses (core's `controlAddress`: public, then admin, then private). */
 export function accessAddress(node: StoredObject): string | undefined {
-  const a = addressesOf(node);
-  return (a.find((x) => x.role === 'public') ?? a.find((x) => x.role === 'admin') ?? a.find((x) => x.role === 'private'))?.address;
+  return controlAddress(node.addresses);
 }
 
 function loginCandidates(node: StoredObject): string[] {
@@ -169,42 +167,6 @@ export async function checkNode(node: StoredObject, opts: { pool: SshPool; key: 
     add('post-provisioning', problems.length ? problems.join('; ') : undefined);
   }
   return results;
-}
-
-async function provisionHandler(job: RunJob, io: RunIO, { services }: BuiltinContext): Promise<RunResult> {
-  const node = requireNode(job);
-  if (!node.provider) throw new FormworkError('VALIDATION', `node ${node.name} names no provider`, { node: node.name }, { retryable: false });
-  const provider = await services.store.objects('providers').get(node.provider as string);
-  const driver = driverFor(provider.type as string);
-  const ctx = await providerContext(services, provider, { log: runLogger(io.log), signal: io.signal });
-  // Idempotent: a machine made for this node before (an earlier run, an interrupted `up`) is kept.
-  const existing = (await driver.listMachines(ctx)).find((m) => m.nativeId === node.nativeId || m.name === node.name);
-  let machine = existing && existing.state === 'running' ? existing : undefined;
-  if (existing && !machine) {
-    io.log(`machine ${existing.nativeId} exists but is ${existing.state}: recreating it\n`);
-    await driver.deleteMachine(existing.nativeId, ctx);
-  }
-  if (machine) io.log(`machine ${machine.nativeId} already exists\n`);
-  machine ??= await driver.createMachine(
-    { name: node.name, size: node.sizeNormalized as string | undefined, image: node.imageNormalized as string | undefined, labels: node.labels },
-    ctx,
-  );
-  io.log(`machine ${machine.nativeId}: ${machine.addresses.map((a) => `${a.address} (${a.role})`).join(', ')}\n`);
-  return {
-    exitCode: 0,
-    outputs: { 'native-id': machine.nativeId },
-    nodeUpdate: {
-      nativeId: machine.nativeId,
-      state: 'provisioned',
-      addresses: machine.addresses,
-      sizeNormalized: machine.size?.normalized ?? node.sizeNormalized,
-      sizeNative: machine.size?.native,
-      imageNormalized: machine.image?.normalized ?? node.imageNormalized,
-      imageNative: machine.image?.native,
-      zone: machine.zone,
-      inventory: { ...((node.inventory as object) ?? {}), ...(machine.inventory ?? {}), loginUsers: machine.loginUsers },
-    },
-  };
 }
 
 async function readyHandler(job: RunJob, io: RunIO, { services, ssh }: BuiltinContext): Promise<RunResult> {

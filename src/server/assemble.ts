@@ -1,5 +1,6 @@
 import { FormworkError } from '../core/errors.js';
 import { Annealer, type AnnealerOptions } from '../engine/annealer.js';
+import { prepareInBackground } from '../providers/lifecycle.js';
 import { registerYardstickBuiltins } from '../providers/yardstick.js';
 import type { Deleter, Services } from '../services/services.js';
 import { deleteDeployment, deleteNode, deleteProvider } from '../services/teardown.js';
@@ -7,7 +8,7 @@ import { setupPlanning } from '../workloads/bootstrap.js';
 
 /**
  * Wires a server's services: the Deployment applier and the workload packs, the
- * yardstick's built-in roles, deleters for objects that own real resources, and the
+ * yardstick's built-in roles, provider preparation on apply, deleters for objects that own real resources, and the
  * annealer. `startServer` calls it unless told not to (`engine: false`).
  *
  * @example
@@ -40,5 +41,9 @@ export async function assembleServices(services: Services, opts: AssembleOptions
     ['nodes', versioned(deleteNode, 'nodes')],
     ['providers', versioned(deleteProvider, 'providers')],
   ]);
-  if (opts.engine !== false) services.engine = new Annealer(services, opts.engine ?? {});
+  if (opts.engine !== false) {
+    services.engine = new Annealer(services, opts.engine ?? {});
+    // This process provisions: it prepares providers as they are applied (failures are recorded on them).
+    services.prepareProviders = (providers) => prepareInBackground(services, providers, opts.log);
+  }
 }

@@ -62,6 +62,9 @@ export async function applyDocuments(services: Services, docs: Record<string, un
   });
   // Appliers may have woken the engine before the commit; wake it again now that it can see the change.
   if (results.some((r) => r.action !== 'unchanged')) services.engine?.kick();
+  // A provider's shared resources and services are made from the moment it is applied.
+  const providers = results.filter((r) => r.kind === 'Provider' && r.action !== 'unchanged').map((r) => r.object);
+  if (providers.length) services.prepareProviders?.(providers);
   return results;
 }
 

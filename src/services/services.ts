@@ -61,4 +61,6 @@ export interface Services {
   /** Deleters by plural kind; kinds without one are deleted from the store alone. */
   deleters?: Map<string, Deleter>;
   engine?: EngineHandle;
+  /** Set where machines are provisioned (a process with an engine): starts each applied provider's `prepare`. */
+  prepareProviders?: (providers: StoredObject[]) => void;
 }

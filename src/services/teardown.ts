@@ -1,6 +1,8 @@
 import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
-import { driverFor, providerContext } from '../providers/registry.js';
+import { forgetPrepared } from '../providers/lifecycle.js';
+import { TAG_NODE_ID } from '../providers/provider.js';
+import { loadDriver, providerContext, providerFailure } from '../providers/registry.js';
 import type { Services } from './services.js';
 
 /**
@@ -26,12 +28,16 @@ export async function deleteNode(services: Services, idOrName: string, opts: Del
   if (node.provider) {
     const provider = await services.store.objects('providers').find(node.provider as string);
     if (provider) {
-      const driver = driverFor(provider.type as string);
+      const driver = await loadDriver(provider.type as string);
       const ctx = await providerContext(services, provider);
-      // The machine may exist without a recorded id (interrupted provisioning): look it up by name too.
-      const machines = await driver.listMachines(ctx);
-      for (const m of machines.filter((x) => x.nativeId === node.nativeId || x.name === node.name)) {
-        await driver.deleteMachine(m.nativeId, ctx);
+      // Its recorded id, and every machine carrying its node-id tag (an interrupted provisioning
+      // may not have recorded the id); never names: others' machines may share them.
+      try {
+        const doomed = new Set((await driver.listMachines(ctx)).filter((m) => m.tags?.[TAG_NODE_ID] === node.id).map((m) => m.nativeId));
+        if (typeof node.nativeId === 'string' && node.nativeId) doomed.add(node.nativeId);
+        for (const id of doomed) await driver.deleteMachine(id, ctx);
+      } catch (e) {
+        throw providerFailure(e, `node ${node.name}: deleting its machine`);
       }
     }
   }
@@ -64,8 +70,13 @@ export async function deleteProvider(services: Services, idOrName: string, opts:
       nodes: nodes.map((n) => n.name),
     });
   }
-  const driver = driverFor(provider.type as string);
-  await driver.teardown?.(await providerContext(services, provider));
+  const driver = await loadDriver(provider.type as string);
+  try {
+    await driver.teardown?.(await providerContext(services, provider));
+  } catch (e) {
+    throw providerFailure(e, `provider ${provider.name}: teardown`);
+  }
+  forgetPrepared(services, provider.name);
   return services.store.objects('providers').delete(provider.id, { actor: opts.actor });
 }
 

@@ -1,9 +1,9 @@
-import { FormworkError, isFormworkError } from '../core/errors.js';
+import { FormworkError } from '../core/errors.js';
 import { kindByName, type KindDef, type StoredObject } from '../core/kinds.js';
 import { roleFromObject, validateRoles, type RoleSpec } from '../core/roles.js';
 import { checkRoleObject, parseRoleObject } from '../core/role-spec.js';
 import { validationError, type FieldProblem } from '../core/schema.js';
-import { findDriver } from '../providers/registry.js';
+import { providerProblems } from '../providers/registry.js';
 import { sameValue, versionMismatch, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import { ATTRIB_KINDS, sealWriteFields } from './sealing.js';
@@ -47,22 +47,14 @@ export type PendingWrites = Map<string, Map<string, Record<string, unknown>>>;
 
 /**
  * What a kind's schema cannot check, on the object as it would be stored: a provider's
- * settings, by its driver (a type without a driver yet is stored unchecked); a role's
+ * type and settings, against its type's descriptor; a role's
  * spec, by the checks packs pass (core/role-spec.ts); a workload's files, which its roles
  * run. Problems are relative to the object.
  */
 export async function checkObject(store: Store, kind: KindDef, object: Record<string, unknown>, pending: PendingWrites = new Map()): Promise<FieldProblem[]> {
   if (kind.plural === 'roles') return checkRole(store, object, pending);
   if (kind.plural === 'workloads') return checkWorkloadFiles(store, object, pending);
-  if (kind.plural !== 'providers' || typeof object.type !== 'string') return [];
-  try {
-    findDriver(object.type)?.checkSettings?.((object.settings ?? {}) as Record<string, unknown>, String(object.name));
-    return [];
-  } catch (e) {
-    if (!isFormworkError(e) || e.code !== 'VALIDATION') throw e;
-    const at = e.details?.field === 'name' ? '/name' : typeof e.details?.setting === 'string' ? `/settings/${e.details.setting}` : '/settings';
-    return [{ path: at, message: e.message }];
-  }
+  return kind.plural === 'providers' ? providerProblems(object) : [];
 }
 
 /** The role catalogue the writes would leave: stored roles, with the pending ones in place of (or beside) them. */

@@ -6,15 +6,13 @@ import { applyResultLine } from '../format.js';
 import { annotateApplyError, loadDocuments } from './apply.js';
 
 /**
- * `formwork server`: runs the API server (and whatever other areas attach through
- * `ctx.serverExtensions`) in the foreground until SIGINT/SIGTERM. It prints the URL and
- * the admin token file; other commands run with the same data dir find both through
- * DATA_DIR/server.json and DATA_DIR/admin.token. Logs (JSON lines) go to stdout unless
- * --log-file is given.
+ * `formwork server`: runs the API server (with the engine) in the foreground until
+ * SIGINT/SIGTERM. It prints the URL and the admin token file; other commands run with the
+ * same data dir find both through DATA_DIR/server.json and DATA_DIR/admin.token. Logs
+ * (JSON lines) go to stdout unless --log-file is given.
  *
  * @example
- *   // another area's command module, in register(program, ctx):
- *   ctx.serverExtensions.configure.push(async (services) => { services.engine = createEngine(services); });
+ *   formwork server --listen 127.0.0.1:7480 --apply examples/lab-demo.yaml
  */
 
 export const DEFAULT_LISTEN = '127.0.0.1:7480';
@@ -56,7 +54,6 @@ export function register(program: Command, ctx: CliContext): void {
       const { startServer } = await import('../../server/server.js');
       const { signal, dispose } = ctx.shutdownSignal();
       try {
-        const ext = ctx.serverExtensions;
         const server = await startServer({
           dataDir,
           listen,
@@ -66,14 +63,6 @@ export function register(program: Command, ctx: CliContext): void {
           ...(logLevel ? { logLevel } : {}),
           ...(opts.logFile ? { logFile: abs(opts.logFile) } : {}),
           ...(documents.length ? { apply: documents.map((d) => d.doc) } : {}),
-          ...(ext.plugins.length ? { plugins: ext.plugins } : {}),
-          ...(ext.configure.length
-            ? {
-                configure: async (services) => {
-                  for (const c of ext.configure) await c(services);
-                },
-              }
-            : {}),
         }).catch((e: unknown) => {
           throw annotateApplyError(e, documents);
         });

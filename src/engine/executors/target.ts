@@ -1,11 +1,12 @@
 /**
- * How the engine reaches a node over SSH: its address (public first, then private, then
- * admin), port (`inventory.sshPort`, default 22), login user (`loginUser`, default root),
+ * How the engine reaches a node over SSH: its address (`controlAddress`: public, then admin,
+ * then private), port (`inventory.sshPort`, default 22), login user (`loginUser`, default root),
  * recorded host key, and the platform key at `<dataDir>/ssh/id_ed25519` (created when
  * missing).
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { controlAddress } from '../../core/addresses.js';
 import { FormworkError } from '../../core/errors.js';
 import type { StoredObject } from '../../core/kinds.js';
 import { generatePlatformKeyPair } from '../../ssh/keys.js';
@@ -40,18 +41,10 @@ export function ensurePlatformKey(dataDir: string): PlatformKey {
   return { privateKey, privateKeyPath, publicKey };
 }
 
-interface Address {
-  address: string;
-  role?: string;
-}
-
 export function nodeAddress(node: StoredObject): string {
-  const addrs = (Array.isArray(node.addresses) ? node.addresses : []) as Address[];
-  for (const role of ['public', 'private', 'admin']) {
-    const a = addrs.find((x) => x.role === role);
-    if (a) return a.address;
-  }
-  throw new FormworkError('SSH_UNREACHABLE', `node ${node.name} has no public, private or admin address to connect to`, { node: node.name }, { retryable: false });
+  const address = controlAddress(node.addresses);
+  if (address) return address;
+  throw new FormworkError('SSH_UNREACHABLE', `node ${node.name} has no public, admin or private address to connect to`, { node: node.name }, { retryable: false });
 }
 
 export function nodePort(node: StoredObject): number {

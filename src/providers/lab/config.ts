@@ -75,25 +75,6 @@ function intSetting(settings: Record<string, unknown>, key: string, def: number,
   return n;
 }
 
-/** The settings a lab provider takes (docs: src/providers/lab/index.ts). */
-export const LAB_SETTINGS = ['subnetIndex', 'baseDir', 'mirror', 'bootTimeoutMs', 'stopTimeoutMs'] as const;
-
-/** Refuses a lab provider's settings that `labConfig` would refuse, and settings it does not know (a typo would be ignored). */
-export function checkLabSettings(settings: Record<string, unknown>, providerName: string): void {
-  const unknown = Object.keys(settings ?? {}).filter((k) => !(LAB_SETTINGS as readonly string[]).includes(k));
-  if (unknown.length) {
-    throw new FormworkError('VALIDATION', `lab provider "${providerName}": unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; known: ${LAB_SETTINGS.join(', ')}`, {
-      unknown,
-      known: [...LAB_SETTINGS],
-    });
-  }
-  for (const key of ['baseDir', 'mirror'] as const) {
-    const v = settings[key];
-    if (v !== undefined && v !== null && typeof v !== 'string') throw new FormworkError('VALIDATION', `lab setting ${key} must be a string`, { setting: key, value: v });
-  }
-  labConfig({ dataDir: '/', providerName, settings });
-}
-
 export function labConfig(ctx: LabConfigInput): LabConfig {
   if (!PROVIDER_NAME.test(ctx.providerName)) {
     throw new FormworkError('VALIDATION', `lab provider name "${ctx.providerName}" must be letters, digits, '.', '_' or '-'`, { field: 'name', providerName: ctx.providerName });

@@ -15,7 +15,7 @@ import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { FormworkError } from '../../core/errors.js';
 import type { MachineSpec, ProviderContext, ProviderDriver, ProvisionedMachine } from '../provider.js';
 import { ensureBaseImage, isBaseReady, mountsUnder, requiredTools } from './base.js';
-import { checkLabSettings, labConfig, validateHostName, type LabConfig } from './config.js';
+import { labConfig, validateHostName, type LabConfig } from './config.js';
 import { isAlive } from './exec.js';
 import { allocateHost, buildHost, destroyHost, hostAlive, hostPids, readAllStates, readState, type HostState } from './host.js';
 import { withFileLock } from './lock.js';
@@ -43,6 +43,7 @@ export function toMachine(st: HostState): ProvisionedMachine {
       { address: st.privateAddress, family: 4, role: 'private', network: st.privateBridge },
     ],
     loginUsers: [...LAB_LOGIN_USERS],
+    tags: { ...(st.spec.tags ?? {}) },
     size: {
       normalized: typeof size === 'string' ? size : size ? `${size.cpus}cpu-${size.ramMiB}mib` : 'shared',
       native: 'nspawn-shared',
@@ -85,21 +86,31 @@ async function ensureBase(c: LabConfig, ctx: ProviderContext): Promise<void> {
   await ensureBaseImage(c.dataDir, ctx.log, { mirror: c.mirror, signal: ctx.signal });
 }
 
+/** The bridges and the package proxy. The base image stays with the first create: minutes of debootstrap (then cached) do not belong in an apply. */
+async function prepareLab(ctx: ProviderContext): Promise<void> {
+  const c = labConfig(ctx);
+  requiredTools();
+  await mkdir(c.providerDir, { recursive: true });
+  await ensureProviderNetwork(c, ctx);
+}
+
 export const labDriver: ProviderDriver = {
-  kind: 'lab',
-  checkSettings: checkLabSettings,
+  type: 'lab',
+  prepare: prepareLab,
 
   async createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<ProvisionedMachine> {
     const c = labConfig(ctx);
     validateHostName(spec.name);
     if (spec.image !== undefined && !ACCEPTED_IMAGES.has(spec.image)) {
-      throw new FormworkError('VALIDATION', `the lab provider only has image debian-12, not "${spec.image}"`, { image: spec.image, known: ['debian-12'] });
+      throw new FormworkError('PROVIDER_INVALID', `the lab provider only has image debian-12, not "${spec.image}"`, { image: spec.image, known: ['debian-12'] });
     }
     if (!ctx.publicKey?.trim()) throw new FormworkError('VALIDATION', 'the lab provider needs the platform public key (ctx.publicKey)');
+    // A retried create (same token) gets the host made the first time, whatever its stage.
+    const again = readState(join(c.hostsDir, `${spec.name}.json`));
+    if (again && again.spec.idempotencyToken === spec.idempotencyToken) return toMachine(again);
     requiredTools();
     await ensureBase(c, ctx);
-    await mkdir(c.providerDir, { recursive: true });
-    await ensureProviderNetwork(c, ctx);
+    await prepareLab(ctx);
     const st = await withFileLock(providerLock(c), () => allocateHost(c, spec), { signal: ctx.signal });
     ctx.log.info('lab: creating host', { name: st.name, public: st.publicAddress, private: st.privateAddress });
     const done = await buildHost(c, st, ctx.publicKey, ctx.log, ctx.signal);
@@ -109,6 +120,13 @@ export const labDriver: ProviderDriver = {
       throw e;
     });
     return toMachine(done);
+  },
+
+  async getMachine(nativeId: string, ctx: ProviderContext): Promise<ProvisionedMachine | undefined> {
+    const c = labConfig(ctx);
+    validateHostName(nativeId);
+    const st = readState(join(c.hostsDir, `${nativeId}.json`));
+    return st ? toMachine(st) : undefined;
   },
 
   async deleteMachine(nativeId: string, ctx: ProviderContext): Promise<void> {

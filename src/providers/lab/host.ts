@@ -52,7 +52,7 @@ export interface HostState extends HostNames {
   nspawnLockFile?: string;
   /** The launcher's own cgroups (one per hierarchy nspawn uses), removed after the host stops. */
   cgroups?: string[];
-  spec: { size?: MachineSpec['size']; image?: string; labels?: Record<string, string> };
+  spec: { size?: MachineSpec['size']; image?: string; labels?: Record<string, string>; nodeId?: string; idempotencyToken?: string; tags?: Record<string, string> };
   createdAt: string;
   readyAt?: string;
   bootSeconds?: number;
@@ -118,7 +118,7 @@ export async function allocateHost(c: LabConfig, spec: MachineSpec): Promise<Hos
     nspawnPidFile: join(n.dir, 'nspawn.pid'),
     stopFile: join(n.dir, 'stop'),
     consoleLog: join(n.dir, 'console.log'),
-    spec: { size: spec.size, image: spec.image, labels: spec.labels },
+    spec: { size: spec.size, image: spec.image, labels: spec.labels, nodeId: spec.nodeId, idempotencyToken: spec.idempotencyToken, tags: spec.tags },
     createdAt: new Date().toISOString(),
   };
   await writeState(st);

@@ -12,7 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { ProviderContext, ProvisionedMachine } from '../../../src/providers/provider.js';
+import { ownershipTags, type MachineSpec, type ProviderContext, type ProvisionedMachine } from '../../../src/providers/provider.js';
 import {
   ensureBaseImage,
   isAlive,
@@ -27,6 +27,8 @@ import {
 } from '../../../src/providers/lab/index.js';
 
 const pexec = promisify(execFile);
+/** A spec as the provision role makes one (node id, token and tags from the name). */
+const spec = (name: string, more: Partial<MachineSpec> = {}): MachineSpec => ({ name, nodeId: `id-${name}`, idempotencyToken: `tok-${name}`, tags: ownershipTags('e2e', `id-${name}`), ...more });
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const missing = isRoot ? missingTools() : [];
 const skipReason = !isRoot
@@ -82,8 +84,8 @@ describe.skipIf(!!skipReason)(`lab provider: real hosts${skipReason ? ` (${skipR
   it('creates two hosts in parallel that answer SSH on their public address', async () => {
     const t0 = Date.now();
     machines = await Promise.all([
-      labDriver.createMachine({ name: 'node-1', image: 'debian-12' }, ctx),
-      labDriver.createMachine({ name: 'node-2', size: 'small' }, ctx),
+      labDriver.createMachine(spec('node-1', { image: 'debian-12' }), ctx),
+      labDriver.createMachine(spec('node-2', { size: 'small' }), ctx),
     ]);
     console.log(`lab e2e: 2 hosts up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const c = labConfig(ctx);
@@ -101,8 +103,8 @@ describe.skipIf(!!skipReason)(`lab provider: real hosts${skipReason ? ` (${skipR
       ['node-1', 'running'],
       ['node-2', 'running'],
     ]);
-    // A second host of the same name is refused.
-    await expect(labDriver.createMachine({ name: 'node-1' }, ctx)).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    // A second host of the same name (another create, not a retry: another token) is refused.
+    await expect(labDriver.createMachine(spec('node-1', { idempotencyToken: 'another' }), ctx)).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
   }, 180_000);
 
   it('lets the platform key log in as debian (with passwordless sudo) and as root', async () => {
@@ -131,7 +133,7 @@ describe.skipIf(!!skipReason)(`lab provider: real hosts${skipReason ? ` (${skipR
 
   it('removes a half-made host when sshd does not answer in time', async () => {
     const impatient: ProviderContext = { ...ctx, settings: { ...ctx.settings, bootTimeoutMs: 100 } };
-    await expect(labDriver.createMachine({ name: 'node-3' }, impatient)).rejects.toMatchObject({ code: 'PROVIDER_ERROR' });
+    await expect(labDriver.createMachine(spec('node-3'), impatient)).rejects.toMatchObject({ code: 'PROVIDER_ERROR' });
     expect((await labDriver.listMachines(ctx)).map((m) => m.name).sort()).toEqual(['node-1', 'node-2']);
     const l = await labLeftovers(ctx, { includeProviderWide: false });
     expect(l.netns.filter((n) => n.endsWith('-node-3'))).toEqual([]);

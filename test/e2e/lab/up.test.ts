@@ -116,6 +116,8 @@ describe.skipIf(!!skipReason)('formwork up / conformance / down on real lab host
     expect(nodes.every((n) => n.state === 'ready')).toBe(true);
     const hostFiles = fs.readdirSync(path.join(dataDir, 'providers', 'lab', 'hosts'));
     expect(hostFiles.filter((f) => f.endsWith('.json'))).toHaveLength(4);
+    // The provider was prepared (bridges, package proxy) and says so.
+    expect(await api('/api/v1/providers/lab')).toMatchObject({ state: 'ready' });
   }, 900_000);
 
   it('serves etcd through haproxy, and writes survive a stopped member', async () => {

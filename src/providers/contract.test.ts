@@ -1,0 +1,27 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ProviderContext } from './provider.js';
+import { loadDriver } from './registry.js';
+import { runProviderContract } from './testing/contract-suite.js';
+import { fakeDriver } from './testing/fake-driver.js';
+
+// The provider contract, on the drivers that need nothing but this process.
+const quiet = { info: () => undefined, warn: () => undefined };
+const context = (dataDir: string, providerName: string, settings: Record<string, unknown>): ProviderContext => ({ dataDir, providerName, settings, publicKey: 'ssh-ed25519 AAAA contract', log: quiet });
+
+runProviderContract('in-memory fake', async () => ({ driver: fakeDriver({ bootPolls: 1 }), ctx: context('/nonexistent', 'fake', {}) }));
+
+let dir = '';
+runProviderContract(
+  'static',
+  async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fw-static-contract-'));
+    const machines = [
+      { name: 'm-1', address: '198.18.200.1', user: 'debian' },
+      { name: 'm-2', address: '2001:db8::2', user: 'root', port: 2222 },
+    ];
+    return { driver: await loadDriver('static'), ctx: context(dir, 'byo', { machines }) };
+  },
+  { cleanup: () => rm(dir, { recursive: true, force: true }) },
+);
