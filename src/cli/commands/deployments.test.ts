@@ -55,7 +55,7 @@ describe('formwork workloads validate', () => {
       expect(r.code).toBe(1);
       const lines = r.out.trim().split('\n').map((l) => l.slice(l.indexOf('role ')));
       expect(lines).toEqual([
-        'role a: colour: unknown key "colour"; known: name, description, requires, provides, conflicts, flags, inputs, outputs, implementation, timeoutSeconds, retries',
+        'role a: colour: unknown key "colour"; known: name, description, requires, provides, conflicts, flags, inputs, outputs, implementation, removal, timeoutSeconds, retries',
         'role a: requires: unknown role or alias "ghost": no loaded role has that name or provides it',
         'role b: implementation.kind: unknown implementation kind "lcoal"; known: script, local, ansible, builtin',
         'role b: requires: role "b" requires itself',
