@@ -1,5 +1,6 @@
 import { FormworkError } from '../core/errors.js';
 import { Annealer, type AnnealerOptions } from '../engine/annealer.js';
+import { syncPlatformKey } from '../engine/executors/target.js';
 import { prepareInBackground } from '../providers/lifecycle.js';
 import { registerYardstickBuiltins } from '../providers/yardstick.js';
 import type { Deleter, Services } from '../services/services.js';
@@ -42,6 +43,9 @@ export async function assembleServices(services: Services, opts: AssembleOptions
     ['providers', versioned(deleteProvider, 'providers')],
   ]);
   if (opts.engine !== false) {
+    // Every worker logs in with the store's one platform key (a second worker on another
+    // data dir reaches the nodes the first made).
+    await syncPlatformKey(services.store, services.dataDir, opts.log);
     services.engine = new Annealer(services, opts.engine ?? {});
     // This process provisions: it prepares providers as they are applied (failures are recorded on them).
     services.prepareProviders = (providers) => prepareInBackground(services, providers, opts.log);

@@ -5,6 +5,7 @@ import { EventLog } from './events.js';
 import { ObjectRepository, type Executor } from './repository.js';
 import { SecretStore, loadSecretKey } from './secrets.js';
 import { AuthStore } from './auth.js';
+import { PlatformKeys } from './platform-keys.js';
 
 /**
  * The store: one object for everything Formwork keeps, on SQLite or PostgreSQL.
@@ -18,6 +19,8 @@ export class Store {
   readonly events: EventLog;
   readonly secrets: SecretStore;
   readonly auth: AuthStore;
+  /** The platform's key pairs (the SSH key all workers share), sealed. */
+  readonly platformKeys: PlatformKeys;
   private readonly repos = new Map<string, ObjectRepository>();
 
   private constructor(
@@ -30,6 +33,7 @@ export class Store {
     this.events = events ?? new EventLog(db, database.dialect);
     this.secrets = new SecretStore(this.objects('secrets'), secretKey);
     this.auth = new AuthStore(db, this.objects('users'), this.events);
+    this.platformKeys = new PlatformKeys(db, secretKey);
   }
 
   static async open(opts: OpenOptions & { secretKey?: Buffer }): Promise<Store> {

@@ -1,15 +1,19 @@
 /**
  * How the engine reaches a node over SSH: its address (`controlAddress`: public, then admin,
  * then private), port (`inventory.sshPort`, default 22), login user (`loginUser`, default root),
- * recorded host key, and the platform key at `<dataDir>/ssh/id_ed25519` (created when
- * missing).
+ * recorded host key, and the platform key.
+ *
+ * The platform key lives in the store (`store.platformKeys`, sealed), so that every worker on
+ * one database logs in with the same key; `syncPlatformKey` (at a worker's start) writes it
+ * to `<dataDir>/ssh/id_ed25519`, where the executors read it (ansible needs a file).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { controlAddress } from '../../core/addresses.js';
 import { FormworkError } from '../../core/errors.js';
 import type { StoredObject } from '../../core/kinds.js';
-import { generatePlatformKeyPair } from '../../ssh/keys.js';
+import { generatePlatformKeyPair, publicKeyFromPrivate } from '../../ssh/keys.js';
+import type { Store } from '../../store/store.js';
 import type { SshTarget } from '../../ssh/client.js';
 
 export interface PlatformKey {
@@ -18,7 +22,40 @@ export interface PlatformKey {
   publicKey: string;
 }
 
-/** Reads the platform key, creating it (0600) on first use. */
+/** The name of the SSH key in `store.platformKeys`. */
+export const PLATFORM_SSH_KEY = 'ssh';
+
+/**
+ * Makes the store's platform key this data dir's: stores one first when the store has none
+ * (the data dir's existing key, so that an install's nodes stay reachable, else a new one),
+ * then writes the stored key to `<dataDir>/ssh/id_ed25519`. A data dir key that differs from
+ * the stored one (a worker that ran alone before) is kept beside it as `id_ed25519.replaced`.
+ */
+export async function syncPlatformKey(store: Store, dataDir: string, log?: (message: string) => void): Promise<PlatformKey> {
+  const dir = path.join(dataDir, 'ssh');
+  const privateKeyPath = path.join(dir, 'id_ed25519');
+  const local = fs.existsSync(privateKeyPath) ? fs.readFileSync(privateKeyPath, 'utf8') : undefined;
+  const stored = await store.platformKeys.ensure(PLATFORM_SSH_KEY, () => {
+    if (local === undefined) return generatePlatformKeyPair();
+    const pubPath = `${privateKeyPath}.pub`;
+    const pub = fs.existsSync(pubPath) ? fs.readFileSync(pubPath, 'utf8').trim() : '';
+    return { privateKey: local, publicKey: pub || publicKeyFromPrivate(local) };
+  });
+  if (local !== stored.privateKey) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (local !== undefined) {
+      fs.renameSync(privateKeyPath, `${privateKeyPath}.replaced`);
+      log?.(`the platform SSH key in ${privateKeyPath} differs from the store's: it was moved to ${privateKeyPath}.replaced and the store's key written in its place (nodes that trust only the old key need the new public key)`);
+    }
+    const tmp = `${privateKeyPath}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, stored.privateKey, { mode: 0o600 });
+    fs.renameSync(tmp, privateKeyPath);
+  }
+  fs.writeFileSync(`${privateKeyPath}.pub`, stored.publicKey + '\n', { mode: 0o644 });
+  return { privateKey: stored.privateKey, privateKeyPath, publicKey: stored.publicKey };
+}
+
+/** Reads the data dir's platform key (written by `syncPlatformKey`), creating it (0600) when a process runs without a store. */
 export function ensurePlatformKey(dataDir: string): PlatformKey {
   const dir = path.join(dataDir, 'ssh');
   const privateKeyPath = path.join(dir, 'id_ed25519');
