@@ -3,6 +3,7 @@ import { conformanceRoutes } from './conformance.js';
 import type { Services } from '../../services/services.js';
 import { deploymentRoutes } from './deployments.js';
 import { engineRoutes } from './engine.js';
+import { platformRoutes } from './platform.js';
 
 /**
  * Route plugins beyond the built-in ones (the generic kind routes, apply, tokens,
@@ -29,4 +30,4 @@ import { engineRoutes } from './engine.js';
  */
 export type RoutePlugin = (app: FastifyInstance, services: Services) => Promise<void>;
 
-export const ROUTE_PLUGINS: RoutePlugin[] = [deploymentRoutes, conformanceRoutes, engineRoutes];
+export const ROUTE_PLUGINS: RoutePlugin[] = [deploymentRoutes, conformanceRoutes, engineRoutes, platformRoutes];
