@@ -30,6 +30,12 @@ import { assembleServices, type AssembleOptions } from './assemble.js';
  *  - `server.json`: `{url, pid, startedAt}` while the server runs (removed on close; a
  *    CLI should check that `pid` is alive, since a killed server cannot remove it).
  *
+ * Roles (`role`), for API servers and engine workers on one PostgreSQL: `all` (default) is
+ * both; `api` serves the API without an engine (it provisions nothing, so it needs no
+ * driver credentials nor the platform key); `worker` runs the engine without an HTTP
+ * listener (no address, no `server.json`, no admin token; its worker record is written by
+ * the annealer, and it stops on SIGTERM/SIGINT like the others).
+ *
  * @example
  *   const server = await startServer({ dataDir: '.formwork', listen: '127.0.0.1:7480' });
  *   console.log(server.url); // http://127.0.0.1:7480
@@ -40,8 +46,14 @@ export const DEFAULT_LISTEN = '127.0.0.1:7480';
 export const ADMIN_TOKEN_FILE = 'admin.token';
 export const SERVER_FILE = 'server.json';
 
+/** What a server process runs: the API, the engine, or both. */
+export type ServerRole = 'all' | 'api' | 'worker';
+export const SERVER_ROLES: readonly ServerRole[] = ['all', 'api', 'worker'];
+
 export interface ServerOptions {
   dataDir: string;
+  /** Default `all`; see the module comment. */
+  role?: ServerRole;
   /** HOST:PORT (IPv6 as [::1]:7480); default 127.0.0.1:7480; port 0 picks a free one. */
   listen?: string;
   /** PostgreSQL URL; default FORMWORK_DATABASE_URL, else SQLite in dataDir. */
@@ -76,6 +88,9 @@ export interface RunningServer {
   applied: ApplyResult[];
   close(): Promise<void>;
 }
+
+/** A `worker`: the engine alone, with nothing to reach over HTTP. */
+export type RunningWorker = Omit<RunningServer, 'url' | 'app'> & { url?: undefined; app?: undefined };
 
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen.trim());
@@ -140,8 +155,14 @@ export interface StartupTimings {
   listening: number;
 }
 
-export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+export async function startServer(opts: ServerOptions & { role: 'worker' }): Promise<RunningWorker>;
+export async function startServer(opts: ServerOptions & { role?: 'all' | 'api' }): Promise<RunningServer>;
+export async function startServer(opts: ServerOptions): Promise<RunningServer | RunningWorker>;
+export async function startServer(opts: ServerOptions): Promise<RunningServer | RunningWorker> {
   const called = performance.now();
+  const role = opts.role ?? 'all';
+  if (!SERVER_ROLES.includes(role)) throw new FormworkError('VALIDATION', `the server role must be one of ${SERVER_ROLES.join(', ')}, got ${JSON.stringify(role)}`);
+  const serves = role !== 'worker';
   const dataDir = path.resolve(opts.dataDir);
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const { host, port } = parseListen(opts.listen ?? DEFAULT_LISTEN);
@@ -152,7 +173,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   // A defect, and the code that raised it may have caught it: logged wherever it happened.
   const stopObserving = observeReentry((err) => logger.error({ err }, 'TRANSACTION_REENTRY: a query left its transaction (a defect, please report it)'));
-  const address = await holdAddress(host, port).catch((e: unknown) => {
+  const address = await (serves ? holdAddress(host, port) : noAddress()).catch((e: unknown) => {
     stopObserving();
     destination.end();
     throw e;
@@ -172,12 +193,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const serverFile = path.join(dataDir, SERVER_FILE);
   let app: FastifyInstance | undefined;
   let applied: ApplyResult[] = [];
-  let url: string;
+  let url: string | undefined;
   try {
-    await ensureAdminToken(store, dataDir);
+    if (serves) await ensureAdminToken(store, dataDir);
     if (opts.assemble !== false) {
       const assemble = typeof opts.assemble === 'object' ? opts.assemble : {};
-      const engine = assemble.engine === false ? false : { onError: (err: unknown, where: string) => logger.error({ err }, `engine: ${where}`), ...assemble.engine };
+      const engine = assemble.engine === false || role === 'api' ? false : { onError: (err: unknown, where: string) => logger.error({ err }, `engine: ${where}`), ...assemble.engine };
       await assembleServices(services, { log: (m) => logger.warn(m), ...assemble, engine });
     }
     await opts.configure?.(services);
@@ -188,16 +209,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       for (const r of applied) logger.info({ kind: r.kind, name: r.name, action: r.action }, 'applied at start');
     }
     appliedAt = performance.now();
-    // Loaded only now: the HTTP layer is about half of the server's code.
-    const { buildApi } = await import('../api/app.js');
-    app = buildApi(services, { logger, bodyLimit: opts.bodyLimit, https, plugins: opts.plugins });
-    await app.ready();
-    await address.release();
-    await app.listen({ host, port: address.port }).catch((e: NodeJS.ErrnoException) => {
-      throw e.code === 'EADDRINUSE' ? addressInUse(host, port) : e;
-    });
-    url = clientUrl(https ? 'https' : 'http', host, (app.server.address() as AddressInfo).port);
-    writePrivateFile(serverFile, JSON.stringify({ url, pid: process.pid, startedAt: new Date().toISOString(), store: store.dialect }, null, 2) + '\n');
+    if (serves) {
+      // Loaded only now: the HTTP layer is about half of the server's code.
+      const { buildApi } = await import('../api/app.js');
+      app = buildApi(services, { logger, bodyLimit: opts.bodyLimit, https, plugins: opts.plugins });
+      await app.ready();
+      await address.release();
+      await app.listen({ host, port: address.port }).catch((e: NodeJS.ErrnoException) => {
+        throw e.code === 'EADDRINUSE' ? addressInUse(host, port) : e;
+      });
+      url = clientUrl(https ? 'https' : 'http', host, (app.server.address() as AddressInfo).port);
+      writePrivateFile(serverFile, JSON.stringify({ url, pid: process.pid, startedAt: new Date().toISOString(), store: store.dialect }, null, 2) + '\n');
+    }
   } catch (e) {
     // Documents applied before a later failure stay applied, as through the API; the
     // engine stops (its runs go back to todo) and the next start carries on.
@@ -220,7 +243,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     applied: ms(appliedAt),
     listening: ms(performance.now()),
   };
-  logger.info({ url, store: store.dialect, dataDir, startup }, 'formwork server listening');
+  if (serves) logger.info({ url, role, store: store.dialect, dataDir, startup }, 'formwork server listening');
+  else logger.info({ role, store: store.dialect, dataDir, startup }, 'formwork worker running');
 
   let closing: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -246,7 +270,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         process.off('SIGINT', onSignal);
       }
       try {
-        await running.close();
+        await running?.close();
         if (services.engine) await services.engine.stop();
       } finally {
         await store.close();
@@ -257,7 +281,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           // already gone
         }
         stopObserving();
-        logger.info('formwork server stopped');
+        logger.info(serves ? 'formwork server stopped' : 'formwork worker stopped');
         try {
           destination.flushSync();
         } catch {
@@ -267,7 +291,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     })();
     return closing;
   }
+  if (!running || url === undefined) return { services, applied, close };
   return { url, services, app: running, applied, close };
+}
+
+/** A worker's stand-in for `holdAddress`: it listens nowhere. */
+async function noAddress(): Promise<{ port: number; release(): Promise<void> }> {
+  return { port: 0, release: async () => undefined };
 }
 
 /**

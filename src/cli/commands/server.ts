@@ -7,17 +7,23 @@ import { annotateApplyError, loadDocuments } from './apply.js';
 
 /**
  * `formwork server`: runs the API server (with the engine) in the foreground until
- * SIGINT/SIGTERM. It prints the URL and the admin token file; other commands run with the
+ * SIGINT/SIGTERM. `--role api` serves the API alone, `--role worker` runs the engine alone
+ * (no listener): API servers and workers scale apart on one PostgreSQL. It prints the URL and the admin token file; other commands run with the
  * same data dir find both through DATA_DIR/server.json and DATA_DIR/admin.token. Logs
  * (JSON lines) go to stdout unless --log-file is given.
  *
  * @example
  *   formwork server --listen 127.0.0.1:7480 --apply examples/lab-demo.yaml
+ *   formwork server --role worker --database-url postgres://…   # FORMWORK_SECRET_KEY shared
  */
 
 export const DEFAULT_LISTEN = '127.0.0.1:7480';
 
+const ROLES = ['all', 'api', 'worker'] as const;
+type Role = (typeof ROLES)[number];
+
 interface ServerFlags {
+  role: string;
   apply: string[];
   listen?: string;
   tlsCert?: string;
@@ -31,6 +37,7 @@ export function register(program: Command, ctx: CliContext): void {
   program
     .command('server')
     .description('run the Formwork server in the foreground (Ctrl-C stops it)')
+    .option('--role <role>', 'all (API and engine), api (the API alone) or worker (the engine alone, no listener); several share one PostgreSQL and FORMWORK_SECRET_KEY', 'all')
     .option('--listen <host:port>', `address to listen on; port 0 picks a free one (env FORMWORK_LISTEN; default ${DEFAULT_LISTEN})`)
     .option('--tls-cert <file>', 'serve https with this certificate (PEM)')
     .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
@@ -40,6 +47,13 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--apply <file>', 'apply these documents as the server starts, before the API answers, as `formwork apply -f` would (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .action(async (opts: ServerFlags) => {
       const env = ctx.io.env;
+      if (!(ROLES as readonly string[]).includes(opts.role)) {
+        throw new FormworkError('VALIDATION', `--role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(opts.role)}`);
+      }
+      const role = opts.role as Role;
+      if (role === 'worker' && (opts.listen || opts.tlsCert)) {
+        throw new FormworkError('VALIDATION', 'a worker (--role worker) listens nowhere: drop --listen/--tls-cert/--tls-key, or use --role all or api');
+      }
       if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
         throw new FormworkError('VALIDATION', '--tls-cert and --tls-key go together: give both or neither');
       }
@@ -56,6 +70,7 @@ export function register(program: Command, ctx: CliContext): void {
       try {
         const server = await startServer({
           dataDir,
+          role,
           listen,
           handleSignals: false, // ours: close, then return the exit code
           ...(databaseUrl ? { databaseUrl } : {}),
@@ -67,8 +82,12 @@ export function register(program: Command, ctx: CliContext): void {
           throw annotateApplyError(e, documents);
         });
         for (const r of server.applied) ctx.out(applyResultLine(r));
-        ctx.out(`formwork server listening on ${server.url}`);
-        ctx.out(`admin token: ${path.join(dataDir, 'admin.token')}`);
+        if (server.url === undefined) {
+          ctx.out(`formwork worker running (data dir ${dataDir})`);
+        } else {
+          ctx.out(`formwork server listening on ${server.url}${role === 'api' ? ' (API only, no engine)' : ''}`);
+          ctx.out(`admin token: ${path.join(dataDir, 'admin.token')}`);
+        }
         if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
         ctx.err('formwork server: shutting down');
         await server.close();
