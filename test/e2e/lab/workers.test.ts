@@ -123,8 +123,8 @@ describe.skipIf(!!skipReason)('two workers on one PostgreSQL, two data dirs, one
         await api('DELETE', '/api/v1/providers/wlab').catch(() => undefined);
         await stop(a);
       }
-      const left = await labLeftovers({ dataDir: dirA, providerName: 'wlab', settings: { subnetIndex: 17 } }).catch((e: unknown) => [String(e)]);
-      if (left.length) console.error('lab workers e2e left behind:', left);
+      const left = await labLeftovers({ dataDir: dirA, providerName: 'wlab', settings: { subnetIndex: 17 } }).catch((e: unknown) => String(e));
+      if (typeof left === 'string' || Object.values(left).some((v) => v.length)) console.error('lab workers e2e left behind:', left);
       await dropDatabase();
     }
     fs.rmSync(dirA, { recursive: true, force: true });
