@@ -153,7 +153,6 @@ describe.skipIf(!!skipReason)('two workers on one PostgreSQL, two data dirs, one
     const b = server(dirB, ['--role', 'worker', '--log-file', path.join(dirB, 'worker.log')]);
     await until('worker B running', () => /formwork worker running/.test(b.out()) || b.child.exitCode !== null, 60_000);
     expect(b.child.exitCode, b.out()).toBeNull();
-    expect(fs.readFileSync(path.join(dirB, 'ssh', 'id_ed25519'), 'utf8')).toBe(keyA);
 
     // A changed input: node-ready runs again on both hosts, by B, over SSH with the store's key.
     const before = (await runsOf()).length;
@@ -169,6 +168,7 @@ describe.skipIf(!!skipReason)('two workers on one PostgreSQL, two data dirs, one
     expect((await runsOf()).length).toBeGreaterThan(before);
     expect([...new Set(byB.map((r) => r.node))].sort()).toEqual([...new Set(byA.map((r) => r.node))].sort());
     expect((await readyRoles()).every((n) => n.state === 'active')).toBe(true);
+    expect(fs.readFileSync(path.join(dirB, 'ssh', 'id_ed25519'), 'utf8')).toBe(keyA);
     // The key never reached a log.
     const body = keyA.split('\n')[1]!;
     for (const f of [path.join(dirA, 'server-all.log'), path.join(dirA, 'server-api.log'), path.join(dirB, 'worker.log')]) {
