@@ -13,7 +13,9 @@
  * Claims: PostgreSQL locks candidates `FOR UPDATE SKIP LOCKED` and each node with a
  * transaction-scoped advisory try-lock, then re-checks that nothing runs on the node;
  * SQLite does the same check and a version-checked update inside one transaction (one
- * writer at a time). Limits (`concurrency`, `perProviderConcurrency`) are per worker.
+ * writer at a time). `concurrency` is per worker; `perProviderConcurrency` holds across all
+ * workers on the store: the claim counts the provider's running node-roles in the store
+ * (on PostgreSQL under a per-provider advisory lock, so two claims cannot both take the last slot).
  *
  * @example
  *   const annealer = new Annealer(services, { concurrency: 8 });
@@ -54,7 +56,7 @@ export interface AnnealerOptions {
   workerId?: string;
   /** Runs at once in this worker. Default 8. */
   concurrency?: number;
-  /** Runs at once per provider (the node's provider) in this worker. Default 4. */
+  /** Runs at once per provider (the node's provider), across every worker on the store. Default 4. */
   perProviderConcurrency?: number;
   /** A claim's lease; renewed every leaseMs/3 while the run lasts. Default 30 s. */
   leaseMs?: number;
@@ -326,6 +328,23 @@ export class Annealer implements EngineHandle {
     if (claimed.length && this.inflight.size < this.o.concurrency) this.kick(); // there may be more to claim
   }
 
+  /**
+   * Whether one more run fits the provider's limit, counted in the store (this transaction's
+   * own claims included). On PostgreSQL a try-lock per provider keeps two workers from
+   * counting at once; one that does not get it leaves the provider to the next tick. SQLite
+   * has one writer at a time.
+   */
+  private async providerHasRoom(tx: Store, provider: string): Promise<boolean> {
+    if (tx.dialect === 'postgres') {
+      const l = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${'formwork-provider:' + provider})) as ok`.execute(tx.db);
+      if (!l.rows[0]?.ok) return false;
+    }
+    const res = await sql<{ n: number | string }>`
+      select count(*) as n from noderoles r join nodes n on n.name = r.node
+      where r.state = 'running' and n.provider = ${provider}`.execute(tx.db);
+    return Number(res.rows[0]?.n ?? 0) < this.o.perProviderConcurrency;
+  }
+
   /** Claims candidates atomically; returns the node-roles now `running` under this worker's lease. */
   private async claim(cands: Candidate[]): Promise<StoredObject[]> {
     const pg = this.store.dialect === 'postgres';
@@ -339,6 +358,7 @@ export class Annealer implements EngineHandle {
       const lease = iso(Date.now() + this.o.leaseMs);
       for (const c of cands) {
         if (!locked.has(c.id)) continue;
+        if (c.provider && !(await this.providerHasRoom(tx, c.provider))) continue;
         if (c.node) {
           if (pg) {
             const l = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${'formwork-node:' + c.node})) as ok`.execute(tx.db);
