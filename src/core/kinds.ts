@@ -103,6 +103,7 @@ export const KINDS: KindDef[] = [
       str('credentialsSecret', { filterable: true, description: 'Name of the secret holding the credentials' }),
       str('state', { filterable: true, readOnly: true }),
       str('message', { readOnly: true }),
+      str('affinity', { filterable: true, readOnly: true, description: 'The worker host that alone runs this provider\'s work (host-bound types such as lab: set by the worker that prepared it); empty: any worker' }),
     ],
   },
   {

@@ -13,7 +13,9 @@
  * Claims: PostgreSQL locks candidates `FOR UPDATE SKIP LOCKED` and each node with a
  * transaction-scoped advisory try-lock, then re-checks that nothing runs on the node;
  * SQLite does the same check and a version-checked update inside one transaction (one
- * writer at a time). `concurrency` is per worker; `perProviderConcurrency` holds across all
+ * writer at a time). A worker claims only work whose provider's `affinity` (the host a
+ * host-bound provider such as lab was prepared on) is empty or its own (`affinity`).
+ * `concurrency` is per worker; `perProviderConcurrency` holds across all
  * workers on the store: the claim counts the provider's running node-roles in the store
  * (on PostgreSQL under a per-provider advisory lock, so two claims cannot both take the last slot).
  *
@@ -48,12 +50,14 @@ import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
 import { InputChanges } from './changes.js';
 import { expireLeases, releaseDeadWorkers } from './leases.js';
-import { forgetWorker, registerWorker, type WorkerRecord } from './workers.js';
+import { forgetWorker, registerWorker, workerAffinity, type WorkerRecord } from './workers.js';
 import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
 
 export interface AnnealerOptions {
   /** Names this worker in leases and runs. Default `<host>:<pid>:<random>`. */
   workerId?: string;
+  /** Which host-bound providers' work this worker takes (their `affinity`). Default FORMWORK_WORKER_AFFINITY, else the host name. */
+  affinity?: string;
   /** Runs at once in this worker. Default 8. */
   concurrency?: number;
   /** Runs at once per provider (the node's provider), across every worker on the store. Default 4. */
@@ -135,6 +139,7 @@ export class Annealer implements EngineHandle {
     this.store = services.store;
     this.workerId = opts.workerId ?? `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.o = {
+      affinity: opts.affinity ?? workerAffinity(),
       concurrency: opts.concurrency ?? 8,
       perProviderConcurrency: opts.perProviderConcurrency ?? 4,
       leaseMs: opts.leaseMs ?? 30_000,
@@ -280,8 +285,9 @@ export class Annealer implements EngineHandle {
     const now = iso(Date.now());
     const res = await sql<{ id: string; name: string; node: string | null; provider: string | null }>`
       select nr.id, nr.name, nr.node, n.provider
-      from noderoles nr left join nodes n on n.name = nr.node
+      from noderoles nr left join nodes n on n.name = nr.node left join providers pv on pv.name = n.provider
       where nr.state = 'todo'
+        and (pv.affinity is null or pv.affinity = ${this.o.affinity})
         and (nr.next_attempt_at is null or nr.next_attempt_at <= ${now})
         and not exists (
           select 1 from noderole_links l join noderoles p on p.id = l.parent_id

@@ -19,6 +19,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+/**
+ * Which host's work this worker may take (host-bound providers carry the host that prepared
+ * them as their `affinity`): FORMWORK_WORKER_AFFINITY, else the host name.
+ */
+export function workerAffinity(env: NodeJS.ProcessEnv = process.env): string {
+  return env.FORMWORK_WORKER_AFFINITY || os.hostname();
+}
+
 export interface WorkerRecord {
   id: string;
   pid: number;

@@ -1,8 +1,10 @@
-import { toFormworkError } from '../core/errors.js';
+import { FormworkError, toFormworkError } from '../core/errors.js';
+import { workerAffinity } from '../engine/workers.js';
+import type { Store } from '../store/store.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { Services } from '../services/services.js';
 import type { ProviderDriver, ProviderLogger } from './provider.js';
-import { loadDriver, providerContext, providerFailure } from './registry.js';
+import { isHostBound, loadDriver, providerContext, providerFailure } from './registry.js';
 
 /**
  * A provider's `prepare` (shared resources, long-lived services), run once per process and
@@ -33,7 +35,26 @@ export function forgetPrepared(services: Services, name: string): void {
   prepared.delete(keyOf(services, name));
 }
 
+/**
+ * Binds a host-bound provider to this worker's host, unless it is bound already: the first
+ * worker to prepare it wins (a conditional update, race-safe on both engines). WRONG_HOST
+ * (retryable) when it is bound to another host: a worker there takes the run.
+ */
+export async function claimAffinity(store: Store, providerName: string, mine = workerAffinity()): Promise<void> {
+  await store.db.updateTable('providers').set({ affinity: mine }).where('name', '=', providerName).where('affinity', 'is', null).execute();
+  const row = await store.db.selectFrom('providers').select('affinity').where('name', '=', providerName).executeTakeFirst();
+  if (row && row.affinity !== mine) {
+    throw new FormworkError(
+      'WRONG_HOST',
+      `provider ${providerName} is bound to host "${String(row.affinity)}" (its affinity), not to this worker's "${mine}": a worker there runs its work (set FORMWORK_WORKER_AFFINITY to change a worker's)`,
+      { provider: providerName, affinity: row.affinity, worker: mine },
+    );
+  }
+}
+
 async function run(services: Services, provider: StoredObject, log?: ProviderLogger, loaded?: ProviderDriver): Promise<void> {
+  // Before prepare, and not recorded as its failure: the provider is fine, only elsewhere.
+  if (isHostBound(provider.type as string)) await claimAffinity(services.store, provider.name);
   const driver = loaded ?? (await loadDriver(provider.type as string));
   const record = async (state: string, message: string | null) => {
     if (provider.state === state && (provider.message ?? null) === message) return;

@@ -116,6 +116,12 @@ export interface ProviderDescriptor {
   type: string;
   summary: string;
   settingsSchema: Record<string, unknown>;
+  /**
+   * Its machines and shared resources live on the host that prepared it (lab's bridges,
+   * metal's boot network): the first worker to prepare it records its host as the
+   * provider's `affinity`, and only workers of that host run its work.
+   */
+  hostBound?: boolean;
   load(): Promise<ProviderDriver>;
 }
 

@@ -33,6 +33,11 @@ export function descriptorFor(type: string): ProviderDescriptor {
   return d;
 }
 
+/** Whether a provider type's work must run on the host that prepared it (`hostBound`); false for unknown types. */
+export function isHostBound(type: string): boolean {
+  return DESCRIPTORS.get(type)?.hostBound === true;
+}
+
 const loaded = new Map<string, Promise<ProviderDriver>>();
 
 /** The driver of a provider type, loaded on first use. */

@@ -6,6 +6,7 @@ import { guardedKysely } from './guard.js';
 import { FormworkError } from '../core/errors.js';
 import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_workers.js';
+import * as m0003 from './migrations/0003_affinity.js';
 
 /**
  * Opens the database: SQLite in the data dir by default, PostgreSQL when a URL is given.
@@ -41,6 +42,7 @@ interface Migration {
 export const MIGRATIONS: Migration[] = [
   { name: '0001_initial', up: m0001.up },
   { name: '0002_workers', up: m0002.up },
+  { name: '0003_affinity', up: m0003.up },
 ];
 
 export async function openDatabase(opts: OpenOptions): Promise<Database> {

@@ -7,6 +7,7 @@ import type { ProviderDescriptor } from '../provider.js';
 export const labDescriptor: ProviderDescriptor = {
   type: 'lab',
   summary: 'Real Debian 12 hosts on this machine (systemd-nspawn in network namespaces on 198.18.0.0/15); needs root.',
+  hostBound: true,
   settingsSchema: {
     type: 'object',
     additionalProperties: false,
