@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ensureBaseImage, labLeftovers, missingTools } from '../../../src/providers/lab/index.js';
@@ -142,6 +142,8 @@ describe.skipIf(!!skipReason)('two workers on one PostgreSQL, two data dirs, one
       return nrs.length === 2 && nrs.every((n) => n.state === 'active') ? nrs : undefined;
     }, 900_000);
     const keyA = fs.readFileSync(path.join(dirA, 'ssh', 'id_ed25519'), 'utf8');
+    // Lab is host-bound: prepared here, it is bound to this host, where both workers run.
+    expect((await api('GET', '/api/v1/providers/wlab')).affinity).toBe(hostname());
     const workerA = `:${a.child.pid}:`;
     const byA = (await runsOf()).filter((r) => r.state === 'succeeded' && r.worker.includes(workerA));
     expect(new Set(byA.map((r) => r.node)).size).toBe(2);
