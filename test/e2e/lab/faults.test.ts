@@ -56,9 +56,20 @@ describe.skipIf(!!skipReason)('faults on real lab hosts', () => {
   async function waitFor(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
     const deadline = Date.now() + ms;
     while (!(await cond())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${await diagnosis()}`);
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+
+  /** What a timeout needs to be understood from a CI log alone: every node-role, node and provider, and the server log's tail. */
+  async function diagnosis(): Promise<string> {
+    const s = server.services.store;
+    const lines: string[] = [];
+    for (const n of await s.objects('noderoles').all({})) lines.push(`noderole ${n.name}: ${String(n.state)} ${JSON.stringify(n.lastError ?? null)} ${String(n.blockedReason ?? '')}`);
+    for (const n of await s.objects('nodes').all({})) lines.push(`node ${n.name}: ${String(n.state)} nativeId=${String(n.nativeId ?? '')}`);
+    for (const p of await s.objects('providers').all({})) lines.push(`provider ${p.name}: ${String(p.state)} ${String(p.message ?? '')} affinity=${String(p.affinity ?? '')}`);
+    const log = fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8').trim().split('\n').slice(-40);
+    return [...lines, '--- server.log (tail)', ...log].join('\n');
   }
 
   beforeAll(async () => {
@@ -67,7 +78,7 @@ describe.skipIf(!!skipReason)('faults on real lab hosts', () => {
     const packDir = path.join(dataDir, 'workloads', 'faults');
     fs.mkdirSync(packDir, { recursive: true });
     for (const [f, text] of Object.entries(PACK)) fs.writeFileSync(path.join(packDir, f), text, { mode: 0o755 });
-    server = await startServer({ dataDir, listen: '127.0.0.1:0', handleSignals: false, logLevel: 'warn', logFile: path.join(dataDir, 'server.log') });
+    server = await startServer({ dataDir, listen: '127.0.0.1:0', handleSignals: false, logLevel: 'info', logFile: path.join(dataDir, 'server.log') });
     const s = server.services;
     await s.store.objects('providers').create({ ...PROVIDER, settings: { ...PROVIDER.settings, baseDir: base } });
     // f-1 answers nothing on the port Formwork will use: a host that never answers SSH.
