@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { guardedKysely } from './guard.js';
 import { FormworkError } from '../core/errors.js';
 import * as m0001 from './migrations/0001_initial.js';
+import * as m0002 from './migrations/0002_deletion.js';
 
 /**
  * Opens the database: SQLite in the data dir by default, PostgreSQL when a URL is given.
@@ -37,7 +38,10 @@ interface Migration {
 }
 
 /** Every migration in order. Append only. */
-export const MIGRATIONS: Migration[] = [{ name: '0001_initial', up: m0001.up }];
+export const MIGRATIONS: Migration[] = [
+  { name: '0001_initial', up: m0001.up },
+  { name: '0002_deletion', up: m0002.up },
+];
 
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
   const url = opts.databaseUrl;
