@@ -180,18 +180,21 @@ export function missingRequired(kind: KindDef, fields: Record<string, unknown>):
 }
 
 /**
- * Deletes an object: through the kind's deleter when it owns real resources (services.deleters),
- * else from the store. A role that node-roles still use is refused: they could not run again.
+ * Deletes an object, or asks for its deletion: a kind with a deleter (services.deleters: the
+ * kinds that own real resources) is only marked deleting, and the annealer deprovisions it
+ * (`accepted`: the API answers 202); other kinds are deleted from the store at once. A role
+ * that node-roles still use is refused: they could not run again.
  */
-export async function deleteObject(services: Services, kind: KindDef, idOrName: string, ctx: WriteCtx): Promise<StoredObject> {
+export async function deleteObject(services: Services, kind: KindDef, idOrName: string, ctx: WriteCtx): Promise<{ object: StoredObject; accepted: boolean }> {
   const deleter = services.deleters?.get(kind.plural);
-  if (deleter) return deleter(idOrName, ctx);
-  if (kind.plural !== 'roles') return services.store.objects(kind.plural).delete(idOrName, ctx);
-  return services.store.transaction(async (tx) => {
+  if (deleter) return { object: await deleter(idOrName, ctx), accepted: true };
+  if (kind.plural !== 'roles') return { object: await services.store.objects(kind.plural).delete(idOrName, ctx), accepted: false };
+  const object = await services.store.transaction(async (tx) => {
     const role = await tx.objects('roles').get(idOrName);
     await refuseRoleInUse(tx, role.name);
     return tx.objects('roles').delete(role.id, ctx);
   });
+  return { object, accepted: false };
 }
 
 /** Throws CONFLICT naming the deployments and nodes whose node-roles run this role, if any do. */
