@@ -11,8 +11,8 @@ import type { ApplyContext, Services } from './services.js';
  * resources are gone, with a final `deleted` event. So no request waits on a cloud, and a
  * process that only serves the API needs no driver, credentials or root.
  *
- * Asking again resets the attempts (a deletion that gave up, `failed`, is tried again, and so
- * are its deployment's failed nodes).
+ * A deployment's nodes are marked with it. Asking again resets the attempts (a deletion that
+ * gave up, `failed`, is tried again, and so are its deployment's failed nodes).
  *
  * @example
  *   const marked = await requestDeletion(services, 'deployments', 'demo', { actor: 'alice' });
@@ -72,12 +72,17 @@ export async function requestDeletion(services: Services, plural: string, idOrNa
       );
     }
   }
+  const marked = await markDeleting(store, plural, current, ctx.actor);
   if (plural === 'deployments') {
+    // Its nodes at once, so its provider may be deleted right after (failed ones try again).
+    // One written meanwhile (a run finishing) is marked by the deployment's step instead.
     for (const n of await store.objects('nodes').all({ filters: { deployment: current.name } })) {
-      if (deletionOf(n)?.failed) await markDeleting(store, 'nodes', n, ctx.actor);
+      if (deletionOf(n) && !deletionOf(n)?.failed) continue;
+      await markDeleting(store, 'nodes', n, ctx.actor).catch((e: unknown) => {
+        if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH')) throw e;
+      });
     }
   }
-  const marked = await markDeleting(store, plural, current, ctx.actor);
   services.engine?.kick();
   return marked;
 }
