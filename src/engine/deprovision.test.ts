@@ -125,6 +125,20 @@ describe.each(STORE_ENGINES)('deletions carried out by the annealer on $name', (
     expect(fake.calls.filter((c) => c.startsWith('deleteMachine')).sort()).toEqual(['deleteMachine fake-1', 'deleteMachine fake-2']);
   });
 
+  it('refuses writes to what is being deleted (apply, patch, commit), changing nothing', async () => {
+    expect((await h.call('DELETE', '/api/v1/deployments/demo')).statusCode).toBe(202);
+    const before = await h.t.store.objects('deployments').get('demo');
+    const apply = await h.call('POST', '/api/v1/apply', { body: { documents: [{ kind: 'Deployment', name: 'demo', provider: 'fk', nodes: [{ name: 'n1' }], roles: {} }] } });
+    expect(apply.statusCode).toBe(409);
+    expect(apply.json().error.message).toMatch(/^deployment "demo" is being deleted \(asked at .+\); wait until it is gone/);
+    const patch = await h.call('PATCH', '/api/v1/nodes/n1', { body: { zone: 'elsewhere' } });
+    expect(patch.statusCode).toBe(409);
+    expect(patch.json().error.message).toMatch(/^node "n1" is being deleted/);
+    expect((await h.call('POST', '/api/v1/deployments/demo/commit')).statusCode).toBe(409);
+    expect((await h.t.store.objects('deployments').get('demo')).version).toBe(before.version);
+    expect((await h.t.store.objects('nodes').get('n1')).zone).toBeUndefined();
+  });
+
   it('waits for a running node-role before deleting its machine, without counting the wait as an attempt', async () => {
     await h.t.store.objects('noderoles').update('demo:n1:web', { state: 'running', leaseOwner: 'someone', leaseExpiresAt: new Date(Date.now() + 60_000).toISOString() });
     await annealer.start();

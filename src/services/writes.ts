@@ -126,6 +126,7 @@ export async function updateObject(store: Store, kind: KindDef, idOrName: string
     return store.secrets.update(idOrName, rest, ctx);
   }
   const current = await store.objects(kind.plural).get(idOrName);
+  refuseDeleting(kind, current);
   const merged = { ...current, ...patch };
   await refuseProblems(store, kind, merged, ctx.pending);
   return store.objects(kind.plural).update(idOrName, await sealWriteFields(store, kind.plural, storedFields(kind, merged, patch), current), ctx);
@@ -147,12 +148,27 @@ export function checkVersion(kind: KindDef, name: string, existing: StoredObject
   if (existing.version !== expected) throw versionMismatch(kind, existing, expected);
 }
 
+/**
+ * Refuses a write to an object being deleted (DELETE marked it; a worker is removing what it
+ * owns): a change now could make what the deletion is removing.
+ */
+export function refuseDeleting(kind: KindDef, existing: StoredObject | undefined): void {
+  const deletion = existing?.deletion as { requestedAt?: string } | undefined;
+  if (!existing || !deletion) return;
+  throw new FormworkError(
+    'CONFLICT',
+    `${kind.singular} "${existing.name}" is being deleted (asked at ${deletion.requestedAt ?? 'an unknown time'}); wait until it is gone (\`formwork delete\` waits), then write it again`,
+    { kind: kind.plural, key: existing.name, deletion },
+  );
+}
+
 /** Create-or-update by name (PUT and apply). Absent fields stay as they are; an identical document changes nothing. */
 export async function applyObject(store: Store, kind: KindDef, fields: Record<string, unknown>, ctx: WriteCtx): Promise<{ object: StoredObject; action: ApplyAction }> {
   const name = fields.name as string;
   const repo = store.objects(kind.plural);
   const existing = await repo.find(name);
   checkVersion(kind, name, existing, ctx.expectedVersion);
+  refuseDeleting(kind, existing);
   if (!existing) {
     return { object: await createObject(store, kind, fields, ctx), action: 'created' };
   }
