@@ -153,6 +153,19 @@ describe('formwork CLI end to end', { timeout: 120_000 }, () => {
     expect(again.err).toMatch(/^error: .*db-1.*\(HTTP 404 NOT_FOUND\)\n$/);
   });
 
+  it('`delete --no-wait` returns once the node is marked deleting; the server\'s worker removes it', async () => {
+    const created = await cli(['apply', '-f', '-', '--data-dir', dataDir], { stdin: 'kind: Node\nname: tmp-1\n' });
+    expect(created.code).toBe(0);
+    const r = await cli(['delete', 'node', 'tmp-1', '--no-wait', '--data-dir', dataDir]);
+    expect(r).toMatchObject({ code: 0, out: 'node/tmp-1 deleting (formwork get node tmp-1 shows its progress)\n' });
+    for (let i = 0; i < 100; i++) {
+      const left = await cli(['get', 'nodes', '-o', 'json', '--data-dir', dataDir]);
+      if (!(JSON.parse(left.out) as { items: Array<{ name: string }> }).items.some((o) => o.name === 'tmp-1')) return;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error('node tmp-1 was never deleted');
+  });
+
   it('a viewer token from `token create --role viewer` cannot write: exit 1 and a 403', async () => {
     const created = await cli(['token', 'create', '--role', 'viewer', '--expires', '1h', '--data-dir', dataDir]);
     expect(created.code).toBe(0);

@@ -69,7 +69,10 @@ export interface ServerOptions {
   handleSignals?: boolean;
   /** Extra route plugins (besides ROUTE_PLUGINS). */
   plugins?: RoutePlugin[];
-  /** Wire the engine, appliers and deleters (default true); `false` serves the API over the store alone. */
+  /**
+   * Wire the engine, appliers and deleters (default true); `{engine: false}` serves the API
+   * and marks deletions for workers elsewhere to carry out; `false` serves the store alone.
+   */
   assemble?: boolean | AssembleOptions;
   /** Called with the services before the API is built (e.g. to attach the engine and appliers). */
   configure?: (services: Services) => Promise<void> | void;

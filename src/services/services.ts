@@ -50,7 +50,7 @@ export interface EngineHandle {
   kick(): void;
 }
 
-/** Deletes an object that owns real resources (a deployment's machines, a provider's bridges). */
+/** Asks for the deletion of an object that owns real resources (a deployment's machines, a provider's bridges): marks it; the annealer deprovisions it. */
 export type Deleter = (idOrName: string, ctx: ApplyContext) => Promise<StoredObject>;
 
 export interface Services {
@@ -58,7 +58,7 @@ export interface Services {
   dataDir: string;
   /** Appliers by PascalCase kind; kinds without one use the store's generic apply. */
   appliers: Map<string, Applier>;
-  /** Deleters by plural kind; kinds without one are deleted from the store alone. */
+  /** Deleters by plural kind (services/deletion.ts); kinds without one are deleted from the store at once. */
   deleters?: Map<string, Deleter>;
   engine?: EngineHandle;
   /** Set where machines are provisioned (a process with an engine): starts each applied provider's `prepare`. */
