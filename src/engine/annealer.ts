@@ -31,7 +31,7 @@ import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.j
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
 import { roleFromObject, type RoleSpec } from '../core/roles.js';
-import type { EngineHandle, Services } from '../services/services.js';
+import type { EngineHandle, Services } from '../context/services.js';
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import { SshPool } from '../ssh/client.js';
@@ -39,7 +39,7 @@ import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
 import { children, descendants, isContention, parseRetryTarget, reevaluate, requeue, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
 import { protectOutputs, redactNamed } from './secrecy.js';
-import { sealOwner } from '../services/sealing.js';
+import { sealOwner } from '../store/sealing.js';
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { finishRemoval, removalRole } from './removal.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';

@@ -11,7 +11,7 @@ import { roleFromObject, type RoleSpec } from '../core/roles.js';
 import type { SecretStore } from '../store/secrets.js';
 import { isSealedText } from '../store/secrets.js';
 import type { Store } from '../store/store.js';
-import { sealOwner } from '../services/sealing.js';
+import { sealOwner } from '../store/sealing.js';
 import { SecretValues } from './secrecy.js';
 
 export interface NodeRoleContext {
@@ -84,7 +84,7 @@ export class ContextLoader {
 
   /**
    * Generated values and values given for secret inputs are stored sealed, for their owner
-   * (src/services/sealing.ts); a run needs them open, and remembers each as a secret.
+   * (src/store/sealing.ts); a run needs them open, and remembers each as a secret.
    */
   private openSealed(attribs: Record<string, unknown>, owner: string, secrets: SecretValues): Record<string, unknown> {
     const open: Record<string, unknown> = {};

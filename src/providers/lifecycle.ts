@@ -1,6 +1,6 @@
 import { toFormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import type { ProviderDriver, ProviderLogger } from './provider.js';
 import { loadDriver, providerContext, providerFailure } from './registry.js';
 

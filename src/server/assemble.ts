@@ -2,7 +2,7 @@ import { FormworkError } from '../core/errors.js';
 import { Annealer, type AnnealerOptions } from '../engine/annealer.js';
 import { prepareInBackground } from '../providers/lifecycle.js';
 import { registerYardstickBuiltins } from '../providers/yardstick.js';
-import type { Deleter, Services } from '../services/services.js';
+import type { Deleter, Services } from '../context/services.js';
 import { deleteDeployment, deleteNode, deleteProvider } from '../services/teardown.js';
 import { setupPlanning } from '../workloads/bootstrap.js';
 

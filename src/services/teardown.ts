@@ -3,7 +3,7 @@ import type { StoredObject } from '../core/kinds.js';
 import { forgetPrepared } from '../providers/lifecycle.js';
 import { TAG_NODE_ID } from '../providers/provider.js';
 import { loadDriver, providerContext, providerFailure } from '../providers/registry.js';
-import type { Services } from './services.js';
+import type { Services } from '../context/services.js';
 
 /**
  * Deleting what owns real resources: a node's machine, a deployment's nodes, a provider's

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Executor } from './db.js';
 import { FormworkError } from '../core/errors.js';
 import { ID_PREFIX, newId } from '../core/ids.js';
 import { COMMON_FIELDS, columnName, type KindDef, type StoredObject } from '../core/kinds.js';
@@ -10,9 +10,6 @@ import type { EventLog } from './events.js';
  * and appends an event in the same transaction, so the event stream never disagrees
  * with the state.
  */
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Executor = Kysely<any>;
 
 export interface WriteOptions {
   actor?: string;

@@ -12,7 +12,6 @@ import { packageRoot } from '../../package.js';
 import { FormworkClient, type ApplyDocument } from '../../client/client.js';
 import { pidAlive, type CliContext } from '../context.js';
 import { applyResultLine, durationOption, renderTable } from '../format.js';
-import { baseDirFor, isBaseReady, requiredTools } from '../../providers/lab/base.js';
 
 /**
  * The main job and its undoing, on the embedded default (SQLite, the lab provider):
@@ -405,6 +404,8 @@ export function register(program: Command, ctx: CliContext): void {
       const t0 = Date.now();
       const note = (s: string) => ctx.err(s);
       const dataDir = ctx.resolve().dataDir;
+      // The lab driver's own checks, loaded only by `up` (docs/architecture.md, "Layering").
+      const { baseDirFor, isBaseReady, requiredTools } = await import('../../providers/lab/base.js');
       const { client, url, started } = await ensureServer(ctx, opts.listen, note, {
         applyFile: () => upDocumentsFile(dataDir, opts.subnetIndex),
         // The server about to start makes the lab hosts, as this user: no tool missing, and
