@@ -30,7 +30,7 @@ import { isRemoving } from '../core/attribs.js';
 import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
-import { roleFromObject, type RoleSpec } from '../core/roles.js';
+import type { RoleSpec } from '../core/roles.js';
 import type { EngineHandle, Services } from '../context/services.js';
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';

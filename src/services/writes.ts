@@ -6,7 +6,7 @@ import { validationError, type FieldProblem } from '../core/schema.js';
 import { providerProblems } from '../providers/registry.js';
 import { sameValue, versionMismatch, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
-import { ATTRIB_KINDS, sealWriteFields } from '../store/sealing.js';
+import { sealWriteFields } from '../store/sealing.js';
 import type { Services } from '../context/services.js';
 
 /**

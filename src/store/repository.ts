@@ -40,7 +40,6 @@ export class ObjectRepository {
   constructor(
     readonly kind: KindDef,
     private readonly db: Executor,
-    private readonly events: EventLog,
     /** Runs fn in a transaction (or in the current one). */
     private readonly inTransaction: <T>(fn: (db: Executor, events: EventLog) => Promise<T>) => Promise<T>,
   ) {}

@@ -22,7 +22,7 @@ import { isSealedText, type SecretStore } from './secrets.js';
 import type { Store } from './store.js';
 
 /** The kinds whose objects carry attribs that feed role inputs. */
-export const ATTRIB_KINDS = new Set(['deployments', 'nodes', 'noderoles']);
+const ATTRIB_KINDS = new Set(['deployments', 'nodes', 'noderoles']);
 
 /** Who a sealed value belongs to: `deployment:NAME` (its attribs, bindings, node-roles) or `node:NAME`. */
 export function sealOwner(plural: string, object: { name?: unknown; deployment?: unknown }): string {

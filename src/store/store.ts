@@ -50,7 +50,7 @@ export class Store {
     }
     let repo = this.repos.get(def.plural);
     if (!repo) {
-      repo = new ObjectRepository(def, this.db, this.events, (fn) => this.runInTransaction(fn));
+      repo = new ObjectRepository(def, this.db, (fn) => this.runInTransaction(fn));
       this.repos.set(def.plural, repo);
     }
     return repo;

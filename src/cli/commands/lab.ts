@@ -149,7 +149,7 @@ export async function ensureServer(
       if (child.exitCode !== null || !pidAlive(pid)) {
         fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
         const why = startError(logFile, logStart);
-        throw new FormworkError('INTERNAL', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
+        throw new FormworkError('SERVER_EXITED', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
       }
       if (signal.aborted) return await abandon(new FormworkError('INTERNAL', `interrupted while the background server started; stopped it (pid ${pid})`));
       const info = readServerFile(r.dataDir);
