@@ -218,17 +218,11 @@ export class ContextLoader {
   }
 }
 
-/** The deployment's node order when its spec lists node names (`spec.nodeOrder` or `spec.nodes: [names]`). */
+/** The deployment's node order: its spec's `nodes: [{name, …}]`, as the Deployment applier writes it. */
 function nodeOrder(deployment: StoredObject): string[] {
-  const spec = (deployment.spec ?? {}) as Record<string, unknown>;
-  for (const key of ['nodeOrder', 'nodeNames', 'nodes']) {
-    const v = spec[key];
-    if (Array.isArray(v)) {
-      const names = v.map((x) => (typeof x === 'string' ? x : x && typeof x === 'object' ? (x as { name?: string }).name : undefined)).filter((x): x is string => typeof x === 'string');
-      if (names.length) return names;
-    }
-  }
-  return [];
+  const nodes = ((deployment.spec ?? {}) as { nodes?: unknown }).nodes;
+  if (!Array.isArray(nodes)) return [];
+  return nodes.map((n) => (n && typeof n === 'object' ? (n as { name?: unknown }).name : undefined)).filter((x): x is string => typeof x === 'string');
 }
 
 /**
