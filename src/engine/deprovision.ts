@@ -20,7 +20,7 @@ import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { ProviderDriver } from '../providers/provider.js';
 import { DEPROVISIONED_KINDS, deletionOf, type DeprovisionedKind, type Deletion } from '../services/deletion.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { deprovision, type StepOutcome } from '../services/teardown.js';
 
 export interface DeprovisionOptions {

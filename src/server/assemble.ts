@@ -2,7 +2,7 @@ import { Annealer, type AnnealerOptions } from '../engine/annealer.js';
 import { syncPlatformKey } from '../engine/executors/target.js';
 import { prepareInBackground } from '../providers/lifecycle.js';
 import { registerYardstickBuiltins } from '../providers/yardstick.js';
-import type { Deleter, Services } from '../services/services.js';
+import type { Deleter, Services } from '../context/services.js';
 import { DEPROVISIONED_KINDS, requestDeletion } from '../services/deletion.js';
 import { setupPlanning } from '../workloads/bootstrap.js';
 

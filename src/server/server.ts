@@ -4,13 +4,13 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { FormworkError } from '../core/errors.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { observeReentry } from '../store/guard.js';
 import { Store } from '../store/store.js';
 import { REDACT_PATHS } from '../api/logging.js';
 import type { RoutePlugin } from '../api/routes/index.js';
 import { applyDocuments } from '../services/apply.js';
-import type { ApplyResult } from '../services/services.js';
+import type { ApplyResult } from '../context/services.js';
 import { assembleServices, type AssembleOptions } from './assemble.js';
 
 /**

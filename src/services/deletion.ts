@@ -2,7 +2,7 @@ import { FormworkError } from '../core/errors.js';
 import { kindByName, type StoredObject } from '../core/kinds.js';
 import { versionMismatch } from '../store/repository.js';
 import type { Store } from '../store/store.js';
-import type { ApplyContext, Services } from './services.js';
+import type { ApplyContext, Services } from '../context/services.js';
 
 /**
  * Asking for a deletion: `DELETE` of a node, deployment or provider only marks it (its

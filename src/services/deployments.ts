@@ -2,7 +2,7 @@ import { FormworkError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
 import { GENERATED_KEY, generatedValues, isRemoving, normalizeOverride, randomToken, REMOVING_KEY } from '../core/attribs.js';
-import { sealOwner, sealWriteFields } from './sealing.js';
+import { sealOwner, sealWriteFields } from '../store/sealing.js';
 import { planDeployment, type PlanBinding, type PlannedNodeRole } from '../core/planner.js';
 import { cmp, roleFromObject, type RoleSpec } from '../core/roles.js';
 import { blockedReason as failureReason, failedAncestors } from '../engine/graph.js';
@@ -10,7 +10,7 @@ import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import type { FieldProblem } from '../core/schema.js';
 import { deploymentInputProblems, inputFieldProblems, inputsInvalid } from './deployment-inputs.js';
-import type { Applier, ApplierValidate, ApplierValidateContext, ApplyContext, ApplyResult, Services } from './services.js';
+import type { Applier, ApplierValidate, ApplierValidateContext, ApplyContext, ApplyResult, Services } from '../context/services.js';
 import { catalogueWith, checkVersion, refuseDeleting } from './writes.js';
 
 /**
@@ -230,7 +230,7 @@ async function rolesCatalogue(tx: Store): Promise<RoleSpec[]> {
 
 /**
  * Seals, in place, the values the document gives for secret inputs, in its attribs and its
- * bindings' inputs (src/services/sealing.ts), so that neither the store nor the API ever
+ * bindings' inputs (src/store/sealing.ts), so that neither the store nor the API ever
  * holds them in clear. The caller's objects are not edited: new ones replace them.
  */
 async function sealSecretValues(tx: Store, doc: DeploymentDocument, current: StoredObject | undefined): Promise<void> {

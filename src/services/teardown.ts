@@ -3,7 +3,7 @@ import type { StoredObject } from '../core/kinds.js';
 import { forgetPrepared } from '../providers/lifecycle.js';
 import { TAG_NODE_ID, type ProviderDriver } from '../providers/provider.js';
 import { loadDriver as registryDriver, providerContext, providerFailure } from '../providers/registry.js';
-import type { Services } from './services.js';
+import type { Services } from '../context/services.js';
 import { markDeleting, type DeprovisionedKind } from './deletion.js';
 
 /**

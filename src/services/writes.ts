@@ -6,8 +6,8 @@ import { validationError, type FieldProblem } from '../core/schema.js';
 import { providerProblems } from '../providers/registry.js';
 import { sameValue, versionMismatch, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
-import { ATTRIB_KINDS, sealWriteFields } from './sealing.js';
-import type { Services } from './services.js';
+import { sealWriteFields } from '../store/sealing.js';
+import type { Services } from '../context/services.js';
 
 /**
  * Writes shared by the CRUD routes, PUT and apply. Secrets go through the SecretStore

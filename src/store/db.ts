@@ -20,10 +20,12 @@ import * as m0004 from './migrations/0004_deletion.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
+/** What every store module queries through: the root handle or a transaction. Rows map to objects by the kind descriptors, so the table type is dynamic. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Executor = Kysely<any>;
+
 export interface Database {
-  // Repositories map rows to objects by the kind descriptors, so the table type is dynamic.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  db: Kysely<any>;
+  db: Executor;
   dialect: Dialect;
   close(): Promise<void>;
 }

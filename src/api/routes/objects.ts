@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } fro
 import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
 import { CREATED_BY_FORMWORK, KINDS, type KindDef, type StoredObject } from '../../core/kinds.js';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import { actorOf, readAccess, writeAccess, type RouteConfig } from '../auth.js';
 import { kindSchemas } from '../../services/schemas.js';
 import { ErrorResponse } from '../errors.js';

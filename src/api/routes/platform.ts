@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
 import { PLATFORM_SSH_KEY } from '../../engine/executors/target.js';
 import { fingerprint } from '../../ssh/keys.js';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import { ErrorResponse } from '../errors.js';
 
 /**

@@ -13,7 +13,6 @@ import { FormworkClient, type ApplyDocument } from '../../client/client.js';
 import { awaitDeletion } from '../../client/deletion.js';
 import { pidAlive, type CliContext } from '../context.js';
 import { applyResultLine, durationOption, renderTable } from '../format.js';
-import { baseDirFor, isBaseReady, requiredTools } from '../../providers/lab/base.js';
 
 /**
  * The main job and its undoing, on the embedded default (SQLite, the lab provider):
@@ -151,7 +150,7 @@ export async function ensureServer(
       if (child.exitCode !== null || !pidAlive(pid)) {
         fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
         const why = startError(logFile, logStart);
-        throw new FormworkError('INTERNAL', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
+        throw new FormworkError('SERVER_EXITED', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
       }
       if (signal.aborted) return await abandon(new FormworkError('INTERNAL', `interrupted while the background server started; stopped it (pid ${pid})`));
       const info = readServerFile(r.dataDir);
@@ -408,6 +407,8 @@ export function register(program: Command, ctx: CliContext): void {
       const t0 = Date.now();
       const note = (s: string) => ctx.err(s);
       const dataDir = ctx.resolve().dataDir;
+      // The lab driver's own checks, loaded only by `up` (docs/architecture.md, "Layering").
+      const { baseDirFor, isBaseReady, requiredTools } = await import('../../providers/lab/base.js');
       const { client, url, started } = await ensureServer(ctx, opts.listen, note, {
         applyFile: () => upDocumentsFile(dataDir, opts.subnetIndex),
         // The server about to start makes the lab hosts, as this user: no tool missing, and
