@@ -1,3 +1,4 @@
+import type { DeprovisionedKind, StepOutcome } from '../core/deletion.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { FieldProblem } from '../core/schema.js';
 import type { Store } from '../store/store.js';
@@ -53,6 +54,12 @@ export interface EngineHandle {
 /** Asks for the deletion of an object that owns real resources (a deployment's machines, a provider's bridges): marks it; the annealer deprovisions it. */
 export type Deleter = (idOrName: string, ctx: ApplyContext) => Promise<StoredObject>;
 
+/**
+ * One deprovision step of an object being deleted (services/teardown.ts), run by a worker's
+ * annealer under its claim: the object is gone ('done'), or what it waits for.
+ */
+export type DeprovisionStep = (kind: DeprovisionedKind, object: StoredObject, ctx: { actor: string }) => Promise<StepOutcome>;
+
 export interface Services {
   store: Store;
   dataDir: string;
@@ -63,4 +70,6 @@ export interface Services {
   engine?: EngineHandle;
   /** Set where machines are provisioned (a process with an engine): starts each applied provider's `prepare`. */
   prepareProviders?: (providers: StoredObject[]) => void;
+  /** Set where deletions are carried out (a process with an engine): the deprovision step its annealer runs. */
+  deprovision?: DeprovisionStep;
 }

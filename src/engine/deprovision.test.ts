@@ -4,7 +4,9 @@ import type { StoredObject } from '../core/kinds.js';
 import { openHarness, type Harness } from '../api/testing/harness.js';
 import { ownershipTags, type ProviderDriver } from '../providers/provider.js';
 import { fakeDriver, type FakeDriver } from '../providers/testing/fake-driver.js';
-import { DEPROVISIONED_KINDS, requestDeletion } from '../services/deletion.js';
+import { DEPROVISIONED_KINDS } from '../core/deletion.js';
+import { requestDeletion } from '../services/deletion.js';
+import { deprovision } from '../services/teardown.js';
 import { STORE_ENGINES } from '../store/testing/engines.js';
 import { Annealer } from './annealer.js';
 import { waitFor } from './testing/fixtures.js';
@@ -36,7 +38,8 @@ describe.each(STORE_ENGINES)('deletions carried out by the annealer on $name', (
       await store.objects('nodes').update(node.id, { nativeId: m.nativeId });
       await store.objects('noderoles').create({ name: `demo:${name}:web`, deployment: 'demo', node: name, role: 'web', state: 'active' });
     }
-    annealer = new Annealer(h.services, { tickMs: 10, retryBaseMs: 50, onError: () => undefined, deprovision: { loadDriver: async () => driver, waitMs: 20 } });
+    h.services.deprovision = (kind, object, ctx) => deprovision(h.services, kind, object, { ...ctx, loadDriver: async () => driver });
+    annealer = new Annealer(h.services, { tickMs: 10, retryBaseMs: 50, onError: () => undefined, deprovision: { waitMs: 20 } });
     h.services.engine = annealer;
   });
   afterEach(async () => {

@@ -5,7 +5,8 @@
  * Each pass finds the objects marked deleting whose next attempt is due and whose claim is
  * free (or expired: its worker died), claims each with a version-checked update of its
  * `deletion` (a lease, renewed while the step lasts; one update wins on either engine), and
- * runs its step (services/teardown.ts). A step that waits (node-roles running, nodes still
+ * runs its step (`services.deprovision`, services/teardown.ts, given by server/assemble.ts:
+ * the engine knows no provider). A step that waits (node-roles running, nodes still
  * being deleted) is looked at again soon without counting an attempt; one that fails is retried
  * with backoff as its error says (registered codes' `retryable` and `nextDelayMs`; an error
  * that is no FormworkError is retried), up to `retries`, with the last error recorded on the
@@ -16,12 +17,10 @@
  *   await d.tick(); // claims and starts what is due
  *   await d.stop(); // waits for the steps in flight
  */
+import { DEPROVISIONED_KINDS, deletionOf, type DeprovisionedKind, type Deletion, type StepOutcome } from '../core/deletion.js';
 import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
-import type { ProviderDriver } from '../providers/provider.js';
-import { DEPROVISIONED_KINDS, deletionOf, type DeprovisionedKind, type Deletion } from '../services/deletion.js';
 import type { Services } from '../context/services.js';
-import { deprovision, type StepOutcome } from '../services/teardown.js';
 
 export interface DeprovisionOptions {
   workerId: string;
@@ -36,8 +35,6 @@ export interface DeprovisionOptions {
   retryMaxMs?: number;
   /** How soon a waiting step is looked at again. Default 1 s. */
   waitMs?: number;
-  /** The driver of a provider type (default: the registry's). */
-  loadDriver?: (type: string) => Promise<ProviderDriver>;
   /** Called when a step's result is recorded (the annealer wakes itself to claim more). */
   onSettled?: () => void;
   onError?: (err: unknown, where: string) => void;
@@ -46,7 +43,7 @@ export interface DeprovisionOptions {
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export class Deprovisioner {
-  private readonly o: Required<Omit<DeprovisionOptions, 'loadDriver' | 'onSettled' | 'onError'>>;
+  private readonly o: Required<Omit<DeprovisionOptions, 'onSettled' | 'onError'>>;
   private readonly inflight = new Map<string, Promise<void>>();
   private stopping = false;
 
@@ -71,7 +68,8 @@ export class Deprovisioner {
 
   /** Claims the deletions that are due (up to the free slots) and starts their steps. */
   async tick(): Promise<void> {
-    if (this.stopping) return;
+    // A process given no step (no providers wired in) leaves deletions to the workers that have one.
+    if (this.stopping || !this.services.deprovision) return;
     const now = Date.now();
     for (const kind of DEPROVISIONED_KINDS) {
       if (this.inflight.size >= this.o.concurrency) return;
@@ -120,7 +118,7 @@ export class Deprovisioner {
     let outcome: StepOutcome | undefined;
     let error: unknown;
     try {
-      outcome = await deprovision(this.services, kind, object, { actor: this.o.workerId, loadDriver: this.opts.loadDriver });
+      outcome = await this.services.deprovision!(kind, object, { actor: this.o.workerId });
     } catch (e) {
       error = e;
     } finally {

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../server/server.js';
 import { createTestDatabase } from '../store/testing/engines.js';
@@ -11,12 +12,15 @@ import { waitFor } from './testing/fixtures.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
+const MAIN = path.join(root, 'src/cli/main.ts');
+const TSX = pathToFileURL(createRequire(path.join(root, 'package.json')).resolve('tsx')).href;
 
 /**
  * The issue's must-show: a DELETE of a deployment answers 202 from a server that only serves
- * the API (no engine, no deleting), and a separate worker process, with a data dir of its own
- * (not the server's), sharing the PostgreSQL database and the secret key, finishes the
- * teardown. PostgreSQL only: SQLite cannot be shared by two data dirs.
+ * the API (`role: 'api'`: no engine, no deleting), and a separate worker process, started as
+ * users do (`formwork server --role worker`, nothing built), with a data dir of its own (not the
+ * server's), sharing the PostgreSQL database and the secret key, finishes the teardown.
+ * PostgreSQL only: SQLite cannot be shared by two data dirs.
  */
 describe.skipIf(process.env.FORMWORK_TEST_SKIP_POSTGRES === '1')('deletion by a separate worker process (PostgreSQL)', () => {
   let db: { url: string; drop(): Promise<void> };
@@ -33,7 +37,7 @@ describe.skipIf(process.env.FORMWORK_TEST_SKIP_POSTGRES === '1')('deletion by a 
     const before = process.env.FORMWORK_SECRET_KEY;
     process.env.FORMWORK_SECRET_KEY = key;
     try {
-      server = await startServer({ dataDir: apiDir, databaseUrl: db.url, listen: '127.0.0.1:0', handleSignals: false, logFile: path.join(apiDir, 'server.log'), assemble: { engine: false } });
+      server = await startServer({ dataDir: apiDir, databaseUrl: db.url, listen: '127.0.0.1:0', handleSignals: false, logFile: path.join(apiDir, 'server.log'), role: 'api' });
     } finally {
       if (before === undefined) delete process.env.FORMWORK_SECRET_KEY;
       else process.env.FORMWORK_SECRET_KEY = before;
@@ -77,17 +81,21 @@ describe.skipIf(process.env.FORMWORK_TEST_SKIP_POSTGRES === '1')('deletion by a 
     await new Promise((r) => setTimeout(r, 500));
     expect((await call('GET', '/api/v1/deployments/demo')).status).toBe(200);
 
-    worker = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'testing/worker.ts')], {
-      cwd: root,
-      env: { ...process.env, FORMWORK_SECRET_KEY: key, FW_WORKER_DATA_DIR: workerDir, FW_WORKER_DATABASE_URL: db.url, FW_WORKER_ID: 'deleter', FW_WORKER_LEASE_MS: '3000' },
-      stdio: ['ignore', 'pipe', 'inherit'],
+    let workerLog = '';
+    const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', FORMWORK_SECRET_KEY: key, FORMWORK_DATABASE_URL: db.url };
+    worker = spawn(process.execPath, ['--import', TSX, MAIN, 'server', '--role', 'worker', '--data-dir', workerDir, '--log-level', 'warn'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    worker.stdout!.on('data', (d: Buffer) => (workerLog += d.toString()));
+    worker.stderr!.on('data', (d: Buffer) => (workerLog += d.toString()));
+    await waitFor(async () => (await call('GET', '/api/v1/deployments/demo')).status === 404, 60_000).catch((e: Error) => {
+      throw new Error(`${e.message}; the worker's output:\n${workerLog}`);
     });
-    await waitFor(async () => (await call('GET', '/api/v1/deployments/demo')).status === 404, 60_000);
     expect((await call('GET', '/api/v1/nodes')).json.items).toEqual([]);
     expect((await call('GET', '/api/v1/noderoles')).json.items).toEqual([]);
     const events = (await call('GET', '/api/v1/events?format=json&type=deployments,nodes&limit=1000')).json.items as Array<{ type: string; key: string; action: string; actor?: string }>;
     const deleted = events.filter((e) => e.action === 'deleted').map((e) => `${e.type}/${e.key} by ${e.actor}`);
-    expect(deleted.sort()).toEqual(['deployments/demo by deleter', 'nodes/a by deleter', 'nodes/b by deleter']);
+    // By the worker process (its id is host:pid:random), not by the API server.
+    const by = `${os.hostname()}:${worker.pid}:`;
+    expect(deleted.sort()).toEqual(['deployments/demo', 'nodes/a', 'nodes/b'].map((k) => expect.stringMatching(new RegExp(`^${k} by ${by.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[0-9a-f]{6}$`))));
     // The worker kept to its own data dir: its record is there, and none in the server's.
     expect(fs.existsSync(path.join(workerDir, 'workers'))).toBe(true);
     expect(fs.existsSync(path.join(apiDir, 'workers'))).toBe(false);

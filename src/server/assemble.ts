@@ -3,7 +3,9 @@ import { syncPlatformKey } from '../engine/executors/target.js';
 import { prepareInBackground } from '../providers/lifecycle.js';
 import { registerYardstickBuiltins } from '../providers/yardstick.js';
 import type { Deleter, Services } from '../context/services.js';
-import { DEPROVISIONED_KINDS, requestDeletion } from '../services/deletion.js';
+import { DEPROVISIONED_KINDS } from '../core/deletion.js';
+import { requestDeletion } from '../services/deletion.js';
+import { deprovision } from '../services/teardown.js';
 import { setupPlanning } from '../workloads/bootstrap.js';
 
 /**
@@ -31,6 +33,8 @@ export async function assembleServices(services: Services, opts: AssembleOptions
     // Every worker logs in with the store's one platform key (a second worker on another
     // data dir reaches the nodes the first made).
     await syncPlatformKey(services.store, services.dataDir, opts.log);
+    // This process carries out deletions (its annealer claims them, the step deletes machines).
+    services.deprovision = (kind, object, ctx) => deprovision(services, kind, object, ctx);
     services.engine = new Annealer(services, opts.engine ?? {});
     // This process provisions: it prepares providers as they are applied (failures are recorded on them).
     services.prepareProviders = (providers) => prepareInBackground(services, providers, opts.log);

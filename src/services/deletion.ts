@@ -1,4 +1,5 @@
 import { FormworkError } from '../core/errors.js';
+import { deletionOf, type Deletion } from '../core/deletion.js';
 import { kindByName, type StoredObject } from '../core/kinds.js';
 import { versionMismatch } from '../store/repository.js';
 import type { Store } from '../store/store.js';
@@ -18,29 +19,6 @@ import type { ApplyContext, Services } from '../context/services.js';
  *   const marked = await requestDeletion(services, 'deployments', 'demo', { actor: 'alice' });
  *   marked.deletion; // {requestedAt, requestedBy: 'alice', attempts: 0}
  */
-
-/** The kinds whose DELETE is reconciled; everything else is deleted from the store at once. */
-export const DEPROVISIONED_KINDS = ['nodes', 'deployments', 'providers'] as const;
-export type DeprovisionedKind = (typeof DEPROVISIONED_KINDS)[number];
-
-/** The `deletion` field of an object being deleted. */
-export interface Deletion {
-  requestedAt: string;
-  requestedBy?: string;
-  /** Attempts of its deprovision step so far (waiting ones do not count). */
-  attempts: number;
-  nextAttemptAt?: string;
-  /** The worker running its step, and until when (renewed while the step lasts). */
-  leaseOwner?: string;
-  leaseExpiresAt?: string;
-  /** What the step waits for (running node-roles, nodes still being deleted). */
-  waitingFor?: string;
-  lastError?: { code: string; message: string; attempt: number; retryAt?: string };
-  /** No retries left, or the error was not retryable: a DELETE again tries again. */
-  failed?: boolean;
-}
-
-export const deletionOf = (o: StoredObject): Deletion | undefined => (o.deletion ?? undefined) as Deletion | undefined;
 
 /** Marks an object deleting (or resets its attempts); version-checked against `object`. */
 export async function markDeleting(store: Store, plural: string, object: StoredObject, actor?: string): Promise<StoredObject> {

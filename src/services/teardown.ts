@@ -1,10 +1,11 @@
+import type { DeprovisionedKind, StepOutcome } from '../core/deletion.js';
 import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import { forgetPrepared } from '../providers/lifecycle.js';
 import { TAG_NODE_ID, type ProviderDriver } from '../providers/provider.js';
 import { loadDriver as registryDriver, providerContext, providerFailure } from '../providers/registry.js';
 import type { Services } from '../context/services.js';
-import { markDeleting, type DeprovisionedKind } from './deletion.js';
+import { markDeleting } from './deletion.js';
 
 /**
  * The deprovision steps: what deleting an object that owns real resources does, one step at a
@@ -25,8 +26,6 @@ import { markDeleting, type DeprovisionedKind } from './deletion.js';
  *   const outcome = await deprovision(services, 'deployments', deployment, { actor: 'worker-1' });
  *   if (outcome !== 'done') console.log(outcome.waitingFor);
  */
-
-export type StepOutcome = 'done' | { waitingFor: string };
 
 export interface StepOptions {
   /** Who the writes are by (the worker). */

@@ -7,7 +7,7 @@ import { actorOf, readAccess, writeAccess, type RouteConfig } from '../auth.js';
 import { kindSchemas } from '../../services/schemas.js';
 import { ErrorResponse } from '../errors.js';
 import { applyObject, bodyFields, createObject, deleteObject, updateObject } from '../../services/writes.js';
-import { DEPROVISIONED_KINDS } from '../../services/deletion.js';
+import { DEPROVISIONED_KINDS } from '../../core/deletion.js';
 
 /**
  * The generic routes every kind gets from its descriptor, under `/api/v1/{plural}`:
