@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import YAML from 'yaml';
 import { FormworkError } from '../core/errors.js';
 import { schemaAjv } from '../core/schema.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { installAuth } from './auth.js';
 import { docsRoutes } from './docs.js';
 import { installErrorHandling } from './errors.js';

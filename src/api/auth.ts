@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { FormworkError } from '../core/errors.js';
 import type { KindDef } from '../core/kinds.js';
 import type { Principal, UserRole } from '../store/auth.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 
 /**
  * Bearer-token authentication and role checks for every `/api/v1` route.

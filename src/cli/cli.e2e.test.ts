@@ -149,11 +149,24 @@ describe('formwork CLI end to end', { timeout: 120_000 }, () => {
     const left = await cli(['get', 'nodes', '-o', 'json', '--data-dir', dataDir]);
     expect((JSON.parse(left.out) as { items: Array<{ name: string }> }).items.map((o) => o.name)).toEqual(['web-1']);
     const again = await cli(['delete', 'node', 'db-1', '--data-dir', dataDir]);
-    expect(again.code).toBe(1);
+    expect(again.code).toBe(3);
     expect(again.err).toMatch(/^error: .*db-1.*\(HTTP 404 NOT_FOUND\)\n$/);
   });
 
-  it('a viewer token from `token create --role viewer` cannot write: exit 1 and a 403', async () => {
+  it('`delete --no-wait` returns once the node is marked deleting; the server\'s worker removes it', async () => {
+    const created = await cli(['apply', '-f', '-', '--data-dir', dataDir], { stdin: 'kind: Node\nname: tmp-1\n' });
+    expect(created.code).toBe(0);
+    const r = await cli(['delete', 'node', 'tmp-1', '--no-wait', '--data-dir', dataDir]);
+    expect(r).toMatchObject({ code: 0, out: 'node/tmp-1 deleting (formwork get node tmp-1 shows its progress)\n' });
+    for (let i = 0; i < 100; i++) {
+      const left = await cli(['get', 'nodes', '-o', 'json', '--data-dir', dataDir]);
+      if (!(JSON.parse(left.out) as { items: Array<{ name: string }> }).items.some((o) => o.name === 'tmp-1')) return;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error('node tmp-1 was never deleted');
+  });
+
+  it('a viewer token from `token create --role viewer` cannot write: exit 5 (forbidden) and a 403', async () => {
     const created = await cli(['token', 'create', '--role', 'viewer', '--expires', '1h', '--data-dir', dataDir]);
     expect(created.code).toBe(0);
     const token = created.out.trim();
@@ -163,7 +176,7 @@ describe('formwork CLI end to end', { timeout: 120_000 }, () => {
     const read = await cli(['get', 'nodes', '--data-dir', dataDir], { env });
     expect(read.code).toBe(0);
     const write = await cli(['apply', '-f', '-', '--data-dir', dataDir], { env, stdin: 'kind: Node\nname: nope\n' });
-    expect(write.code).toBe(1);
+    expect(write.code).toBe(5);
     expect(write.err).toMatch(/^error: .*\(HTTP 403 FORBIDDEN\)\n$/);
     const list = await cli(['token', 'list', '--data-dir', dataDir]);
     expect(list.out).toMatch(/\bviewer +active +\d{4}-/);
@@ -187,19 +200,19 @@ describe('formwork CLI end to end', { timeout: 120_000 }, () => {
     }
   });
 
-  it('an unreachable --endpoint fails with exit 1, naming it', async () => {
+  it('an unreachable --endpoint fails with exit 6 (unavailable), naming it', async () => {
     const r = await cli(['get', 'nodes', '--endpoint', 'http://127.0.0.1:1', '--data-dir', dataDir]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(6);
     expect(r.out).toBe('');
     expect(r.err).toContain('error: cannot reach the Formwork server at http://127.0.0.1:1: connection refused');
   });
 
-  it('an unknown flag exits 2; an unknown kind exits 1', async () => {
+  it('an unknown flag exits 2; an unknown kind exits 2 too (invalid)', async () => {
     const r = await cli(['get', 'nodes', '--no-such-flag']);
     expect(r.code).toBe(2);
     expect(r.err).toContain("unknown option '--no-such-flag'");
     const k = await cli(['get', 'widgets', '--data-dir', dataDir]);
-    expect(k.code).toBe(1);
+    expect(k.code).toBe(2);
     expect(k.err).toContain('known kinds: providers, nodes');
   });
 
@@ -224,7 +237,7 @@ describe('formwork CLI end to end', { timeout: 120_000 }, () => {
     writeFileSync(file, 'kind: Node\nname: fine\n---\nkind: Node\nname: wrong\naddresses: not-a-list\n---\nkind: Node\nname: worse\ncolour: red\n');
     const other = path.join(dir, 'other-data');
     const r = await cli(['server', '--data-dir', other, '--listen', '127.0.0.1:0', '--log-file', path.join(dir, 'other.log'), '--apply', file]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.err).toContain('/documents/1/addresses');
     expect(r.err).toContain(`at ${file}:4 (node/wrong) addresses`);
     expect(r.err).toContain(`- ${file}:8 (node/worse) colour: unknown field "colour"`); // every problem, not only the first

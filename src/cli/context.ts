@@ -3,8 +3,6 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FormworkError } from '../core/errors.js';
 import { FormworkClient, normalizeEndpoint } from '../client/client.js';
-import type { RoutePlugin } from '../api/routes/index.js';
-import type { Services } from '../services/services.js';
 
 /**
  * What every command gets: the I/O to use (injected, so `main` runs in tests without a

@@ -46,6 +46,9 @@ describe('tables', () => {
     const [head, row] = out.trimEnd().split('\n');
     expect(head.split(/\s+/)).toEqual(['NAME', 'PROVIDER', 'STATE', 'ADDRESS', 'SIZE', 'IMAGE', 'DEPLOYMENT', 'AGE']);
     expect(row.split(/\s+/)).toEqual(['web-1', 'lab', 'ready', '203.0.113.7', 'small', 'debian-12', '<none>', '5m']);
+    // A node being deleted says so where its state is; one whose deletion gave up, that.
+    const deleting = renderObjects(kindByName('nodes')!, [{ ...node, deletion: { attempts: 1 } }, { ...node, name: 'web-2', deletion: { attempts: 6, failed: true } }], NOW);
+    expect(deleting.trimEnd().split('\n').slice(1).map((r) => r.split(/\s+/)[2])).toEqual(['deleting', 'deletion-failed']);
     const users = renderObjects(kindByName('User')!, [{ ...node, name: 'ci', role: 'viewer' }], NOW);
     expect(users).toBe('NAME   ROLE     AGE\nci     viewer   5m\n');
   });

@@ -91,12 +91,21 @@ function primaryAddress(o: StoredObject): string {
   return pick?.address ?? '';
 }
 
+/** STATE, or where a deletion is under way (its `deletion`) `deleting`, or `deletion-failed` once it gave up. */
+const stateCol: Column = {
+  header: 'STATE',
+  value: (o) => {
+    const d = o.deletion as { failed?: boolean } | null | undefined;
+    return d ? (d.failed ? 'deletion-failed' : 'deleting') : field('state')(o);
+  },
+};
+
 /** Columns between NAME and AGE, per kind plural. Kinds not listed get a generic set. */
 const KIND_COLUMNS: Record<string, Column[]> = {
-  providers: [col('TYPE', 'type'), col('STATE', 'state')],
+  providers: [col('TYPE', 'type'), stateCol],
   nodes: [
     col('PROVIDER', 'provider'),
-    col('STATE', 'state'),
+    stateCol,
     { header: 'ADDRESS', value: primaryAddress },
     col('SIZE', 'sizeNormalized'),
     col('IMAGE', 'imageNormalized'),
@@ -104,7 +113,7 @@ const KIND_COLUMNS: Record<string, Column[]> = {
   ],
   workloads: [col('VERSION', 'workloadVersion')],
   roles: [col('WORKLOAD', 'workload')],
-  deployments: [col('PROVIDER', 'provider'), col('STATE', 'state')],
+  deployments: [col('PROVIDER', 'provider'), stateCol],
   noderoles: [col('DEPLOYMENT', 'deployment'), col('NODE', 'node'), col('ROLE', 'role'), col('STATE', 'state')],
   runs: [col('NODE', 'node'), col('ROLE', 'role'), col('ATTEMPT', 'attempt'), col('STATE', 'state'), col('EXIT', 'exitCode')],
   users: [col('ROLE', 'role')],

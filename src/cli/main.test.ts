@@ -1,9 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fakeObject, startFakeApi, type FakeApi } from '../client/testing/fake-api.js';
 import { DURATION_HINT } from '../core/durations.js';
+import { ERROR_CODES, FormworkError, type ErrorCategory, type ErrorCode } from '../core/errors.js';
+import { CATEGORY_EXIT, exitCodeOf } from './exit-codes.js';
 import { main, type MainIO } from './main.js';
 
 let api: FakeApi;
@@ -51,6 +53,19 @@ beforeEach(() => {
 });
 
 describe('exit codes', () => {
+  it('one per category, as docs/errors.md lists them; what is not a Formwork error is internal', () => {
+    const doc = readFileSync(path.join(import.meta.dirname, '../../docs/errors.md'), 'utf8');
+    const rows = Object.fromEntries([...doc.matchAll(/^\|\s*([a-z_]+)\s*\|\s*(\d)\s*\|$/gm)].map((m) => [m[1], Number(m[2])]));
+    expect(rows).toEqual(CATEGORY_EXIT);
+    for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
+      const category: ErrorCategory = ERROR_CODES[code].category;
+      expect(exitCodeOf(new FormworkError(code, 'x'))).toBe(CATEGORY_EXIT[category]);
+    }
+    // distinct meanings stay apart: a script can tell "fix it" from "not there" from "try later"
+    expect(new Set([CATEGORY_EXIT.invalid, CATEGORY_EXIT.not_found, CATEGORY_EXIT.conflict, CATEGORY_EXIT.forbidden, CATEGORY_EXIT.unavailable, CATEGORY_EXIT.failed, CATEGORY_EXIT.internal]).size).toBe(7);
+    expect(exitCodeOf(new TypeError('boom'))).toBe(CATEGORY_EXIT.internal);
+  });
+
   it('0 for help and version, and reports it through the injected exit', async () => {
     const h = await run(['--help']);
     expect(h).toMatchObject({ code: 0, exited: 0 });
@@ -89,30 +104,30 @@ describe('exit codes', () => {
     }
   });
 
-  it('1 for an unknown kind, listing the known kinds', async () => {
+  it('2 (invalid) for an unknown kind, listing the known kinds', async () => {
     const r = await run(['get', 'gizmos']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.err).toBe('error: unknown kind "gizmos"; known kinds: providers, nodes, workloads, roles, deployments, noderoles, runs, users, secrets\n');
   });
 
-  it('1 for an unreachable endpoint, naming it; the stack only with --debug', async () => {
+  it('6 (unavailable) for an unreachable endpoint, naming it; the stack only with --debug', async () => {
     const r = await run(['get', 'nodes', '--endpoint', 'http://127.0.0.1:1']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(6);
     expect(r.err).toMatch(/^error: cannot reach the Formwork server at http:\/\/127\.0\.0\.1:1: connection refused\. Start it with `formwork server` or set --endpoint\/FORMWORK_ENDPOINT\n$/);
     const d = await run(['--debug', 'get', 'nodes', '--endpoint', 'http://127.0.0.1:1']);
     expect(d.err).toContain('FormworkError: cannot reach');
     expect(d.err).toContain('    at ');
   });
 
-  it('1 for an API error, with its message and status', async () => {
+  it('5 (forbidden) for an API error, with its message and status', async () => {
     const r = await run(['apply', '-f', '-'], { stdinText: 'kind: Node\nname: a\n', env: { FORMWORK_ENDPOINT: api.url, FORMWORK_TOKEN: 'view' } });
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(5);
     expect(r.err).toBe('error: the viewer role may not POST /api/v1/apply (HTTP 403 FORBIDDEN)\n');
   });
 
-  it('1 with a hint when no token is found', async () => {
+  it('5 (unauthenticated) with a hint when no token is found', async () => {
     const r = await run(['get', 'nodes'], { env: { FORMWORK_ENDPOINT: api.url } });
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(5);
     expect(r.err).toContain('(HTTP 401 UNAUTHENTICATED)\n  no token was sent');
   });
 });
@@ -168,7 +183,7 @@ describe('get / describe / delete', () => {
     const x = await run(['delete', 'node', 'a']);
     expect(x).toMatchObject({ code: 0, out: 'node/a deleted\n' });
     const gone = await run(['delete', 'node', 'a']);
-    expect(gone.code).toBe(1);
+    expect(gone.code).toBe(3);
     expect(gone.err).toBe('error: nodes "a" does not exist (HTTP 404 NOT_FOUND)\n');
   });
 });
@@ -191,18 +206,18 @@ describe('apply', () => {
     writeFileSync(path.join(dir, 'bad.yaml'), 'kind: Node\nname: a\n---\nkind: [Node\n');
     const before = api.requests.length;
     const r = await run(['apply', '-f', 'bad.yaml']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.err).toMatch(/^error: bad\.yaml:\d+:\d+: invalid YAML: /);
     expect(api.requests.length).toBe(before);
     const missing = await run(['apply', '-f', 'nope.yaml']);
-    expect(missing.err).toBe('error: cannot read nope.yaml: no such file\n');
+    expect(missing).toMatchObject({ code: 2, err: 'error: cannot read nope.yaml: no such file\n' });
     expect((await run(['apply'])).code).toBe(2);
   });
 
   it("points the server's per-document problems at file and line", async () => {
     writeFileSync(path.join(dir, 'two.yaml'), 'kind: Node\nname: a\n---\nkind: Node\nname: b\nbad: true\n');
     const r = await run(['apply', '-f', 'two.yaml']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.err).toBe('error: the documents are invalid\n  at two.yaml:4 (node/b) bad (HTTP 400 VALIDATION)\n  - two.yaml:4 (node/b) bad: is not allowed\n');
   });
 });
@@ -237,7 +252,7 @@ describe('endpoint and token from the data dir', () => {
     const r = await run(['whoami', '--data-dir', 'dd'], { env: {} });
     expect(r.out).toBe(`admin (admin) at ${api.url}, token from the data dir\n`);
     const e = await run(['whoami'], { env: { FORMWORK_DATA_DIR: dd, FORMWORK_ENDPOINT: 'http://127.0.0.1:1' } });
-    expect(e.code).toBe(1);
+    expect(e.code).toBe(6);
     expect(e.err).toContain('at http://127.0.0.1:1:');
   });
 
@@ -302,13 +317,13 @@ describe('server (in-process)', () => {
     ac.abort();
     expect(await running).toBe(0);
     const after = await run(['whoami', '--data-dir', dd], { env: {} });
-    expect(after.code).toBe(1); // server.json is gone: the default endpoint, which nothing serves here
+    expect(after.code).toBe(6); // server.json is gone: the default endpoint, which nothing serves here
   });
 
   it('refuses half a TLS pair and a bad listen address', async () => {
     expect((await run(['server', '--tls-cert', 'c.pem'])).err).toBe('error: --tls-cert and --tls-key go together: give both or neither\n');
     const bad = await run(['server', '--data-dir', path.join(dir, 'srv2'), '--listen', 'nonsense']);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.err).toContain('HOST:PORT');
   });
 });

@@ -8,12 +8,14 @@ import { packageRoot, packageVersion } from '../package.js';
 import { COMMAND_MODULES } from './commands/index.js';
 import { CliContext, type CliIO, type GlobalOptions } from './context.js';
 import { DURATION_HINT } from '../core/durations.js';
+import { EXIT_OK, EXIT_USAGE, exitCodeOf } from './exit-codes.js';
 import { durationOption } from './format.js';
 
 /**
  * The `formwork` command line. `main(argv, io)` runs one invocation and resolves to its
- * exit code — 0 ok, 1 error (`error: <message>` on stderr; the stack with --debug),
- * 2 usage (unknown command or option, missing argument) — so tests call it directly
+ * exit code — 0 ok; on an error (`error: <message>` on stderr; the stack with --debug) the
+ * code of its category (cli/exit-codes.ts, docs/errors.md), 2 for usage (unknown command or
+ * option, missing argument) — so tests call it directly
  * with their own stdout/stderr/env. Run as a program (bin/formwork.js, which runs the
  * bundle built from it, or `node --import tsx src/cli/main.ts`), it uses the process's and
  * sets the exit code.
@@ -30,9 +32,6 @@ export interface MainIO extends Partial<CliIO> {
   exit?: (code: number) => void;
 }
 
-export const EXIT_OK = 0;
-export const EXIT_ERROR = 1;
-export const EXIT_USAGE = 2;
 
 const lazyStdin: AsyncIterable<Buffer> = {
   [Symbol.asyncIterator]: () => (process.stdin as AsyncIterable<Buffer>)[Symbol.asyncIterator](),
@@ -130,7 +129,7 @@ export async function main(argv: string[], io: MainIO = {}): Promise<number> {
       // Commander has printed its message (and help, where asked for).
       code = e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     } else {
-      code = EXIT_ERROR;
+      code = exitCodeOf(e);
       ctx.io.stderr.write(`error: ${formatError(e, ctx)}\n`);
       if ((ctx.globals.debug || argv.includes('--debug')) && e instanceof Error && e.stack) ctx.io.stderr.write(`${e.stack}\n`);
     }

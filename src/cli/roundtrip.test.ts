@@ -99,7 +99,7 @@ describe.each(STORE_ENGINES)('get -o yaml|json, then apply -f, on $name', (engin
     const edited = await cli(['apply', '-f', '-'], text.replace('zone: a', 'zone: b'));
     expect(edited).toMatchObject({ code: 0, out: 'node/web-1 updated\n' });
     const stale = await cli(['apply', '-f', '-'], text.replace('zone: a', 'zone: c'));
-    expect(stale.code).toBe(1);
+    expect(stale.code).toBe(4);
     expect(stale.err).toContain('(HTTP 412 VERSION_MISMATCH)');
     expect((await h.t.store.objects('nodes').get('web-1')).zone).toBe('b');
   });
@@ -108,7 +108,7 @@ describe.each(STORE_ENGINES)('get -o yaml|json, then apply -f, on $name', (engin
     const nr = await cli(['get', 'noderole', 'demo:demo-0:node-ready', '-o', 'yaml']);
     expect(nr.code, nr.err).toBe(0);
     const applied = await cli(['apply', '-f', '-'], nr.out);
-    expect(applied.code).toBe(1);
+    expect(applied.code).toBe(2);
     expect(applied.err).toContain('noderoles are created by Formwork, not applied');
   });
 });

@@ -5,11 +5,11 @@ import {
   generatedValues,
   hashInputs,
   normalizeOverride,
-  parseExpression,
   resolveInputs,
   type ResolveContext,
 } from './attribs.js';
 import { FormworkError } from './errors.js';
+import { parseExpression } from './expressions.js';
 import { testRole } from './testing/roles.js';
 
 const node = {

@@ -77,6 +77,13 @@ const str = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, 
 const json = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, type: 'json', ...extra });
 const int = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, type: 'integer', ...extra });
 
+/** Set by DELETE on the kinds that own real resources; the annealer deprovisions them (engine/deprovision.ts). */
+const deletion = json('deletion', {
+  readOnly: true,
+  description:
+    'Set while the object is being deleted: {requestedAt, requestedBy, attempts, nextAttemptAt?, leaseOwner?, leaseExpiresAt?, waitingFor?, lastError?, failed?}; the row goes when its resources are gone',
+});
+
 const addressSchema = {
   type: 'array',
   items: {
@@ -104,6 +111,7 @@ export const KINDS: KindDef[] = [
       str('state', { filterable: true, readOnly: true }),
       str('message', { readOnly: true }),
       str('affinity', { filterable: true, readOnly: true, description: 'The worker host that alone runs this provider\'s work (host-bound types such as lab: set by the worker that prepared it); empty: any worker' }),
+      deletion,
     ],
   },
   {
@@ -125,6 +133,7 @@ export const KINDS: KindDef[] = [
       json('inventory', { schema: { type: 'object' } }),
       json('attribs', { schema: { type: 'object' }, description: 'Node-level attrib values' }),
       str('message'),
+      deletion,
     ],
   },
   {
@@ -156,6 +165,7 @@ export const KINDS: KindDef[] = [
       json('spec', { schema: deploymentSpecSchema, description: '{nodes: [{name, size?, image?}], roles: {role: {nodes: [node names], inputs?, requires?: [role names]}}}; the Deployment document (apply) writes it' }),
       json('attribs', { schema: { type: 'object' } }),
       str('message', { readOnly: true }),
+      deletion,
     ],
   },
   {

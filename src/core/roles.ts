@@ -1,5 +1,5 @@
 import type { StoredObject } from './kinds.js';
-import { parseExpression } from './attribs.js';
+import { parseExpression } from './expressions.js';
 import { compileSchema } from './schema.js';
 
 /**

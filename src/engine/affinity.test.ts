@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { claimAffinity } from '../providers/lifecycle.js';
 import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
 import { Annealer, type AnnealerOptions } from './annealer.js';

@@ -10,6 +10,9 @@
  * workers.ts); nothing runs twice at once. Input changes are found by changes.ts and by the
  * finishing transaction of each successful run.
  *
+ * Each pass also carries out the deletions that DELETE asked for (deprovision.ts: the
+ * built-in deprovision step, under a claim on the object, with retries).
+ *
  * Claims: PostgreSQL locks candidates `FOR UPDATE SKIP LOCKED` and each node with a
  * transaction-scoped advisory try-lock, then re-checks that nothing runs on the node;
  * SQLite does the same check and a version-checked update inside one transaction (one
@@ -34,8 +37,8 @@ import { isRemoving } from '../core/attribs.js';
 import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
-import { roleFromObject, type RoleSpec } from '../core/roles.js';
-import type { EngineHandle, Services } from '../services/services.js';
+import type { RoleSpec } from '../core/roles.js';
+import type { EngineHandle, Services } from '../context/services.js';
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import { SshPool } from '../ssh/client.js';
@@ -43,13 +46,14 @@ import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
 import { children, descendants, isContention, parseRetryTarget, reevaluate, requeue, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
 import { protectOutputs, redactNamed } from './secrecy.js';
-import { sealOwner } from '../services/sealing.js';
+import { sealOwner } from '../store/sealing.js';
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { finishRemoval, removalRole } from './removal.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
 import { InputChanges } from './changes.js';
 import { expireLeases, releaseDeadWorkers } from './leases.js';
+import { Deprovisioner, type DeprovisionOptions } from './deprovision.js';
 import { forgetWorker, registerWorker, workerAffinity, type WorkerRecord } from './workers.js';
 import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
 
@@ -85,6 +89,8 @@ export interface AnnealerOptions {
   inputSweepMs?: number;
   /** Errors of the loop itself (not of runs, which are recorded). Default: stderr. */
   onError?: (err: unknown, where: string) => void;
+  /** The deprovision step's settings (deprovision.ts); its lease and backoff default to the ones above. */
+  deprovision?: Omit<DeprovisionOptions, 'workerId' | 'onSettled' | 'onError'>;
 }
 
 interface Inflight {
@@ -115,7 +121,10 @@ export class Annealer implements EngineHandle {
   private readonly executors: Map<string, RoleExecutor>;
   private readonly pool: SshPool;
   private readonly ownPool: boolean;
-  private readonly o: Required<Omit<AnnealerOptions, 'workerId' | 'executors' | 'sshPool' | 'onError'>>;
+  private readonly o: Required<Omit<AnnealerOptions, 'workerId' | 'executors' | 'sshPool' | 'onError' | 'deprovision'>>;
+  private readonly deprovisionOptions: AnnealerOptions['deprovision'];
+  /** Carries out the deletions DELETE asked for (made anew at each start). */
+  private deprovisioner: Deprovisioner | undefined;
   private readonly onError: (err: unknown, where: string) => void;
   private readonly inflight = new Map<string, Inflight>();
   private started = false;
@@ -150,6 +159,7 @@ export class Annealer implements EngineHandle {
       logFlushMs: opts.logFlushMs ?? 200,
       inputSweepMs: opts.inputSweepMs ?? 60_000,
     };
+    this.deprovisionOptions = opts.deprovision;
     this.onError = opts.onError ?? ((e, where) => console.error(`formwork engine (${where}):`, e instanceof Error ? e.message : e));
     this.loader = new ContextLoader(this.store.secrets);
     this.changes = new InputChanges(this.store, this.loader, this.workerId, (id) => this.stopInflight(id));
@@ -179,6 +189,15 @@ export class Annealer implements EngineHandle {
     await releaseDeadWorkers(this.store, this.services.dataDir, this.workerId).catch((e) => this.onError(e, 'release dead workers'));
     await this.changes.startFromNow();
     this.lastInputSweep = Date.now();
+    this.deprovisioner = new Deprovisioner(this.services, {
+      leaseMs: this.o.leaseMs,
+      retryBaseMs: this.o.retryBaseMs,
+      retryMaxMs: this.o.retryMaxMs,
+      ...this.deprovisionOptions,
+      workerId: this.workerId,
+      onSettled: () => this.kick(),
+      onError: this.onError,
+    });
     this.heartbeatTimer = setInterval(() => void this.heartbeat().catch((e) => this.onError(e, 'heartbeat')), Math.max(50, Math.floor(this.o.leaseMs / 3)));
     this.heartbeatTimer.unref();
     this.loopDone = this.loop();
@@ -190,6 +209,7 @@ export class Annealer implements EngineHandle {
     this.stopping = true;
     this.kick();
     await this.loopDone;
+    await this.deprovisioner?.stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     for (const f of this.inflight.values()) f.ac.abort();
@@ -279,6 +299,7 @@ export class Annealer implements EngineHandle {
     }
     if (this.changes.pending && (await this.changes.check())) this.kick();
     await this.schedule();
+    await this.deprovisioner?.tick();
   }
 
   private async runnable(limit: number): Promise<Candidate[]> {

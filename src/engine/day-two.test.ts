@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REMOVING_KEY } from '../core/attribs.js';
 import type { StoredObject } from '../core/kinds.js';
 import { registerDeploymentServices } from '../services/deployments.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
 import { Annealer } from './annealer.js';
 import { role, settled, waitFor, WORKLOAD } from './testing/fixtures.js';

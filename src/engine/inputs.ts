@@ -11,7 +11,7 @@ import { roleFromObject, type RoleSpec } from '../core/roles.js';
 import type { SecretStore } from '../store/secrets.js';
 import { isSealedText } from '../store/secrets.js';
 import type { Store } from '../store/store.js';
-import { sealOwner } from '../services/sealing.js';
+import { sealOwner } from '../store/sealing.js';
 import { SecretValues } from './secrecy.js';
 
 export interface NodeRoleContext {
@@ -84,7 +84,7 @@ export class ContextLoader {
 
   /**
    * Generated values and values given for secret inputs are stored sealed, for their owner
-   * (src/services/sealing.ts); a run needs them open, and remembers each as a secret.
+   * (src/store/sealing.ts); a run needs them open, and remembers each as a secret.
    */
   private openSealed(attribs: Record<string, unknown>, owner: string, secrets: SecretValues): Record<string, unknown> {
     const open: Record<string, unknown> = {};
@@ -218,17 +218,11 @@ export class ContextLoader {
   }
 }
 
-/** The deployment's node order when its spec lists node names (`spec.nodeOrder` or `spec.nodes: [names]`). */
+/** The deployment's node order: its spec's `nodes: [{name, …}]`, as the Deployment applier writes it. */
 function nodeOrder(deployment: StoredObject): string[] {
-  const spec = (deployment.spec ?? {}) as Record<string, unknown>;
-  for (const key of ['nodeOrder', 'nodeNames', 'nodes']) {
-    const v = spec[key];
-    if (Array.isArray(v)) {
-      const names = v.map((x) => (typeof x === 'string' ? x : x && typeof x === 'object' ? (x as { name?: string }).name : undefined)).filter((x): x is string => typeof x === 'string');
-      if (names.length) return names;
-    }
-  }
-  return [];
+  const nodes = ((deployment.spec ?? {}) as { nodes?: unknown }).nodes;
+  if (!Array.isArray(nodes)) return [];
+  return nodes.map((n) => (n && typeof n === 'object' ? (n as { name?: unknown }).name : undefined)).filter((x): x is string => typeof x === 'string');
 }
 
 /**

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import type { Store } from '../store/store.js';
 import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
 import { Annealer } from './annealer.js';

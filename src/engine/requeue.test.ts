@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
 import { Annealer } from './annealer.js';
 import { role, seed, settled, waitFor } from './testing/fixtures.js';

@@ -3,13 +3,9 @@
  *
  */
 import type { StoredObject } from '../core/kinds.js';
-import type { AttribSpec, RoleSpec } from '../core/roles.js';
-import type { Services } from '../services/services.js';
+import type { RoleSpec } from '../core/roles.js';
+import type { Services } from '../context/services.js';
 import type { SshPool } from '../ssh/client.js';
-
-/** The role as the engine reads it: the planner's RoleSpec (src/core/roles.ts). */
-export type EngineRoleSpec = RoleSpec;
-export type EngineAttribSpec = AttribSpec;
 
 export interface RunJob {
   runId: string;

@@ -1,7 +1,7 @@
 import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import { ensurePlatformKey } from '../engine/executors/target.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { SshPool } from '../ssh/client.js';
 import { checkNode, YARDSTICK_CHECKS, type CheckResult } from './yardstick.js';
 

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FormworkError } from '../core/errors.js';
 import { applyDocuments } from '../services/apply.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
 import { prepareProvider } from './lifecycle.js';
 import { fakeDriver } from './testing/fake-driver.js';

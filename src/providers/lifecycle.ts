@@ -2,7 +2,7 @@ import { FormworkError, toFormworkError } from '../core/errors.js';
 import { workerAffinity } from '../engine/workers.js';
 import type { Store } from '../store/store.js';
 import type { StoredObject } from '../core/kinds.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import type { ProviderDriver, ProviderLogger } from './provider.js';
 import { isHostBound, loadDriver, providerContext, providerFailure } from './registry.js';
 

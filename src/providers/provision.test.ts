@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StoredObject } from '../core/kinds.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
 import { ownershipTags } from './provider.js';
 import { bootPoll, provisionMachine } from './provision.js';

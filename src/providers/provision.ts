@@ -1,7 +1,7 @@
 import { causeChain, FormworkError, toFormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { BuiltinContext, RunIO, RunJob, RunResult } from '../engine/types.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { prepareProvider } from './lifecycle.js';
 import { ownershipTags, TAG_NODE_ID, type ProviderContext, type ProviderDriver, type ProvisionedMachine } from './provider.js';
 import { loadDriver, providerContext, providerFailure, runLogger } from './registry.js';

@@ -3,7 +3,7 @@ import type { StoredObject } from '../core/kinds.js';
 import type { ValidateFunction } from 'ajv';
 import { schemaAjv, schemaProblems, type FieldProblem } from '../core/schema.js';
 import { ensurePlatformKey } from '../engine/executors/target.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { labDescriptor } from './lab/descriptor.js';
 import type { ProviderContext, ProviderDescriptor, ProviderDriver, ProviderLogger } from './provider.js';
 import { staticDescriptor } from './static/descriptor.js';

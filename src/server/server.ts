@@ -4,13 +4,13 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { FormworkError } from '../core/errors.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { observeReentry } from '../store/guard.js';
 import { Store } from '../store/store.js';
 import { REDACT_PATHS } from '../api/logging.js';
 import type { RoutePlugin } from '../api/routes/index.js';
 import { applyDocuments } from '../services/apply.js';
-import type { ApplyResult } from '../services/services.js';
+import type { ApplyResult } from '../context/services.js';
 import { assembleServices, type AssembleOptions } from './assemble.js';
 
 /**
@@ -69,7 +69,10 @@ export interface ServerOptions {
   handleSignals?: boolean;
   /** Extra route plugins (besides ROUTE_PLUGINS). */
   plugins?: RoutePlugin[];
-  /** Wire the engine, appliers and deleters (default true); `false` serves the API over the store alone. */
+  /**
+   * Wire the engine, appliers and deleters (default true); `{engine: false}` serves the API
+   * and marks deletions for workers elsewhere to carry out; `false` serves the store alone.
+   */
   assemble?: boolean | AssembleOptions;
   /** Called with the services before the API is built (e.g. to attach the engine and appliers). */
   configure?: (services: Services) => Promise<void> | void;

@@ -6,7 +6,7 @@ import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
 import { loadPack, registerPacks } from '../workloads/loader.js';
 import { applyDocuments } from './apply.js';
 import { registerDeploymentServices } from './deployments.js';
-import type { Services } from './services.js';
+import type { Services } from '../context/services.js';
 
 /** A document's `version`: optimistic concurrency for apply, for generic kinds and kinds with their own applier alike. */
 

@@ -4,7 +4,7 @@ import { CREATED_BY_FORMWORK, KINDS, kindByName, knownKindNames, type KindDef } 
 import { schemaAjv, schemaProblems, validationError, type FieldProblem } from '../core/schema.js';
 import type { Store } from '../store/store.js';
 import { kindSchemas } from './schemas.js';
-import type { Applier, ApplierValidate, ApplyResult, Services } from './services.js';
+import type { Applier, ApplierValidate, ApplyResult, Services } from '../context/services.js';
 import { applyObject, bodyFields, checkObject, missingRequired, type PendingWrites } from './writes.js';
 
 /**

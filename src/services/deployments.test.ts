@@ -9,7 +9,7 @@ import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
 import { loadPack, registerPacks } from '../workloads/loader.js';
 import { packageRoot } from '../package.js';
 import { DeploymentService, parseDeploymentDocument, registerDeploymentServices } from './deployments.js';
-import type { Services } from './services.js';
+import type { Services } from '../context/services.js';
 import { ContextLoader, resolveContext } from '../engine/inputs.js';
 
 const testdata = (p: string) => path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'workloads', 'testdata', p);

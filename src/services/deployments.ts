@@ -2,7 +2,7 @@ import { FormworkError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
 import { GENERATED_KEY, generatedValues, isRemoving, normalizeOverride, randomToken, REMOVING_KEY } from '../core/attribs.js';
-import { sealOwner, sealWriteFields } from './sealing.js';
+import { sealOwner, sealWriteFields } from '../store/sealing.js';
 import { planDeployment, type PlanBinding, type PlannedNodeRole } from '../core/planner.js';
 import { cmp, roleFromObject, type RoleSpec } from '../core/roles.js';
 import { blockedReason as failureReason, failedAncestors } from '../engine/graph.js';
@@ -10,8 +10,8 @@ import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import type { FieldProblem } from '../core/schema.js';
 import { deploymentInputProblems, inputFieldProblems, inputsInvalid } from './deployment-inputs.js';
-import type { Applier, ApplierValidate, ApplierValidateContext, ApplyContext, ApplyResult, Services } from './services.js';
-import { catalogueWith, checkVersion } from './writes.js';
+import type { Applier, ApplierValidate, ApplierValidateContext, ApplyContext, ApplyResult, Services } from '../context/services.js';
+import { catalogueWith, checkVersion, refuseDeleting } from './writes.js';
 
 /**
  * Deployments: the applier for `kind: Deployment` documents, commit, and the tree the
@@ -230,7 +230,7 @@ async function rolesCatalogue(tx: Store): Promise<RoleSpec[]> {
 
 /**
  * Seals, in place, the values the document gives for secret inputs, in its attribs and its
- * bindings' inputs (src/services/sealing.ts), so that neither the store nor the API ever
+ * bindings' inputs (src/store/sealing.ts), so that neither the store nor the API ever
  * holds them in clear. The caller's objects are not edited: new ones replace them.
  */
 async function sealSecretValues(tx: Store, doc: DeploymentDocument, current: StoredObject | undefined): Promise<void> {
@@ -247,9 +247,12 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   const depRepo = tx.objects('deployments');
   let dep = await depRepo.find(doc.name);
   checkVersion(depRepo.kind, doc.name, dep, ctx.expectedVersion);
-  if (doc.provider && !(await tx.objects('providers').find(doc.provider))) {
+  refuseDeleting(depRepo.kind, dep);
+  const provider = doc.provider ? await tx.objects('providers').find(doc.provider) : undefined;
+  if (doc.provider && !provider) {
     throw new FormworkError('NOT_FOUND', `deployment "${doc.name}" names provider "${doc.provider}", which does not exist; apply the Provider first`, { kind: 'providers', key: doc.provider });
   }
+  refuseDeleting(tx.objects('providers').kind, provider);
   const catalogue = await rolesCatalogue(tx);
   const byName = new Map(catalogue.map((r) => [r.name, r] as const));
   const planned = planDocument(doc, catalogue);
@@ -426,6 +429,7 @@ async function commitInTx(tx: Store, name: string, ctx: ApplyContext): Promise<{
   const opts = { actor: ctx.actor };
   const depRepo = tx.objects('deployments');
   let dep = await depRepo.get(name);
+  refuseDeleting(depRepo.kind, dep);
   if (dep.state !== 'committed') dep = await depRepo.update(dep.id, { state: 'committed' }, opts);
   const nrRepo = tx.objects('noderoles');
   const all = await nrRepo.all({ filters: { deployment: name } });

@@ -6,8 +6,8 @@ import { validationError, type FieldProblem } from '../core/schema.js';
 import { providerProblems } from '../providers/registry.js';
 import { sameValue, versionMismatch, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
-import { ATTRIB_KINDS, sealWriteFields } from './sealing.js';
-import type { Services } from './services.js';
+import { sealWriteFields } from '../store/sealing.js';
+import type { Services } from '../context/services.js';
 
 /**
  * Writes shared by the CRUD routes, PUT and apply. Secrets go through the SecretStore
@@ -126,6 +126,7 @@ export async function updateObject(store: Store, kind: KindDef, idOrName: string
     return store.secrets.update(idOrName, rest, ctx);
   }
   const current = await store.objects(kind.plural).get(idOrName);
+  refuseDeleting(kind, current);
   const merged = { ...current, ...patch };
   await refuseProblems(store, kind, merged, ctx.pending);
   return store.objects(kind.plural).update(idOrName, await sealWriteFields(store, kind.plural, storedFields(kind, merged, patch), current), ctx);
@@ -147,12 +148,27 @@ export function checkVersion(kind: KindDef, name: string, existing: StoredObject
   if (existing.version !== expected) throw versionMismatch(kind, existing, expected);
 }
 
+/**
+ * Refuses a write to an object being deleted (DELETE marked it; a worker is removing what it
+ * owns): a change now could make what the deletion is removing.
+ */
+export function refuseDeleting(kind: KindDef, existing: StoredObject | undefined): void {
+  const deletion = existing?.deletion as { requestedAt?: string } | undefined;
+  if (!existing || !deletion) return;
+  throw new FormworkError(
+    'CONFLICT',
+    `${kind.singular} "${existing.name}" is being deleted (asked at ${deletion.requestedAt ?? 'an unknown time'}); wait until it is gone (\`formwork delete\` waits), then write it again`,
+    { kind: kind.plural, key: existing.name, deletion },
+  );
+}
+
 /** Create-or-update by name (PUT and apply). Absent fields stay as they are; an identical document changes nothing. */
 export async function applyObject(store: Store, kind: KindDef, fields: Record<string, unknown>, ctx: WriteCtx): Promise<{ object: StoredObject; action: ApplyAction }> {
   const name = fields.name as string;
   const repo = store.objects(kind.plural);
   const existing = await repo.find(name);
   checkVersion(kind, name, existing, ctx.expectedVersion);
+  refuseDeleting(kind, existing);
   if (!existing) {
     return { object: await createObject(store, kind, fields, ctx), action: 'created' };
   }
@@ -180,18 +196,21 @@ export function missingRequired(kind: KindDef, fields: Record<string, unknown>):
 }
 
 /**
- * Deletes an object: through the kind's deleter when it owns real resources (services.deleters),
- * else from the store. A role that node-roles still use is refused: they could not run again.
+ * Deletes an object, or asks for its deletion: a kind with a deleter (services.deleters: the
+ * kinds that own real resources) is only marked deleting, and the annealer deprovisions it
+ * (`accepted`: the API answers 202); other kinds are deleted from the store at once. A role
+ * that node-roles still use is refused: they could not run again.
  */
-export async function deleteObject(services: Services, kind: KindDef, idOrName: string, ctx: WriteCtx): Promise<StoredObject> {
+export async function deleteObject(services: Services, kind: KindDef, idOrName: string, ctx: WriteCtx): Promise<{ object: StoredObject; accepted: boolean }> {
   const deleter = services.deleters?.get(kind.plural);
-  if (deleter) return deleter(idOrName, ctx);
-  if (kind.plural !== 'roles') return services.store.objects(kind.plural).delete(idOrName, ctx);
-  return services.store.transaction(async (tx) => {
+  if (deleter) return { object: await deleter(idOrName, ctx), accepted: true };
+  if (kind.plural !== 'roles') return { object: await services.store.objects(kind.plural).delete(idOrName, ctx), accepted: false };
+  const object = await services.store.transaction(async (tx) => {
     const role = await tx.objects('roles').get(idOrName);
     await refuseRoleInUse(tx, role.name);
     return tx.objects('roles').delete(role.id, ctx);
   });
+  return { object, accepted: false };
 }
 
 /** Throws CONFLICT naming the deployments and nodes whose node-roles run this role, if any do. */

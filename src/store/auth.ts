@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { FormworkError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
-import type { Executor, ObjectRepository } from './repository.js';
+import type { Executor } from './db.js';
+import type { ObjectRepository } from './repository.js';
 import type { EventLog } from './events.js';
 import { databaseConflict } from './db.js';
 

@@ -7,6 +7,7 @@ import { FormworkError } from '../core/errors.js';
 import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_workers.js';
 import * as m0003 from './migrations/0003_affinity.js';
+import * as m0004 from './migrations/0004_deletion.js';
 
 /**
  * Opens the database: SQLite in the data dir by default, PostgreSQL when a URL is given.
@@ -19,10 +20,12 @@ import * as m0003 from './migrations/0003_affinity.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
+/** What every store module queries through: the root handle or a transaction. Rows map to objects by the kind descriptors, so the table type is dynamic. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Executor = Kysely<any>;
+
 export interface Database {
-  // Repositories map rows to objects by the kind descriptors, so the table type is dynamic.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  db: Kysely<any>;
+  db: Executor;
   dialect: Dialect;
   close(): Promise<void>;
 }
@@ -43,6 +46,7 @@ export const MIGRATIONS: Migration[] = [
   { name: '0001_initial', up: m0001.up },
   { name: '0002_workers', up: m0002.up },
   { name: '0003_affinity', up: m0003.up },
+  { name: '0004_deletion', up: m0004.up },
 ];
 
 export async function openDatabase(opts: OpenOptions): Promise<Database> {

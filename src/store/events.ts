@@ -1,8 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { sql } from 'kysely';
 import type { FormworkEvent } from '../core/kinds.js';
-import type { Dialect } from './db.js';
-import type { Executor } from './repository.js';
+import type { Dialect, Executor } from './db.js';
 
 /**
  * The event log: every create, update, delete and state change, in one table with a

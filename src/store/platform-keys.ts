@@ -1,4 +1,4 @@
-import type { Executor } from './repository.js';
+import type { Executor } from './db.js';
 import { decrypt, encrypt } from './secrets.js';
 
 /**

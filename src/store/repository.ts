@@ -1,7 +1,8 @@
-import type { Kysely } from 'kysely';
+import type { Executor } from './db.js';
 import { FormworkError } from '../core/errors.js';
 import { ID_PREFIX, newId } from '../core/ids.js';
-import { COMMON_FIELDS, columnName, type KindDef, type StoredObject } from '../core/kinds.js';
+import { COMMON_FIELDS, columnName, type FieldDef, type KindDef, type StoredObject } from '../core/kinds.js';
+import { compileSchema, type CompiledSchema } from '../core/schema.js';
 import type { EventLog } from './events.js';
 
 /**
@@ -10,9 +11,6 @@ import type { EventLog } from './events.js';
  * and appends an event in the same transaction, so the event stream never disagrees
  * with the state.
  */
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Executor = Kysely<any>;
 
 export interface WriteOptions {
   actor?: string;
@@ -43,7 +41,6 @@ export class ObjectRepository {
   constructor(
     readonly kind: KindDef,
     private readonly db: Executor,
-    private readonly events: EventLog,
     /** Runs fn in a transaction (or in the current one). */
     private readonly inTransaction: <T>(fn: (db: Executor, events: EventLog) => Promise<T>) => Promise<T>,
   ) {}
@@ -84,7 +81,7 @@ export class ObjectRepository {
       const v = fields[f.name];
       const col = columnName(f.name);
       if (v === undefined || v === null) row[col] = null;
-      else if (f.type === 'json') row[col] = jsonText(this.kind, f.name, v);
+      else if (f.type === 'json') row[col] = jsonText(this.kind, f.name, checkedJson(this.kind, f, v));
       else if (f.type === 'boolean') row[col] = v ? 1 : 0;
       else row[col] = v;
     }
@@ -325,6 +322,24 @@ function checkLabels(labels: unknown): Record<string, string> {
 }
 
 /** A json field as text; a value nested so deeply that serializing it overflows the stack is refused. */
+const fieldValidators = new WeakMap<FieldDef, CompiledSchema>();
+
+/**
+ * A JSON field's value checked against its descriptor's schema (core/kinds.ts), on every
+ * write: the API checks what users send, and this holds the engine, the appliers and
+ * test fixtures to the same shape, so nothing stored is what a document could not say.
+ */
+function checkedJson(kind: KindDef, f: FieldDef, v: unknown): unknown {
+  if (!f.schema) return v;
+  let c = fieldValidators.get(f);
+  if (!c) fieldValidators.set(f, (c = compileSchema(f.schema)));
+  if ('error' in c) throw new FormworkError('INTERNAL', `${kind.kind} field "${f.name}" has an invalid schema: ${c.error}`);
+  if (!c.validate(v)) {
+    throw new FormworkError('VALIDATION', `${kind.singular} field "${f.name}" does not match its schema: ${c.errors()}`, { kind: kind.plural, field: f.name });
+  }
+  return v;
+}
+
 function jsonText(kind: KindDef, field: string, v: unknown): string {
   try {
     return JSON.stringify(v);

@@ -122,7 +122,7 @@ export class SecretStore {
 
   /**
    * Encrypts one value to keep inside another object (e.g. a generated cluster token in a
-   * node-role's attribs). With `owner` (src/services/sealing.ts, `sealOwner`) it opens only
+   * node-role's attribs). With `owner` (src/store/sealing.ts, `sealOwner`) it opens only
    * for that owner.
    */
   seal(plaintext: string, owner?: string): string {

@@ -50,6 +50,18 @@ describe.each(STORE_ENGINES)('store on $name', (engine) => {
     expect(byName.loginUser).toBeUndefined();
   });
 
+  it("refuses a JSON field its kind's schema forbids, on create and on update, writing nothing", async () => {
+    const deps = t.store.objects('deployments');
+    const e = await expectCode(deps.create({ name: 'd', spec: { nodeOrder: ['n1'] } }), 'VALIDATION');
+    expect(e.message).toBe('deployment field "spec" does not match its schema: (value) must NOT have additional properties');
+    expect(await deps.find('d')).toBeUndefined();
+    await deps.create({ name: 'd', spec: { nodes: [{ name: 'n1' }] } });
+    const nodes = t.store.objects('nodes');
+    await nodes.create({ name: 'n1' });
+    await expectCode(nodes.update('n1', { addresses: [{ address: '198.18.0.5', family: 5, role: 'public' }] }), 'VALIDATION');
+    expect((await nodes.get('n1')).version).toBe(1);
+  });
+
   it('refuses unknown fields, bad names, duplicate names and missing required fields', async () => {
     const nodes = t.store.objects('node');
     const e = await expectCode(nodes.create({ name: 'a', colour: 'red' }), 'VALIDATION');

@@ -1,8 +1,8 @@
 import { kindByName, knownKindNames } from '../core/kinds.js';
 import { FormworkError } from '../core/errors.js';
-import { databaseConflict, openDatabase, type Database, type Dialect, type OpenOptions } from './db.js';
+import { databaseConflict, openDatabase, type Database, type Dialect, type Executor, type OpenOptions } from './db.js';
 import { EventLog } from './events.js';
-import { ObjectRepository, type Executor } from './repository.js';
+import { ObjectRepository } from './repository.js';
 import { SecretStore, loadSecretKey } from './secrets.js';
 import { AuthStore } from './auth.js';
 import { PlatformKeys } from './platform-keys.js';
@@ -54,7 +54,7 @@ export class Store {
     }
     let repo = this.repos.get(def.plural);
     if (!repo) {
-      repo = new ObjectRepository(def, this.db, this.events, (fn) => this.runInTransaction(fn));
+      repo = new ObjectRepository(def, this.db, (fn) => this.runInTransaction(fn));
       this.repos.set(def.plural, repo);
     }
     return repo;

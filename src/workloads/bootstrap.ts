@@ -1,5 +1,5 @@
 import { registerDeploymentServices } from '../services/deployments.js';
-import type { Services } from '../services/services.js';
+import type { Services } from '../context/services.js';
 import { checkPacks, packsStored, readPacks, registerPacks, type LoadPacksOptions, type LoadPacksResult } from './loader.js';
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { KINDS } from '../../core/kinds.js';
 import { applyDocuments } from '../../services/apply.js';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import { actorOf, requireRole, writeAccess } from '../auth.js';
 import { ErrorResponse } from '../errors.js';
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { runConformance } from '../../providers/conformance.js';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import { ErrorResponse } from '../errors.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import { DeploymentService, registerDeploymentServices } from '../../services/deployments.js';
 import { checkPackText, storedRoles } from '../../workloads/loader.js';
 import { actorOf } from '../auth.js';

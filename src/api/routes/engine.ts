@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import { retryNodeRoles } from '../../engine/graph.js';
 import { actorOf } from '../auth.js';
 import { ErrorResponse } from '../errors.js';

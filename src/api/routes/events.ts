@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
 import { kindByName } from '../../core/kinds.js';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import type { FormworkEvent } from '../../store/events.js';
 import { ADMIN_ONLY_TYPES } from '../auth.js';
 import { ErrorResponse } from '../errors.js';

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { conformanceRoutes } from './conformance.js';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import { deploymentRoutes } from './deployments.js';
 import { engineRoutes } from './engine.js';
 import { platformRoutes } from './platform.js';

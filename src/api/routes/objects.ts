@@ -1,12 +1,13 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
 import { CREATED_BY_FORMWORK, KINDS, type KindDef, type StoredObject } from '../../core/kinds.js';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import { actorOf, readAccess, writeAccess, type RouteConfig } from '../auth.js';
 import { kindSchemas } from '../../services/schemas.js';
 import { ErrorResponse } from '../errors.js';
 import { applyObject, bodyFields, createObject, deleteObject, updateObject } from '../../services/writes.js';
+import { DEPROVISIONED_KINDS } from '../../core/deletion.js';
 
 /**
  * The generic routes every kind gets from its descriptor, under `/api/v1/{plural}`:
@@ -155,10 +156,10 @@ function registerChange(app: FastifyInstance, services: Services, kind: KindDef)
   const derived = CREATED_BY_FORMWORK.has(kind.plural);
   app.delete(`${base}/:idOrName`, {
     config: write,
-    schema: derived
+    schema: (derived
       ? { tags, summary: `Refused: a ${kind.singular} is deleted by changing its Deployment`, description: `Always 409 CONFLICT: Formwork makes ${kind.plural} from a Deployment's role bindings (with their parent links). Remove the binding from the Deployment and apply it, or delete the Deployment.`, params: s.params, headers: ifMatch, response: { 404: ErrorResponse, 409: ErrorResponse, ...errors } }
-      : { tags, summary: `Delete a ${kind.singular}`, description: `Returns the deleted object. If-Match is honoured.${kind.plural === 'roles' ? ' 409 CONFLICT while node-roles use the role (`details.usedBy` names their deployments and nodes).' : ''}`, params: s.params, headers: ifMatch, response: { 200: s.object, 404: ErrorResponse, 409: ErrorResponse, 412: ErrorResponse, ...errors } },
-  }, async (request: Req) => {
+      : { tags, summary: `Delete a ${kind.singular}`, description: deleteDescription(kind), params: s.params, headers: ifMatch, response: { 200: s.object, 202: s.object, 404: ErrorResponse, 409: ErrorResponse, 412: ErrorResponse, ...errors } }) as FastifySchema,
+  }, async (request: Req, reply) => {
     if (derived) {
       // Deleting the row alone would leave its parent links and its children's `parents`
       // pointing at it, and the next apply of the Deployment would make it again.
@@ -170,6 +171,19 @@ function registerChange(app: FastifyInstance, services: Services, kind: KindDef)
         { kind: kind.plural, key: obj.name, ...(dep ? { deployment: dep } : {}) },
       );
     }
-    return deleteObject(services, kind, request.params.idOrName, { actor: actorOf(request), expectedVersion: parseIfMatch(request.headers['if-match']) });
+    const { object, accepted } = await deleteObject(services, kind, request.params.idOrName, { actor: actorOf(request), expectedVersion: parseIfMatch(request.headers['if-match']) });
+    return send(reply, object, accepted ? 202 : 200);
   });
+}
+
+function deleteDescription(kind: KindDef): string {
+  if ((DEPROVISIONED_KINDS as readonly string[]).includes(kind.plural)) {
+    return (
+      `Answers 202 with the ${kind.singular} marked deleting (its \`deletion\` field) at once: a worker's annealer deletes what it owns ` +
+      `(machines; a deployment's nodes; a provider's shared resources, once its nodes are gone), with retries, then removes it (a \`deleted\` event). ` +
+      `Follow \`deletion\` (attempts, waitingFor, lastError, failed) or the event stream; DELETE again to retry one that failed. If-Match is honoured.` +
+      (kind.plural === 'providers' ? ' 409 CONFLICT while nodes not being deleted use the provider.' : '')
+    );
+  }
+  return `Returns the deleted object. If-Match is honoured.${kind.plural === 'roles' ? ' 409 CONFLICT while node-roles use the role (`details.usedBy` names their deployments and nodes).' : ''}`;
 }

@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
-import { PLATFORM_SSH_KEY } from '../../engine/executors/target.js';
-import { fingerprint } from '../../ssh/keys.js';
-import type { Services } from '../../services/services.js';
+import { PLATFORM_SSH_KEY, platformPublicKey } from '../../engine/executors/target.js';
+import type { Services } from '../../context/services.js';
 import { ErrorResponse } from '../errors.js';
 
 /**
@@ -27,13 +26,13 @@ export async function platformRoutes(app: FastifyInstance, services: Services): 
       },
     },
   }, async () => {
-    const publicKey = await services.store.platformKeys.publicKey(PLATFORM_SSH_KEY);
-    if (!publicKey) {
+    const key = await platformPublicKey(services.store);
+    if (!key) {
       throw new FormworkError('NOT_FOUND', 'no platform SSH key yet: the first worker (formwork server --role all or worker) makes it as it starts', {
         kind: 'platform-key',
         key: PLATFORM_SSH_KEY,
       });
     }
-    return { publicKey, fingerprint: fingerprint(publicKey) };
+    return key;
   });
 }

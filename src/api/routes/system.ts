@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
 import { Histogram, Registry, collectDefaultMetrics, register as globalRegister } from 'prom-client';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 
 /**
  * Unauthenticated operational routes: `/healthz` and `/metrics` (Prometheus).

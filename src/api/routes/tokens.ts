@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import { MAX_TOKEN_LIFETIME_SECONDS, USER_ROLES, type UserRole } from '../../store/auth.js';
 import { actorOf } from '../auth.js';
 import { ErrorResponse } from '../errors.js';

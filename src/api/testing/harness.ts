@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import type { StoreEngine, TestStore } from '../../store/testing/engines.js';
 import { buildApi, type ApiOptions } from '../app.js';
 import { createLogger } from '../logging.js';

@@ -32,9 +32,9 @@ describe('formwork workloads validate', () => {
     expect(r.out).toContain('workload/etcd 1.0.0 is valid (2 roles: etcd-member, etcd-healthy)');
   });
 
-  it('prints every problem and exits 1', async () => {
+  it('prints every problem and exits 2 (invalid)', async () => {
     const r = await run(['workloads', 'validate', 'src/workloads/testdata/broken']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     const lines = r.out.trim().split('\n');
     expect(lines).toHaveLength(6);
     expect(lines).toContain('src/workloads/testdata/broken/workload.yaml: role wants-ghost: requires: unknown role or alias "ghost": no loaded role has that name or provides it');
@@ -52,7 +52,7 @@ describe('formwork workloads validate', () => {
       pack('one', 'roles:\n  - name: a\n    colour: red\n    requires: [ghost]\n    implementation: { kind: builtin, handler: h }\n');
       pack('two', 'roles:\n  - name: b\n    requires: [b]\n    implementation: { kind: lcoal, file: b.sh }\n');
       const r = await run(['workloads', 'validate', dir]);
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(2);
       const lines = r.out.trim().split('\n').map((l) => l.slice(l.indexOf('role ')));
       expect(lines).toEqual([
         'role a: colour: unknown key "colour"; known: name, description, requires, provides, conflicts, flags, inputs, outputs, implementation, removal, timeoutSeconds, retries',
@@ -117,7 +117,7 @@ describe('formwork commit / describe deployment / workloads against a server', (
     expect(d.code).toBe(0);
     expect(d.out).toContain('demo-0  (pending)');
     expect(d.out).toContain('└─ etcd-member  blocked  waiting for demo:demo-0:node-ready (blocked)');
-    expect((await run(['describe', 'deployment', 'nope'], env)).code).toBe(1);
+    expect((await run(['describe', 'deployment', 'nope'], env)).code).toBe(3);
   });
 
   it('describe -o json|yaml prints the tree the readable view is drawn from', async () => {

@@ -10,9 +10,9 @@ import { DURATION_HINT, formatDuration } from '../../core/durations.js';
 import { FormworkError } from '../../core/errors.js';
 import { packageRoot } from '../../package.js';
 import { FormworkClient, type ApplyDocument } from '../../client/client.js';
+import { awaitDeletion } from '../../client/deletion.js';
 import { pidAlive, type CliContext } from '../context.js';
 import { applyResultLine, durationOption, renderTable } from '../format.js';
-import { baseDirFor, isBaseReady, requiredTools } from '../../providers/lab/base.js';
 
 /**
  * The main job and its undoing, on the embedded default (SQLite, the lab provider):
@@ -150,7 +150,7 @@ export async function ensureServer(
       if (child.exitCode !== null || !pidAlive(pid)) {
         fs.rmSync(path.join(r.dataDir, UP_FILE), { force: true });
         const why = startError(logFile, logStart);
-        throw new FormworkError('INTERNAL', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
+        throw new FormworkError('SERVER_EXITED', `the background server exited at start${why ? `: ${why}` : ''}; see ${logFile}`);
       }
       if (signal.aborted) return await abandon(new FormworkError('INTERNAL', `interrupted while the background server started; stopped it (pid ${pid})`));
       const info = readServerFile(r.dataDir);
@@ -383,9 +383,11 @@ async function upDocumentsFile(dataDir: string, subnetIndex: number | undefined)
   return file;
 }
 
-async function deleteIfThere(client: FormworkClient, kind: string, name: string): Promise<boolean> {
+/** Deletes and waits until it is gone (a worker deprovisions it: DELETE answers at once). */
+async function deleteIfThere(client: FormworkClient, kind: string, name: string, onProgress: (line: string) => void): Promise<boolean> {
   try {
-    await client.delete(kind, name);
+    const marked = await client.delete(kind, name);
+    if (marked?.deletion) await awaitDeletion(client, kind, marked, { onProgress });
     return true;
   } catch (e) {
     if ((e as FormworkError).code === 'NOT_FOUND') return false;
@@ -405,6 +407,8 @@ export function register(program: Command, ctx: CliContext): void {
       const t0 = Date.now();
       const note = (s: string) => ctx.err(s);
       const dataDir = ctx.resolve().dataDir;
+      // The lab driver's own checks, loaded only by `up` (docs/architecture.md, "Layering").
+      const { baseDirFor, isBaseReady, requiredTools } = await import('../../providers/lab/base.js');
       const { client, url, started } = await ensureServer(ctx, opts.listen, note, {
         applyFile: () => upDocumentsFile(dataDir, opts.subnetIndex),
         // The server about to start makes the lab hosts, as this user: no tool missing, and
@@ -475,8 +479,8 @@ export function register(program: Command, ctx: CliContext): void {
       }
       const state = readUpState(r.dataDir);
       const { client, started } = await ensureServer(ctx, opts.listen, note);
-      if (await deleteIfThere(client, 'deployments', DEMO_DEPLOYMENT)) note(`deployment/${DEMO_DEPLOYMENT} deleted (with its hosts)`);
-      if (await deleteIfThere(client, 'providers', DEMO_PROVIDER)) note(`provider/${DEMO_PROVIDER} deleted (bridges and apt proxy torn down)`);
+      if (await deleteIfThere(client, 'deployments', DEMO_DEPLOYMENT, note)) note(`deployment/${DEMO_DEPLOYMENT} deleted (with its hosts)`);
+      if (await deleteIfThere(client, 'providers', DEMO_PROVIDER, note)) note(`provider/${DEMO_PROVIDER} deleted (bridges and apt proxy torn down)`);
       // Stop the server `up` started, and only that one: its pid (from up.json) must be the
       // pid of the server that answers for this data dir now (server.json). A pid alone may
       // by now be another process's, if that server died without `down`.

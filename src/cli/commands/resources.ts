@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { resolveKind } from '../../client/client.js';
+import { awaitDeletion } from '../../client/deletion.js';
 import type { KindDef, StoredObject } from '../../core/kinds.js';
 import type { CliContext } from '../context.js';
 import { documentOf } from '../documents.js';
@@ -123,17 +124,31 @@ export function register(program: Command, ctx: CliContext): void {
 
   program
     .command('delete')
-    .description('delete objects by name or id')
+    .description('delete objects by name or id; nodes, deployments and providers are deprovisioned by a worker, and this waits for it (with progress) unless --no-wait')
     .argument('<kind>', 'object kind')
     .argument('<names...>', 'names or ids')
     .option('--if-version <n>', 'only if the object is still at this version (If-Match)', positiveInt)
-    .action(async (kindName: string, names: string[], opts: { ifVersion?: number }) => {
+    .option('--no-wait', 'return once the server accepted the deletion (the object is marked deleting), without waiting for it to finish')
+    .action(async (kindName: string, names: string[], opts: { ifVersion?: number; wait: boolean }) => {
       const kind = resolveKind(kindName);
       const client = ctx.client();
+      const accepted: StoredObject[] = [];
       for (const n of names) {
-        await client.delete(kind.plural, n, opts.ifVersion !== undefined ? { ifMatch: opts.ifVersion } : {});
-        ctx.out(`${kind.singular}/${n} deleted`);
+        const object = await client.delete(kind.plural, n, opts.ifVersion !== undefined ? { ifMatch: opts.ifVersion } : {});
+        if (object?.deletion) accepted.push(object);
+        else ctx.out(`${kind.singular}/${n} deleted`);
       }
+      if (!opts.wait) {
+        for (const o of accepted) ctx.out(`${kind.singular}/${o.name} deleting (formwork get ${kind.singular} ${o.name} shows its progress)`);
+        return;
+      }
+      // All at once: the worker deprovisions them in parallel.
+      await Promise.all(
+        accepted.map(async (o) => {
+          await awaitDeletion(client, kind.plural, o, { onProgress: (line) => ctx.err(line) });
+          ctx.out(`${kind.singular}/${o.name} deleted`);
+        }),
+      );
     });
 
   program

@@ -3,7 +3,7 @@
  * `{}`) is always registered; the bench uses it to measure scheduling alone.
  */
 import { FormworkError } from '../../core/errors.js';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import type { SshPool } from '../../ssh/client.js';
 import type { BuiltinHandler, RoleExecutor, RunIO, RunJob, RunResult } from '../types.js';
 

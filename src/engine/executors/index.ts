@@ -1,4 +1,4 @@
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import type { SshPool } from '../../ssh/client.js';
 import type { RoleExecutor } from '../types.js';
 import { ansibleExecutor } from './ansible.js';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { StoredObject } from '../../core/kinds.js';
-import type { Services } from '../../services/services.js';
+import type { Services } from '../../context/services.js';
 import { startSshd, type SshdHandle } from '../../ssh/testing/sshd.js';
 import { STORE_ENGINES, type TestStore } from '../../store/testing/engines.js';
 import { Annealer } from '../annealer.js';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { controlAddress } from '../../core/addresses.js';
 import { FormworkError } from '../../core/errors.js';
 import type { StoredObject } from '../../core/kinds.js';
-import { generatePlatformKeyPair, publicKeyFromPrivate } from '../../ssh/keys.js';
+import { fingerprint, generatePlatformKeyPair, publicKeyFromPrivate } from '../../ssh/keys.js';
 import type { Store } from '../../store/store.js';
 import type { SshTarget } from '../../ssh/client.js';
 
@@ -24,6 +24,12 @@ export interface PlatformKey {
 
 /** The name of the SSH key in `store.platformKeys`. */
 export const PLATFORM_SSH_KEY = 'ssh';
+
+/** The public half of the store's platform key and its SHA256 fingerprint; undefined before a worker made one. */
+export async function platformPublicKey(store: Store): Promise<{ publicKey: string; fingerprint: string } | undefined> {
+  const publicKey = await store.platformKeys.publicKey(PLATFORM_SSH_KEY);
+  return publicKey ? { publicKey, fingerprint: fingerprint(publicKey) } : undefined;
+}
 
 /**
  * Makes the store's platform key this data dir's: stores one first when the store has none

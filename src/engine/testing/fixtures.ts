@@ -64,7 +64,7 @@ export async function seed(store: Store, spec: SeedSpec): Promise<Map<string, St
     await store.objects('workloads').update(WORKLOAD, { files: spec.files ?? {}, defaults: spec.defaults ?? {} });
   }
   for (const r of spec.roles) await store.objects('roles').apply({ name: r.name, workload: r.workload, spec: r });
-  await store.objects('deployments').apply({ name: dep, state: 'committed', attribs: spec.deploymentAttribs ?? {}, spec: { nodeOrder: spec.nodes.map((n) => (typeof n === 'string' ? n : n.name)) } });
+  await store.objects('deployments').apply({ name: dep, state: 'committed', attribs: spec.deploymentAttribs ?? {}, spec: { nodes: spec.nodes.map((n) => ({ name: typeof n === 'string' ? n : n.name })) } });
   for (const n of spec.nodes) {
     const f: NodeFixture = typeof n === 'string' ? { name: n } : n;
     await store.objects('nodes').apply({

@@ -105,8 +105,11 @@ describe.skipIf(!!skipReason)('faults on real lab hosts', () => {
   afterAll(async () => {
     if (!server) return;
     const s = server.services;
-    await s.deleters!.get('deployments')!('faults', {}).catch((e) => console.error('delete deployment', e));
-    await s.deleters!.get('providers')!('flab', {}).catch((e) => console.error('delete provider', e));
+    // A deleter only marks the object; this server's annealer deprovisions it.
+    const deleted = (plural: string, name: string) =>
+      s.deleters!.get(plural)!(name, {}).then(() => waitFor(async () => !(await s.store.objects(plural).find(name)), 150_000, `${plural}/${name} to be deleted`));
+    await deleted('deployments', 'faults').catch((e) => console.error('delete deployment', e));
+    await deleted('providers', 'flab').catch((e) => console.error('delete provider', e));
     await server.close();
     const left = await labLeftovers({ dataDir, providerName: 'flab', settings: PROVIDER.settings });
     fs.rmSync(dataDir, { recursive: true, force: true });

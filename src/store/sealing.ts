@@ -17,12 +17,12 @@
 import { FROM_KEY, GENERATED_KEY, isSealed, normalizeOverride, SEALED_KEY } from '../core/attribs.js';
 import { FormworkError } from '../core/errors.js';
 import { roleFromObject } from '../core/roles.js';
-import { sameValue } from '../store/repository.js';
-import { isSealedText, type SecretStore } from '../store/secrets.js';
-import type { Store } from '../store/store.js';
+import { sameValue } from './repository.js';
+import { isSealedText, type SecretStore } from './secrets.js';
+import type { Store } from './store.js';
 
 /** The kinds whose objects carry attribs that feed role inputs. */
-export const ATTRIB_KINDS = new Set(['deployments', 'nodes', 'noderoles']);
+const ATTRIB_KINDS = new Set(['deployments', 'nodes', 'noderoles']);
 
 /** Who a sealed value belongs to: `deployment:NAME` (its attribs, bindings, node-roles) or `node:NAME`. */
 export function sealOwner(plural: string, object: { name?: unknown; deployment?: unknown }): string {

@@ -1,3 +1,4 @@
+import type { DeprovisionedKind, StepOutcome } from '../core/deletion.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { FieldProblem } from '../core/schema.js';
 import type { Store } from '../store/store.js';
@@ -50,17 +51,25 @@ export interface EngineHandle {
   kick(): void;
 }
 
-/** Deletes an object that owns real resources (a deployment's machines, a provider's bridges). */
+/** Asks for the deletion of an object that owns real resources (a deployment's machines, a provider's bridges): marks it; the annealer deprovisions it. */
 export type Deleter = (idOrName: string, ctx: ApplyContext) => Promise<StoredObject>;
+
+/**
+ * One deprovision step of an object being deleted (services/teardown.ts), run by a worker's
+ * annealer under its claim: the object is gone ('done'), or what it waits for.
+ */
+export type DeprovisionStep = (kind: DeprovisionedKind, object: StoredObject, ctx: { actor: string }) => Promise<StepOutcome>;
 
 export interface Services {
   store: Store;
   dataDir: string;
   /** Appliers by PascalCase kind; kinds without one use the store's generic apply. */
   appliers: Map<string, Applier>;
-  /** Deleters by plural kind; kinds without one are deleted from the store alone. */
+  /** Deleters by plural kind (services/deletion.ts); kinds without one are deleted from the store at once. */
   deleters?: Map<string, Deleter>;
   engine?: EngineHandle;
   /** Set where machines are provisioned (a process with an engine): starts each applied provider's `prepare`. */
   prepareProviders?: (providers: StoredObject[]) => void;
+  /** Set where deletions are carried out (a process with an engine): the deprovision step its annealer runs. */
+  deprovision?: DeprovisionStep;
 }
