@@ -97,7 +97,8 @@ export class NeutronApi {
   constructor(private readonly session: OpenStackSession) {}
 
   private list<T>(resource: string, query?: NeutronQuery, opts: Omit<ListOptions, 'query'> = {}): Promise<T[]> {
-    return listAll<T>(this.session, 'network', `/${resource}`, resource, { ...opts, query });
+    // The body's key is the path with '_' for '-' (`/security-groups` answers `security_groups`).
+    return listAll<T>(this.session, 'network', `/${resource}`, resource.replaceAll('-', '_'), { ...opts, query });
   }
 
   private async get<T>(resource: string, singular: string, id: string): Promise<T | undefined> {
