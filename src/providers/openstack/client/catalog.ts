@@ -34,7 +34,12 @@ export interface EndpointChoice {
   override?: string;
 }
 
-/** Service types and the other names catalogs list them under (openstacksdk's service-types authority, abridged). */
+/**
+ * Service types and the other names catalogs list them under (openstacksdk's service-types authority, abridged).
+ *
+ * @example
+ *   SERVICE_TYPE_ALIASES['block-storage']; // ['block-storage', 'volumev3', 'volumev2', 'volume']
+ */
 export const SERVICE_TYPE_ALIASES: Readonly<Record<string, readonly string[]>> = {
   compute: ['compute'],
   network: ['network'],

@@ -43,7 +43,12 @@ export function imageProperties(image: GlanceImage): Record<string, string> {
   return out;
 }
 
-/** Glance's API (see the file's comment). */
+/**
+ * Glance's API (see the file's comment).
+ *
+ * @example
+ *   const image = await new GlanceApi(session).getImage(id);
+ */
 export class GlanceApi {
   constructor(private readonly session: OpenStackSession) {}
 

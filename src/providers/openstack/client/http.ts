@@ -35,7 +35,12 @@ export interface HttpOptions {
   secrets: readonly string[];
 }
 
-/** The default per-call timeout: OpenStack APIs answer in seconds, a server create in well under a minute. */
+/**
+ * The default per-call timeout: OpenStack APIs answer in seconds, a server create in well under a minute.
+ *
+ * @example
+ *   await sendRequest(req, { secrets, timeoutMs: DEFAULT_TIMEOUT_MS * 2 });
+ */
 export const DEFAULT_TIMEOUT_MS = 60_000;
 
 /**

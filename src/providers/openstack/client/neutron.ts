@@ -92,7 +92,12 @@ export interface FloatingIpCreate {
 /** A query of a list: `tags` (all of them) and any field. */
 export type NeutronQuery = Record<string, string | number | boolean | undefined> & { tags?: string };
 
-/** Neutron's API (see the file's comment). */
+/**
+ * Neutron's API (see the file's comment).
+ *
+ * @example
+ *   const external = await new NeutronApi(session).listNetworks({ 'router:external': true });
+ */
 export class NeutronApi {
   constructor(private readonly session: OpenStackSession) {}
 

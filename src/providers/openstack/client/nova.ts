@@ -79,7 +79,12 @@ export function hasMetadata(metadata: Record<string, string> | undefined, wanted
   return Object.entries(wanted).every(([k, v]) => metadata?.[k] === v);
 }
 
-/** Nova's API (see the file's comment). */
+/**
+ * Nova's API (see the file's comment).
+ *
+ * @example
+ *   const flavors = await new NovaApi(session).listFlavors();
+ */
 export class NovaApi {
   constructor(private readonly session: OpenStackSession) {}
 

@@ -19,7 +19,12 @@ export interface ListOptions {
   maxPages?: number;
 }
 
-/** Default page size: big enough that most lists are one page, small enough for any cloud's maximum. */
+/**
+ * Default page size: big enough that most lists are one page, small enough for any cloud's maximum.
+ *
+ * @example
+ *   await listAll(session, 'network', '/ports', 'ports', { limit: DEFAULT_PAGE_SIZE / 4 });
+ */
 export const DEFAULT_PAGE_SIZE = 200;
 
 /**

@@ -15,7 +15,12 @@ import { negotiateMicroversion, parseVersions, pickVersion, unversionedRoot, ver
 import { sendRequest, type HttpResponse } from './http.js';
 import { authenticate, authSecrets, type AuthOptions, type KeystoneToken } from './keystone.js';
 
-/** The services the client calls, with the major version it speaks and the path segment to use when discovery gives nothing. */
+/**
+ * The services the client calls, with the major version it speaks and the path segment to use when discovery gives nothing.
+ *
+ * @example
+ *   SERVICES.network.fallback; // 'v2.0'
+ */
 export const SERVICES = {
   compute: { major: 2, fallback: 'v2.1' },
   network: { major: 2, fallback: 'v2.0' },
@@ -25,7 +30,12 @@ export const SERVICES = {
 /** A service the client calls. */
 export type ServiceType = keyof typeof SERVICES;
 
-/** The compute microversions Formwork works with: 2.47 embeds the flavor (with `original_name`) in a server. */
+/**
+ * The compute microversions Formwork works with: 2.47 embeds the flavor (with `original_name`) in a server.
+ *
+ * @example
+ *   new OpenStackSession({ auth, computeMicroversions: { ...COMPUTE_MICROVERSIONS, max: '2.90' } });
+ */
 export const COMPUTE_MICROVERSIONS = { min: '2.1', max: '2.79' } as const;
 
 /** How a session is made: the credentials, where in the cloud, and test hooks. */
@@ -73,7 +83,12 @@ export function withQuery(path: string, query: RequestOptions['query']): string 
   return q ? `${path}${path.includes('?') ? '&' : '?'}${q}` : path;
 }
 
-/** A session with one cloud (see the file's comment). */
+/**
+ * A session with one cloud (see the file's comment).
+ *
+ * @example
+ *   const session = new OpenStackSession({ auth, region: 'RegionOne', interface: 'internal' });
+ */
 export class OpenStackSession {
   private token: KeystoneToken | undefined;
   private pendingToken: Promise<KeystoneToken> | undefined;

@@ -17,7 +17,12 @@ const EXTRA_KEYS = [
   'disable_vendor_agent', 'image_format', 'image_api_use_tasks', 'vendor_hook', 'name', 'split_loggers', 'nat_destination',
 ];
 
-/** Every key a cloud entry or profile may have at its top level. */
+/**
+ * Every key a cloud entry or profile may have at its top level.
+ *
+ * @example
+ *   KNOWN_KEYS.has('floating_ip_source'); // true
+ */
 export const KNOWN_KEYS: ReadonlySet<string> = new Set([...Object.keys((vendorSchema as { properties: { profile: { properties: Record<string, unknown> } } }).properties.profile.properties), ...EXTRA_KEYS]);
 
 /** Per-service keys (`block_storage_endpoint_override`, `compute_api_version`…). */

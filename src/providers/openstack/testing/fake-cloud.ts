@@ -19,7 +19,12 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { PasswordAuth } from '../client/keystone.js';
 
-/** The recorded fixtures, relative to the project root (where vitest runs). */
+/**
+ * The recorded fixtures, relative to the project root (where vitest runs).
+ *
+ * @example
+ *   join(FIXTURES, 'openstacksdk', 'config', 'vendors');
+ */
 export const FIXTURES = join(process.cwd(), '..', 'shared', 'fixtures');
 
 /**

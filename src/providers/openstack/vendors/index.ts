@@ -32,7 +32,12 @@ import unitedstack from './unitedstack.json' with { type: 'json' };
 import vexxhost from './vexxhost.json' with { type: 'json' };
 import zetta from './zetta.json' with { type: 'json' };
 
-/** Every shipped profile, by the file's name (which is also its `name`). */
+/**
+ * Every shipped profile, by the file's name (which is also its `name`).
+ *
+ * @example
+ *   Object.keys(SHIPPED_VENDOR_PROFILES).length; // 25
+ */
 export const SHIPPED_VENDOR_PROFILES: Readonly<Record<string, unknown>> = {
   auro: auro,
   betacloud: betacloud,
