@@ -43,6 +43,27 @@ function clean(s: string): string {
   return s.replace(/[\u0000-\u001f\u007f]+/g, ' ');
 }
 
+/**
+ * The first line of a message, without control characters (a terminal would act on them).
+ *
+ * @example
+ *   oneLine('\nfailed: exit 1\nmore')  // → 'failed: exit 1'
+ */
+export function oneLine(text: string): string {
+  return (text.split(/\r?\n/).find((l) => l.trim()) ?? '').replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim();
+}
+
+/**
+ * `text` cut to `width` characters (code points), marking the cut.
+ *
+ * @example
+ *   fit('etcd-member running', 8)  // → 'etcd-me…'
+ */
+export function fit(text: string, width: number): string {
+  const chars = Array.from(text);
+  return chars.length <= width ? text : chars.slice(0, width - 1).join('') + '…';
+}
+
 /** A compact age like kubectl's: 45s, 12m, 5h, 3d, 2y. */
 export function humanAge(from: string | undefined, now: number = Date.now()): string {
   if (!from) return '<unknown>';

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import * as apply from './apply.js';
 import * as lab from './lab.js';
+import * as conformance from './conformance.js';
 import * as auth from './auth.js';
 import * as resources from './resources.js';
 import * as server from './server.js';
@@ -28,4 +29,4 @@ export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMAND_MODULES: CommandModule[] = [lab, server, resources, apply, watch, auth, version, deployments, engine];
+export const COMMAND_MODULES: CommandModule[] = [lab, conformance, server, resources, apply, watch, auth, version, deployments, engine];

@@ -14,7 +14,7 @@ import { FormworkError } from '../../core/errors.js';
 import type { StoredObject } from '../../core/kinds.js';
 import { fingerprint, generatePlatformKeyPair, publicKeyFromPrivate } from '../../ssh/keys.js';
 import type { Store } from '../../store/store.js';
-import type { SshTarget } from '../../ssh/client.js';
+import type { SshTarget } from '../../ssh/connection.js';
 
 export interface PlatformKey {
   privateKey: string;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { controlAddress } from '../../core/addresses.js';
-import { findLoginUser } from '../../ssh/client.js';
+import { findLoginUser } from '../../ssh/login.js';
 import { generateKeyPair } from '../../ssh/keys.js';
 import { startSshd, type SshdHandle } from '../../ssh/testing/sshd.js';
 import type { ProviderContext } from '../provider.js';
