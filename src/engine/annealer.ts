@@ -13,10 +13,10 @@
  * Each pass also carries out the deletions that DELETE asked for (deprovision.ts: the
  * built-in deprovision step, under a claim on the object, with retries).
  *
- * Claims: PostgreSQL locks candidates `FOR UPDATE SKIP LOCKED` and each node with a
- * transaction-scoped advisory try-lock, then re-checks that nothing runs on the node;
- * SQLite does the same check and a version-checked update inside one transaction (one
- * writer at a time). A worker claims only work whose provider's `affinity` (the host a
+ * The queue's queries and the claim itself are the store's (store/work-queue.ts): PostgreSQL
+ * locks candidates `FOR UPDATE SKIP LOCKED` and each node with a transaction-scoped advisory
+ * try-lock, then re-checks that nothing runs on the node; SQLite does the same check and a
+ * version-checked update inside one transaction (one writer at a time); this file schedules. A worker claims only work whose provider's `affinity` (the host a
  * host-bound provider such as lab was prepared on) is empty or its own (`affinity`).
  * `concurrency` is per worker; `perProviderConcurrency` holds across all
  * workers on the store: the claim counts the provider's running node-roles in the store
@@ -32,7 +32,6 @@
  */
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
 import { isRemoving } from '../core/attribs.js';
 import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
@@ -47,6 +46,7 @@ import { defaultExecutors } from './executors/index.js';
 import { children, descendants, isContention, parseRetryTarget, reevaluate, requeue, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
 import { protectOutputs, redactNamed } from './secrecy.js';
 import { sealOwner } from '../store/sealing.js';
+import { addWorkerRow, claimNodeRoles, heartbeat, promotableNodeRoles, removeWorkerRow, runnableNodeRoles, type QueueCandidate } from '../store/work-queue.js';
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { finishRemoval, removalRole } from './removal.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
@@ -101,13 +101,6 @@ interface Inflight {
   ac: AbortController;
   leaseLost: boolean;
   promise?: Promise<void>;
-}
-
-interface Candidate {
-  id: string;
-  name: string;
-  node?: string;
-  provider?: string;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -180,12 +173,7 @@ export class Annealer implements EngineHandle {
     this.record = registerWorker(this.services.dataDir, this.workerId);
     this.started = true;
     this.stopping = false;
-    const now = iso(Date.now());
-    await this.store.db
-      .insertInto('workers')
-      .values({ id: this.workerId, host: os.hostname(), pid: process.pid, started_at: now, heartbeat_at: now })
-      .execute()
-      .catch((e) => this.onError(e, 'register worker'));
+    await addWorkerRow(this.store, { id: this.workerId, host: os.hostname(), pid: process.pid }).catch((e) => this.onError(e, 'register worker'));
     await releaseDeadWorkers(this.store, this.services.dataDir, this.workerId).catch((e) => this.onError(e, 'release dead workers'));
     await this.changes.startFromNow();
     this.lastInputSweep = Date.now();
@@ -216,7 +204,7 @@ export class Annealer implements EngineHandle {
     await Promise.all([...this.inflight.values()].map((f) => f.promise));
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
-    await this.store.db.deleteFrom('workers').where('id', '=', this.workerId).execute().catch(() => undefined);
+    await removeWorkerRow(this.store, this.workerId).catch(() => undefined);
     if (this.record) forgetWorker(this.services.dataDir, this.record);
     this.record = undefined;
     if (this.ownPool) await this.pool.close();
@@ -302,35 +290,17 @@ export class Annealer implements EngineHandle {
     await this.deprovisioner?.tick();
   }
 
-  private async runnable(limit: number): Promise<Candidate[]> {
-    const now = iso(Date.now());
-    const res = await sql<{ id: string; name: string; node: string | null; provider: string | null }>`
-      select nr.id, nr.name, nr.node, n.provider
-      from noderoles nr left join nodes n on n.name = nr.node left join providers pv on pv.name = n.provider
-      where nr.state = 'todo'
-        and (pv.affinity is null or pv.affinity = ${this.o.affinity})
-        and (nr.next_attempt_at is null or nr.next_attempt_at <= ${now})
-        and not exists (
-          select 1 from noderole_links l join noderoles p on p.id = l.parent_id
-          where l.child_id = nr.id and p.state <> 'active')
-        and (nr.node is null or not exists (
-          select 1 from noderoles r where r.node = nr.node and r.state = 'running'))
-      order by nr.id
-      limit ${limit}`.execute(this.store.db);
-    return res.rows.map((r) => ({ id: r.id, name: r.name, node: r.node ?? undefined, provider: r.provider ?? undefined }));
-  }
-
   private async schedule(): Promise<void> {
     const free = this.o.concurrency - this.inflight.size;
     if (free <= 0 || this.stopping) return;
-    const cands = await this.runnable(Math.max(free * 4, 16));
+    const cands = await runnableNodeRoles(this.store, { affinity: this.o.affinity, limit: Math.max(free * 4, 16) });
     const busyNodes = new Set<string>();
     const perProvider = new Map<string, number>();
     for (const f of this.inflight.values()) {
       if (f.node) busyNodes.add(f.node);
       if (f.provider) perProvider.set(f.provider, (perProvider.get(f.provider) ?? 0) + 1);
     }
-    const picked: Candidate[] = [];
+    const picked: QueueCandidate[] = [];
     for (const c of cands) {
       if (picked.length >= free) break;
       if (c.node && busyNodes.has(c.node)) continue;
@@ -342,7 +312,7 @@ export class Annealer implements EngineHandle {
     if (!picked.length) return;
     let claimed: StoredObject[] = [];
     try {
-      claimed = await this.claim(picked);
+      claimed = await claimNodeRoles(this.store, picked, { workerId: this.workerId, leaseMs: this.o.leaseMs, perProviderConcurrency: this.o.perProviderConcurrency });
     } catch (e) {
       // Another process won a race on the same rows (SQLite busy, PostgreSQL version): next tick.
       if (!isContention(e)) throw e;
@@ -353,58 +323,6 @@ export class Annealer implements EngineHandle {
     // machines, rather than at start-up or in the middle of the first connection.
     if (claimed.length) preloadSsh2();
     if (claimed.length && this.inflight.size < this.o.concurrency) this.kick(); // there may be more to claim
-  }
-
-  /**
-   * Whether one more run fits the provider's limit, counted in the store (this transaction's
-   * own claims included). On PostgreSQL a try-lock per provider keeps two workers from
-   * counting at once; one that does not get it leaves the provider to the next tick. SQLite
-   * has one writer at a time.
-   */
-  private async providerHasRoom(tx: Store, provider: string): Promise<boolean> {
-    if (tx.dialect === 'postgres') {
-      const l = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${'formwork-provider:' + provider})) as ok`.execute(tx.db);
-      if (!l.rows[0]?.ok) return false;
-    }
-    const res = await sql<{ n: number | string }>`
-      select count(*) as n from noderoles r join nodes n on n.name = r.node
-      where r.state = 'running' and n.provider = ${provider}`.execute(tx.db);
-    return Number(res.rows[0]?.n ?? 0) < this.o.perProviderConcurrency;
-  }
-
-  /** Claims candidates atomically; returns the node-roles now `running` under this worker's lease. */
-  private async claim(cands: Candidate[]): Promise<StoredObject[]> {
-    const pg = this.store.dialect === 'postgres';
-    const ids = cands.map((c) => c.id);
-    return this.store.transaction(async (tx) => {
-      const rows = pg
-        ? await sql<{ id: string }>`select id from noderoles where id in (${sql.join(ids)}) and state = 'todo' for update skip locked`.execute(tx.db)
-        : await sql<{ id: string }>`select id from noderoles where id in (${sql.join(ids)}) and state = 'todo'`.execute(tx.db);
-      const locked = new Set(rows.rows.map((r) => r.id));
-      const out: StoredObject[] = [];
-      const lease = iso(Date.now() + this.o.leaseMs);
-      for (const c of cands) {
-        if (!locked.has(c.id)) continue;
-        if (c.provider && !(await this.providerHasRoom(tx, c.provider))) continue;
-        if (c.node) {
-          if (pg) {
-            const l = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${'formwork-node:' + c.node})) as ok`.execute(tx.db);
-            if (!l.rows[0]?.ok) continue;
-          }
-          const busy = await sql`select 1 from noderoles where node = ${c.node} and state = 'running' limit 1`.execute(tx.db);
-          if (busy.rows.length) continue;
-        }
-        const cur = await tx.objects('noderoles').get(c.id);
-        if (cur.state !== 'todo') continue;
-        const upd = await tx.objects('noderoles').update(
-          c.id,
-          { state: 'running', leaseOwner: this.workerId, leaseExpiresAt: lease, attempts: Number(cur.attempts ?? 0) + 1, nextAttemptAt: null, blockedReason: null },
-          { actor: this.workerId, expectedVersion: cur.version },
-        );
-        out.push(upd);
-      }
-      return out;
-    });
   }
 
   private launch(nr: StoredObject, provider: string | undefined): void {
@@ -714,20 +632,7 @@ export class Annealer implements EngineHandle {
   // Leases
 
   private async heartbeat(): Promise<void> {
-    const now = Date.now();
-    await this.store.db.updateTable('workers').set({ heartbeat_at: iso(now) }).where('id', '=', this.workerId).execute();
-    const ids = [...this.inflight.keys()];
-    if (!ids.length) return;
-    await this.store.db
-      .updateTable('noderoles')
-      .set({ lease_expires_at: iso(now + this.o.leaseMs) })
-      .where('id', 'in', ids)
-      .where('lease_owner', '=', this.workerId)
-      .where('state', '=', 'running')
-      .execute();
-    const mine = await this.store.db.selectFrom('noderoles').select(['id', 'state', 'lease_owner']).where('id', 'in', ids).execute();
-    const ours = new Set(mine.filter((r) => r.state === 'running' && r.lease_owner === this.workerId).map((r) => r.id as string));
-    for (const id of ids) if (!ours.has(id)) this.stopInflight(id);
+    for (const id of await heartbeat(this.store, this.workerId, [...this.inflight.keys()], this.o.leaseMs)) this.stopInflight(id);
   }
 
   /**
@@ -745,15 +650,7 @@ export class Annealer implements EngineHandle {
 
   /** Blocked node-roles whose parents are all active become `todo` (a safety net; completions promote at once). */
   private async promoteSweep(): Promise<void> {
-    const res = await sql<Record<string, unknown>>`
-      select nr.* from noderoles nr
-      where nr.state = 'blocked' and not exists (
-        select 1 from noderole_links l join noderoles p on p.id = l.parent_id
-        where l.child_id = nr.id and p.state <> 'active')
-      order by nr.id limit 500`.execute(this.store.db);
-    const repo = this.store.objects('noderoles');
-    for (const row of res.rows) {
-      const nr = repo.toObject(row);
+    for (const nr of await promotableNodeRoles(this.store)) {
       await this.store.transaction((tx) => reevaluate(tx, nr, this.workerId)).catch((e) => {
         if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH')) throw e;
       });
