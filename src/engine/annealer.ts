@@ -5,7 +5,7 @@
  * attempt due, nothing else running on the same node), claim each with a lease, run it
  * through its executor with its resolved inputs, record a Run, store its outputs and input
  * hash, mark it `active` (promoting children) or retry with backoff / `error` (blocking
- * the subtree with the reason). State lives in the store: a killed worker's leases expire
+ * the subtree with the reason; finish.ts). State lives in the store: a killed worker's leases expire
  * and another worker takes the work, at once when that worker was of this host (leases.ts,
  * workers.ts); nothing runs twice at once. Input changes are found by changes.ts and by the
  * finishing transaction of each successful run.
@@ -33,29 +33,27 @@
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { isRemoving } from '../core/attribs.js';
-import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.js';
+import { FormworkError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
-import type { RoleSpec } from '../core/roles.js';
 import type { EngineHandle, Services } from '../context/services.js';
-import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import { SshPool } from '../ssh/client.js';
 import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
-import { children, descendants, isContention, parseRetryTarget, reevaluate, requeue, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
-import { protectOutputs, redactNamed } from './secrecy.js';
-import { sealOwner } from '../store/sealing.js';
+import { isContention, parseRetryTarget, reevaluate, retryNodeRoles, type RetryTarget } from './graph.js';
+import { redactNamed } from './secrecy.js';
 import { addWorkerRow, claimNodeRoles, heartbeat, promotableNodeRoles, removeWorkerRow, runnableNodeRoles, type QueueCandidate } from '../store/work-queue.js';
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { finishRemoval, removalRole } from './removal.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
 import { InputChanges } from './changes.js';
+import { RunFinisher } from './finish.js';
 import { expireLeases, releaseDeadWorkers } from './leases.js';
 import { Deprovisioner, type DeprovisionOptions } from './deprovision.js';
 import { forgetWorker, registerWorker, workerAffinity, type WorkerRecord } from './workers.js';
-import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
+import { DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
 
 export interface AnnealerOptions {
   /** Names this worker in leases and runs. Default `<host>:<pid>:<random>`. */
@@ -133,6 +131,7 @@ export class Annealer implements EngineHandle {
   private lastEventPoll = 0;
   private lastInputSweep = 0;
   private readonly changes: InputChanges;
+  private readonly finisher: RunFinisher;
 
   constructor(
     private readonly services: Services,
@@ -155,6 +154,14 @@ export class Annealer implements EngineHandle {
     this.deprovisionOptions = opts.deprovision;
     this.onError = opts.onError ?? ((e, where) => console.error(`formwork engine (${where}):`, e instanceof Error ? e.message : e));
     this.loader = new ContextLoader(this.store.secrets);
+    this.finisher = new RunFinisher({
+      store: this.store,
+      loader: this.loader,
+      workerId: this.workerId,
+      retryBaseMs: this.o.retryBaseMs,
+      retryMaxMs: this.o.retryMaxMs,
+      stopping: () => this.stopping,
+    });
     this.changes = new InputChanges(this.store, this.loader, this.workerId, (id) => this.stopInflight(id));
     this.ownPool = !opts.sshPool;
     this.pool = opts.sshPool ?? new SshPool();
@@ -377,7 +384,7 @@ export class Annealer implements EngineHandle {
       { actor: this.workerId },
     );
     if (setupError || !ctx || !resolved) {
-      await this.finishFailure(nr, entry, runId, setupError, log, ctx);
+      await this.failed(nr, entry, runId, setupError, log, ctx);
       return;
     }
     // A node-role whose binding was removed runs its role's removal step instead (removal.ts).
@@ -423,9 +430,15 @@ export class Annealer implements EngineHandle {
     }
     record(masker.end());
     await pub.close();
-    if (error || !result || !outputs) await this.finishFailure(nr, entry, runId, error, log, ctx, result?.exitCode);
+    if (error || !result || !outputs) await this.failed(nr, entry, runId, error, log, ctx, result?.exitCode);
     else if (removal) await finishRemoval(this.store, nr, runId, result, log.toString(), { actor: this.workerId, leaseLost: entry.leaseLost });
-    else await this.finishSuccess(nr, entry, runId, result, outputs, resolved.hash, log, ctx);
+    else await this.finisher.success(nr, entry, runId, result, outputs, resolved.hash, log, ctx);
+  }
+
+  /** Records a failed run (finish.ts) and wakes the loop when its retry is due. */
+  private async failed(nr: StoredObject, entry: Inflight, runId: string, err: unknown, log: HeadTailText, ctx: NodeRoleContext | undefined, exitCode?: number): Promise<void> {
+    const retryIn = await this.finisher.failure(nr, entry, runId, err, log, ctx, exitCode);
+    if (retryIn !== undefined) this.later(retryIn + 1);
   }
 
   /**
@@ -459,175 +472,6 @@ export class Annealer implements EngineHandle {
     });
   }
 
-  private ownsLease(cur: StoredObject): boolean {
-    return cur.state === 'running' && cur.leaseOwner === this.workerId;
-  }
-
-  private lostLeaseRun(cur: StoredObject): Record<string, unknown> {
-    return {
-      state: 'abandoned',
-      error: {
-        code: 'LEASE_LOST' satisfies ErrorCode,
-        message: `the lease of ${cur.name} passed to ${cur.leaseOwner ?? 'no worker'} (state ${cur.state}) before this run ended; its result was discarded`,
-      },
-    };
-  }
-
-  private async finishSuccess(
-    nr: StoredObject,
-    entry: Inflight,
-    runId: string,
-    result: RunResult,
-    outputs: Record<string, unknown>,
-    hash: string,
-    log: HeadTailText,
-    ctx: NodeRoleContext,
-  ): Promise<void> {
-    const actor = this.workerId;
-    await withTxRetry(this.store, async (tx) => {
-      const cur = await tx.objects('noderoles').find(nr.id);
-      const endedAt = iso(Date.now());
-      if (!cur) {
-        await tx.objects('runs').update(runId, { endedAt, exitCode: result.exitCode, log: log.toString(), ...deletedRun(nr) }, { actor });
-        return;
-      }
-      // Outputs that republish a secret are secret too: sealed on the node-role, redacted in the run.
-      const { stored, shown } = protectOutputs(outputs, ctx.secrets, cur.outputs, this.store.secrets, sealOwner('noderoles', cur));
-      const runFields = { endedAt, exitCode: result.exitCode, log: log.toString(), outputs: shown };
-      if (!this.ownsLease(cur) || entry.leaseLost) {
-        await tx.objects('runs').update(runId, { ...runFields, ...this.lostLeaseRun(cur) }, { actor });
-        return;
-      }
-      if (result.nodeUpdate && ctx.node) await tx.objects('nodes').update(ctx.node.id, result.nodeUpdate, { actor });
-      await tx.objects('runs').update(runId, { ...runFields, state: 'succeeded' }, { actor });
-      if (isRemoving(cur.attribs) && ctx.role.removal) {
-        // Its binding was removed while it ran: its removal step is next.
-        await tx.objects('noderoles').update(cur.id, { state: 'todo', outputs, inputHash: hash, leaseOwner: null, leaseExpiresAt: null, attempts: 0, nextAttemptAt: null }, { actor, expectedVersion: cur.version });
-        return;
-      }
-      const before = cur.outputs;
-      // Inputs changed while it ran (a re-apply, a node or parent update): the checks that
-      // change events trigger skip a running node-role, so this is where such a change is
-      // caught. Read in this transaction, so that a change either shows here or comes after.
-      const stale = await this.loader.stale(cur, hash, tx);
-      await tx.objects('noderoles').update(
-        cur.id,
-        {
-          ...(stale ? { state: 'todo', attempts: 0 } : { state: 'active' }),
-          outputs: stored,
-          inputHash: hash,
-          leaseOwner: null,
-          leaseExpiresAt: null,
-          lastError: null,
-          nextAttemptAt: null,
-          blockedReason: null,
-        },
-        { actor, expectedVersion: cur.version },
-      );
-      const outputsChanged = before !== undefined && !sameValue(before, stored);
-      for (const c of await children(tx, cur.id)) {
-        if (c.state === 'active') {
-          // A parent's new outputs re-run its children (not destructive ones).
-          if (outputsChanged && !(await this.isDestructive(tx, c.role as string))) await requeue(tx, c, actor);
-        } else {
-          await reevaluate(tx, c, actor);
-        }
-      }
-    });
-  }
-
-  /** Read in the run's finishing transaction, through it: a role no longer defined is not destructive. */
-  private async isDestructive(tx: Store, role: string): Promise<boolean> {
-    const spec = await this.loader.role(role, tx).catch((e: unknown) => {
-      if (e instanceof FormworkError && e.code === 'ROLE_UNKNOWN') return undefined;
-      throw e;
-    });
-    return spec?.flags.includes('destructive') ?? false;
-  }
-
-  private backoff(attempt: number): number {
-    const raw = Math.min(this.o.retryMaxMs, this.o.retryBaseMs * 2 ** Math.max(0, attempt - 1));
-    return Math.round(raw * (0.5 + Math.random() * 0.5));
-  }
-
-  private async finishFailure(
-    nr: StoredObject,
-    entry: Inflight,
-    runId: string,
-    err: unknown,
-    log: HeadTailText,
-    ctx: NodeRoleContext | undefined,
-    exitCode?: number,
-  ): Promise<void> {
-    const fe = toFormworkError(err ?? new Error('the run failed without an error'));
-    if (ctx) fe.message = ctx.secrets.mask(fe.message); // e.g. a schema error quoting an input fed from a secret
-    const actor = this.workerId;
-    const role: RoleSpec | undefined = ctx?.role;
-    const details = fe.details as Record<string, unknown> | undefined;
-    const code = exitCode ?? (typeof details?.exitCode === 'number' ? (details.exitCode as number) : undefined);
-    if (fe.code === 'RUN_TIMEOUT') log.push(`\n[formwork: ${fe.message}]\n`);
-    let retryIn: number | undefined;
-    await withTxRetry(this.store, async (tx) => {
-      const cur = await tx.objects('noderoles').find(nr.id);
-      const endedAt = Date.now();
-      const runFields = { endedAt: iso(endedAt), exitCode: code ?? null, log: log.toString() };
-      if (!cur) {
-        await tx.objects('runs').update(runId, { ...runFields, ...deletedRun(nr) }, { actor });
-        return;
-      }
-      if (!this.ownsLease(cur) || entry.leaseLost) {
-        await tx.objects('runs').update(runId, { ...runFields, ...this.lostLeaseRun(cur) }, { actor });
-        return;
-      }
-      const nodeUpdate = (err as { nodeUpdate?: Record<string, unknown> } | undefined)?.nodeUpdate;
-      if (nodeUpdate && ctx?.node) await tx.objects('nodes').update(ctx.node.id, nodeUpdate, { actor });
-      if (this.stopping && entry.ac.signal.aborted) {
-        // This worker is stopping: give the node-role back, without counting the attempt.
-        await tx.objects('runs').update(runId, { ...runFields, state: 'abandoned', error: { code: 'WORKER_STOPPED' satisfies ErrorCode, message: `worker ${this.workerId} stopped during the run` } }, { actor });
-        await tx.objects('noderoles').update(
-          cur.id,
-          { state: 'todo', leaseOwner: null, leaseExpiresAt: null, attempts: Math.max(0, Number(cur.attempts ?? 1) - 1) },
-          { actor, expectedVersion: cur.version },
-        );
-        return;
-      }
-      await tx.objects('runs').update(runId, { ...runFields, state: 'failed', error: fe.toJSON() }, { actor });
-      const attempts = Number(cur.attempts ?? 1);
-      const retries = role?.retries ?? DEFAULT_RETRIES;
-      if (fe.retryable && attempts < 1 + retries) {
-        const delay = fe.nextDelayMs ?? this.backoff(attempts);
-        const next = iso(endedAt + delay);
-        await tx.objects('noderoles').update(
-          cur.id,
-          {
-            state: 'todo',
-            nextAttemptAt: next,
-            leaseOwner: null,
-            leaseExpiresAt: null,
-            lastError: { ...fe.toJSON(), attempt: attempts, run: runId, retryAt: next, summary: `attempt ${attempts} of ${1 + retries} failed: ${fe.message}; retrying at ${next}` },
-          },
-          { actor, expectedVersion: cur.version },
-        );
-        retryIn = delay;
-        return;
-      }
-      await tx.objects('noderoles').update(
-        cur.id,
-        {
-          state: 'error',
-          nextAttemptAt: null,
-          leaseOwner: null,
-          leaseExpiresAt: null,
-          lastError: { ...fe.toJSON(), attempt: attempts, run: runId, summary: `attempt ${attempts} failed${fe.retryable ? ' (no retries left)' : ' (not retryable)'}: ${fe.message}` },
-        },
-        { actor, expectedVersion: cur.version },
-      );
-      // Every waiting descendant names the failure (the reason comes from the graph).
-      for (const d of await descendants(tx, cur.id)) await reevaluate(tx, d, actor);
-    });
-    if (retryIn !== undefined) this.later(retryIn + 1);
-  }
-
   // -------------------------------------------------------------------------------------
   // Leases
 
@@ -656,17 +500,6 @@ export class Annealer implements EngineHandle {
       });
     }
   }
-}
-
-/** A run whose node-role was deleted while it ran: nothing is left to take its result. */
-function deletedRun(nr: StoredObject): Record<string, unknown> {
-  return {
-    state: 'abandoned',
-    error: {
-      code: 'NODEROLE_DELETED' satisfies ErrorCode,
-      message: `node-role ${nr.name} was deleted during this run (its binding or node left the deployment); its result was discarded`,
-    },
-  };
 }
 
 function runName(noderole: string, runId: string): string {
