@@ -5,7 +5,7 @@
  * attempt due, nothing else running on the same node), claim each with a lease, run it
  * through its executor with its resolved inputs, record a Run, store its outputs and input
  * hash, mark it `active` (promoting children) or retry with backoff / `error` (blocking
- * the subtree with the reason). State lives in the store: a killed worker's leases expire
+ * the subtree with the reason; finish.ts). State lives in the store: a killed worker's leases expire
  * and another worker takes the work, at once when that worker was of this host (leases.ts,
  * workers.ts); nothing runs twice at once. Input changes are found by changes.ts and by the
  * finishing transaction of each successful run.
@@ -13,10 +13,10 @@
  * Each pass also carries out the deletions that DELETE asked for (deprovision.ts: the
  * built-in deprovision step, under a claim on the object, with retries).
  *
- * Claims: PostgreSQL locks candidates `FOR UPDATE SKIP LOCKED` and each node with a
- * transaction-scoped advisory try-lock, then re-checks that nothing runs on the node;
- * SQLite does the same check and a version-checked update inside one transaction (one
- * writer at a time). A worker claims only work whose provider's `affinity` (the host a
+ * The queue's queries and the claim itself are the store's (store/work-queue.ts): PostgreSQL
+ * locks candidates `FOR UPDATE SKIP LOCKED` and each node with a transaction-scoped advisory
+ * try-lock, then re-checks that nothing runs on the node; SQLite does the same check and a
+ * version-checked update inside one transaction (one writer at a time); this file schedules. A worker claims only work whose provider's `affinity` (the host a
  * host-bound provider such as lab was prepared on) is empty or its own (`affinity`).
  * `concurrency` is per worker; `perProviderConcurrency` holds across all
  * workers on the store: the claim counts the provider's running node-roles in the store
@@ -32,30 +32,28 @@
  */
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
 import { isRemoving } from '../core/attribs.js';
-import { FormworkError, toFormworkError, type ErrorCode } from '../core/errors.js';
+import { FormworkError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
-import type { RoleSpec } from '../core/roles.js';
 import type { EngineHandle, Services } from '../context/services.js';
-import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import { SshPool } from '../ssh/client.js';
 import { preloadSsh2 } from '../ssh/ssh2.js';
 import { defaultExecutors } from './executors/index.js';
-import { children, descendants, isContention, parseRetryTarget, reevaluate, requeue, retryNodeRoles, withTxRetry, type RetryTarget } from './graph.js';
-import { protectOutputs, redactNamed } from './secrecy.js';
-import { sealOwner } from '../store/sealing.js';
+import { isContention, parseRetryTarget, reevaluate, retryNodeRoles, type RetryTarget } from './graph.js';
+import { redactNamed } from './secrecy.js';
+import { addWorkerRow, claimNodeRoles, heartbeat, promotableNodeRoles, removeWorkerRow, runnableNodeRoles, type QueueCandidate } from '../store/work-queue.js';
 import { ContextLoader, resolveContext, type NodeRoleContext, type Resolved } from './inputs.js';
 import { finishRemoval, removalRole } from './removal.js';
 import { DEFAULT_LOG_CAP, HeadTailText, LogPublisher } from './log.js';
 import { validateOutputs } from './outputs.js';
 import { InputChanges } from './changes.js';
+import { RunFinisher } from './finish.js';
 import { expireLeases, releaseDeadWorkers } from './leases.js';
 import { Deprovisioner, type DeprovisionOptions } from './deprovision.js';
 import { forgetWorker, registerWorker, workerAffinity, type WorkerRecord } from './workers.js';
-import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
+import { DEFAULT_TIMEOUT_SECONDS, type RoleExecutor, type RunJob, type RunResult } from './types.js';
 
 export interface AnnealerOptions {
   /** Names this worker in leases and runs. Default `<host>:<pid>:<random>`. */
@@ -103,13 +101,6 @@ interface Inflight {
   promise?: Promise<void>;
 }
 
-interface Candidate {
-  id: string;
-  name: string;
-  node?: string;
-  provider?: string;
-}
-
 const iso = (ms: number): string => new Date(ms).toISOString();
 /** How long a stopped run's executor gets to stop what it started and settle, before the run is given up on. */
 const ABORT_GRACE_MS = 5100;
@@ -140,6 +131,7 @@ export class Annealer implements EngineHandle {
   private lastEventPoll = 0;
   private lastInputSweep = 0;
   private readonly changes: InputChanges;
+  private readonly finisher: RunFinisher;
 
   constructor(
     private readonly services: Services,
@@ -162,6 +154,14 @@ export class Annealer implements EngineHandle {
     this.deprovisionOptions = opts.deprovision;
     this.onError = opts.onError ?? ((e, where) => console.error(`formwork engine (${where}):`, e instanceof Error ? e.message : e));
     this.loader = new ContextLoader(this.store.secrets);
+    this.finisher = new RunFinisher({
+      store: this.store,
+      loader: this.loader,
+      workerId: this.workerId,
+      retryBaseMs: this.o.retryBaseMs,
+      retryMaxMs: this.o.retryMaxMs,
+      stopping: () => this.stopping,
+    });
     this.changes = new InputChanges(this.store, this.loader, this.workerId, (id) => this.stopInflight(id));
     this.ownPool = !opts.sshPool;
     this.pool = opts.sshPool ?? new SshPool();
@@ -180,12 +180,7 @@ export class Annealer implements EngineHandle {
     this.record = registerWorker(this.services.dataDir, this.workerId);
     this.started = true;
     this.stopping = false;
-    const now = iso(Date.now());
-    await this.store.db
-      .insertInto('workers')
-      .values({ id: this.workerId, host: os.hostname(), pid: process.pid, started_at: now, heartbeat_at: now })
-      .execute()
-      .catch((e) => this.onError(e, 'register worker'));
+    await addWorkerRow(this.store, { id: this.workerId, host: os.hostname(), pid: process.pid }).catch((e) => this.onError(e, 'register worker'));
     await releaseDeadWorkers(this.store, this.services.dataDir, this.workerId).catch((e) => this.onError(e, 'release dead workers'));
     await this.changes.startFromNow();
     this.lastInputSweep = Date.now();
@@ -216,7 +211,7 @@ export class Annealer implements EngineHandle {
     await Promise.all([...this.inflight.values()].map((f) => f.promise));
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
-    await this.store.db.deleteFrom('workers').where('id', '=', this.workerId).execute().catch(() => undefined);
+    await removeWorkerRow(this.store, this.workerId).catch(() => undefined);
     if (this.record) forgetWorker(this.services.dataDir, this.record);
     this.record = undefined;
     if (this.ownPool) await this.pool.close();
@@ -302,35 +297,17 @@ export class Annealer implements EngineHandle {
     await this.deprovisioner?.tick();
   }
 
-  private async runnable(limit: number): Promise<Candidate[]> {
-    const now = iso(Date.now());
-    const res = await sql<{ id: string; name: string; node: string | null; provider: string | null }>`
-      select nr.id, nr.name, nr.node, n.provider
-      from noderoles nr left join nodes n on n.name = nr.node left join providers pv on pv.name = n.provider
-      where nr.state = 'todo'
-        and (pv.affinity is null or pv.affinity = ${this.o.affinity})
-        and (nr.next_attempt_at is null or nr.next_attempt_at <= ${now})
-        and not exists (
-          select 1 from noderole_links l join noderoles p on p.id = l.parent_id
-          where l.child_id = nr.id and p.state <> 'active')
-        and (nr.node is null or not exists (
-          select 1 from noderoles r where r.node = nr.node and r.state = 'running'))
-      order by nr.id
-      limit ${limit}`.execute(this.store.db);
-    return res.rows.map((r) => ({ id: r.id, name: r.name, node: r.node ?? undefined, provider: r.provider ?? undefined }));
-  }
-
   private async schedule(): Promise<void> {
     const free = this.o.concurrency - this.inflight.size;
     if (free <= 0 || this.stopping) return;
-    const cands = await this.runnable(Math.max(free * 4, 16));
+    const cands = await runnableNodeRoles(this.store, { affinity: this.o.affinity, limit: Math.max(free * 4, 16) });
     const busyNodes = new Set<string>();
     const perProvider = new Map<string, number>();
     for (const f of this.inflight.values()) {
       if (f.node) busyNodes.add(f.node);
       if (f.provider) perProvider.set(f.provider, (perProvider.get(f.provider) ?? 0) + 1);
     }
-    const picked: Candidate[] = [];
+    const picked: QueueCandidate[] = [];
     for (const c of cands) {
       if (picked.length >= free) break;
       if (c.node && busyNodes.has(c.node)) continue;
@@ -342,7 +319,7 @@ export class Annealer implements EngineHandle {
     if (!picked.length) return;
     let claimed: StoredObject[] = [];
     try {
-      claimed = await this.claim(picked);
+      claimed = await claimNodeRoles(this.store, picked, { workerId: this.workerId, leaseMs: this.o.leaseMs, perProviderConcurrency: this.o.perProviderConcurrency });
     } catch (e) {
       // Another process won a race on the same rows (SQLite busy, PostgreSQL version): next tick.
       if (!isContention(e)) throw e;
@@ -353,58 +330,6 @@ export class Annealer implements EngineHandle {
     // machines, rather than at start-up or in the middle of the first connection.
     if (claimed.length) preloadSsh2();
     if (claimed.length && this.inflight.size < this.o.concurrency) this.kick(); // there may be more to claim
-  }
-
-  /**
-   * Whether one more run fits the provider's limit, counted in the store (this transaction's
-   * own claims included). On PostgreSQL a try-lock per provider keeps two workers from
-   * counting at once; one that does not get it leaves the provider to the next tick. SQLite
-   * has one writer at a time.
-   */
-  private async providerHasRoom(tx: Store, provider: string): Promise<boolean> {
-    if (tx.dialect === 'postgres') {
-      const l = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${'formwork-provider:' + provider})) as ok`.execute(tx.db);
-      if (!l.rows[0]?.ok) return false;
-    }
-    const res = await sql<{ n: number | string }>`
-      select count(*) as n from noderoles r join nodes n on n.name = r.node
-      where r.state = 'running' and n.provider = ${provider}`.execute(tx.db);
-    return Number(res.rows[0]?.n ?? 0) < this.o.perProviderConcurrency;
-  }
-
-  /** Claims candidates atomically; returns the node-roles now `running` under this worker's lease. */
-  private async claim(cands: Candidate[]): Promise<StoredObject[]> {
-    const pg = this.store.dialect === 'postgres';
-    const ids = cands.map((c) => c.id);
-    return this.store.transaction(async (tx) => {
-      const rows = pg
-        ? await sql<{ id: string }>`select id from noderoles where id in (${sql.join(ids)}) and state = 'todo' for update skip locked`.execute(tx.db)
-        : await sql<{ id: string }>`select id from noderoles where id in (${sql.join(ids)}) and state = 'todo'`.execute(tx.db);
-      const locked = new Set(rows.rows.map((r) => r.id));
-      const out: StoredObject[] = [];
-      const lease = iso(Date.now() + this.o.leaseMs);
-      for (const c of cands) {
-        if (!locked.has(c.id)) continue;
-        if (c.provider && !(await this.providerHasRoom(tx, c.provider))) continue;
-        if (c.node) {
-          if (pg) {
-            const l = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext(${'formwork-node:' + c.node})) as ok`.execute(tx.db);
-            if (!l.rows[0]?.ok) continue;
-          }
-          const busy = await sql`select 1 from noderoles where node = ${c.node} and state = 'running' limit 1`.execute(tx.db);
-          if (busy.rows.length) continue;
-        }
-        const cur = await tx.objects('noderoles').get(c.id);
-        if (cur.state !== 'todo') continue;
-        const upd = await tx.objects('noderoles').update(
-          c.id,
-          { state: 'running', leaseOwner: this.workerId, leaseExpiresAt: lease, attempts: Number(cur.attempts ?? 0) + 1, nextAttemptAt: null, blockedReason: null },
-          { actor: this.workerId, expectedVersion: cur.version },
-        );
-        out.push(upd);
-      }
-      return out;
-    });
   }
 
   private launch(nr: StoredObject, provider: string | undefined): void {
@@ -459,7 +384,7 @@ export class Annealer implements EngineHandle {
       { actor: this.workerId },
     );
     if (setupError || !ctx || !resolved) {
-      await this.finishFailure(nr, entry, runId, setupError, log, ctx);
+      await this.failed(nr, entry, runId, setupError, log, ctx);
       return;
     }
     // A node-role whose binding was removed runs its role's removal step instead (removal.ts).
@@ -505,9 +430,15 @@ export class Annealer implements EngineHandle {
     }
     record(masker.end());
     await pub.close();
-    if (error || !result || !outputs) await this.finishFailure(nr, entry, runId, error, log, ctx, result?.exitCode);
+    if (error || !result || !outputs) await this.failed(nr, entry, runId, error, log, ctx, result?.exitCode);
     else if (removal) await finishRemoval(this.store, nr, runId, result, log.toString(), { actor: this.workerId, leaseLost: entry.leaseLost });
-    else await this.finishSuccess(nr, entry, runId, result, outputs, resolved.hash, log, ctx);
+    else await this.finisher.success(nr, entry, runId, result, outputs, resolved.hash, log, ctx);
+  }
+
+  /** Records a failed run (finish.ts) and wakes the loop when its retry is due. */
+  private async failed(nr: StoredObject, entry: Inflight, runId: string, err: unknown, log: HeadTailText, ctx: NodeRoleContext | undefined, exitCode?: number): Promise<void> {
+    const retryIn = await this.finisher.failure(nr, entry, runId, err, log, ctx, exitCode);
+    if (retryIn !== undefined) this.later(retryIn + 1);
   }
 
   /**
@@ -541,193 +472,11 @@ export class Annealer implements EngineHandle {
     });
   }
 
-  private ownsLease(cur: StoredObject): boolean {
-    return cur.state === 'running' && cur.leaseOwner === this.workerId;
-  }
-
-  private lostLeaseRun(cur: StoredObject): Record<string, unknown> {
-    return {
-      state: 'abandoned',
-      error: {
-        code: 'LEASE_LOST' satisfies ErrorCode,
-        message: `the lease of ${cur.name} passed to ${cur.leaseOwner ?? 'no worker'} (state ${cur.state}) before this run ended; its result was discarded`,
-      },
-    };
-  }
-
-  private async finishSuccess(
-    nr: StoredObject,
-    entry: Inflight,
-    runId: string,
-    result: RunResult,
-    outputs: Record<string, unknown>,
-    hash: string,
-    log: HeadTailText,
-    ctx: NodeRoleContext,
-  ): Promise<void> {
-    const actor = this.workerId;
-    await withTxRetry(this.store, async (tx) => {
-      const cur = await tx.objects('noderoles').find(nr.id);
-      const endedAt = iso(Date.now());
-      if (!cur) {
-        await tx.objects('runs').update(runId, { endedAt, exitCode: result.exitCode, log: log.toString(), ...deletedRun(nr) }, { actor });
-        return;
-      }
-      // Outputs that republish a secret are secret too: sealed on the node-role, redacted in the run.
-      const { stored, shown } = protectOutputs(outputs, ctx.secrets, cur.outputs, this.store.secrets, sealOwner('noderoles', cur));
-      const runFields = { endedAt, exitCode: result.exitCode, log: log.toString(), outputs: shown };
-      if (!this.ownsLease(cur) || entry.leaseLost) {
-        await tx.objects('runs').update(runId, { ...runFields, ...this.lostLeaseRun(cur) }, { actor });
-        return;
-      }
-      if (result.nodeUpdate && ctx.node) await tx.objects('nodes').update(ctx.node.id, result.nodeUpdate, { actor });
-      await tx.objects('runs').update(runId, { ...runFields, state: 'succeeded' }, { actor });
-      if (isRemoving(cur.attribs) && ctx.role.removal) {
-        // Its binding was removed while it ran: its removal step is next.
-        await tx.objects('noderoles').update(cur.id, { state: 'todo', outputs, inputHash: hash, leaseOwner: null, leaseExpiresAt: null, attempts: 0, nextAttemptAt: null }, { actor, expectedVersion: cur.version });
-        return;
-      }
-      const before = cur.outputs;
-      // Inputs changed while it ran (a re-apply, a node or parent update): the checks that
-      // change events trigger skip a running node-role, so this is where such a change is
-      // caught. Read in this transaction, so that a change either shows here or comes after.
-      const stale = await this.loader.stale(cur, hash, tx);
-      await tx.objects('noderoles').update(
-        cur.id,
-        {
-          ...(stale ? { state: 'todo', attempts: 0 } : { state: 'active' }),
-          outputs: stored,
-          inputHash: hash,
-          leaseOwner: null,
-          leaseExpiresAt: null,
-          lastError: null,
-          nextAttemptAt: null,
-          blockedReason: null,
-        },
-        { actor, expectedVersion: cur.version },
-      );
-      const outputsChanged = before !== undefined && !sameValue(before, stored);
-      for (const c of await children(tx, cur.id)) {
-        if (c.state === 'active') {
-          // A parent's new outputs re-run its children (not destructive ones).
-          if (outputsChanged && !(await this.isDestructive(tx, c.role as string))) await requeue(tx, c, actor);
-        } else {
-          await reevaluate(tx, c, actor);
-        }
-      }
-    });
-  }
-
-  /** Read in the run's finishing transaction, through it: a role no longer defined is not destructive. */
-  private async isDestructive(tx: Store, role: string): Promise<boolean> {
-    const spec = await this.loader.role(role, tx).catch((e: unknown) => {
-      if (e instanceof FormworkError && e.code === 'ROLE_UNKNOWN') return undefined;
-      throw e;
-    });
-    return spec?.flags.includes('destructive') ?? false;
-  }
-
-  private backoff(attempt: number): number {
-    const raw = Math.min(this.o.retryMaxMs, this.o.retryBaseMs * 2 ** Math.max(0, attempt - 1));
-    return Math.round(raw * (0.5 + Math.random() * 0.5));
-  }
-
-  private async finishFailure(
-    nr: StoredObject,
-    entry: Inflight,
-    runId: string,
-    err: unknown,
-    log: HeadTailText,
-    ctx: NodeRoleContext | undefined,
-    exitCode?: number,
-  ): Promise<void> {
-    const fe = toFormworkError(err ?? new Error('the run failed without an error'));
-    if (ctx) fe.message = ctx.secrets.mask(fe.message); // e.g. a schema error quoting an input fed from a secret
-    const actor = this.workerId;
-    const role: RoleSpec | undefined = ctx?.role;
-    const details = fe.details as Record<string, unknown> | undefined;
-    const code = exitCode ?? (typeof details?.exitCode === 'number' ? (details.exitCode as number) : undefined);
-    if (fe.code === 'RUN_TIMEOUT') log.push(`\n[formwork: ${fe.message}]\n`);
-    let retryIn: number | undefined;
-    await withTxRetry(this.store, async (tx) => {
-      const cur = await tx.objects('noderoles').find(nr.id);
-      const endedAt = Date.now();
-      const runFields = { endedAt: iso(endedAt), exitCode: code ?? null, log: log.toString() };
-      if (!cur) {
-        await tx.objects('runs').update(runId, { ...runFields, ...deletedRun(nr) }, { actor });
-        return;
-      }
-      if (!this.ownsLease(cur) || entry.leaseLost) {
-        await tx.objects('runs').update(runId, { ...runFields, ...this.lostLeaseRun(cur) }, { actor });
-        return;
-      }
-      const nodeUpdate = (err as { nodeUpdate?: Record<string, unknown> } | undefined)?.nodeUpdate;
-      if (nodeUpdate && ctx?.node) await tx.objects('nodes').update(ctx.node.id, nodeUpdate, { actor });
-      if (this.stopping && entry.ac.signal.aborted) {
-        // This worker is stopping: give the node-role back, without counting the attempt.
-        await tx.objects('runs').update(runId, { ...runFields, state: 'abandoned', error: { code: 'WORKER_STOPPED' satisfies ErrorCode, message: `worker ${this.workerId} stopped during the run` } }, { actor });
-        await tx.objects('noderoles').update(
-          cur.id,
-          { state: 'todo', leaseOwner: null, leaseExpiresAt: null, attempts: Math.max(0, Number(cur.attempts ?? 1) - 1) },
-          { actor, expectedVersion: cur.version },
-        );
-        return;
-      }
-      await tx.objects('runs').update(runId, { ...runFields, state: 'failed', error: fe.toJSON() }, { actor });
-      const attempts = Number(cur.attempts ?? 1);
-      const retries = role?.retries ?? DEFAULT_RETRIES;
-      if (fe.retryable && attempts < 1 + retries) {
-        const delay = fe.nextDelayMs ?? this.backoff(attempts);
-        const next = iso(endedAt + delay);
-        await tx.objects('noderoles').update(
-          cur.id,
-          {
-            state: 'todo',
-            nextAttemptAt: next,
-            leaseOwner: null,
-            leaseExpiresAt: null,
-            lastError: { ...fe.toJSON(), attempt: attempts, run: runId, retryAt: next, summary: `attempt ${attempts} of ${1 + retries} failed: ${fe.message}; retrying at ${next}` },
-          },
-          { actor, expectedVersion: cur.version },
-        );
-        retryIn = delay;
-        return;
-      }
-      await tx.objects('noderoles').update(
-        cur.id,
-        {
-          state: 'error',
-          nextAttemptAt: null,
-          leaseOwner: null,
-          leaseExpiresAt: null,
-          lastError: { ...fe.toJSON(), attempt: attempts, run: runId, summary: `attempt ${attempts} failed${fe.retryable ? ' (no retries left)' : ' (not retryable)'}: ${fe.message}` },
-        },
-        { actor, expectedVersion: cur.version },
-      );
-      // Every waiting descendant names the failure (the reason comes from the graph).
-      for (const d of await descendants(tx, cur.id)) await reevaluate(tx, d, actor);
-    });
-    if (retryIn !== undefined) this.later(retryIn + 1);
-  }
-
   // -------------------------------------------------------------------------------------
   // Leases
 
   private async heartbeat(): Promise<void> {
-    const now = Date.now();
-    await this.store.db.updateTable('workers').set({ heartbeat_at: iso(now) }).where('id', '=', this.workerId).execute();
-    const ids = [...this.inflight.keys()];
-    if (!ids.length) return;
-    await this.store.db
-      .updateTable('noderoles')
-      .set({ lease_expires_at: iso(now + this.o.leaseMs) })
-      .where('id', 'in', ids)
-      .where('lease_owner', '=', this.workerId)
-      .where('state', '=', 'running')
-      .execute();
-    const mine = await this.store.db.selectFrom('noderoles').select(['id', 'state', 'lease_owner']).where('id', 'in', ids).execute();
-    const ours = new Set(mine.filter((r) => r.state === 'running' && r.lease_owner === this.workerId).map((r) => r.id as string));
-    for (const id of ids) if (!ours.has(id)) this.stopInflight(id);
+    for (const id of await heartbeat(this.store, this.workerId, [...this.inflight.keys()], this.o.leaseMs)) this.stopInflight(id);
   }
 
   /**
@@ -745,31 +494,12 @@ export class Annealer implements EngineHandle {
 
   /** Blocked node-roles whose parents are all active become `todo` (a safety net; completions promote at once). */
   private async promoteSweep(): Promise<void> {
-    const res = await sql<Record<string, unknown>>`
-      select nr.* from noderoles nr
-      where nr.state = 'blocked' and not exists (
-        select 1 from noderole_links l join noderoles p on p.id = l.parent_id
-        where l.child_id = nr.id and p.state <> 'active')
-      order by nr.id limit 500`.execute(this.store.db);
-    const repo = this.store.objects('noderoles');
-    for (const row of res.rows) {
-      const nr = repo.toObject(row);
+    for (const nr of await promotableNodeRoles(this.store)) {
       await this.store.transaction((tx) => reevaluate(tx, nr, this.workerId)).catch((e) => {
         if (!(e instanceof FormworkError && e.code === 'VERSION_MISMATCH')) throw e;
       });
     }
   }
-}
-
-/** A run whose node-role was deleted while it ran: nothing is left to take its result. */
-function deletedRun(nr: StoredObject): Record<string, unknown> {
-  return {
-    state: 'abandoned',
-    error: {
-      code: 'NODEROLE_DELETED' satisfies ErrorCode,
-      message: `node-role ${nr.name} was deleted during this run (its binding or node left the deployment); its result was discarded`,
-    },
-  };
 }
 
 function runName(noderole: string, runId: string): string {
