@@ -205,7 +205,13 @@ async function steps(srv: ConvergenceServer, dep: string, initial: ModelState, c
   await srv.api('GET', `/api/v1/deployments/${dep}/tree`);
   for (const n of items) await srv.api('GET', `/api/v1/noderoles/${encodeURIComponent(n.name)}/log`);
 
-  const runs = readRunRecord(srv.recordFile).filter((r) => r.noderole.startsWith(`${dep}:`));
+  // A run stopped mid-sleep (its node-role deleted) may be SIGKILLed before its shell's EXIT
+  // trap writes its end (dash runs traps only once the foreground sleep returns): its end is
+  // then the one the engine recorded, which it writes only once the process group is gone.
+  const endedAt = new Map((runList.body as { items: Array<{ id: string; name: string; endedAt?: string }> }).items.flatMap((r) => (r.endedAt ? [[r.id, r.endedAt], [r.name, r.endedAt]] : [])));
+  const runs = readRunRecord(srv.recordFile)
+    .filter((r) => r.noderole.startsWith(`${dep}:`))
+    .map((r) => (r.end === Infinity && endedAt.has(r.runId) ? { ...r, end: Date.parse(endedAt.get(r.runId)!) } : r));
   const show = (a: { noderole: string; runId: string; start: number; end: number }) => `${a.noderole} run ${a.runId} [${a.start.toFixed(0)}, ${a.end.toFixed(0)}]`;
   for (const [a, b] of overlapping(runs, (r) => r.noderole)) problems.push(`${a.noderole} ran twice at once: ${show(a)} and ${show(b)}`);
   for (const [a, b] of overlapping(runs, (r) => r.noderole.split(':')[1])) {
