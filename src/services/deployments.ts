@@ -9,6 +9,7 @@ import { blockedReason as failureReason, failedAncestors } from '../engine/graph
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import type { FieldProblem } from '../core/schema.js';
+import type { DeploymentTree, ErrorSummary, TreeNodeRole } from '../core/wire.js';
 import { deploymentInputProblems, inputFieldProblems, inputsInvalid } from './deployment-inputs.js';
 import type { Applier, ApplierValidate, ApplierValidateContext, ApplyContext, ApplyResult, Services } from '../context/services.js';
 import { catalogueWith, checkVersion, refuseDeleting } from './writes.js';
@@ -55,25 +56,8 @@ export interface DeploymentDocument {
   commit: boolean;
 }
 
-export interface TreeNodeRole {
-  id: string;
-  name: string;
-  role: string;
-  state: string;
-  blockedReason?: string;
-  parents: string[];
-  attempts?: number;
-  lastError?: unknown;
-}
-
-export interface DeploymentTree {
-  deployment: { name: string; state: string; provider?: string };
-  nodes: Array<{ name: string; state?: string; noderoles: TreeNodeRole[] }>;
-  /** Node-roles without a node (none today; kept for roles bound to the deployment itself). */
-  other: TreeNodeRole[];
-  /** Node-role count by state. */
-  counts: Record<string, number>;
-}
+/** The tree `describe deployment` shows (its wire shape: core/wire.ts). */
+export type { DeploymentTree, TreeNodeRole } from '../core/wire.js';
 
 const DOC_KEYS = ['kind', 'name', 'provider', 'nodes', 'roles', 'attribs', 'commit', 'labels', 'apiVersion'];
 
@@ -494,7 +478,7 @@ export async function describeTree(store: Store, name: string): Promise<Deployme
     ...(o.blockedReason ? { blockedReason: o.blockedReason as string } : {}),
     parents: ((o.parents as string[] | undefined) ?? []).map((id) => byId.get(id)?.name ?? id),
     ...(o.attempts ? { attempts: o.attempts as number } : {}),
-    ...(o.lastError ? { lastError: o.lastError } : {}),
+    ...(o.lastError ? { lastError: o.lastError as ErrorSummary } : {}),
   });
   const counts: Record<string, number> = {};
   for (const o of all) counts[o.state as string] = (counts[o.state as string] ?? 0) + 1;

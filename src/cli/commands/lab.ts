@@ -9,7 +9,9 @@ import { parseAllDocuments } from 'yaml';
 import { DURATION_HINT, formatDuration } from '../../core/durations.js';
 import { FormworkError } from '../../core/errors.js';
 import { packageRoot } from '../../package.js';
-import { FormworkClient, type ApplyDocument } from '../../client/client.js';
+import type { ApplyDocument, FormworkClient } from '../../client/client.js';
+import { httpClient } from '../../client/node-transport.js';
+import type { DeploymentTree, TreeNodeRole } from '../../core/wire.js';
 import { awaitDeletion } from '../../client/deletion.js';
 import { pidAlive, type CliContext } from '../context.js';
 import { applyResultLine, durationOption, renderTable } from '../format.js';
@@ -108,7 +110,7 @@ export async function ensureServer(
 ): Promise<{ client: FormworkClient; started: boolean; url: string }> {
   const { applyFile, preflight, startTimeoutMs = 60_000 } = opts;
   const r = ctx.resolve();
-  const make = (endpoint: string) => new FormworkClient({ endpoint, token: r.tokenSource && r.tokenSource !== 'admin.token' ? r.token : readToken(r.dataDir), timeoutMs: LONG_TIMEOUT_MS, userAgent: 'formwork-cli' });
+  const make = (endpoint: string) => httpClient({ endpoint, token: r.tokenSource && r.tokenSource !== 'admin.token' ? r.token : readToken(r.dataDir), timeoutMs: LONG_TIMEOUT_MS, userAgent: 'formwork-cli' });
   // Only a server this data dir knows of (server.json) or one named explicitly is adopted:
   // whatever answers on the default port may be another data dir's server.
   const existing = make(r.endpoint);
@@ -202,18 +204,6 @@ async function stopPid(pid: number, graceMs: number, escalate: boolean): Promise
   return false;
 }
 
-interface TreeNodeRole {
-  name: string;
-  role: string;
-  state: string;
-  blockedReason?: string;
-  lastError?: { message?: string } | null;
-}
-interface Tree {
-  nodes: Array<{ name: string; state?: string; noderoles: TreeNodeRole[] }>;
-  other: TreeNodeRole[];
-  counts: Record<string, number>;
-}
 
 const SPIN = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
@@ -274,7 +264,7 @@ function reasonOf(nr: TreeNodeRole): string {
 }
 
 /** Follows a deployment until nothing is left to run; draws a live block on a terminal, plain lines otherwise. */
-async function follow(ctx: CliContext, client: FormworkClient, deployment: string, timeoutMs: number, signal: AbortSignal): Promise<Tree> {
+async function follow(ctx: CliContext, client: FormworkClient, deployment: string, timeoutMs: number, signal: AbortSignal): Promise<DeploymentTree> {
   const stream = new AbortController();
   try {
     return await followTree(ctx, client, deployment, timeoutMs, signal, nodeRoleChanges(client, stream.signal, signal));
@@ -290,14 +280,14 @@ async function followTree(
   timeoutMs: number,
   signal: AbortSignal,
   changes: { wait(ms: number): Promise<void> },
-): Promise<Tree> {
+): Promise<DeploymentTree> {
   const tty = Boolean((ctx.io.stdout as { isTTY?: boolean }).isTTY);
   const seen = new Map<string, string>();
   let drawn = 0;
   let tick = 0;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const tree = await client.request<Tree>('GET', `/api/v1/deployments/${encodeURIComponent(deployment)}/tree`);
+    const tree = await client.deploymentTree(deployment);
     const all = [...tree.nodes.flatMap((n) => n.noderoles), ...tree.other];
     if (tty) {
       // One physical row per node, or the cursor-up count of the next frame is wrong: one
@@ -421,7 +411,7 @@ export function register(program: Command, ctx: CliContext): void {
       if (started) note('the server applied the demo documents as it started');
       else for (const r of await client.apply(await upDocuments(opts.subnetIndex))) note(applyResultLine(r));
       const { signal, dispose } = ctx.shutdownSignal();
-      let tree: Tree;
+      let tree: DeploymentTree;
       try {
         tree = await follow(ctx, client, DEMO_DEPLOYMENT, (opts.wait ?? UP_WAIT_SECONDS) * 1000, signal);
       } finally {
@@ -434,7 +424,7 @@ export function register(program: Command, ctx: CliContext): void {
         for (const f of failed) {
           ctx.err(`\n${f.name} failed: ${f.lastError?.message ?? ''}`);
           try {
-            const log = await client.request<{ log?: string }>('GET', `/api/v1/noderoles/${encodeURIComponent(f.name)}/log`);
+            const log = await client.runLog(f.name);
             if (log?.log) ctx.err(log.log.split('\n').slice(-15).map((l) => `  | ${l}`).join('\n'));
           } catch {
             // no run recorded
@@ -509,14 +499,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-o, --output <format>', 'table or json', 'table')
     .argument('[nodes...]', 'only these nodes')
     .action(async (nodes: string[], opts: { provider?: string; output: string }) => {
-      interface Report {
-        passed: boolean;
-        checks: string[];
-        nodes: Array<{ node: string; provider?: string; passed: boolean; results: Array<{ check: string; ok: boolean; reason?: string }> }>;
-      }
-      const report = await ctx.client().request<Report>('POST', '/api/v1/conformance', {
-        body: { ...(opts.provider ? { provider: opts.provider } : {}), ...(nodes.length ? { nodes } : {}) },
-      });
+      const report = await ctx.client().conformance({ ...(opts.provider ? { provider: opts.provider } : {}), ...(nodes.length ? { nodes } : {}) });
       if (opts.output === 'json') ctx.out(JSON.stringify(report, null, 2));
       else {
         const rows = report.nodes.map((n) => [n.node, n.provider ?? '', ...report.checks.map((c) => (n.results.find((x) => x.check === c)?.ok ? 'pass' : 'FAIL'))]);
