@@ -75,14 +75,14 @@ export async function engineRoutes(app: FastifyInstance, services: Services): Pr
       noderole: nr.name,
       run: run.id,
       runName: run.name,
-      ...(run.attempt !== undefined ? { attempt: run.attempt as number } : {}),
+      ...(run.attempt !== undefined ? { attempt: run.attempt } : {}),
       state: String(run.state ?? ''),
-      ...(run.startedAt ? { startedAt: run.startedAt as string } : {}),
-      ...(run.endedAt ? { endedAt: run.endedAt as string } : {}),
-      ...(run.exitCode !== undefined ? { exitCode: run.exitCode as number } : {}),
+      ...(run.startedAt ? { startedAt: run.startedAt } : {}),
+      ...(run.endedAt ? { endedAt: run.endedAt } : {}),
+      ...(run.exitCode !== undefined ? { exitCode: run.exitCode } : {}),
       ...(run.error ? { error: run.error } : {}),
       noderoleState: String(nr.state),
-      log: (run.log as string | undefined) ?? '',
-    };
+      log: run.log ?? '',
+    } satisfies RunLog;
   });
 }
