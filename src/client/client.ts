@@ -1,4 +1,4 @@
-import { ERROR_CODES, FormworkError, type ErrorCode } from '../core/errors.js';
+import { FormworkError } from '../core/errors.js';
 import { kindByName, knownKindNames, type KindDef, type FormworkEvent, type StoredObject } from '../core/kinds.js';
 import type {
   ApplyResult,
@@ -17,9 +17,11 @@ import type {
   TokenList,
   WhoAmI,
 } from '../core/wire.js';
+import { apiError } from './errors.js';
 import { SseParser } from './sse.js';
-import type { StreamResponse, Transport, TransportRequest, TransportResponse } from './transport.js';
+import type { StreamResponse, Transport, TransportRequest } from './transport.js';
 
+export { ApiError } from './errors.js';
 export { normalizeEndpoint } from './transport.js';
 export type { ApplyResult, CreateTokenRequest, ListPage, TokenInfo, WhoAmI } from '../core/wire.js';
 
@@ -89,29 +91,8 @@ export interface EventStreamOptions {
   onReconnect?: (info: { attempt: number; delayMs: number; lastEventId?: string; error?: Error }) => void;
 }
 
-/** A FormworkError that came from an HTTP response; `status` is the HTTP status. */
-export class ApiError extends FormworkError {
-  readonly status: number;
-  constructor(status: number, code: ErrorCode, message: string, details?: Record<string, unknown>) {
-    super(code, message, details);
-    this.name = 'ApiError';
-    this.status = status;
-  }
-}
-
 /** A request as the methods describe it; `headers` adds to (or overrides) the client's own. */
 type RequestSpec = Omit<TransportRequest, 'headers'> & { headers?: Record<string, string> };
-
-const CODE_BY_STATUS: Record<number, ErrorCode> = {
-  400: 'VALIDATION',
-  401: 'UNAUTHENTICATED',
-  403: 'FORBIDDEN',
-  404: 'NOT_FOUND',
-  409: 'CONFLICT',
-  412: 'VERSION_MISMATCH',
-  413: 'BODY_TOO_LARGE',
-  422: 'VALIDATION',
-};
 
 const API = '/api/v1';
 
@@ -389,27 +370,6 @@ export class FormworkClient {
     if (res.kind === 'refused') throw apiError(res);
     return res;
   }
-}
-
-/** The FormworkError of an error answer: the server's code, message and details when it sent them, else by status. */
-function apiError(res: TransportResponse): ApiError {
-  let code: ErrorCode | undefined;
-  let message: string | undefined;
-  let details: Record<string, unknown> | undefined;
-  try {
-    const body = JSON.parse(res.text) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } };
-    if (body?.error) {
-      if (body.error.code && body.error.code in ERROR_CODES) code = body.error.code as ErrorCode;
-      message = body.error.message;
-      details = body.error.details;
-      if (body.error.code && !code) details = { ...(details ?? {}), serverCode: body.error.code };
-    }
-  } catch {
-    /* not JSON: use the status */
-  }
-  code ??= CODE_BY_STATUS[res.status] ?? 'INTERNAL';
-  message ??= `HTTP ${res.status}${res.text.trim() ? `: ${res.text.trim().slice(0, 200)}` : ''}`;
-  return new ApiError(res.status, code, message, details);
 }
 
 function ifMatch(opts: WriteOptions): Record<string, string> {
