@@ -199,4 +199,12 @@ describe('layering (docs/architecture.md)', () => {
       'a ↔ b ↔ c: a/x.ts → b/y.ts; b/y.ts → c/z.ts; c/z.ts → a/x.ts',
     ]);
   });
+
+  it('only the API loads core/wire.ts (TypeBox) as code; every other area imports its types', () => {
+    // The server opens its store and starts its engine before it loads the HTTP layer, and
+    // the CLI never loads it: neither pays for TypeBox ("Build and start-up" above).
+    const wire = path.join('core', 'wire.ts');
+    const found = imports.filter((i) => i.to === wire && i.kind !== 'type' && areaOf(i.from) !== 'api').map((i) => `${i.from} (${i.kind})`);
+    expect(found).toEqual([]);
+  });
 });

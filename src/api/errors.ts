@@ -1,5 +1,4 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
 import { ERROR_CODES, FormworkError, isFormworkError, type ErrorCategory, type ErrorCode } from '../core/errors.js';
 import { kindByName, knownKindNames } from '../core/kinds.js';
 import { schemaProblems, validationError, type AjvLikeError } from '../core/schema.js';
@@ -38,16 +37,8 @@ export function errorBody(e: FormworkError): ErrorBody {
   return { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } };
 }
 
-export const ErrorResponse = Type.Object(
-  {
-    error: Type.Object({
-      code: Type.String(),
-      message: Type.String(),
-      details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-    }),
-  },
-  { description: 'An error; see docs/errors.md for every code' },
-);
+/** The schema of every error answer (one definition: core/wire.ts). */
+export { ErrorResponse } from '../core/wire.js';
 
 /** Maps anything thrown while handling a request to a FormworkError. */
 export function toApiError(err: unknown, request?: FastifyRequest): FormworkError {

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FormworkError } from '../core/errors.js';
 import { packageRoot } from '../package.js';
-import { FormworkClient } from '../client/client.js';
+import type { FormworkClient } from '../client/client.js';
+import { httpClient } from '../client/node-transport.js';
 import { pidAlive, type CliContext } from './context.js';
 
 /**
@@ -118,7 +119,7 @@ export async function ensureServer(
 ): Promise<{ client: FormworkClient; started: boolean; url: string }> {
   const { applyFile, preflight, startTimeoutMs = 60_000 } = opts;
   const r = ctx.resolve();
-  const make = (endpoint: string) => new FormworkClient({ endpoint, token: r.tokenSource && r.tokenSource !== 'admin.token' ? r.token : readToken(r.dataDir), timeoutMs: LONG_TIMEOUT_MS, userAgent: 'formwork-cli' });
+  const make = (endpoint: string) => httpClient({ endpoint, token: r.tokenSource && r.tokenSource !== 'admin.token' ? r.token : readToken(r.dataDir), timeoutMs: LONG_TIMEOUT_MS, userAgent: 'formwork-cli' });
   // Only a server this data dir knows of (server.json) or one named explicitly is adopted:
   // whatever answers on the default port may be another data dir's server.
   const existing = make(r.endpoint);

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FormworkError } from '../core/errors.js';
-import { FormworkClient, normalizeEndpoint } from '../client/client.js';
+import { normalizeEndpoint, type FormworkClient } from '../client/client.js';
+import { httpClient } from '../client/node-transport.js';
 
 /**
  * What every command gets: the I/O to use (injected, so `main` runs in tests without a
@@ -201,7 +202,7 @@ export class CliContext {
           throw new FormworkError('VALIDATION', `cannot read the CA file ${r.caFile}: ${(e as Error).message}`);
         }
       }
-      this.clientInstance = new FormworkClient({
+      this.clientInstance = httpClient({
         endpoint: r.endpoint,
         ...(r.token ? { token: r.token } : {}),
         ...(ca ? { ca } : {}),

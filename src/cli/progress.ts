@@ -1,4 +1,5 @@
 import type { FormworkClient } from '../client/client.js';
+import type { DeploymentTree, TreeNodeRole } from '../core/wire.js';
 import { formatDuration } from '../core/durations.js';
 import { FormworkError } from '../core/errors.js';
 import type { CliContext } from './context.js';
@@ -11,32 +12,6 @@ import { fit, oneLine } from './format.js';
  * @example
  *   const tree = await follow(ctx, client, 'demo', 20 * 60_000, signal);
  */
-
-/**
- * A node-role as the deployment tree reports it.
- *
- * @example
- *   const failed = tree.nodes.flatMap((n) => n.noderoles).filter((nr: TreeNodeRole) => nr.state === 'error');
- */
-export interface TreeNodeRole {
-  name: string;
-  role: string;
-  state: string;
-  blockedReason?: string;
-  lastError?: { message?: string } | null;
-}
-
-/**
- * A deployment's tree (GET /api/v1/deployments/NAME/tree): node-roles by node, and those on no node.
- *
- * @example
- *   const all = [...tree.nodes.flatMap((n) => n.noderoles), ...tree.other];
- */
-export interface Tree {
-  nodes: Array<{ name: string; state?: string; noderoles: TreeNodeRole[] }>;
-  other: TreeNodeRole[];
-  counts: Record<string, number>;
-}
 
 const SPIN = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
@@ -97,7 +72,7 @@ export function reasonOf(nr: TreeNodeRole): string {
  * @example
  *   const tree = await follow(ctx, client, 'demo', 20 * 60_000, signal);
  */
-export async function follow(ctx: CliContext, client: FormworkClient, deployment: string, timeoutMs: number, signal: AbortSignal): Promise<Tree> {
+export async function follow(ctx: CliContext, client: FormworkClient, deployment: string, timeoutMs: number, signal: AbortSignal): Promise<DeploymentTree> {
   const stream = new AbortController();
   try {
     return await followTree(ctx, client, deployment, timeoutMs, signal, nodeRoleChanges(client, stream.signal, signal));
@@ -113,14 +88,14 @@ async function followTree(
   timeoutMs: number,
   signal: AbortSignal,
   changes: { wait(ms: number): Promise<void> },
-): Promise<Tree> {
+): Promise<DeploymentTree> {
   const tty = Boolean((ctx.io.stdout as { isTTY?: boolean }).isTTY);
   const seen = new Map<string, string>();
   let drawn = 0;
   let tick = 0;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const tree = await client.request<Tree>('GET', `/api/v1/deployments/${encodeURIComponent(deployment)}/tree`);
+    const tree = await client.deploymentTree(deployment);
     const all = [...tree.nodes.flatMap((n) => n.noderoles), ...tree.other];
     if (tty) {
       // One physical row per node, or the cursor-up count of the next frame is wrong: one

@@ -1,21 +1,29 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormworkError } from '../core/errors.js';
 import { ApiError, FormworkClient, normalizeEndpoint } from './client.js';
+import { FetchTransport } from './fetch-transport.js';
+import { httpClient, type HttpClientOptions } from './node-transport.js';
 import { fakeObject, startFakeApi, type FakeApi } from './testing/fake-api.js';
 
-let api: FakeApi;
-let client: FormworkClient;
+/** The same client over each transport: what the CLI uses, and what a browser would. */
+const TRANSPORTS: Array<{ name: string; make: (opts: HttpClientOptions) => FormworkClient }> = [
+  { name: 'node:http', make: httpClient },
+  { name: 'fetch', make: ({ token, userAgent, ...opts }) => new FormworkClient({ transport: new FetchTransport(opts), ...(token ? { token } : {}), ...(userAgent ? { userAgent } : {}) }) },
+];
 
-beforeAll(async () => {
-  api = await startFakeApi({ tokens: { admin: 'admin', view: 'viewer' } });
-  client = new FormworkClient({ endpoint: api.url, token: 'admin' });
-});
-afterAll(async () => {
-  client.close();
-  await api.close();
-});
+describe.each(TRANSPORTS)('FormworkClient over $name', ({ make }) => {
+  let api: FakeApi;
+  let client: FormworkClient;
 
-describe('FormworkClient', () => {
+  beforeAll(async () => {
+    api = await startFakeApi({ tokens: { admin: 'admin', view: 'viewer' } });
+    client = make({ endpoint: api.url, token: 'admin' });
+  });
+  afterAll(async () => {
+    client.close();
+    await api.close();
+  });
+
   it('normalizes endpoints', () => {
     expect(normalizeEndpoint('127.0.0.1:7480/')).toBe('http://127.0.0.1:7480');
     expect(normalizeEndpoint('https://fw.example.com')).toBe('https://fw.example.com');
@@ -41,7 +49,7 @@ describe('FormworkClient', () => {
     expect((e as ApiError).status).toBe(404);
     expect((e as ApiError).details).toEqual({ key: 'nope' });
 
-    const viewer = new FormworkClient({ endpoint: api.url, token: 'view' });
+    const viewer = make({ endpoint: api.url, token: 'view' });
     const f = await viewer.apply([{ kind: 'Node', name: 'x' }]).catch((x: unknown) => x);
     expect((f as ApiError).code).toBe('FORBIDDEN');
     expect((f as ApiError).status).toBe(403);
@@ -55,10 +63,16 @@ describe('FormworkClient', () => {
   });
 
   it('reports an unreachable endpoint by name, with no fallback', async () => {
-    const c = new FormworkClient({ endpoint: 'http://127.0.0.1:1', token: 'x' });
+    // A port just freed (fetch refuses low ports such as 1 outright: "bad port").
+    const net = await import('node:net');
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const c = make({ endpoint: `http://127.0.0.1:${port}`, token: 'x' });
     const e = (await c.whoami().catch((x: unknown) => x)) as FormworkError;
     expect(e.code).toBe('ENDPOINT_UNREACHABLE');
-    expect(e.message).toMatch(/^cannot reach the Formwork server at http:\/\/127\.0\.0\.1:1: connection refused\. Start it with `formwork server`/);
+    expect(e.message).toMatch(new RegExp(`^cannot reach the Formwork server at http://127\\.0\\.0\\.1:${port}: connection refused\\. Start it with \`formwork server\``));
     c.close();
   });
 
@@ -67,7 +81,7 @@ describe('FormworkClient', () => {
     const slow = http.createServer(() => {});
     await new Promise<void>((r) => slow.listen(0, '127.0.0.1', () => r()));
     const port = (slow.address() as { port: number }).port;
-    const c = new FormworkClient({ endpoint: `http://127.0.0.1:${port}`, timeoutMs: 200 });
+    const c = make({ endpoint: `http://127.0.0.1:${port}`, timeoutMs: 200 });
     const e = (await c.health().catch((x: unknown) => x)) as FormworkError;
     expect(e.code).toBe('ENDPOINT_UNREACHABLE');
     expect(e.message).toContain('no answer within 200ms');
@@ -115,10 +129,10 @@ describe('FormworkClient', () => {
   });
 
   it('fails the first stream connection instead of retrying', async () => {
-    const c = new FormworkClient({ endpoint: 'http://127.0.0.1:1' });
+    const c = make({ endpoint: 'http://127.0.0.1:1' });
     const it = c.events()[Symbol.asyncIterator]();
     await expect(it.next()).rejects.toMatchObject({ code: 'ENDPOINT_UNREACHABLE' });
-    const noAuth = new FormworkClient({ endpoint: api.url });
+    const noAuth = make({ endpoint: api.url });
     await expect(noAuth.events()[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
     c.close();
     noAuth.close();
@@ -156,9 +170,9 @@ describe('FormworkClient over https', () => {
       });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
       const endpoint = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
-      const trusted = new FormworkClient({ endpoint, ca: cert });
+      const trusted = httpClient({ endpoint, ca: cert });
       expect(await trusted.health()).toEqual({ status: 'ok' });
-      const untrusted = new FormworkClient({ endpoint });
+      const untrusted = httpClient({ endpoint });
       const e = (await untrusted.health().catch((x: unknown) => x)) as FormworkError;
       expect(e.code).toBe('ENDPOINT_UNREACHABLE');
       expect(e.message).toContain(`cannot reach the Formwork server at ${endpoint}: self-signed certificate`);

@@ -1,39 +1,55 @@
-import http from 'node:http';
-import type https from 'node:https';
-import { createRequire } from 'node:module';
-import { formatDuration } from '../core/durations.js';
-import { ERROR_CODES, FormworkError, type ErrorCode } from '../core/errors.js';
+import { FormworkError } from '../core/errors.js';
 import { kindByName, knownKindNames, type KindDef, type FormworkEvent, type StoredObject } from '../core/kinds.js';
+import type {
+  ApplyResult,
+  ApplyResponse,
+  CommitResult,
+  ConformanceReport,
+  CreatedToken,
+  CreateTokenRequest,
+  DeploymentTree,
+  EventPage,
+  Health,
+  ListPage,
+  RetryResult,
+  RunLog,
+  TokenInfo,
+  TokenList,
+  WhoAmI,
+} from '../core/wire.js';
+import { apiError } from './errors.js';
 import { SseParser } from './sse.js';
+import type { StreamResponse, Transport, TransportRequest } from './transport.js';
 
-// node:https (and TLS beneath it) is loaded for https endpoints only: most CLI runs talk
-// plain http to a server on the same machine and need not pay for loading it.
-let httpsModule: typeof https | undefined;
-const httpsLib = () => (httpsModule ??= createRequire(import.meta.url)('node:https') as typeof https);
+export { ApiError } from './errors.js';
+export { normalizeEndpoint } from './transport.js';
+export type { ApplyResult, CreateTokenRequest, ListPage, TokenInfo, WhoAmI } from '../core/wire.js';
 
 /**
- * The typed HTTP client for the Formwork API (`/api/v1`), used by the CLI and by tests.
+ * The typed client of the Formwork API (`/api/v1`), used by the CLI and by tests, written
+ * against a Transport only (transport.ts) so that it runs wherever one does: over node:http
+ * in the CLI (`httpClient`, node-transport.ts), over fetch in a browser (fetch-transport.ts).
  *
- * It speaks node:http/node:https directly (not fetch) so that a private CA (`ca`) can be
- * trusted without extra dependencies, and so the event stream can be read as it arrives.
  * Every API error becomes a `FormworkError` carrying the server's code, message and
  * details (plus `status`, see `ApiError`); a connection failure becomes
  * `ENDPOINT_UNREACHABLE` naming the endpoint — the client never tries another address.
+ * The answers are typed by their wire shapes (core/wire.ts).
  *
  * @example
- *   const c = new FormworkClient({ endpoint: 'http://127.0.0.1:7480', token });
+ *   const c = new FormworkClient({ transport: new FetchTransport({ endpoint: 'http://127.0.0.1:7480' }), token });
  *   const nodes = await c.listAll('nodes', { labels: ['env=prod'] });
  *   for await (const e of c.events({ types: ['nodes'] })) console.log(e.action, e.key);
  */
 
+/**
+ * What a client is made of: how it reaches the server, and who it is.
+ *
+ * @example
+ *   const opts: ClientOptions = { transport: new NodeHttpTransport({ endpoint }), token, userAgent: 'formwork-cli' };
+ */
 export interface ClientOptions {
-  /** Base URL of the server, e.g. `http://127.0.0.1:7480` (no `/api/v1`). */
-  endpoint: string;
+  transport: Transport;
   token?: string;
-  /** Per-request timeout (ms); for the event stream, the time to get response headers. Default 30 s. */
-  timeoutMs?: number;
-  /** PEM of a CA to trust for https endpoints (in addition to the system's). */
-  ca?: string | Buffer;
   userAgent?: string;
 }
 
@@ -46,11 +62,6 @@ export interface ListOptions {
   fields?: Record<string, string>;
 }
 
-export interface ListPage {
-  items: StoredObject[];
-  next?: string;
-}
-
 export interface WriteOptions {
   /** The version the change is based on; sent as If-Match. */
   ifMatch?: number | string;
@@ -60,13 +71,6 @@ export interface ApplyDocument {
   kind: string;
   name: string;
   [field: string]: unknown;
-}
-
-export interface ApplyResultItem {
-  kind: string;
-  name: string;
-  action: 'created' | 'updated' | 'unchanged';
-  object: StoredObject;
 }
 
 /** An event from the stream: the same shape the store keeps (core/kinds.ts). */
@@ -87,67 +91,8 @@ export interface EventStreamOptions {
   onReconnect?: (info: { attempt: number; delayMs: number; lastEventId?: string; error?: Error }) => void;
 }
 
-export interface TokenInfo {
-  id: string;
-  user: string;
-  role?: string;
-  description?: string;
-  createdAt: string;
-  expiresAt?: string;
-  revokedAt?: string;
-  lastUsedAt?: string;
-  [field: string]: unknown;
-}
-
-export interface CreateTokenRequest {
-  user?: string;
-  role?: string;
-  description?: string;
-  expiresInSeconds?: number;
-}
-
-export interface WhoAmI {
-  user: string;
-  role: string;
-  tokenId?: string;
-  [field: string]: unknown;
-}
-
-/** A FormworkError that came from an HTTP response; `status` is the HTTP status. */
-export class ApiError extends FormworkError {
-  readonly status: number;
-  constructor(status: number, code: ErrorCode, message: string, details?: Record<string, unknown>) {
-    super(code, message, details);
-    this.name = 'ApiError';
-    this.status = status;
-  }
-}
-
-interface RawResponse {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-}
-
-interface RequestSpec {
-  method: string;
-  /** Path below the endpoint, starting with `/`. */
-  path: string;
-  query?: URLSearchParams;
-  body?: unknown;
-  headers?: Record<string, string>;
-}
-
-const CODE_BY_STATUS: Record<number, ErrorCode> = {
-  400: 'VALIDATION',
-  401: 'UNAUTHENTICATED',
-  403: 'FORBIDDEN',
-  404: 'NOT_FOUND',
-  409: 'CONFLICT',
-  412: 'VERSION_MISMATCH',
-  413: 'BODY_TOO_LARGE',
-  422: 'VALIDATION',
-};
+/** A request as the methods describe it; `headers` adds to (or overrides) the client's own. */
+type RequestSpec = Omit<TransportRequest, 'headers'> & { headers?: Record<string, string> };
 
 const API = '/api/v1';
 
@@ -161,65 +106,25 @@ export function resolveKind(name: string): KindDef {
   return k;
 }
 
-/** Normalizes an endpoint: adds `http://` when no scheme is given, drops trailing slashes. */
-export function normalizeEndpoint(endpoint: string): string {
-  let e = endpoint.trim();
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(e)) e = `http://${e}`;
-  let url: URL;
-  try {
-    url = new URL(e);
-  } catch {
-    throw new FormworkError('VALIDATION', `invalid endpoint "${endpoint}": expected a URL like http://127.0.0.1:7480`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new FormworkError('VALIDATION', `invalid endpoint "${endpoint}": only http:// and https:// are supported`);
-  }
-  return e.replace(/\/+$/, '');
-}
-
-function describeNetworkError(err: Error & { code?: string }, timeoutMs: number): string {
-  switch (err.code) {
-    case 'ECONNREFUSED':
-      return 'connection refused';
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `host not found (${err.code})`;
-    case 'ECONNRESET':
-      return 'connection reset';
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return `no route to host (${err.code})`;
-    case 'ETIMEDOUT':
-    case 'FW_TIMEOUT':
-      return `no answer within ${formatDuration(timeoutMs / 1000)}`;
-    default:
-      return err.code ? `${err.message} (${err.code})` : err.message;
-  }
-}
-
 export class FormworkClient {
-  readonly endpoint: string;
+  readonly transport: Transport;
   private readonly token: string | undefined;
-  private readonly timeoutMs: number;
-  private readonly base: URL;
-  private readonly agent: http.Agent;
   private readonly userAgent: string;
 
   constructor(opts: ClientOptions) {
-    this.endpoint = normalizeEndpoint(opts.endpoint);
-    this.base = new URL(this.endpoint);
+    this.transport = opts.transport;
     this.token = opts.token;
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.userAgent = opts.userAgent ?? 'formwork-client';
-    this.agent =
-      this.base.protocol === 'https:'
-        ? new (httpsLib().Agent)({ keepAlive: true, ...(opts.ca ? { ca: opts.ca } : {}) })
-        : new http.Agent({ keepAlive: true });
+  }
+
+  /** The server's base URL, e.g. `http://127.0.0.1:7480`. */
+  get endpoint(): string {
+    return this.transport.endpoint;
   }
 
   /** Releases pooled connections. The client is unusable afterwards. */
   close(): void {
-    this.agent.destroy();
+    this.transport.close();
   }
 
   get hasToken(): boolean {
@@ -276,19 +181,19 @@ export class FormworkClient {
     return this.json({ method: 'DELETE', path: this.objectPath(kind, idOrName), headers: ifMatch(opts) });
   }
 
-  async apply(documents: ApplyDocument[]): Promise<ApplyResultItem[]> {
-    const r = await this.json<{ results: ApplyResultItem[] }>({ method: 'POST', path: `${API}/apply`, body: { documents } });
+  async apply(documents: ApplyDocument[]): Promise<ApplyResult[]> {
+    const r = await this.json<ApplyResponse>({ method: 'POST', path: `${API}/apply`, body: { documents } });
     return r.results ?? [];
   }
 
   // ---- auth --------------------------------------------------------------------------------
 
   async listTokens(): Promise<TokenInfo[]> {
-    const r = await this.json<{ items: TokenInfo[] } | TokenInfo[]>({ method: 'GET', path: `${API}/tokens` });
+    const r = await this.json<TokenList | TokenInfo[]>({ method: 'GET', path: `${API}/tokens` });
     return Array.isArray(r) ? r : (r.items ?? []);
   }
 
-  async createToken(req: CreateTokenRequest): Promise<{ token: string; info: TokenInfo }> {
+  async createToken(req: CreateTokenRequest): Promise<CreatedToken> {
     return this.json({ method: 'POST', path: `${API}/tokens`, body: req });
   }
 
@@ -300,8 +205,36 @@ export class FormworkClient {
     return this.json({ method: 'GET', path: `${API}/whoami` });
   }
 
-  async health(): Promise<unknown> {
+  async health(): Promise<Health> {
     return this.json({ method: 'GET', path: '/healthz' });
+  }
+
+  // ---- deployments, engine, providers --------------------------------------------------------
+
+  /** Commits a deployment: its proposed node-roles become todo (or blocked), and the engine starts. */
+  async commit(deployment: string): Promise<CommitResult> {
+    return this.json({ method: 'POST', path: `${API}/deployments/${encodeURIComponent(deployment)}/commit`, body: {} });
+  }
+
+  /** A deployment's node-roles grouped by node, with state and blocked reason. */
+  async deploymentTree(deployment: string): Promise<DeploymentTree> {
+    return this.json({ method: 'GET', path: `${API}/deployments/${encodeURIComponent(deployment)}/tree` });
+  }
+
+  /** Retries a failed node-role, or every failed node-role of `{ deployment }`. */
+  async retry(target: { noderole: string } | { deployment: string }): Promise<RetryResult> {
+    const path = 'deployment' in target ? `${API}/deployments/${encodeURIComponent(target.deployment)}/retry` : `${API}/noderoles/${encodeURIComponent(target.noderole)}/retry`;
+    return this.json({ method: 'POST', path });
+  }
+
+  /** A node-role's latest run and its log, or the run named by `run` (id or name). */
+  async runLog(noderole: string, run?: string): Promise<RunLog> {
+    return this.json({ method: 'GET', path: `${API}/noderoles/${encodeURIComponent(noderole)}/log`, ...(run ? { query: new URLSearchParams({ run }) } : {}) });
+  }
+
+  /** Runs the yardstick's checks on nodes: all, one provider's, or the ones named. */
+  async conformance(select: { provider?: string; nodes?: string[] } = {}): Promise<ConformanceReport> {
+    return this.json({ method: 'POST', path: `${API}/conformance`, body: select });
   }
 
   // ---- events ------------------------------------------------------------------------------
@@ -311,7 +244,7 @@ export class FormworkClient {
     const q = eventQuery(opts);
     q.set('format', 'json');
     q.set('after', String(after));
-    const r = await this.json<{ items: ClientEvent[] } | ClientEvent[]>({ method: 'GET', path: `${API}/events`, query: q });
+    const r = await this.json<EventPage | ClientEvent[]>({ method: 'GET', path: `${API}/events`, query: q });
     return Array.isArray(r) ? r : (r.items ?? []);
   }
 
@@ -327,9 +260,9 @@ export class FormworkClient {
     let connectedOnce = false;
     const signal = opts.signal;
     while (!signal?.aborted) {
-      let res: http.IncomingMessage;
+      let stream: Extract<StreamResponse, { kind: 'open' }>;
       try {
-        res = await this.openStream(`${API}/events`, q, lastEventId, signal);
+        stream = await this.openStream(`${API}/events`, q, lastEventId, signal);
       } catch (e) {
         if (signal?.aborted) return;
         // An API answer (401, 400, ...) or a first failure to connect is final.
@@ -345,8 +278,7 @@ export class FormworkClient {
       const parser = new SseParser();
       let dropError: Error | undefined;
       try {
-        res.setEncoding('utf8');
-        for await (const chunk of res as AsyncIterable<string>) {
+        for await (const chunk of stream.chunks) {
           for (const msg of parser.push(chunk)) {
             if (msg.retry !== undefined) delay = msg.retry;
             if (msg.id !== undefined) lastEventId = msg.id;
@@ -369,7 +301,7 @@ export class FormworkClient {
       } catch (e) {
         dropError = e instanceof Error ? e : new Error(String(e));
       } finally {
-        res.destroy();
+        stream.close();
       }
       if (signal?.aborted || opts.reconnect === false) return;
       attempt++;
@@ -416,25 +348,10 @@ export class FormworkClient {
     };
   }
 
-  private url(path: string, query?: URLSearchParams): URL {
-    const u = new URL(this.base.pathname.replace(/\/+$/, '') + path, this.base);
-    if (query) u.search = query.toString();
-    return u;
-  }
-
-  private unreachable(err: Error & { code?: string }): FormworkError {
-    const reason = describeNetworkError(err, this.timeoutMs);
-    return new FormworkError(
-      'ENDPOINT_UNREACHABLE',
-      `cannot reach the Formwork server at ${this.endpoint}: ${reason}. Start it with \`formwork server\` or set --endpoint/FORMWORK_ENDPOINT`,
-      { endpoint: this.endpoint, ...(err.code ? { cause: err.code } : {}) },
-    );
-  }
-
   /** Sends a request and returns the parsed JSON body (undefined when empty), or throws. */
   private async json<T>(spec: RequestSpec): Promise<T> {
-    const res = await this.send(spec);
-    if (res.status >= 400) throw this.apiError(res);
+    const res = await this.transport.request({ ...spec, headers: this.headers(spec.headers) });
+    if (res.status >= 400) throw apiError(res);
     if (!res.text.trim()) return undefined as T;
     try {
       return JSON.parse(res.text) as T;
@@ -443,114 +360,15 @@ export class FormworkClient {
     }
   }
 
-  private apiError(res: RawResponse): ApiError {
-    let code: ErrorCode | undefined;
-    let message: string | undefined;
-    let details: Record<string, unknown> | undefined;
-    try {
-      const body = JSON.parse(res.text) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } };
-      if (body?.error) {
-        if (body.error.code && body.error.code in ERROR_CODES) code = body.error.code as ErrorCode;
-        message = body.error.message;
-        details = body.error.details;
-        if (body.error.code && !code) details = { ...(details ?? {}), serverCode: body.error.code };
-      }
-    } catch {
-      /* not JSON: use the status */
-    }
-    code ??= CODE_BY_STATUS[res.status] ?? 'INTERNAL';
-    message ??= `HTTP ${res.status}${res.text.trim() ? `: ${res.text.trim().slice(0, 200)}` : ''}`;
-    return new ApiError(res.status, code, message, details);
-  }
-
-  private send(spec: RequestSpec): Promise<RawResponse> {
-    const url = this.url(spec.path, spec.query);
-    const payload = spec.body === undefined ? undefined : Buffer.from(JSON.stringify(spec.body));
-    const headers = this.headers({
-      ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
-      ...(spec.headers ?? {}),
-    });
-    const mod = url.protocol === 'https:' ? httpsLib() : http;
-    return new Promise<RawResponse>((resolve, reject) => {
-      let settled = false;
-      const fail = (e: Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        reject(e);
-      };
-      const req = mod.request(url, { method: spec.method, headers, agent: this.agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (e) => fail(this.unreachable(e)));
-        res.on('end', () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') });
-        });
-      });
-      const timer = setTimeout(() => {
-        const e = Object.assign(new Error('timed out'), { code: 'FW_TIMEOUT' });
-        req.destroy(e);
-      }, this.timeoutMs);
-      req.on('error', (e) => fail(this.unreachable(e)));
-      req.end(payload);
-    });
-  }
-
-  private openStream(path: string, query: URLSearchParams, lastEventId: string | undefined, signal?: AbortSignal): Promise<http.IncomingMessage> {
-    const url = this.url(path, query);
+  private async openStream(path: string, query: URLSearchParams, lastEventId: string | undefined, signal?: AbortSignal): Promise<Extract<StreamResponse, { kind: 'open' }>> {
     const headers = this.headers({
       accept: 'text/event-stream',
       'cache-control': 'no-cache',
       ...(lastEventId ? { 'last-event-id': lastEventId } : {}),
     });
-    const mod = url.protocol === 'https:' ? httpsLib() : http;
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      // Streams get their own connection: they stay open, so they must not hold a pooled socket.
-      const req = mod.request(url, { method: 'GET', headers, agent: false, ...(url.protocol === 'https:' ? { ca: (this.agent as https.Agent).options.ca } : {}) }, (res) => {
-        clearTimeout(timer);
-        if ((res.statusCode ?? 0) >= 400) {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            settled = true;
-            reject(this.apiError({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-          });
-          res.on('error', (e) => {
-            settled = true;
-            reject(this.unreachable(e));
-          });
-          return;
-        }
-        settled = true;
-        signal?.removeEventListener('abort', onAbort);
-        if (signal) {
-          const stop = () => res.destroy();
-          if (signal.aborted) stop();
-          else signal.addEventListener('abort', stop, { once: true });
-          res.once('close', () => signal.removeEventListener('abort', stop));
-        }
-        resolve(res);
-      });
-      const onAbort = () => req.destroy(Object.assign(new Error('aborted'), { code: 'ABORT_ERR' }));
-      if (signal) {
-        if (signal.aborted) onAbort();
-        else signal.addEventListener('abort', onAbort, { once: true });
-      }
-      const timer = setTimeout(() => req.destroy(Object.assign(new Error('timed out'), { code: 'FW_TIMEOUT' })), this.timeoutMs);
-      req.on('error', (e) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (!settled) {
-          settled = true;
-          reject(this.unreachable(e));
-        }
-      });
-      req.end();
-    });
+    const res = await this.transport.stream({ method: 'GET', path, query, headers, ...(signal ? { signal } : {}) });
+    if (res.kind === 'refused') throw apiError(res);
+    return res;
   }
 }
 

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../server/server.js';
 import { createTestDatabase } from '../store/testing/engines.js';
-import { FormworkClient } from './client.js';
+import type { FormworkClient } from './client.js';
+import { httpClient } from './node-transport.js';
 import { awaitDeletion } from './deletion.js';
 
 /** What `formwork delete` waits with: the object's progress while a worker deletes it, and its end. */
@@ -18,7 +19,7 @@ describe.each(['sqlite', 'postgres'] as const)('waiting for a deletion on %s', (
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'formwork-delete-'));
     db = engine === 'postgres' ? await createTestDatabase() : undefined;
     server = await startServer({ dataDir: dir, databaseUrl: db?.url ?? '', listen: '127.0.0.1:0', handleSignals: false, logFile: path.join(dir, 'server.log'), assemble: { engine: { tickMs: 20, retryBaseMs: 20 } } });
-    client = new FormworkClient({ endpoint: server.url, token: fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim() });
+    client = httpClient({ endpoint: server.url, token: fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim() });
     const store = server.services.store;
     await store.objects('providers').create({ name: 'st', type: 'static', settings: { machines: [{ name: 'm1', address: '198.18.0.10', user: 'root' }] } });
     await store.objects('nodes').create({ name: 'n1', provider: 'st', nativeId: 'm1' });

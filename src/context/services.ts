@@ -2,6 +2,7 @@ import type { DeprovisionedKind, StepOutcome } from '../core/deletion.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { FieldProblem } from '../core/schema.js';
 import type { Store } from '../store/store.js';
+import type { ApplyResult } from '../core/wire.js';
 
 /**
  * What the API and the CLI's embedded server share: the store, the data dir, and the
@@ -20,12 +21,8 @@ export interface ApplyContext {
   expectedVersion?: number;
 }
 
-export interface ApplyResult {
-  kind: string;
-  name: string;
-  action: 'created' | 'updated' | 'unchanged';
-  object: StoredObject;
-}
+/** What applying one document did: the wire shape of `POST /api/v1/apply`'s results (core/wire.ts). */
+export type { ApplyResult } from '../core/wire.js';
 
 /** Applies one document of a kind (create-or-update by name, idempotent). */
 export type Applier = (doc: Record<string, unknown>, ctx: ApplyContext) => Promise<ApplyResult>;

@@ -44,7 +44,7 @@ export interface KindDef {
 }
 
 /**
- * A deployment's stored `spec` (DeploymentSpec in services/deployments.ts): what the
+ * A deployment's stored `spec` (DeploymentSpec in core/objects.ts): what the
  * Deployment applier writes, and all the engine and the tree read, so the generic routes
  * may write nothing else.
  */
@@ -73,9 +73,11 @@ const deploymentSpecSchema = {
   },
 };
 
-const str = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, type: 'string', ...extra });
-const json = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, type: 'json', ...extra });
-const int = (name: string, extra: Partial<FieldDef> = {}): FieldDef => ({ name, type: 'integer', ...extra });
+// Generic in the name, so that the field lists below keep their names as types (core/objects.ts).
+type FieldExtra = Partial<Omit<FieldDef, 'name' | 'type'>>;
+const str = <N extends string>(name: N, extra: FieldExtra = {}) => ({ name, type: 'string' as const, ...extra });
+const json = <N extends string>(name: N, extra: FieldExtra = {}) => ({ name, type: 'json' as const, ...extra });
+const int = <N extends string>(name: N, extra: FieldExtra = {}) => ({ name, type: 'integer' as const, ...extra });
 
 /** Set by DELETE on the kinds that own real resources; the annealer deprovisions them (engine/deprovision.ts). */
 const deletion = json('deletion', {
@@ -99,42 +101,104 @@ const addressSchema = {
   },
 };
 
+const providerFields = [
+  str('type', { required: true, filterable: true, description: 'The provider type: lab or static (docs/providers.md); apply refuses any other' }),
+  json('settings', { schema: { type: 'object' } }),
+  json('profile', { schema: { type: 'object' } }),
+  str('credentialsSecret', { filterable: true, description: 'Name of the secret holding the credentials' }),
+  str('state', { filterable: true, readOnly: true }),
+  str('message', { readOnly: true }),
+  str('affinity', { filterable: true, readOnly: true, description: 'The worker host that alone runs this provider\'s work (host-bound types such as lab: set by the worker that prepared it); empty: any worker' }),
+  deletion,
+];
+
+const nodeFields = [
+  str('provider', { filterable: true, description: 'Provider name' }),
+  str('deployment', { filterable: true, description: 'Deployment name the node belongs to' }),
+  str('nativeId', { filterable: true }),
+  str('state', { filterable: true }),
+  json('addresses', { schema: addressSchema }),
+  str('loginUser'),
+  str('hostKey', { description: 'SSH host key fingerprint recorded on first contact' }),
+  str('sizeNormalized', { filterable: true }),
+  str('sizeNative'),
+  str('imageNormalized', { filterable: true }),
+  str('imageNative'),
+  str('zone', { filterable: true }),
+  json('inventory', { schema: { type: 'object' } }),
+  json('attribs', { schema: { type: 'object' }, description: 'Node-level attrib values' }),
+  str('message'),
+  deletion,
+];
+
+const deploymentFields = [
+  str('state', { filterable: true, readOnly: true }),
+  str('provider', { filterable: true }),
+  json('spec', { schema: deploymentSpecSchema, description: '{nodes: [{name, size?, image?}], roles: {role: {nodes: [node names], inputs?, requires?: [role names]}}}; the Deployment document (apply) writes it' }),
+  json('attribs', { schema: { type: 'object' } }),
+  str('message', { readOnly: true }),
+  deletion,
+];
+
+const nodeRoleFields = [
+  str('deployment', { filterable: true, readOnly: true }),
+  str('node', { filterable: true, readOnly: true }),
+  str('role', { filterable: true, readOnly: true }),
+  str('state', { filterable: true, readOnly: true }),
+  str('blockedReason', { readOnly: true }),
+  json('parents', { readOnly: true }),
+  json('attribs', { schema: { type: 'object' }, description: 'Node-role overrides' }),
+  json('outputs', { readOnly: true }),
+  int('attempts', { readOnly: true }),
+  str('nextAttemptAt', { readOnly: true }),
+  str('inputHash', { readOnly: true }),
+  str('leaseOwner', { readOnly: true }),
+  str('leaseExpiresAt', { readOnly: true }),
+  json('lastError', { readOnly: true }),
+];
+
+const runFields = [
+  str('noderole', { filterable: true }),
+  str('deployment', { filterable: true }),
+  str('node', { filterable: true }),
+  str('role', { filterable: true }),
+  int('attempt'),
+  str('state', { filterable: true }),
+  str('worker'),
+  str('startedAt'),
+  str('endedAt'),
+  int('exitCode'),
+  str('log'),
+  json('inputs'),
+  json('outputs'),
+  json('error'),
+];
+
+/**
+ * The field lists of the kinds most code reads, by plural, as types: core/objects.ts
+ * derives each kind's typed object from its list.
+ *
+ * @example
+ *   type NodeField = KindFields['nodes'][number]['name']; // 'provider' | 'deployment' | …
+ */
+export type KindFields = {
+  providers: typeof providerFields;
+  nodes: typeof nodeFields;
+  deployments: typeof deploymentFields;
+  noderoles: typeof nodeRoleFields;
+  runs: typeof runFields;
+};
+
 export const KINDS: KindDef[] = [
   {
     kind: 'Provider', plural: 'providers', singular: 'provider', writableBy: 'admin',
     description: 'A configured source of machines: type, settings, credentials (stored as a secret) and a profile of quirks.',
-    fields: [
-      str('type', { required: true, filterable: true, description: 'The provider type: lab or static (docs/providers.md); apply refuses any other' }),
-      json('settings', { schema: { type: 'object' } }),
-      json('profile', { schema: { type: 'object' } }),
-      str('credentialsSecret', { filterable: true, description: 'Name of the secret holding the credentials' }),
-      str('state', { filterable: true, readOnly: true }),
-      str('message', { readOnly: true }),
-      str('affinity', { filterable: true, readOnly: true, description: 'The worker host that alone runs this provider\'s work (host-bound types such as lab: set by the worker that prepared it); empty: any worker' }),
-      deletion,
-    ],
+    fields: providerFields,
   },
   {
     kind: 'Node', plural: 'nodes', singular: 'node', writableBy: 'operator',
     description: 'One machine, whatever its origin, with normalized addresses, login, host key, size and image.',
-    fields: [
-      str('provider', { filterable: true, description: 'Provider name' }),
-      str('deployment', { filterable: true, description: 'Deployment name the node belongs to' }),
-      str('nativeId', { filterable: true }),
-      str('state', { filterable: true }),
-      json('addresses', { schema: addressSchema }),
-      str('loginUser'),
-      str('hostKey', { description: 'SSH host key fingerprint recorded on first contact' }),
-      str('sizeNormalized', { filterable: true }),
-      str('sizeNative'),
-      str('imageNormalized', { filterable: true }),
-      str('imageNative'),
-      str('zone', { filterable: true }),
-      json('inventory', { schema: { type: 'object' } }),
-      json('attribs', { schema: { type: 'object' }, description: 'Node-level attrib values' }),
-      str('message'),
-      deletion,
-    ],
+    fields: nodeFields,
   },
   {
     kind: 'Workload', plural: 'workloads', singular: 'workload', writableBy: 'admin',
@@ -159,54 +223,17 @@ export const KINDS: KindDef[] = [
   {
     kind: 'Deployment', plural: 'deployments', singular: 'deployment', writableBy: 'operator',
     description: 'Nodes plus the roles bound to them and deployment attribs; proposed, then committed.',
-    fields: [
-      str('state', { filterable: true, readOnly: true }),
-      str('provider', { filterable: true }),
-      json('spec', { schema: deploymentSpecSchema, description: '{nodes: [{name, size?, image?}], roles: {role: {nodes: [node names], inputs?, requires?: [role names]}}}; the Deployment document (apply) writes it' }),
-      json('attribs', { schema: { type: 'object' } }),
-      str('message', { readOnly: true }),
-      deletion,
-    ],
+    fields: deploymentFields,
   },
   {
     kind: 'NodeRole', plural: 'noderoles', singular: 'noderole', writableBy: 'operator',
     description: 'A role bound to a node in a deployment: the unit the engine runs.',
-    fields: [
-      str('deployment', { filterable: true, readOnly: true }),
-      str('node', { filterable: true, readOnly: true }),
-      str('role', { filterable: true, readOnly: true }),
-      str('state', { filterable: true, readOnly: true }),
-      str('blockedReason', { readOnly: true }),
-      json('parents', { readOnly: true }),
-      json('attribs', { schema: { type: 'object' }, description: 'Node-role overrides' }),
-      json('outputs', { readOnly: true }),
-      int('attempts', { readOnly: true }),
-      str('nextAttemptAt', { readOnly: true }),
-      str('inputHash', { readOnly: true }),
-      str('leaseOwner', { readOnly: true }),
-      str('leaseExpiresAt', { readOnly: true }),
-      json('lastError', { readOnly: true }),
-    ],
+    fields: nodeRoleFields,
   },
   {
     kind: 'Run', plural: 'runs', singular: 'run', writableBy: 'nobody',
     description: 'One execution of a node-role: times, exit code, log, inputs and outputs (secrets redacted).',
-    fields: [
-      str('noderole', { filterable: true }),
-      str('deployment', { filterable: true }),
-      str('node', { filterable: true }),
-      str('role', { filterable: true }),
-      int('attempt'),
-      str('state', { filterable: true }),
-      str('worker'),
-      str('startedAt'),
-      str('endedAt'),
-      int('exitCode'),
-      str('log'),
-      json('inputs'),
-      json('outputs'),
-      json('error'),
-    ],
+    fields: runFields,
   },
   {
     kind: 'User', plural: 'users', singular: 'user', writableBy: 'admin',

@@ -2,8 +2,9 @@ import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import { ensurePlatformKey } from '../engine/executors/target.js';
 import type { Services } from '../context/services.js';
+import type { ConformanceReport } from '../core/wire.js';
 import { SshPool } from '../ssh/client.js';
-import { checkNode, YARDSTICK_CHECKS, type CheckResult } from './yardstick.js';
+import { checkNode, YARDSTICK_CHECKS } from './yardstick.js';
 
 /**
  * The conformance report (`formwork conformance`): the yardstick's checks on every
@@ -14,11 +15,8 @@ import { checkNode, YARDSTICK_CHECKS, type CheckResult } from './yardstick.js';
  *   report.passed; // true when every check passed on every node
  */
 
-export interface ConformanceReport {
-  passed: boolean;
-  checks: string[];
-  nodes: Array<{ node: string; provider?: string; passed: boolean; results: CheckResult[] }>;
-}
+/** The report (its wire shape: core/wire.ts). */
+export type { ConformanceReport } from '../core/wire.js';
 
 export async function runConformance(services: Services, select: { provider?: string; nodes?: string[] }): Promise<ConformanceReport> {
   const repo = services.store.objects('nodes');

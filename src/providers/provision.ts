@@ -27,7 +27,7 @@ export async function provisionHandler(job: RunJob, io: RunIO, { services }: Bui
   if (!job.node) throw new FormworkError('VALIDATION', `role ${job.role.name} must be bound to a node`, { role: job.role.name }, { retryable: false });
   if (!job.node.provider) throw new FormworkError('VALIDATION', `node ${job.node.name} names no provider`, { node: job.node.name }, { retryable: false });
   const provider = await services.store.objects('providers').get(job.node.provider as string);
-  const driver = await loadDriver(provider.type as string).catch((e: unknown) => {
+  const driver = await loadDriver(provider.type).catch((e: unknown) => {
     throw providerFailure(e, `provider ${provider.name}: loading its driver`);
   });
   return provisionMachine(services, { node: job.node, provider, driver }, io, Number(job.inputs['boot-wait-seconds'] ?? DEFAULT_BOOT_WAIT_SECONDS));

@@ -9,6 +9,8 @@ import { blockedReason as failureReason, failedAncestors } from '../engine/graph
 import { sameValue } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import type { FieldProblem } from '../core/schema.js';
+import type { CommitResult, DeploymentTree, TreeNodeRole } from '../core/wire.js';
+import type { DeploymentNodeSpec, DeploymentSpec, NodeRoleObject } from '../core/objects.js';
 import { deploymentInputProblems, inputFieldProblems, inputsInvalid } from './deployment-inputs.js';
 import type { Applier, ApplierValidate, ApplierValidateContext, ApplyContext, ApplyResult, Services } from '../context/services.js';
 import { catalogueWith, checkVersion, refuseDeleting } from './writes.js';
@@ -30,21 +32,8 @@ import { catalogueWith, checkVersion, refuseDeleting } from './writes.js';
 /** Roles bound on every node of every deployment, when a loaded workload defines them. */
 export const EVERY_NODE_ROLES = ['node-ready'];
 
-export interface DeploymentNodeSpec {
-  name: string;
-  size?: string;
-  image?: string;
-}
-
-/** The normalized document, stored as the deployment's `spec` (the engine reads `spec.nodes[].name` for node order). */
-export interface DeploymentSpec {
-  nodes: DeploymentNodeSpec[];
-  /**
-   * role → the node names it is bound to, its input overrides (as written in the document),
-   * and roles bound in the deployment whose node-roles it waits for beyond its pack's.
-   */
-  roles: Record<string, { nodes: string[]; inputs?: Record<string, unknown>; requires?: string[] }>;
-}
+/** The stored spec of a deployment (its types: core/objects.ts). */
+export type { DeploymentNodeSpec, DeploymentSpec } from '../core/objects.js';
 
 export interface DeploymentDocument {
   name: string;
@@ -55,25 +44,8 @@ export interface DeploymentDocument {
   commit: boolean;
 }
 
-export interface TreeNodeRole {
-  id: string;
-  name: string;
-  role: string;
-  state: string;
-  blockedReason?: string;
-  parents: string[];
-  attempts?: number;
-  lastError?: unknown;
-}
-
-export interface DeploymentTree {
-  deployment: { name: string; state: string; provider?: string };
-  nodes: Array<{ name: string; state?: string; noderoles: TreeNodeRole[] }>;
-  /** Node-roles without a node (none today; kept for roles bound to the deployment itself). */
-  other: TreeNodeRole[];
-  /** Node-role count by state. */
-  counts: Record<string, number>;
-}
+/** The tree `describe deployment` shows (its wire shape: core/wire.ts). */
+export type { DeploymentTree, TreeNodeRole } from '../core/wire.js';
 
 const DOC_KEYS = ['kind', 'name', 'provider', 'nodes', 'roles', 'attribs', 'commit', 'labels', 'apiVersion'];
 
@@ -202,7 +174,7 @@ export class DeploymentService {
   }
 
   /** Moves a deployment and its proposed node-roles to todo/blocked, then wakes the engine. */
-  async commit(name: string, ctx: ApplyContext = {}): Promise<{ deployment: StoredObject; changed: number }> {
+  async commit(name: string, ctx: ApplyContext = {}): Promise<CommitResult> {
     const res = await this.store.transaction((tx) => commitInTx(tx, name, ctx));
     this.services.engine?.kick();
     return res;
@@ -314,9 +286,9 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
     existing.delete(name);
     if (isRemoving(o.attribs)) continue;
     await tx.db.deleteFrom('noderole_links').where((eb) => eb.or([eb('parent_id', '=', o.id), eb('child_id', '=', o.id)])).execute();
-    const hasRun = o.inputHash != null || ['running', 'error'].includes(o.state as string) || Number(o.attempts ?? 0) > 0;
-    if (committed && hasRun && byName.get(o.role as string)?.removal) {
-      const marked = { ...((o.attribs ?? {}) as Record<string, unknown>), [REMOVING_KEY]: true };
+    const hasRun = o.inputHash != null || ['running', 'error'].includes(o.state) || Number(o.attempts ?? 0) > 0;
+    if (committed && hasRun && byName.get(o.role)?.removal) {
+      const marked = { ...(o.attribs ?? {}), [REMOVING_KEY]: true };
       // A running node-role finishes its run first (the annealer then queues the removal).
       const queued = o.state === 'running' ? {} : { state: 'todo', attempts: 0, nextAttemptAt: null, blockedReason: null };
       await nrRepo.update(o.id, { attribs: marked, parents: [], ...queued }, opts);
@@ -329,7 +301,7 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   // Generated values: kept once made; cluster members share them.
   const shared = new Map<string, Record<string, unknown>>();
   for (const p of planned) {
-    const g = (existing.get(p.name)?.attribs as Record<string, unknown> | undefined)?.[GENERATED_KEY] as Record<string, unknown> | undefined;
+    const g = existing.get(p.name)?.attribs?.[GENERATED_KEY] as Record<string, unknown> | undefined;
     if (g && !shared.has(p.role)) shared.set(p.role, g);
   }
   const desiredAttribs = (p: PlannedNodeRole): Record<string, unknown> => {
@@ -339,7 +311,7 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
     if (binding && binding.nodes.includes(p.node)) {
       for (const [k, v] of Object.entries(binding.inputs ?? {})) out[k] = normalizeOverride(v);
     }
-    const current = (existing.get(p.name)?.attribs as Record<string, unknown> | undefined)?.[GENERATED_KEY] as Record<string, unknown> | undefined;
+    const current = existing.get(p.name)?.attribs?.[GENERATED_KEY] as Record<string, unknown> | undefined;
     // Sealed with the store's key: generated values are secrets, kept encrypted and opened only to run.
     const g = generatedValues(role, current, shared.get(p.role), () => tx.secrets.seal(randomToken(), sealOwner('deployments', { name: doc.name })));
     if (g) {
@@ -356,9 +328,9 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
     const known = decided.get(p.name);
     if (known) return known;
     const cur = existing.get(p.name);
-    const keep = { state: (cur?.state as string | undefined) ?? 'proposed', blockedReason: (cur?.blockedReason as string | undefined) ?? null };
+    const keep = { state: cur?.state ?? 'proposed', blockedReason: cur?.blockedReason ?? null };
     let r: { state: string; blockedReason: string | null };
-    if (!committed || (cur && !['todo', 'blocked', 'proposed'].includes(cur.state as string))) r = keep;
+    if (!committed || (cur && !['todo', 'blocked', 'proposed'].includes(cur.state))) r = keep;
     else if (visiting.has(p.name)) return keep; // the planner refuses cycles; defensive only
     else {
       visiting.add(p.name);
@@ -425,7 +397,7 @@ async function applyInTx(tx: Store, doc: DeploymentDocument, ctx: ApplyContext):
   return { action: created ? 'created' : changed ? 'updated' : 'unchanged', object, kick };
 }
 
-async function commitInTx(tx: Store, name: string, ctx: ApplyContext): Promise<{ deployment: StoredObject; changed: number }> {
+async function commitInTx(tx: Store, name: string, ctx: ApplyContext): Promise<CommitResult> {
   const opts = { actor: ctx.actor };
   const depRepo = tx.objects('deployments');
   let dep = await depRepo.get(name);
@@ -436,16 +408,16 @@ async function commitInTx(tx: Store, name: string, ctx: ApplyContext): Promise<{
   const byId = new Map(all.map((o) => [o.id, o] as const));
   const next = new Map<string, { state: string; blockedReason: string | null }>();
   const visiting = new Set<string>();
-  const stateOf = (o: StoredObject): string => {
-    if (o.state !== 'proposed') return o.state as string;
+  const stateOf = (o: NodeRoleObject): string => {
+    if (o.state !== 'proposed') return o.state;
     return decide(o).state;
   };
-  const decide = (o: StoredObject): { state: string; blockedReason: string | null } => {
+  const decide = (o: NodeRoleObject): { state: string; blockedReason: string | null } => {
     let r = next.get(o.id);
     if (r) return r;
     if (visiting.has(o.id)) return { state: 'blocked', blockedReason: null };
     visiting.add(o.id);
-    const parents = ((o.parents as string[] | undefined) ?? []).map((id) => byId.get(id)).filter((p): p is StoredObject => !!p);
+    const parents = parentsOf(o, byId);
     r = stateFromParents(parents.map((p) => ({ name: p.name, state: stateOf(p) })));
     visiting.delete(o.id);
     next.set(o.id, r);
@@ -462,44 +434,49 @@ async function commitInTx(tx: Store, name: string, ctx: ApplyContext): Promise<{
 }
 
 /** Orders node-roles of one node: parents before children (depth), then role name. */
-function orderWithinNode(list: StoredObject[], byId: Map<string, StoredObject>): StoredObject[] {
+function orderWithinNode(list: NodeRoleObject[], byId: Map<string, NodeRoleObject>): NodeRoleObject[] {
   const depth = new Map<string, number>();
-  const depthOf = (o: StoredObject, seen = new Set<string>()): number => {
+  const depthOf = (o: NodeRoleObject, seen = new Set<string>()): number => {
     const d = depth.get(o.id);
     if (d !== undefined) return d;
     if (seen.has(o.id)) return 0;
     seen.add(o.id);
-    const ps = ((o.parents as string[] | undefined) ?? []).map((id) => byId.get(id)).filter((p): p is StoredObject => !!p);
+    const ps = parentsOf(o, byId);
     const v = ps.length ? 1 + Math.max(...ps.map((p) => depthOf(p, seen))) : 0;
     depth.set(o.id, v);
     return v;
   };
-  return [...list].sort((a, b) => depthOf(a) - depthOf(b) || cmp(a.role as string, b.role as string));
+  return [...list].sort((a, b) => depthOf(a) - depthOf(b) || cmp(a.role, b.role));
+}
+
+/** A node-role's parents that are among `byId` (the node-roles of its deployment). */
+function parentsOf(o: NodeRoleObject, byId: Map<string, NodeRoleObject>): NodeRoleObject[] {
+  return (o.parents ?? []).map((id) => byId.get(id)).filter((p): p is NodeRoleObject => !!p);
 }
 
 export async function describeTree(store: Store, name: string): Promise<DeploymentTree> {
   const dep = await store.objects('deployments').get(name);
-  const spec = (dep.spec ?? { nodes: [] }) as DeploymentSpec;
+  const spec = dep.spec ?? { nodes: [] };
   const all = await store.objects('noderoles').all({ filters: { deployment: dep.name } });
   const byId = new Map(all.map((o) => [o.id, o] as const));
   const nodeObjs = await store.objects('nodes').all({ filters: { deployment: dep.name } });
-  const nodeState = new Map(nodeObjs.map((n) => [n.name, n.state as string | undefined] as const));
+  const nodeState = new Map(nodeObjs.map((n) => [n.name, n.state] as const));
   const order = (spec.nodes ?? []).map((n) => n.name);
-  for (const o of all) if (o.node && !order.includes(o.node as string)) order.push(o.node as string);
-  const toTree = (o: StoredObject): TreeNodeRole => ({
+  for (const o of all) if (o.node && !order.includes(o.node)) order.push(o.node);
+  const toTree = (o: NodeRoleObject): TreeNodeRole => ({
     id: o.id,
     name: o.name,
-    role: o.role as string,
-    state: o.state as string,
-    ...(o.blockedReason ? { blockedReason: o.blockedReason as string } : {}),
-    parents: ((o.parents as string[] | undefined) ?? []).map((id) => byId.get(id)?.name ?? id),
-    ...(o.attempts ? { attempts: o.attempts as number } : {}),
+    role: o.role,
+    state: o.state,
+    ...(o.blockedReason ? { blockedReason: o.blockedReason } : {}),
+    parents: (o.parents ?? []).map((id) => byId.get(id)?.name ?? id),
+    ...(o.attempts ? { attempts: o.attempts } : {}),
     ...(o.lastError ? { lastError: o.lastError } : {}),
   });
   const counts: Record<string, number> = {};
-  for (const o of all) counts[o.state as string] = (counts[o.state as string] ?? 0) + 1;
+  for (const o of all) counts[o.state] = (counts[o.state] ?? 0) + 1;
   return {
-    deployment: { name: dep.name, state: (dep.state as string) ?? 'proposed', ...(dep.provider ? { provider: dep.provider as string } : {}) },
+    deployment: { name: dep.name, state: dep.state ?? 'proposed', ...(dep.provider ? { provider: dep.provider } : {}) },
     nodes: order.map((n) => ({
       name: n,
       ...(nodeState.get(n) ? { state: nodeState.get(n) } : {}),

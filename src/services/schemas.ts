@@ -1,5 +1,5 @@
 import type { FieldDef, KindDef } from '../core/kinds.js';
-import { USER_ROLES } from '../store/auth.js';
+import { USER_ROLES } from '../core/users.js';
 
 /**
  * Document, request and response schemas derived from the kind descriptors (core/kinds.ts),

@@ -51,7 +51,7 @@ async function deprovisionNode(services: Services, node: StoredObject, opts: Ste
   if (node.provider) {
     const provider = await services.store.objects('providers').find(node.provider as string);
     if (provider) {
-      const driver = await (opts.loadDriver ?? registryDriver)(provider.type as string).catch((e: unknown) => {
+      const driver = await (opts.loadDriver ?? registryDriver)(provider.type).catch((e: unknown) => {
         throw providerFailure(e, `provider ${provider.name}: loading its driver`);
       });
       const ctx = await providerContext(services, provider);

@@ -2,6 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { FormworkError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { StoredObject } from '../core/kinds.js';
+import { MAX_TOKEN_LIFETIME_SECONDS, type UserRole } from '../core/users.js';
+import type { TokenInfo } from '../core/wire.js';
 import type { Executor } from './db.js';
 import type { ObjectRepository } from './repository.js';
 import type { EventLog } from './events.js';
@@ -16,18 +18,8 @@ import { databaseConflict } from './db.js';
  *   (await auth.authenticate(token)).role; // 'admin'
  */
 
-export type UserRole = 'admin' | 'operator' | 'viewer';
-export const USER_ROLES: UserRole[] = ['admin', 'operator', 'viewer'];
-
-export interface TokenInfo {
-  id: string;
-  user: string;
-  description?: string;
-  createdAt: string;
-  expiresAt?: string;
-  revokedAt?: string;
-  lastUsedAt?: string;
-}
+export { MAX_TOKEN_LIFETIME_SECONDS, USER_ROLES, type UserRole } from '../core/users.js';
+export type { TokenInfo } from '../core/wire.js';
 
 export interface Principal {
   user: string;
@@ -36,9 +28,6 @@ export interface Principal {
 }
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
-
-/** The longest lifetime a token may be given: 10 years (a later expiry is not a representable date for long). */
-export const MAX_TOKEN_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
 
 /** How stale a token's `lastUsedAt` may get: it is written at most this often, not on every request. */
 export const LAST_USED_RESOLUTION_MS = 60_000;

@@ -37,7 +37,7 @@ export type ApplyAction = 'created' | 'updated' | 'unchanged';
 
 const MAX_PAGE = 1000;
 
-export class ObjectRepository {
+export class ObjectRepository<T extends StoredObject = StoredObject> {
   constructor(
     readonly kind: KindDef,
     private readonly db: Executor,
@@ -54,7 +54,7 @@ export class ObjectRepository {
     return this.kind.fields.map((f) => f.name);
   }
 
-  toObject(row: Record<string, unknown>): StoredObject {
+  toObject(row: Record<string, unknown>): T {
     const obj: StoredObject = {
       id: row.id as string,
       name: row.name as string,
@@ -71,7 +71,8 @@ export class ObjectRepository {
       else if (f.type === 'boolean') obj[f.name] = v === 1 || v === true || v === '1';
       else obj[f.name] = v;
     }
-    return obj;
+    // Read by the kind's own field list: the shape its type (core/objects.ts) describes.
+    return obj as T;
   }
 
   private toRow(fields: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -100,7 +101,7 @@ export class ObjectRepository {
     }
   }
 
-  async find(idOrName: string, db: Executor = this.db): Promise<StoredObject | undefined> {
+  async find(idOrName: string, db: Executor = this.db): Promise<T | undefined> {
     const row = await db
       .selectFrom(this.table)
       .selectAll()
@@ -109,7 +110,7 @@ export class ObjectRepository {
     return row ? this.toObject(row) : undefined;
   }
 
-  async get(idOrName: string, db: Executor = this.db): Promise<StoredObject> {
+  async get(idOrName: string, db: Executor = this.db): Promise<T> {
     const obj = await this.find(idOrName, db);
     if (!obj) {
       throw new FormworkError('NOT_FOUND', `${this.kind.singular} "${idOrName}" does not exist`, {
@@ -126,7 +127,7 @@ export class ObjectRepository {
     return row?.[column];
   }
 
-  async list(query: ListQuery = {}): Promise<Page<StoredObject>> {
+  async list(query: ListQuery = {}): Promise<Page<T>> {
     const limit = Math.min(Math.max(query.limit ?? 100, 1), MAX_PAGE);
     let q = this.db.selectFrom(this.table).selectAll();
     for (const [field, value] of Object.entries(query.filters ?? {})) {
@@ -157,8 +158,8 @@ export class ObjectRepository {
   }
 
   /** Every object matching the query, across pages. For internal use on bounded sets. */
-  async all(query: Omit<ListQuery, 'limit' | 'after'> = {}): Promise<StoredObject[]> {
-    const out: StoredObject[] = [];
+  async all(query: Omit<ListQuery, 'limit' | 'after'> = {}): Promise<T[]> {
+    const out: T[] = [];
     let after: string | undefined;
     do {
       const page = await this.list({ ...query, limit: MAX_PAGE, after });
@@ -168,7 +169,7 @@ export class ObjectRepository {
     return out;
   }
 
-  async create(input: Record<string, unknown>, opts: WriteOptions = {}, extraColumns: Record<string, unknown> = {}): Promise<StoredObject> {
+  async create(input: Record<string, unknown>, opts: WriteOptions = {}, extraColumns: Record<string, unknown> = {}): Promise<T> {
     this.checkFields(input);
     const name = input.name;
     if (typeof name !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9._:@-]{0,252}$/.test(name)) {
@@ -211,7 +212,7 @@ export class ObjectRepository {
    * Changes the given fields (a merge at the top level; `null` clears a field).
    * Returns the object unchanged, without a new version or event, when nothing differs.
    */
-  async update(idOrName: string, patch: Record<string, unknown>, opts: WriteOptions = {}, extraColumns: Record<string, unknown> = {}): Promise<StoredObject> {
+  async update(idOrName: string, patch: Record<string, unknown>, opts: WriteOptions = {}, extraColumns: Record<string, unknown> = {}): Promise<T> {
     this.checkFields(patch);
     return this.inTransaction(async (db, events) => {
       const current = await this.get(idOrName, db);
@@ -258,11 +259,11 @@ export class ObjectRepository {
       for (const k of Object.keys(fields)) if (fields[k] === undefined) delete obj[k];
       const action = changed.length === 1 && changed[0] === 'state' ? 'state' : 'updated';
       await events.append(db, { type: this.kind.plural, action, key: current.name, actor: opts.actor, object: { ...obj, changed } });
-      return obj;
+      return obj as T;
     });
   }
 
-  async delete(idOrName: string, opts: WriteOptions = {}): Promise<StoredObject> {
+  async delete(idOrName: string, opts: WriteOptions = {}): Promise<T> {
     return this.inTransaction(async (db, events) => {
       const current = await this.get(idOrName, db);
       if (opts.expectedVersion !== undefined && opts.expectedVersion !== current.version) {
@@ -283,7 +284,7 @@ export class ObjectRepository {
    * Declarative create-or-update by name: what `formwork apply` does for each document.
    * Fields absent from the input are left as they are.
    */
-  async apply(input: Record<string, unknown>, opts: WriteOptions = {}): Promise<{ object: StoredObject; action: ApplyAction }> {
+  async apply(input: Record<string, unknown>, opts: WriteOptions = {}): Promise<{ object: T; action: ApplyAction }> {
     // No outer transaction: create refuses a name taken meanwhile, update checks the version.
     const existing = typeof input.name === 'string' ? await this.find(input.name) : undefined;
     if (!existing) return { object: await this.create(input, opts), action: 'created' };

@@ -1,4 +1,5 @@
 import { kindByName, knownKindNames } from '../core/kinds.js';
+import type { KindObjects } from '../core/objects.js';
 import { FormworkError } from '../core/errors.js';
 import { databaseConflict, openDatabase, type Database, type Dialect, type Executor, type OpenOptions } from './db.js';
 import { EventLog } from './events.js';
@@ -46,7 +47,12 @@ export class Store {
     return this.database.dialect;
   }
 
-  /** The repository of one kind (`'nodes'`, `'node'` or `'Node'`). */
+  /**
+   * The repository of one kind (`'nodes'`, `'node'` or `'Node'`); by its plural, the
+   * kinds of core/objects.ts answer their typed objects.
+   */
+  objects<P extends keyof KindObjects>(kind: P): ObjectRepository<KindObjects[P]>;
+  objects(kind: string): ObjectRepository;
   objects(kind: string): ObjectRepository {
     const def = kindByName(kind);
     if (!def) {

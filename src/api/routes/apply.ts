@@ -5,6 +5,7 @@ import { applyDocuments } from '../../services/apply.js';
 import type { Services } from '../../context/services.js';
 import { actorOf, requireRole, writeAccess } from '../auth.js';
 import { ErrorResponse } from '../errors.js';
+import { ApplyResponse } from '../../core/wire.js';
 
 /**
  * `POST /api/v1/apply`: many documents at once (what `formwork apply -f file.yaml`
@@ -24,17 +25,6 @@ const ApplyBody = Type.Object(
   },
   { additionalProperties: false },
 );
-
-const ApplyResponse = Type.Object({
-  results: Type.Array(
-    Type.Object({
-      kind: Type.String(),
-      name: Type.String(),
-      action: Type.Union([Type.Literal('created'), Type.Literal('updated'), Type.Literal('unchanged')]),
-      object: Type.Object({}, { additionalProperties: true }),
-    }),
-  ),
-});
 
 export async function applyRoutes(app: FastifyInstance, services: Services): Promise<void> {
   app.post('/api/v1/apply', {

@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { runConformance } from '../../providers/conformance.js';
 import type { Services } from '../../context/services.js';
 import { ErrorResponse } from '../errors.js';
+import { ConformanceReport } from '../../core/wire.js';
 
 /**
  * `POST /api/v1/conformance`: runs the yardstick's six checks on nodes (all, one
@@ -12,8 +13,6 @@ import { ErrorResponse } from '../errors.js';
  * @example
  *   curl -X POST -H "Authorization: Bearer $T" -d '{"provider":"lab"}' $URL/api/v1/conformance
  */
-
-const Check = Type.Object({ check: Type.String(), ok: Type.Boolean(), reason: Type.Optional(Type.String()) });
 
 export async function conformanceRoutes(app: FastifyInstance, services: Services): Promise<void> {
   app.post('/api/v1/conformance', {
@@ -29,11 +28,7 @@ export async function conformanceRoutes(app: FastifyInstance, services: Services
         { additionalProperties: false },
       ),
       response: {
-        200: Type.Object({
-          passed: Type.Boolean(),
-          checks: Type.Array(Type.String()),
-          nodes: Type.Array(Type.Object({ node: Type.String(), provider: Type.Optional(Type.String()), passed: Type.Boolean(), results: Type.Array(Check) })),
-        }),
+        200: ConformanceReport,
         400: ErrorResponse,
         401: ErrorResponse,
         404: ErrorResponse,

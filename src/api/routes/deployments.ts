@@ -5,6 +5,7 @@ import { DeploymentService, registerDeploymentServices } from '../../services/de
 import { checkPackText, storedRoles } from '../../workloads/loader.js';
 import { actorOf } from '../auth.js';
 import { ErrorResponse } from '../errors.js';
+import { CommitResult, DeploymentTree, PackCheck } from '../../core/wire.js';
 
 /**
  * Deployment and workload routes beyond the generic kind routes:
@@ -22,33 +23,6 @@ import { ErrorResponse } from '../errors.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
 
-const TreeNodeRole = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  role: Type.String(),
-  state: Type.String(),
-  blockedReason: Type.Optional(Type.String()),
-  parents: Type.Array(Type.String(), { description: 'Parent node-role names' }),
-  attempts: Type.Optional(Type.Integer()),
-  lastError: Type.Optional(Type.Unknown()),
-});
-
-const Tree = Type.Object({
-  deployment: Type.Object({ name: Type.String(), state: Type.String(), provider: Type.Optional(Type.String()) }),
-  nodes: Type.Array(Type.Object({ name: Type.String(), state: Type.Optional(Type.String()), noderoles: Type.Array(TreeNodeRole) }), {
-    description: 'In deployment node order; node-roles parents first, then by role name',
-  }),
-  other: Type.Array(TreeNodeRole, { description: 'Node-roles without a node' }),
-  counts: Type.Record(Type.String(), Type.Integer(), { description: 'Node-roles by state' }),
-});
-
-const RoleErrorSchema = Type.Object({
-  file: Type.String(),
-  role: Type.Optional(Type.String()),
-  field: Type.Optional(Type.String()),
-  message: Type.String(),
-});
-
 const NameParams = Type.Object({ name: Type.String() });
 
 export async function deploymentRoutes(app: FastifyInstance, services: Services): Promise<void> {
@@ -62,10 +36,7 @@ export async function deploymentRoutes(app: FastifyInstance, services: Services)
       summary: 'Commit a deployment: its proposed node-roles become todo (or blocked, with the reason)',
       params: NameParams,
       response: {
-        200: Type.Object({
-          deployment: Type.Object({}, { additionalProperties: true }),
-          changed: Type.Integer({ description: 'How many node-roles left the proposed state' }),
-        }),
+        200: CommitResult,
         ...errors,
       },
     },
@@ -77,7 +48,7 @@ export async function deploymentRoutes(app: FastifyInstance, services: Services)
       tags: ['deployments'],
       summary: "A deployment's node-roles grouped by node, with state and blocked reason",
       params: NameParams,
-      response: { 200: Tree, ...errors },
+      response: { 200: DeploymentTree, ...errors },
     },
   }, async (request: FastifyRequest<{ Params: { name: string } }>) => svc.describeTree(request.params.name));
 
@@ -97,11 +68,7 @@ export async function deploymentRoutes(app: FastifyInstance, services: Services)
         { additionalProperties: false },
       ),
       response: {
-        200: Type.Object({
-          valid: Type.Boolean(),
-          errors: Type.Array(RoleErrorSchema),
-          workload: Type.Optional(Type.Object({ name: Type.String(), version: Type.String(), roles: Type.Array(Type.String()) })),
-        }),
+        200: PackCheck,
         ...errors,
       },
     },

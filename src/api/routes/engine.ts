@@ -5,6 +5,7 @@ import type { Services } from '../../context/services.js';
 import { retryNodeRoles } from '../../engine/graph.js';
 import { actorOf } from '../auth.js';
 import { ErrorResponse } from '../errors.js';
+import { RetryResult, RunLog } from '../../core/wire.js';
 
 /**
  * Engine routes:
@@ -23,23 +24,6 @@ import { ErrorResponse } from '../errors.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse };
 const NameParams = Type.Object({ name: Type.String() });
-const RetryResult = Type.Object({
-  retried: Type.Array(Type.String(), { description: 'Node-roles put back to todo (or blocked behind a parent)' }),
-});
-const RunLog = Type.Object({
-  noderole: Type.String(),
-  run: Type.String({ description: 'Run id' }),
-  runName: Type.String(),
-  attempt: Type.Optional(Type.Integer()),
-  state: Type.String({ description: 'running, succeeded, failed or abandoned' }),
-  startedAt: Type.Optional(Type.String()),
-  endedAt: Type.Optional(Type.String()),
-  exitCode: Type.Optional(Type.Integer()),
-  error: Type.Optional(Type.Unknown()),
-  noderoleState: Type.String(),
-  log: Type.String({ description: 'The run log (head and tail kept when over 1 MiB). Empty while running: follow the `logs` event stream.' }),
-});
-
 export async function engineRoutes(app: FastifyInstance, services: Services): Promise<void> {
   const retried = async (target: { noderole: string } | { deployment: string }, actor: string | undefined) => {
     const changed = await retryNodeRoles(services.store, target, actor ?? 'api');
@@ -91,14 +75,14 @@ export async function engineRoutes(app: FastifyInstance, services: Services): Pr
       noderole: nr.name,
       run: run.id,
       runName: run.name,
-      ...(run.attempt !== undefined ? { attempt: run.attempt as number } : {}),
+      ...(run.attempt !== undefined ? { attempt: run.attempt } : {}),
       state: String(run.state ?? ''),
-      ...(run.startedAt ? { startedAt: run.startedAt as string } : {}),
-      ...(run.endedAt ? { endedAt: run.endedAt as string } : {}),
-      ...(run.exitCode !== undefined ? { exitCode: run.exitCode as number } : {}),
+      ...(run.startedAt ? { startedAt: run.startedAt } : {}),
+      ...(run.endedAt ? { endedAt: run.endedAt } : {}),
+      ...(run.exitCode !== undefined ? { exitCode: run.exitCode } : {}),
       ...(run.error ? { error: run.error } : {}),
       noderoleState: String(nr.state),
-      log: (run.log as string | undefined) ?? '',
-    };
+      log: run.log ?? '',
+    } satisfies RunLog;
   });
 }

@@ -6,6 +6,7 @@ import type { Services } from '../../context/services.js';
 import type { FormworkEvent } from '../../store/events.js';
 import { ADMIN_ONLY_TYPES } from '../auth.js';
 import { ErrorResponse } from '../errors.js';
+import { EventPage } from '../../core/wire.js';
 
 /**
  * `GET /api/v1/events`: the event stream as Server-Sent Events (`id:` the sequence,
@@ -58,10 +59,7 @@ export function eventRoutes(opts: EventRouteOptions = {}) {
         ),
         headers: Type.Object({ 'last-event-id': Type.Optional(Type.String()) }),
         response: {
-          200: Type.Object(
-            { items: Type.Array(Type.Object({}, { additionalProperties: true })), next: Type.Optional(Type.Integer()) },
-            { description: 'With format=json; otherwise a text/event-stream' },
-          ),
+          200: EventPage,
           400: ErrorResponse,
           401: ErrorResponse,
         },

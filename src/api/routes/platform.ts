@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
 import { PLATFORM_SSH_KEY, platformPublicKey } from '../../engine/executors/target.js';
 import type { Services } from '../../context/services.js';
 import { ErrorResponse } from '../errors.js';
+import { PlatformKey } from '../../core/wire.js';
 
 /**
  * The platform's public SSH key (what to put in a machine's authorized_keys so that the
@@ -19,7 +19,7 @@ export async function platformRoutes(app: FastifyInstance, services: Services): 
       tags: ['platform'],
       summary: "The platform's public SSH key, which every worker logs in with",
       response: {
-        200: Type.Object({ publicKey: Type.String(), fingerprint: Type.String() }),
+        200: PlatformKey,
         401: ErrorResponse,
         403: ErrorResponse,
         404: ErrorResponse,

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
-import { Type } from 'typebox';
+import { Health, Unhealthy } from '../../core/wire.js';
 import { Histogram, Registry, collectDefaultMetrics, register as globalRegister } from 'prom-client';
 import type { Services } from '../../context/services.js';
 
@@ -38,8 +38,8 @@ export async function systemRoutes(app: FastifyInstance, services: Services): Pr
       summary: 'Liveness and store health (no auth)',
       security: [],
       response: {
-        200: Type.Object({ status: Type.Literal('ok'), store: Type.String() }),
-        503: Type.Object({ status: Type.Literal('unavailable'), store: Type.String(), error: Type.String() }),
+        200: Health,
+        503: Unhealthy,
       },
     },
   }, async (_request, reply) => {

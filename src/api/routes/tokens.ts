@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { FormworkError } from '../../core/errors.js';
 import type { Services } from '../../context/services.js';
-import { MAX_TOKEN_LIFETIME_SECONDS, USER_ROLES, type UserRole } from '../../store/auth.js';
+import { CreatedToken, CreateTokenRequest, TokenInfo, TokenList, WhoAmI } from '../../core/wire.js';
 import { actorOf } from '../auth.js';
 import { ErrorResponse } from '../errors.js';
 
@@ -14,16 +14,6 @@ import { ErrorResponse } from '../errors.js';
  *   → 201 {"token": "fwt_…", "info": {"id": "tk_…", "user": "ci", …}}   (the token is shown only here)
  */
 
-const TokenInfo = Type.Object({
-  id: Type.String(),
-  user: Type.String(),
-  description: Type.Optional(Type.String()),
-  createdAt: Type.String(),
-  expiresAt: Type.Optional(Type.String()),
-  revokedAt: Type.Optional(Type.String()),
-  lastUsedAt: Type.Optional(Type.String()),
-});
-
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse };
 
 export async function tokenRoutes(app: FastifyInstance, services: Services): Promise<void> {
@@ -34,13 +24,13 @@ export async function tokenRoutes(app: FastifyInstance, services: Services): Pro
     schema: {
       tags: ['auth'],
       summary: 'The user and role of the calling token',
-      response: { 200: Type.Object({ user: Type.String(), role: Type.String(), tokenId: Type.String() }), ...errors },
+      response: { 200: WhoAmI, ...errors },
     },
   }, async (request) => request.principal);
 
   app.get('/api/v1/tokens', {
     config: { auth: 'admin' },
-    schema: { tags: ['auth'], summary: 'List tokens (never their values)', response: { 200: Type.Object({ items: Type.Array(TokenInfo) }), ...errors } },
+    schema: { tags: ['auth'], summary: 'List tokens (never their values)', response: { 200: TokenList, ...errors } },
   }, async () => ({ items: await auth().listTokens() }));
 
   app.post('/api/v1/tokens', {
@@ -49,20 +39,10 @@ export async function tokenRoutes(app: FastifyInstance, services: Services): Pro
       tags: ['auth'],
       summary: 'Create a token for a user (shown once)',
       description: 'With `role`, creates the user first when it does not exist.',
-      body: Type.Object(
-        {
-          user: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9._:@-]{0,252}$' }),
-          role: Type.Optional(Type.Unsafe<UserRole>({ type: 'string', enum: [...USER_ROLES] })),
-          description: Type.Optional(Type.String({ maxLength: 500 })),
-          expiresInSeconds: Type.Optional(
-            Type.Integer({ minimum: 1, maximum: MAX_TOKEN_LIFETIME_SECONDS, description: `Lifetime in seconds, at most ${MAX_TOKEN_LIFETIME_SECONDS} (10 years); absent: no expiry` }),
-          ),
-        },
-        { additionalProperties: false },
-      ),
-      response: { 201: Type.Object({ token: Type.String({ description: 'The bearer token; store it now, it is not shown again' }), info: TokenInfo }), 404: ErrorResponse, ...errors },
+      body: CreateTokenRequest,
+      response: { 201: CreatedToken, 404: ErrorResponse, ...errors },
     },
-  }, async (request: FastifyRequest<{ Body: { user: string; role?: UserRole; description?: string; expiresInSeconds?: number } }>, reply) => {
+  }, async (request: FastifyRequest<{ Body: CreateTokenRequest }>, reply) => {
     const { user, role, description, expiresInSeconds } = request.body;
     const actor = actorOf(request);
     // One transaction: a user made for a token that then fails is not left behind.

@@ -1,7 +1,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { ApiError, type ApplyResultItem } from '../../client/client.js';
+import { ApiError } from '../../client/client.js';
+import type { ApplyResult } from '../../core/wire.js';
 import { FormworkError } from '../../core/errors.js';
 import { kindByName } from '../../core/kinds.js';
 import type { CliContext } from '../context.js';
@@ -74,7 +75,7 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (opts: { filename: string[]; output: OutputFormat }) => {
       const docs = await loadDocuments(ctx, opts.filename);
       if (!docs.length) throw new FormworkError('VALIDATION', `no documents in ${opts.filename.join(', ')}`);
-      let results: ApplyResultItem[];
+      let results: ApplyResult[];
       try {
         results = await ctx.client().apply(docs.map((d) => d.doc));
       } catch (e) {

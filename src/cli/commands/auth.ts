@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { DURATION_HINT } from '../../core/durations.js';
+import { USER_ROLES as ROLES, type UserRole } from '../../core/users.js';
 import type { CliContext } from '../context.js';
 import { durationOption, humanAge, parseOutputFormat, renderTable, toJson, toYaml, type OutputFormat } from '../format.js';
 
@@ -12,11 +13,9 @@ import { durationOption, humanAge, parseOutputFormat, renderTable, toJson, toYam
  * that role if new), else it is the caller's own user.
  */
 
-const ROLES = ['admin', 'operator', 'viewer'];
-
-const parseRole = (v: string): string => {
-  if (!ROLES.includes(v)) throw new InvalidArgumentError(`expected one of ${ROLES.join(', ')}.`);
-  return v;
+const parseRole = (v: string): UserRole => {
+  if (!(ROLES as string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${ROLES.join(', ')}.`);
+  return v as UserRole;
 };
 
 
@@ -37,7 +36,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--description <text>', 'what the token is for')
     .option('--expires <duration>', `lifetime (${DURATION_HINT}; default: never)`, durationOption)
     .option('-o, --output <format>', 'table (the token only), json or yaml', parseOutputFormat, 'table' as OutputFormat)
-    .action(async (opts: { user?: string; role?: string; description?: string; expires?: number; output: OutputFormat }) => {
+    .action(async (opts: { user?: string; role?: UserRole; description?: string; expires?: number; output: OutputFormat }) => {
       const client = ctx.client();
       const user = opts.user ?? opts.role ?? (await client.whoami()).user;
       const created = await client.createToken({

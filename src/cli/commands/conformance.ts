@@ -18,14 +18,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-o, --output <format>', 'table or json', 'table')
     .argument('[nodes...]', 'only these nodes')
     .action(async (nodes: string[], opts: { provider?: string; output: string }) => {
-      interface Report {
-        passed: boolean;
-        checks: string[];
-        nodes: Array<{ node: string; provider?: string; passed: boolean; results: Array<{ check: string; ok: boolean; reason?: string }> }>;
-      }
-      const report = await ctx.client().request<Report>('POST', '/api/v1/conformance', {
-        body: { ...(opts.provider ? { provider: opts.provider } : {}), ...(nodes.length ? { nodes } : {}) },
-      });
+      const report = await ctx.client().conformance({ ...(opts.provider ? { provider: opts.provider } : {}), ...(nodes.length ? { nodes } : {}) });
       if (opts.output === 'json') ctx.out(JSON.stringify(report, null, 2));
       else {
         const rows = report.nodes.map((n) => [n.node, n.provider ?? '', ...report.checks.map((c) => (n.results.find((x) => x.check === c)?.ok ? 'pass' : 'FAIL'))]);

@@ -2,8 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { FormworkError } from '../../core/errors.js';
 import type { RoleSpec } from '../../core/roles.js';
-import type { StoredObject } from '../../core/kinds.js';
-import type { DeploymentTree, TreeNodeRole } from '../../services/deployments.js';
+import type { DeploymentTree, TreeNodeRole } from '../../core/wire.js';
 import type { CliContext } from '../context.js';
 import { renderTable, toJson, toYaml } from '../format.js';
 import { DESCRIBERS } from './resources.js';
@@ -18,15 +17,8 @@ import { DESCRIBERS } from './resources.js';
  * every pack given, structural and across roles alike, and exits 1 when any is invalid.
  */
 
-/** Calls one of the routes the generic client has no method for (src/api/routes/deployments.ts). */
-async function call<T>(ctx: CliContext, method: string, apiPath: string, body?: unknown): Promise<T> {
-  // FormworkClient sends and maps errors in its `json` method; it has no public generic request yet.
-  const client = ctx.client() as unknown as { json<R>(spec: { method: string; path: string; body?: unknown }): Promise<R> };
-  return client.json<T>({ method, path: apiPath, ...(body !== undefined ? { body } : {}) });
-}
-
 function line(nr: TreeNodeRole): [string, string, string] {
-  const why = nr.blockedReason ?? (nr.state === 'error' && nr.lastError && typeof nr.lastError === 'object' ? String((nr.lastError as { message?: unknown }).message ?? '') : '');
+  const why = nr.blockedReason ?? (nr.state === 'error' && nr.lastError && typeof nr.lastError === 'object' ? String(nr.lastError.message ?? '') : '');
   return [nr.role, nr.state, why];
 }
 
@@ -62,7 +54,7 @@ function roleSummary(r: RoleSpec): string[] {
 
 export function register(program: Command, ctx: CliContext): void {
   DESCRIBERS.set('deployments', {
-    fetch: (c, name) => call<DeploymentTree>(c, 'GET', `/api/v1/deployments/${encodeURIComponent(name)}/tree`),
+    fetch: (c, name) => c.client().deploymentTree(name),
     render: (tree) => renderTree(tree as DeploymentTree),
   });
 
@@ -71,7 +63,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description('commit a deployment: its proposed node-roles become todo (or blocked, with the reason) and the engine starts')
     .argument('<deployment>', 'deployment name')
     .action(async (name: string) => {
-      const res = await call<{ deployment: StoredObject; changed: number }>(ctx, 'POST', `/api/v1/deployments/${encodeURIComponent(name)}/commit`, {});
+      const res = await ctx.client().commit(name);
       ctx.out(`deployment/${name} committed (${res.changed} node-role${res.changed === 1 ? '' : 's'} queued)`);
     });
 

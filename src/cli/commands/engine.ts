@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { RunLog } from '../../core/wire.js';
 import type { CliContext } from '../context.js';
 
 /**
@@ -8,17 +9,6 @@ import type { CliContext } from '../context.js';
  *                                           (the `logs` event stream) until it leaves running
  *   formwork retry NODEROLE | deployment/NAME
  */
-
-interface RunLog {
-  noderole: string;
-  run: string;
-  state: string;
-  noderoleState: string;
-  log: string;
-  error?: { code?: string; message?: string };
-}
-
-const enc = encodeURIComponent;
 
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -32,7 +22,7 @@ export function register(program: Command, ctx: CliContext): void {
       const nr = await client.get('noderoles', name);
       let latest: RunLog | undefined;
       try {
-        latest = await client.request<RunLog>('GET', `/api/v1/noderoles/${enc(name)}/log`, opts.run ? { query: { run: opts.run } } : {});
+        latest = await client.runLog(name, opts.run);
       } catch (e) {
         if (!opts.follow) throw e; // never ran: with -f, wait for it
       }
@@ -75,8 +65,7 @@ export function register(program: Command, ctx: CliContext): void {
     .argument('<target>', 'node-role name, or deployment/NAME')
     .action(async (target: string) => {
       const m = /^deployments?\/(.+)$/.exec(target);
-      const path = m ? `/api/v1/deployments/${enc(m[1])}/retry` : `/api/v1/noderoles/${enc(target)}/retry`;
-      const res = await ctx.client().request<{ retried: string[] }>('POST', path);
+      const res = await ctx.client().retry(m ? { deployment: m[1] } : { noderole: target });
       if (!res.retried.length) ctx.out(`${target}: nothing in error to retry`);
       else for (const n of res.retried) ctx.out(`${n} queued again`);
     });

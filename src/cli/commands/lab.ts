@@ -11,7 +11,8 @@ import { ensureServer, readServerFile, readUpState, stopPid, UP_FILE } from '../
 import { pidAlive, type CliContext } from '../context.js';
 import { proveThroughHaproxy } from '../demo-proof.js';
 import { applyResultLine, durationOption } from '../format.js';
-import { follow, reasonOf, type Tree } from '../progress.js';
+import type { DeploymentTree } from '../../core/wire.js';
+import { follow, reasonOf } from '../progress.js';
 
 /**
  * The main job and its undoing, on the embedded default (SQLite, the lab provider):
@@ -93,7 +94,7 @@ export function register(program: Command, ctx: CliContext): void {
       if (started) note('the server applied the demo documents as it started');
       else for (const r of await client.apply(await upDocuments(opts.subnetIndex))) note(applyResultLine(r));
       const { signal, dispose } = ctx.shutdownSignal();
-      let tree: Tree;
+      let tree: DeploymentTree;
       try {
         tree = await follow(ctx, client, DEMO_DEPLOYMENT, (opts.wait ?? UP_WAIT_SECONDS) * 1000, signal);
       } finally {
@@ -106,7 +107,7 @@ export function register(program: Command, ctx: CliContext): void {
         for (const f of failed) {
           ctx.err(`\n${f.name} failed: ${f.lastError?.message ?? ''}`);
           try {
-            const log = await client.request<{ log?: string }>('GET', `/api/v1/noderoles/${encodeURIComponent(f.name)}/log`);
+            const log = await client.runLog(f.name);
             if (log?.log) ctx.err(log.log.split('\n').slice(-15).map((l) => `  | ${l}`).join('\n'));
           } catch {
             // no run recorded
