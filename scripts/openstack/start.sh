@@ -89,11 +89,11 @@ done
 mariadb --socket="$DB_SOCKET" -uroot -e "$sql"
 
 log "Keystone"
-keystone-manage --config-file "$DIR/keystone/keystone.conf" db_sync
-keystone-manage --config-file "$DIR/keystone/keystone.conf" fernet_setup --keystone-user root --keystone-group root
-keystone-manage --config-file "$DIR/keystone/keystone.conf" credential_setup --keystone-user root --keystone-group root
+keystone-manage --config-file "$DIR/keystone/keystone.conf" db_sync >> "$DIR/logs/keystone-manage.out" 2>&1
+keystone-manage --config-file "$DIR/keystone/keystone.conf" fernet_setup --keystone-user root --keystone-group root >> "$DIR/logs/keystone-manage.out" 2>&1
+keystone-manage --config-file "$DIR/keystone/keystone.conf" credential_setup --keystone-user root --keystone-group root >> "$DIR/logs/keystone-manage.out" 2>&1
 keystone-manage --config-file "$DIR/keystone/keystone.conf" bootstrap --bootstrap-password "$PW" \
-  --bootstrap-public-url "$KEYSTONE/v3/" --bootstrap-region-id RegionOne
+  --bootstrap-public-url "$KEYSTONE/v3/" --bootstrap-region-id RegionOne >> "$DIR/logs/keystone-manage.out" 2>&1
 uwsgi_app keystone 5000 /usr/bin/keystone-wsgi-public --env "OS_KEYSTONE_CONFIG_DIR=$DIR/keystone"
 
 log "database schemas (Glance, Placement, Nova, Neutron)"
@@ -110,7 +110,7 @@ nova_manage() { nova-manage --config-file "$DIR/nova/nova.conf" "$@"; }
   nova_manage cell_v2 create_cell --name cell1 --verbose
   nova_manage db sync
 } > "$DIR/logs/nova-db-sync.log" 2>&1
-wait "$g" "$p" "$n"
+wait "$g"; wait "$p"; wait "$n"
 
 log "service user, catalog"
 wait_for Keystone 60 http_up "$KEYSTONE/v3"
