@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeCloud, fixture, type FakeCloud } from '../testing/fake-cloud.js';
 import { imageProperties, type GlanceImage } from './glance.js';
 import { createOpenStackClient, type OpenStackClient } from './index.js';
+import { hasMetadata, NOVA_METADATA_KEY_CHARS, novaMetadataKey } from './nova.js';
 
 let cloud: FakeCloud;
 let client: OpenStackClient;
@@ -21,8 +22,20 @@ describe('Nova', () => {
     const created = await client.compute.createServer({ name: 'web-1', imageRef: 'img', flavorRef: 'fl', networks: [{ uuid: 'net-1' }], keyName: 'formwork-n1', userData: '#cloud-config\n', metadata: { 'formwork.io/node-id': 'n1' }, securityGroups: ['formwork-ssh'] });
     expect(created.id).toBe(fixture<{ server: { id: string } }>('libcloud/openstack_v1.1/_servers_create.json').server.id);
     expect(sent('POST', '/8774/v2.1/servers')[0].body).toEqual({
-      server: { name: 'web-1', imageRef: 'img', flavorRef: 'fl', networks: [{ uuid: 'net-1' }], key_name: 'formwork-n1', user_data: Buffer.from('#cloud-config\n').toString('base64'), metadata: { 'formwork.io/node-id': 'n1' }, security_groups: [{ name: 'formwork-ssh' }] },
+      server: { name: 'web-1', imageRef: 'img', flavorRef: 'fl', networks: [{ uuid: 'net-1' }], key_name: 'formwork-n1', user_data: Buffer.from('#cloud-config\n').toString('base64'), metadata: { 'formwork.io:node-id': 'n1' }, security_groups: [{ name: 'formwork-ssh' }] },
     });
+  });
+
+  it("spells metadata keys as Nova accepts them (a real Nova refuses '/'), and refuses lengths Nova would refuse before sending", async () => {
+    expect(novaMetadataKey('formwork.io/node-id')).toBe('formwork.io:node-id');
+    expect(novaMetadataKey('ok-key_1:a.b c')).toBe('ok-key_1:a.b c');
+    expect(NOVA_METADATA_KEY_CHARS.test(novaMetadataKey('a/b,c=d'))).toBe(true);
+    expect(hasMetadata({ 'formwork.io:node-id': 'n1' }, { 'formwork.io/node-id': 'n1' })).toBe(true);
+    expect(hasMetadata({ 'formwork.io:node-id': 'n2' }, { 'formwork.io/node-id': 'n1' })).toBe(false);
+    const base = { name: 'web-1', flavorRef: 'fl', networks: [{ uuid: 'net-1' }] };
+    await expect(client.compute.createServer({ ...base, metadata: { k: 'v'.repeat(256) } })).rejects.toMatchObject({ code: 'PROVIDER_INVALID', message: expect.stringContaining('at most 255') });
+    await expect(client.compute.createServer({ ...base, metadata: { ['k'.repeat(256)]: 'v' } })).rejects.toMatchObject({ code: 'PROVIDER_INVALID' });
+    expect(sent('POST', '/8774/v2.1/servers')).toEqual([]);
   });
 
   it('reads servers (boot-from-volume ones have no image), deletes them, lists flavors and keypairs', async () => {

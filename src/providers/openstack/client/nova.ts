@@ -4,12 +4,15 @@
  * Servers are found by their metadata, never by name (a shared project holds other
  * people's servers): Nova cannot filter on metadata for non-admins, so the list is read in
  * pages and filtered here. Nova's tags would filter server-side, but they may not contain
- * `/` or `,`, which Formwork's ownership tags do.
+ * `/` or `,`, which Formwork's ownership tags do. Metadata keys may not contain `/` either
+ * (a real Nova answers 400): each key is stored as `novaMetadataKey` spells it, and the
+ * filters of `listServers` and `hasMetadata` spell the wanted keys the same way.
  *
  * @example
  *   const nova = new NovaApi(session);
  *   const { id } = await nova.createServer({ name: 'web-1', imageRef, flavorRef, networks: [{ uuid: netId }], keyName: 'fw-web-1', metadata: { 'formwork.io/node-id': 'n1' } });
  */
+import { FormworkError } from '../../../core/errors.js';
 import { deleted, orUndefined } from './not-found.js';
 import { listAll } from './pagination.js';
 import type { OpenStackSession } from './session.js';
@@ -62,6 +65,7 @@ export interface ServerCreate {
   keyName?: string;
   /** Plain text: it is base64-encoded here, as Nova wants. */
   userData?: string;
+  /** Keys as Formwork writes them (`formwork.io/node-id`): stored as `novaMetadataKey` spells them. */
   metadata?: Record<string, string>;
   securityGroups?: string[];
   availabilityZone?: string;
@@ -70,13 +74,50 @@ export interface ServerCreate {
 }
 
 /**
- * `metadata` contains every key/value of `wanted`.
+ * The characters Nova accepts in a server metadata key (its API schema: `^[a-zA-Z0-9-_:. ]{1,255}$`).
  *
  * @example
- *   hasMetadata({ a: '1', b: '2' }, { a: '1' }); // true
+ *   NOVA_METADATA_KEY_CHARS.test('formwork.io:node-id'); // true
+ */
+export const NOVA_METADATA_KEY_CHARS = /^[a-zA-Z0-9\-_:. ]+$/;
+
+/**
+ * The key Nova stores for `key`: each character it refuses (the `/` of `formwork.io/node-id`)
+ * becomes `:`, so Formwork's ownership keys can be written as everywhere else.
+ *
+ * @example
+ *   novaMetadataKey('formwork.io/node-id'); // 'formwork.io:node-id'
+ */
+export function novaMetadataKey(key: string): string {
+  return key.replace(/[^a-zA-Z0-9\-_:. ]/g, ':');
+}
+
+/**
+ * Server metadata as Nova accepts it: keys spelled by `novaMetadataKey`; a key or value
+ * Nova would refuse for its length (empty key, over 255 characters) is refused here,
+ * naming it, before anything is sent.
+ *
+ * @example
+ *   novaMetadata({ 'formwork.io/node-id': 'n1' }); // { 'formwork.io:node-id': 'n1' }
+ */
+export function novaMetadata(metadata: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(metadata)) {
+    if (key.length === 0 || key.length > 255) throw new FormworkError('PROVIDER_INVALID', `Nova metadata key "${key.slice(0, 40)}${key.length > 40 ? '…' : ''}" must be 1 to 255 characters long (it has ${key.length})`, { key });
+    if (value.length > 255) throw new FormworkError('PROVIDER_INVALID', `Nova metadata value of "${key}" must be at most 255 characters long (it has ${value.length})`, { key });
+    out[novaMetadataKey(key)] = value;
+  }
+  return out;
+}
+
+/**
+ * `metadata` (as Nova answers it) contains every key/value of `wanted` (keys spelled as `novaMetadataKey` does).
+ *
+ * @example
+ *   hasMetadata({ 'formwork.io:node-id': 'n1', b: '2' }, { 'formwork.io/node-id': 'n1' }); // true
  */
 export function hasMetadata(metadata: Record<string, string> | undefined, wanted: Record<string, string>): boolean {
-  return Object.entries(wanted).every(([k, v]) => metadata?.[k] === v);
+  return Object.entries(wanted).every(([k, v]) => metadata?.[novaMetadataKey(k)] === v);
 }
 
 /**
@@ -99,7 +140,7 @@ export class NovaApi {
     if (spec.imageRef !== undefined) server.imageRef = spec.imageRef;
     if (spec.keyName) server.key_name = spec.keyName;
     if (spec.userData !== undefined) server.user_data = Buffer.from(spec.userData, 'utf8').toString('base64');
-    if (spec.metadata) server.metadata = spec.metadata;
+    if (spec.metadata) server.metadata = novaMetadata(spec.metadata);
     if (spec.securityGroups) server.security_groups = spec.securityGroups.map((name) => ({ name }));
     if (spec.availabilityZone) server.availability_zone = spec.availabilityZone;
     if (spec.blockDeviceMapping) server.block_device_mapping_v2 = spec.blockDeviceMapping;
@@ -121,7 +162,7 @@ export class NovaApi {
   }
 
   /**
-   * The servers (with details) whose metadata holds every key/value of `metadata`.
+   * The servers (with details) whose metadata holds every key/value of `metadata` (keys as given to `createServer`).
    *
    * @example
    *   await nova.listServers({ 'formwork.io/provider': 'os1' });

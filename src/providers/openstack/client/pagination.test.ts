@@ -20,7 +20,8 @@ describe('pagination across three pages', () => {
   it("follows Nova's servers_links (an internal host in them rebased on the endpoint) and filters by metadata", async () => {
     const libcloud = fixture<{ servers: Page[] }>('libcloud/openstack_v1.1/_servers_detail.json').servers;
     const jclouds = fixture<{ servers: Page[] }>('jclouds/openstack-nova/server_list_details.json').servers;
-    const mine = { ...libcloud[0], id: 'mine', metadata: { 'formwork.io/provider': 'os1' } };
+    // Stored as a real Nova stores it (no '/' in metadata keys); asked for as Formwork writes it.
+    const mine = { ...libcloud[0], id: 'mine', metadata: { 'formwork.io:provider': 'os1' } };
     cloud.on('GET', '/8774/v2.1/servers/detail', (req) => {
       const marker = req.query.get('marker');
       if (!marker) return { body: { servers: libcloud, servers_links: [{ rel: 'next', href: `http://nova-internal:8774/v2.1/servers/detail?limit=2&marker=${String(libcloud[1].id)}` }] } };
