@@ -4,9 +4,15 @@ import type { Services } from '../context/services.js';
 import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
 import { ownershipTags } from './provider.js';
 import { bootPoll, provisionMachine } from './provision.js';
+import { readinessProbe } from './readiness.js';
 import { fakeDriver, type FakeDriver } from './testing/fake-driver.js';
 
 bootPoll.ms = 5;
+// The fake's machines have no sockets: TCP/22 "answers" where the fake says it would.
+let probed: FakeDriver | undefined;
+readinessProbe.tcp = async (host) => {
+  if (probed && !probed.answers(host)) throw new Error(`${host}: connection refused`);
+};
 
 describe.each(STORE_ENGINES)('provisioning a node on $name', (engine) => {
   let t: TestStore;
@@ -25,7 +31,10 @@ describe.each(STORE_ENGINES)('provisioning a node on $name', (engine) => {
   });
   afterEach(() => t.cleanup());
 
-  const provision = (driver: FakeDriver, n = node, waitSeconds?: number) => provisionMachine(services, { node: n, provider, driver }, io(), waitSeconds);
+  const provision = (driver: FakeDriver, n = node, waitSeconds?: number) => {
+    probed = driver;
+    return provisionMachine(services, { node: n, provider, driver }, io(), waitSeconds);
+  };
 
   it('prepares the provider, then waits for a booting machine instead of recreating it', async () => {
     const driver = fakeDriver({ bootPolls: 3 });

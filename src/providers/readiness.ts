@@ -1,20 +1,34 @@
 /**
  * The provider side of the readiness wait, run by `provision`: a booting machine is waited
  * for, and once it runs, the driver's `makeReachable` gives it the path the control plane
- * reaches it by (an Elastic IP, an access config, a floating IP). When the wait fails or runs
- * out, what `makeReachable` made is released (`undoReachable`) before the error goes on, and
- * a machine is always released before it is deleted (`releaseMachine`): nothing is leaked,
- * whatever the cloud.
+ * reaches it by (an Elastic IP, an access config, a floating IP) and the wait goes on until
+ * TCP/22 answers on the control address — the proof that the path works, recorded as the
+ * address's reason. When the wait fails or runs out, what `makeReachable` made is released
+ * (`undoReachable`) before the error goes on, and a machine is always released before it is
+ * deleted (`releaseMachine`): nothing is leaked, whatever the cloud. Drivers without
+ * `makeReachable` (lab, static) are waited for until running only; the yardstick's
+ * `node-ready` waits for their SSH.
  *
  * @example
  *   const ready = await awaitReadiness(driver, machine, ctx, { waitSeconds: 900, log: io.log });
  *   await releaseMachine(driver, ready, ctx); // undoReachable, then deleteMachine
  */
+import { controlAddress } from '../core/addresses.js';
 import { FormworkError, toFormworkError } from '../core/errors.js';
+import { waitForPort } from '../ssh/client.js';
 import type { ProviderContext, ProviderDriver, ProvisionedMachine } from './provider.js';
 
 /** How often a booting machine is looked at, and a refused make-reachable retried (tests set it lower). */
 export const bootPoll = { ms: 2_000 };
+
+/**
+ * How the control plane proves a made-reachable machine answers: a TCP connect retried until
+ * the deadline (an absolute `Date.now()` time), throwing when it passes. Tests replace it, since
+ * their machines have no sockets.
+ */
+export const readinessProbe = {
+  tcp: (host: string, port: number, deadlineMs: number): Promise<void> => waitForPort(host, port, deadlineMs, { intervalMs: 500 }),
+};
 
 export interface ReadinessOptions {
   waitSeconds: number;
@@ -33,7 +47,8 @@ export async function awaitReadiness(driver: ProviderDriver, first: ProvisionedM
   const deadline = Date.now() + opts.waitSeconds * 1000;
   try {
     const running = await waitWhileBooting(driver, first, ctx, opts, deadline);
-    return driver.makeReachable ? await makeReachableWithin(driver, running, ctx, opts, deadline) : running;
+    if (!driver.makeReachable) return running;
+    return await proveReachable(await makeReachableWithin(driver, running, ctx, opts, deadline), opts, deadline);
   } catch (e) {
     await undoQuietly(driver, first, ctx, opts, e);
     throw e;
@@ -79,6 +94,26 @@ async function makeReachableWithin(driver: ProviderDriver, m: ProvisionedMachine
     }
   }
 }
+
+async function proveReachable(m: ProvisionedMachine, opts: ReadinessOptions, deadline: number): Promise<ProvisionedMachine> {
+  const host = controlAddress(m.addresses);
+  // A running machine with no address (an OpenStack server ACTIVE without one) is a failure, not a wait.
+  if (!host) throw new FormworkError('MACHINE_FAILED', `machine ${m.nativeId} is running with no address the control plane can use`, { nativeId: m.nativeId });
+  const port = sshPort(m);
+  try {
+    await readinessProbe.tcp(host, port, deadline);
+  } catch (e) {
+    throw new FormworkError('MACHINE_FAILED', `machine ${m.nativeId}: TCP/${port} on ${host} did not answer within ${opts.waitSeconds} s (${toFormworkError(e).message})`, { nativeId: m.nativeId, host, port }, { cause: e });
+  }
+  opts.log(`machine ${m.nativeId}: TCP/${port} answered on ${host}\n`);
+  const proof = `TCP/${port} answered from the control plane`;
+  return { ...m, addresses: m.addresses.map((a) => (a.address === host ? { ...a, reason: a.reason ? `${a.reason}; ${proof}` : proof } : a)) };
+}
+
+const sshPort = (m: ProvisionedMachine) => {
+  const p = Number(m.inventory?.sshPort ?? 22);
+  return Number.isInteger(p) && p > 0 && p < 65536 ? p : 22;
+};
 
 async function undoQuietly(driver: ProviderDriver, machine: ProvisionedMachine, ctx: ProviderContext, opts: ReadinessOptions, cause: unknown): Promise<void> {
   if (!driver.undoReachable) return;
