@@ -106,7 +106,7 @@ function nameMatches(name: string, family: string, version: string | undefined):
   const families = [family, ...(FAMILY_ALIASES[family] ?? [])].map(escape);
   const versions = version ? [escape(version), ...(CODENAMES[family]?.[version] ? [CODENAMES[family]![version]!] : [])] : [];
   // The family as a word, then (when asked) the version or codename as a word after it: `debian-12-amd64`, `Debian 12.4`, `ubuntu/images/hvm-ssd/ubuntu-noble-24.04`.
-  const re = new RegExp(`(^|[^a-z])(${families.join('|')})([^a-z]|$)${versions.length ? `.*?(^|[^a-z0-9.])(${versions.join('|')})([^0-9]|$)` : ''}`);
+  const re = new RegExp(`(?<![a-z])(${families.join('|')})(?![a-z])${versions.length ? `.*?(?<![a-z0-9.])(${versions.join('|')})(?![0-9])` : ''}`);
   return re.test(n);
 }
 
