@@ -9,6 +9,7 @@ import * as version from './version.js';
 import * as watch from './watch.js';
 import * as deployments from './deployments.js';
 import * as engine from './engine.js';
+import * as nodes from './nodes.js';
 
 /**
  * The CLI's command modules. Each area owns one file `src/cli/commands/<area>.ts` that
@@ -28,4 +29,4 @@ export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMAND_MODULES: CommandModule[] = [lab, server, resources, apply, watch, auth, version, deployments, engine];
+export const COMMAND_MODULES: CommandModule[] = [lab, server, resources, apply, watch, auth, version, deployments, engine, nodes];
