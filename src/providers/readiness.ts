@@ -30,13 +30,14 @@ export const readinessProbe = {
   tcp: (host: string, port: number, deadlineMs: number): Promise<void> => waitForPort(host, port, deadlineMs, { intervalMs: 500 }),
 };
 
+/** How long to wait and where to say what happens. @example { waitSeconds: 900, log: io.log, signal: io.signal } */
 export interface ReadinessOptions {
   waitSeconds: number;
   log: (line: string) => void;
   signal?: AbortSignal;
 }
 
-/** The readiness timeout: the provider's `settings.readinessTimeoutSeconds` when set, else `fallbackSeconds`. */
+/** The readiness timeout: the provider's `settings.readinessTimeoutSeconds` when set, else `fallbackSeconds`. @example readinessSeconds(ctx, 900); // 600 with settings.readinessTimeoutSeconds: 600 */
 export function readinessSeconds(ctx: ProviderContext, fallbackSeconds: number): number {
   const v = ctx.settings.readinessTimeoutSeconds;
   return typeof v === 'number' && v > 0 ? v : fallbackSeconds;

@@ -18,6 +18,7 @@ import type { Services } from '../context/services.js';
  *   await deleteOrphans(services, 'aws-eu'); // { …report, deleted: ['address eipalloc-0a1b'] }
  */
 
+/** What `findOrphans` found. @example { provider: 'aws-eu', source: 'listOwned', owned: 12, orphans: [] } */
 export interface OrphanReport {
   provider: string;
   /** Where the resources came from: the driver's `listOwned`, or only its machines. */
@@ -29,6 +30,7 @@ export interface OrphanReport {
   deleted?: string[];
 }
 
+/** How the driver is loaded. @example { loadDriver: async () => fakeDriver() } */
 export interface OrphanOptions {
   /** The driver of a provider type (default: the registry's; tests pass a fake). */
   loadDriver?: (type: string) => Promise<ProviderDriver>;

@@ -14,6 +14,7 @@
 import { FormworkError } from '../../core/errors.js';
 import type { CatalogImage } from './types.js';
 
+/** A chosen image and why. @example { nativeId: 'ami-0a1b', normalized: 'debian-12', reason: 'its name matches debian-12, owner 136693071363 (…)' } */
 export interface ImageChoice {
   nativeId: string;
   normalized: string;
@@ -22,6 +23,7 @@ export interface ImageChoice {
   image?: CatalogImage;
 }
 
+/** Where the image is chosen. @example { providerName: 'aws-eu', region: 'eu-west-1', owners: ['136693071363'] } */
 export interface ChooseImageOptions {
   providerName: string;
   /** `settings.images`: request → native id, or → {region: native id}. */
@@ -44,7 +46,7 @@ const FAMILY_ALIASES: Readonly<Record<string, string[]>> = {
   opensuse: ['opensuse', 'suse', 'sles'],
 };
 
-/** Splits `debian-12` into family and version (`fedora-coreos-40` → fedora-coreos, 40); undefined when it is not that form. */
+/** Splits `debian-12` into family and version (`fedora-coreos-40` → fedora-coreos, 40); undefined when it is not that form. @example parseOsRequest('ubuntu-24.04'); // { family: 'ubuntu', version: '24.04' } */
 export function parseOsRequest(request: string): { family: string; version?: string } | undefined {
   const m = /^([a-z][a-z-]*?)(?:-(\d[\w.]*))?$/i.exec(request.trim());
   return m ? { family: m[1]!.toLowerCase(), version: m[2] } : undefined;

@@ -19,6 +19,7 @@ export { CATALOG_SIZES, chooseSize, shapeName, type SizeChoice } from './sizes.j
 export { chooseImage, parseOsRequest, type ImageChoice } from './images.js';
 export { chooseLoginUsers, FALLBACK_LOGIN_USERS, LOGIN_USER_TABLES } from './login-users.js';
 
+/** The catalog's choices for one machine. @example { chosen: { size: { nativeId: 't3.small', normalized: 'small', reason: '…' } }, decisions: [{ subject: 'size', chosen: 't3.small', reason: '…' }] } */
 export interface CatalogResolution {
   chosen: CatalogChoice;
   /** The choices as node decisions (size, image), in that order. */

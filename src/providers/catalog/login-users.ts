@@ -32,6 +32,7 @@ export const LOGIN_USER_TABLES: Readonly<Record<string, Readonly<Record<string, 
   equinix: { '*': 'root' },
 };
 
+/** What the login users are chosen from. @example { providerType: 'openstack', osFamily: 'debian', settings: { loginUsers: { debian: 'ops' } } } */
 export interface LoginUserInput {
   providerType: string;
   image?: CatalogImage;
@@ -42,6 +43,7 @@ export interface LoginUserInput {
   settings?: Record<string, unknown>;
 }
 
+/** The users to try and why the first is first. @example { users: ['admin', 'root', …], reason: 'the aws table for debian' } */
 export interface LoginUserChoice {
   users: string[];
   /** Why the first user is first. */

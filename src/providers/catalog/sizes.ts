@@ -20,6 +20,7 @@ export const CATALOG_SIZES: Readonly<Record<string, Required<ShapeRequest>>> = {
   xlarge: { cpus: 4, ramMiB: 16384, diskGiB: 80 },
 };
 
+/** A chosen size and why. @example { nativeId: 't3.small', normalized: 'small', reason: 'the cheapest (0.0208/h) of 9 sizes meeting small (…)' } */
 export interface SizeChoice {
   nativeId: string;
   /** The request as the node records it (`small`, `2cpu-4096mib-20gib`, or the native id). */
@@ -27,6 +28,7 @@ export interface SizeChoice {
   reason: string;
 }
 
+/** Where the size is chosen. @example { providerName: 'aws-eu', overrides: { small: 't3a.small' }, zone: 'eu-west-1a' } */
 export interface ChooseSizeOptions {
   providerName: string;
   /** `settings.sizes`: catalog name → native id. */
@@ -35,12 +37,12 @@ export interface ChooseSizeOptions {
   zone?: string;
 }
 
-/** The normalized name of a shape request: `2cpu-4096mib-20gib`. */
+/** The normalized name of a shape request. @example shapeName({ cpus: 2, ramMiB: 4096, diskGiB: 20 }); // '2cpu-4096mib-20gib' */
 export function shapeName(shape: ShapeRequest): string {
   return `${shape.cpus}cpu-${shape.ramMiB}mib${shape.diskGiB ? `-${shape.diskGiB}gib` : ''}`;
 }
 
-/** A shape name (`2cpu-4096mib-20gib`, as a node records a shape request) read back; undefined for any other text. */
+/** A shape name (`2cpu-4096mib-20gib`, as a node records a shape request) read back; undefined for any other text. @example parseShapeName('2cpu-4096mib'); // { cpus: 2, ramMiB: 4096 } */
 export function parseShapeName(text: string): ShapeRequest | undefined {
   const m = /^(\d+)cpu-(\d+)mib(?:-(\d+)gib)?$/.exec(text);
   return m ? { cpus: Number(m[1]), ramMiB: Number(m[2]), ...(m[3] ? { diskGiB: Number(m[3]) } : {}) } : undefined;

@@ -8,13 +8,14 @@
  *   const i: CatalogImage = { nativeId: 'ami-0a1b', name: 'debian-12-amd64-20250101', osFamily: 'debian', osVersion: '12', properties: {}, owner: '136693071363' };
  */
 
-/** A size asked for by shape: at least this many CPUs, MiB of RAM and GiB of disk. */
+/** A size asked for by shape: at least this many CPUs, MiB of RAM and GiB of disk. @example { cpus: 2, ramMiB: 4096, diskGiB: 20 } */
 export interface ShapeRequest {
   cpus: number;
   ramMiB: number;
   diskGiB?: number;
 }
 
+/** A native size (instance type, flavor, plan). @example { nativeId: 'm1.small', cpus: 1, ramMiB: 2048, diskGiB: 20 } */
 export interface CatalogSize {
   /** The provider's id (`t3.small`, a flavor uuid, `c3.small.x86`). */
   nativeId: string;
@@ -33,6 +34,7 @@ export interface CatalogSize {
   zones?: string[];
 }
 
+/** An image machines can boot from, with its metadata. @example { nativeId: 'img-1', name: 'Debian 12', properties: { os_distro: 'debian', os_version: '12' } } */
 export interface CatalogImage {
   nativeId: string;
   name: string;
@@ -50,6 +52,7 @@ export interface CatalogImage {
   createdAt?: string;
 }
 
+/** A network and the evidence of what it is. @example { id: 'n-1', name: 'ext', flags: { external: true }, evidence: ['router:external=true'] } */
 export interface CatalogNetwork {
   id: string;
   name: string;
@@ -59,6 +62,7 @@ export interface CatalogNetwork {
   evidence: string[];
 }
 
+/** A zone (availability zone, metro). @example { name: 'eu-west-1a', region: 'eu-west-1', available: true } */
 export interface CatalogZone {
   name: string;
   region?: string;
@@ -66,7 +70,7 @@ export interface CatalogZone {
   available: boolean;
 }
 
-/** A resource carrying Formwork's ownership tags, whatever its kind. */
+/** A resource carrying Formwork's ownership tags, whatever its kind. @example { kind: 'address', id: 'eipalloc-0a1b', tags: { 'formwork.io/node-id': 'n-1' } } */
 export interface OwnedResource {
   /** `machine`, `address`, `key-pair`, `security-group`, `firewall`, `port`, … */
   kind: string;
