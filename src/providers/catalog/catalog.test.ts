@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isFormworkError } from '../../core/errors.js';
-import { chooseImage, chooseLoginUsers, chooseSize, parseOsRequest, resolveCatalog } from './index.js';
+import { compileSchema } from '../../core/schema.js';
+import { CATALOG_SETTINGS_PROPERTIES, chooseImage, chooseLoginUsers, chooseSize, parseOsRequest, resolveCatalog } from './index.js';
 import { parseShapeName } from './sizes.js';
 import type { CatalogImage, CatalogSize } from './types.js';
 import { fakeDriver } from '../testing/fake-driver.js';
@@ -118,5 +119,16 @@ describe('resolveCatalog', () => {
     expect(r.decisions.map((d) => d.subject)).toEqual(['size', 'image']);
     const { listSizes: _s, listImages: _i, ...plain } = driver;
     expect((await resolveCatalog(plain, { name: 'a', nodeId: 'n', idempotencyToken: 't', tags: {}, size: 'medium' }, ctx, 'lab')).chosen).toEqual({});
+  });
+});
+
+describe('catalog settings', () => {
+  it('a driver schema spreading them accepts the overrides and refuses nonsense', () => {
+    const compiled = compileSchema({ type: 'object', additionalProperties: false, properties: { ...CATALOG_SETTINGS_PROPERTIES } });
+    if ('error' in compiled) throw new Error(compiled.error);
+    const validate = compiled.validate;
+    expect(validate({ sizes: { small: 't3.small' }, images: { 'debian-12': 'ami-1', 'ubuntu-24.04': { 'eu-west-1': 'ami-2' } }, imageOwners: ['1'], loginUser: 'ops', loginUsers: { debian: 'deb' }, readinessTimeoutSeconds: 600 })).toBe(true);
+    expect(validate({ readinessTimeoutSeconds: 0 })).toBe(false);
+    expect(validate({ images: { 'debian-12': 5 } })).toBe(false);
   });
 });

@@ -56,4 +56,25 @@ export async function resolveCatalog(driver: ProviderDriver, spec: MachineSpec, 
   return { chosen, decisions };
 }
 
+/**
+ * The settings the catalog and the readiness wait read, as JSON Schema properties: a cloud
+ * driver's descriptor spreads them into its own settings schema, so every cloud is configured
+ * alike (its own `region`, `zone`, endpoints beside them).
+ *
+ * @example
+ *   settingsSchema: { type: 'object', additionalProperties: false, required: ['region'], properties: { region: { type: 'string' }, ...CATALOG_SETTINGS_PROPERTIES } }
+ */
+export const CATALOG_SETTINGS_PROPERTIES: Readonly<Record<string, Record<string, unknown>>> = {
+  sizes: { type: 'object', additionalProperties: { type: 'string', minLength: 1 }, description: 'Catalog size name (small, medium, large, xlarge) → native size id; wins over the catalog' },
+  images: {
+    type: 'object',
+    additionalProperties: { oneOf: [{ type: 'string', minLength: 1 }, { type: 'object', additionalProperties: { type: 'string', minLength: 1 } }] },
+    description: 'Image request (debian-12) → native image id, or → {region: native image id}; wins over the catalog',
+  },
+  imageOwners: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'Only images of these owners (account ids, projects) are matched by OS family and version' },
+  loginUser: { type: 'string', minLength: 1, description: 'The login user of every machine: tried first, before the image and the tables' },
+  loginUsers: { type: 'object', additionalProperties: { type: 'string', minLength: 1 }, description: 'OS family (debian) → login user, over the provider type\'s table' },
+  readinessTimeoutSeconds: { type: 'number', exclusiveMinimum: 0, description: 'How long provision waits for a machine to boot and answer on TCP/22 once made reachable (default 900)' },
+};
+
 const record = (v: unknown): Record<string, unknown> | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
