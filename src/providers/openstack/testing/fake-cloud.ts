@@ -1,6 +1,6 @@
 /**
  * A small OpenStack for unit tests: an HTTP server on 127.0.0.1:0 that answers Keystone
- * and the version documents from the recorded fixtures (../shared/fixtures: libcloud's
+ * and the version documents from the recorded fixtures (testing/fixtures: libcloud's
  * `_v3__auth.json` token and catalog, openstacksdk's discovery documents), with the
  * catalog's hosts rewritten to itself (`http://192.168.18.100:8774/v2/…` →
  * `<url>/8774/v2/…`). Tests add the routes they need with `on`, and read what was sent in
@@ -20,12 +20,12 @@ import type { AddressInfo } from 'node:net';
 import type { PasswordAuth } from '../client/keystone.js';
 
 /**
- * The recorded fixtures, relative to the project root (where vitest runs).
+ * The recorded responses the tests serve, copied into the repository (testing/fixtures/README.md).
  *
  * @example
- *   join(FIXTURES, 'openstacksdk', 'config', 'vendors');
+ *   fixture('openstacksdk/unit-fixtures/discovery.json');
  */
-export const FIXTURES = join(process.cwd(), '..', 'shared', 'fixtures');
+export const FIXTURES = join(import.meta.dirname, 'fixtures');
 
 /**
  * A fixture file, parsed.
