@@ -62,7 +62,7 @@ describe('openstack driver', () => {
   afterAll(() => void (cloudConfigLocations.get = () => ({})));
 
   it('checks its settings at apply: a cloud or an auth block, no secret inline, no unknown setting', () => {
-    expect(providerProblems({ type: 'openstack', settings: { network: 'x' } }).map((p) => p.path)).toContain('/settings');
+    expect(providerProblems({ type: 'openstack', settings: { network: 'x' } })).toEqual([{ path: '/settings', message: 'openstack settings need one of: cloud, or auth' }]);
     expect(providerProblems({ type: 'openstack', settings: { cloud: 'prod', region: 'r1', network: 'private', reuseFloatingIps: true, sizes: { small: 'm1.small' } } })).toEqual([]);
     const secret = providerProblems({ type: 'openstack', settings: { auth: { auth_url: 'https://k/v3', password: 'pw' } } });
     expect(secret.map((p) => p.path)).toContain('/settings/auth/password');
