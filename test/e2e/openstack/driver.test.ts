@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensurePlatformKey } from '../../../src/engine/executors/target.js';
 import { ownershipTags, type ProviderContext } from '../../../src/providers/provider.js';
-import { awaitReadiness, releaseMachine } from '../../../src/providers/readiness.js';
+import { awaitReadiness, readinessProbe, releaseMachine } from '../../../src/providers/readiness.js';
 import { createOpenStackClient } from '../../../src/providers/openstack/client/index.js';
 import { loadCloudConfig } from '../../../src/providers/openstack/config/cloud-config.js';
 import { cloudConfigLocations } from '../../../src/providers/openstack/connect.js';
@@ -37,14 +37,23 @@ const context = (settings: Record<string, unknown>, credentials?: Record<string,
 });
 
 describe.skipIf(!!skip)('openstack driver against a real control plane', () => {
-  const ctx = context({ cloud: 'demo', network: 'private', readinessTimeoutSeconds: 60 });
+  const ctx = context({ cloud: 'demo', network: 'private', readinessTimeoutSeconds: 40 });
 
+  const realProbe = readinessProbe.tcp;
   beforeAll(() => {
     // Only DIR is searched: never the developer's own ~/.config/openstack or /etc/openstack.
     cloudConfigLocations.get = () => ({ env: { OS_CLIENT_CONFIG_FILE: CLOUDS }, cwd: DIR, home: DIR, systemDir: DIR });
+    // The fake compute driver's servers answer nothing; but the control plane's external
+    // network (198.18.0.0/24) may be routed to other hosts of this machine (the lab's), which
+    // would answer a real probe. So TCP/22 never answers here, as on a cloud whose servers are unreachable.
+    readinessProbe.tcp = async (host, port, deadlineMs) => {
+      await new Promise((r) => setTimeout(r, Math.max(0, deadlineMs - Date.now())));
+      throw new Error(`${host}:${port}: no answer (the fake compute driver's servers have no network)`);
+    };
   });
 
   afterAll(async () => {
+    readinessProbe.tcp = realProbe;
     // A safety net: whatever a failed test left is deleted, machines first.
     const owned = await driver.listOwned!(ctx).catch(() => []);
     for (const r of owned.sort((a, b) => Number(b.kind === 'machine') - Number(a.kind === 'machine'))) await driver.deleteOwned!(r, ctx).catch(() => undefined);
@@ -59,7 +68,7 @@ describe.skipIf(!!skip)('openstack driver against a real control plane', () => {
     expect(m.decisions).toEqual(expect.arrayContaining([expect.objectContaining({ subject: 'network', reason: 'settings.network "private"' })]));
     expect(m.loginUsers[0]).toBe('debian'); // the image's os_admin_user
     const waitLog: string[] = [];
-    const err = await awaitReadiness(driver, m, ctx, { waitSeconds: 60, log: (l) => void waitLog.push(l) }).then(() => undefined, (e: unknown) => e);
+    const err = await awaitReadiness(driver, m, ctx, { waitSeconds: 40, log: (l) => void waitLog.push(l) }).then(() => undefined, (e: unknown) => e);
     expect(err).toMatchObject({ code: 'MACHINE_FAILED', message: expect.stringMatching(/TCP\/22 on 198\.18\.0\.\d+ did not answer/) });
     const text = waitLog.join('');
     expect(text).toMatch(/made reachable: 198\.18\.0\.\d+ \(public: floating IP \S+ on external network public, attached to port \S+\)/);
