@@ -43,9 +43,9 @@ describe.skipIf(!!skip)('openstack driver against a real control plane', () => {
   beforeAll(() => {
     // Only DIR is searched: never the developer's own ~/.config/openstack or /etc/openstack.
     cloudConfigLocations.get = () => ({ env: { OS_CLIENT_CONFIG_FILE: CLOUDS }, cwd: DIR, home: DIR, systemDir: DIR });
-    // The fake compute driver's servers answer nothing; but the control plane's external
-    // network (198.18.0.0/24) may be routed to other hosts of this machine (the lab's), which
-    // would answer a real probe. So TCP/22 never answers here, as on a cloud whose servers are unreachable.
+    // The fake compute driver's servers answer nothing, and their floating IPs (198.19.254.0/24)
+    // are on no interface of this machine: a real probe would go out by the default route.
+    // So the probe sends nothing and never answers, as on a cloud whose servers are unreachable.
     readinessProbe.tcp = async (host, port, deadlineMs) => {
       await new Promise((r) => setTimeout(r, Math.max(0, deadlineMs - Date.now())));
       throw new Error(`${host}:${port}: no answer (the fake compute driver's servers have no network)`);

@@ -138,7 +138,7 @@ describe.skipIf(!!skip)('OpenStack client against a real control plane', () => {
     expect(await demo.network.listSubnets({ network_id: networks.public.id })).toEqual([]);
     const admin = clientFor(await cloud('admin'));
     const [publicSubnet] = await admin.network.listSubnets({ network_id: networks.public.id });
-    expect(publicSubnet.cidr).toBe('198.18.0.0/24');
+    expect(publicSubnet.cidr).toBe('198.19.254.0/24');
     const [privateSubnet] = await demo.network.listSubnets({ network_id: networks.private.id });
     expect(privateSubnet.gateway_ip).toBe('10.10.0.1');
     const routers = await demo.network.listRouters();
