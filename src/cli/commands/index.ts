@@ -10,6 +10,7 @@ import * as version from './version.js';
 import * as watch from './watch.js';
 import * as deployments from './deployments.js';
 import * as engine from './engine.js';
+import * as emulate from './emulate.js';
 
 /**
  * The CLI's command modules. Each area owns one file `src/cli/commands/<area>.ts` that
@@ -29,4 +30,4 @@ export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMAND_MODULES: CommandModule[] = [lab, conformance, server, resources, apply, watch, auth, version, deployments, engine];
+export const COMMAND_MODULES: CommandModule[] = [lab, conformance, server, resources, apply, watch, auth, version, deployments, engine, emulate];

@@ -28,8 +28,13 @@ export const NOVA_MICROVERSIONS = { min: '2.1', max: '2.95' } as const;
 const METADATA_KEY = /^[a-zA-Z0-9-_:. ]{1,255}$/;
 const KEYPAIR_NAME = /^[a-zA-Z0-9 _-]{1,255}$/;
 
-/** The OpenSSH line and MD5 fingerprint of a generated ed25519 key, with its private key in PEM. */
-function generateKeypair(): { publicKey: string; privateKey: string } {
+/**
+ * A new ed25519 key: its OpenSSH public line and its private key in PEM (what Nova gives a keypair made without a public key).
+ *
+ * @example
+ *   const { publicKey } = generateSshKeypair(); // 'ssh-ed25519 AAAA… Generated-by-Nova'
+ */
+export function generateSshKeypair(): { publicKey: string; privateKey: string } {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
   const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
   const str = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
@@ -163,7 +168,7 @@ export class Nova {
       let privateKey: string | undefined;
       if (!publicKey) {
         if (atLeast(mv, '2.92')) return novaError(400, 'badRequest', `Invalid input for field/attribute keypair. Value: ${JSON.stringify(kp)}. 'public_key' is a required property`);
-        ({ publicKey, privateKey } = generateKeypair());
+        ({ publicKey, privateKey } = generateSshKeypair());
       }
       const fp = fingerprint(publicKey);
       if (!fp) return novaError(400, 'badRequest', 'Keypair data is invalid: failed to generate fingerprint');

@@ -21,7 +21,9 @@ export interface NetworkSeed {
   kind: 'tenant-public' | 'tenant-private' | 'external';
   /** An external network with a router to every private tenant subnet (floating IPs from it attach). */
   routed?: boolean;
-  /** `router:external` as shown (default: true for `external` networks, unless the scenario hides it). */
+  /** Where the routed external networks' routers attach (all private tenant networks when none says so). */
+  natDestination?: boolean;
+  /** `router:external` as shown (default: true for `external` networks). */
   routerExternal?: boolean;
   shared?: boolean;
 }
@@ -224,7 +226,7 @@ export function profileScenario(vendor: string): Scenario {
       const name = n.name ?? n.id ?? 'network';
       if (n.routes_externally && n.nat_source) return { name, kind: 'external', routed: true, shared: true };
       if (n.routes_externally) return { name, kind: 'tenant-public', shared: true };
-      return { name, kind: 'tenant-private', shared: true };
+      return { name, kind: 'tenant-private', shared: true, natDestination: n.nat_destination === true };
     });
     // A nat_source network is also booted on directly (limestone's "Public Internet" is a provider network).
     return { ...base, summary: `vendor profile ${vendor}: the networks its profile lists, with their flags`, networks };

@@ -259,7 +259,9 @@ export class EmulatorState {
 
   private seed(): void {
     const nets = this.scenario.networks.map((seed) => ({ seed, doc: this.addNetwork(seed) }));
-    const privateSubnets = nets.filter((n) => n.seed.kind === 'tenant-private').flatMap((n) => n.doc.subnets as string[]);
+    const tenants = nets.filter((n) => n.seed.kind === 'tenant-private');
+    const destinations = tenants.some((n) => n.seed.natDestination) ? tenants.filter((n) => n.seed.natDestination) : tenants;
+    const privateSubnets = destinations.flatMap((n) => n.doc.subnets as string[]);
     if (this.scenario.l3) {
       for (const ext of nets.filter((n) => n.seed.kind === 'external' && n.seed.routed)) this.addRouter(`router-${ext.seed.name}`, ext.doc.id, privateSubnets);
     }
