@@ -11,7 +11,9 @@
  *   NetworkInUse, SubnetInUse), a router with interfaces (409 RouterInUse), a router's
  *   interface port through the port API (409);
  * - a cloud without L3 (`floating_ip_source: None`) has no /routers nor /floatingips (404).
- * Attaching and detaching a floating IP tells the host backend (backend.ts).
+ * As for a project's user on a real cloud, the subnets of the operator's external networks
+ * (unless shared) and router gateway ports are not shown. Attaching and detaching a
+ * floating IP tells the host backend (backend.ts).
  *
  * @example
  *   const answer = await handleNeutron(state, req, 'http://127.0.0.1:5000');
@@ -245,7 +247,7 @@ export async function handleNeutron(state: EmulatorState, req: EmuRequest, baseU
   const body = (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>;
   if (!id) {
     if (req.method === 'GET') {
-      const all = [...map.values()].filter((d) => matchesQuery(d, req.query));
+      const all = [...map.values()].filter((d) => state.visible(resource, d) && matchesQuery(d, req.query));
       const page = paginate(all, req.query);
       if (!page) return notFoundOf(spec.singular, String(req.query.get('marker')));
       const out: Record<string, unknown> = { [resource.replaceAll('-', '_')]: page.items.map((d) => selectFields(d, req.query)) };
@@ -260,7 +262,7 @@ export async function handleNeutron(state: EmulatorState, req: EmuRequest, baseU
     return neutronError(405, 'HTTPMethodNotAllowed', 'The method is not allowed for this resource.');
   }
   const doc = map.get(id);
-  if (!doc) return notFoundOf(spec.singular, id);
+  if (!doc || !state.visible(resource, doc)) return notFoundOf(spec.singular, id);
   if (sub === 'tags') {
     const tags = (doc.tags as string[]) ?? [];
     if (req.method === 'GET' && !subId) return { body: { tags } };

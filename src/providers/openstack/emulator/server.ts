@@ -94,7 +94,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     applicationCredentialSecret: randomBytes(24).toString('base64url'),
     ...options.credentials,
   };
-  const identity: Identity = { projectId: randomBytes(16).toString('hex'), projectName: 'demo', userId: randomBytes(16).toString('hex'), username: credentials.username, domainId: 'default' };
+  const identity: Identity = { projectId: randomBytes(16).toString('hex'), adminProjectId: randomBytes(16).toString('hex'), projectName: 'demo', userId: randomBytes(16).toString('hex'), username: credentials.username, domainId: 'default' };
   const state = new EmulatorState(options.scenario, options.backend, identity);
   let keystone: Keystone | undefined;
   let nova: Nova | undefined;

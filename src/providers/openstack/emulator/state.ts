@@ -36,6 +36,8 @@ export interface ServerRecord {
 export interface Identity {
   projectId: string;
   projectName: string;
+  /** The cloud operator's project: it owns the external networks and their subnets. */
+  adminProjectId: string;
   userId: string;
   username: string;
   domainId: string;
@@ -127,6 +129,22 @@ export class EmulatorState {
     return `${String(subnet.cidr).replace(/\.0\/24$/, '')}.${n}`;
   }
 
+  /**
+   * Whether the project sees a Neutron resource: not the subnets of the operator's networks
+   * unless shared, nor router gateway ports (as a real cloud hides them from its users).
+   *
+   * @example
+   *   state.visible('subnets', externalSubnet); // false
+   */
+  visible(resource: string, doc: Doc): boolean {
+    if (resource === 'subnets') {
+      const net = this.networks.get(String(doc.network_id));
+      return !net || net.project_id === this.identity.projectId || net.shared === true;
+    }
+    if (resource === 'ports') return doc.device_owner !== 'network:router_gateway';
+    return true;
+  }
+
   /** The subnets of a network. */
   subnetsOf(networkId: string): Doc[] {
     return [...this.subnets.values()].filter((s) => s.network_id === networkId);
@@ -182,6 +200,7 @@ export class EmulatorState {
       port_security_enabled: true,
       is_default: false,
     };
+    if (seed.kind === 'external') Object.assign(net, { project_id: this.identity.adminProjectId, tenant_id: this.identity.adminProjectId });
     this.networks.set(net.id, net);
     this.sides.set(net.id, side);
     const prefix = this.prefixOf(side);
@@ -200,6 +219,8 @@ export class EmulatorState {
       ipv6_ra_mode: null,
       ipv6_address_mode: null,
       subnetpool_id: null,
+      project_id: net.project_id,
+      tenant_id: net.project_id,
     };
     this.subnets.set(subnet.id, subnet);
     (net.subnets as string[]).push(subnet.id);
