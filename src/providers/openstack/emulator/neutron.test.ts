@@ -64,6 +64,24 @@ describe('floating IPs', () => {
   });
 });
 
+describe("a project's own network", () => {
+  it('routes through a router the project makes: no floating IP before the interface, one after', async () => {
+    e = await emulate('floating-ip-required');
+    const s = e.client.session;
+    const net = (await s.request('network', 'POST', '/networks', { body: { network: { name: 'mine' } } })).body as { network: { id: string } };
+    const subnet = (await s.request('network', 'POST', '/subnets', { body: { subnet: { network_id: net.network.id, cidr: '10.99.0.0/24', ip_version: 4 } } })).body as { subnet: { id: string; gateway_ip: string } };
+    expect(subnet.subnet.gateway_ip).toBe('10.99.0.1');
+    const { port } = await boot('mine');
+    const ext = await external('public');
+    await expect(e.client.network.createFloatingIp({ floatingNetworkId: ext.id, portId: port.id })).rejects.toMatchObject({ details: expect.objectContaining({ cloudType: 'ExternalGatewayForFloatingIPNotFound' }) });
+    const router = (await s.request('network', 'POST', '/routers', { body: { router: { name: 'r', external_gateway_info: { network_id: ext.id } } } })).body as { router: { id: string } };
+    await s.request('network', 'PUT', `/routers/${router.router.id}/add_router_interface`, { body: { subnet_id: subnet.subnet.id } });
+    const fip = await e.client.network.createFloatingIp({ floatingNetworkId: ext.id, portId: port.id });
+    expect(e.backend.reachable(fip.floating_ip_address)).toBe(true);
+    await expect(s.request('network', 'POST', '/networks', { body: { network: { name: 'x', 'router:external': true } } })).rejects.toMatchObject({ code: 'PROVIDER_AUTH' });
+  });
+});
+
 describe('deletes out of order', () => {
   it('refuses a network with ports (NetworkInUse), a router with interfaces (RouterInUse), a router interface through the port API', async () => {
     e = await emulate('floating-ip-required');

@@ -181,6 +181,24 @@ async function createResource(state: EmulatorState, resource: string, body: Reco
     const router = state.addRouter(String(body.name ?? ''), gw ?? null, []);
     return { status: 201, body: { router } };
   }
+  if (resource === 'networks') {
+    if (body['router:external'] === true || body.shared === true) return neutronError(403, 'PolicyNotAuthorized', `(rule:create_network and rule:create_network:${body.shared === true ? 'shared' : 'router:external'}) is disallowed by policy`);
+    // A project's own network lies on the backend's private side: reachable through a floating IP only.
+    const net: Doc = { ...common, id: state.newId(), name: String(body.name ?? ''), status: 'ACTIVE', admin_state_up: true, shared: false, 'router:external': false, subnets: [], mtu: 1450, availability_zones: ['nova'], port_security_enabled: true, is_default: false };
+    state.networks.set(net.id, net);
+    state.sides.set(net.id, 'private');
+    return { status: 201, body: { network: net } };
+  }
+  if (resource === 'subnets') {
+    const net = state.networks.get(String(body.network_id));
+    if (!net || !state.visible('subnets', { id: '', network_id: net.id })) return notFoundOf('network', String(body.network_id));
+    if (typeof body.cidr !== 'string' || !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(body.cidr)) return badRequest(`Invalid input for cidr. Reason: '${String(body.cidr)}' is not a valid IP subnet.`);
+    const prefix = body.cidr.replace(/\.\d+\/\d+$/, '');
+    const subnet: Doc = { ...common, id: state.newId(), name: String(body.name ?? ''), network_id: net.id, ip_version: 4, cidr: body.cidr, gateway_ip: body.gateway_ip === null ? null : String(body.gateway_ip ?? `${prefix}.1`), enable_dhcp: body.enable_dhcp !== false, allocation_pools: [{ start: `${prefix}.2`, end: `${prefix}.254` }], dns_nameservers: body.dns_nameservers ?? [], host_routes: [], ipv6_ra_mode: null, ipv6_address_mode: null, subnetpool_id: null };
+    state.subnets.set(subnet.id, subnet);
+    (net.subnets as string[]).push(subnet.id);
+    return { status: 201, body: { subnet } };
+  }
   return neutronError(403, 'PolicyNotAuthorized', `rule:create_${RESOURCES[resource].singular} is disallowed by policy`);
 }
 

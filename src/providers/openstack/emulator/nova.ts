@@ -42,6 +42,16 @@ export function generateSshKeypair(): { publicKey: string; privateKey: string } 
   return { publicKey: `ssh-ed25519 ${blob.toString('base64')} Generated-by-Nova`, privateKey: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
 }
 
+/** Nova's `name` filter is a regular expression; one that does not parse matches nothing. */
+function safeRegExp(pattern: string | null): RegExp | undefined {
+  if (pattern === null) return undefined;
+  try {
+    return new RegExp(pattern);
+  } catch {
+    return /$^/;
+  }
+}
+
 /**
  * The MD5 fingerprint Nova shows for a public key line, or undefined when it is not one.
  *
@@ -120,9 +130,9 @@ export class Nova {
     if (resource === 'servers') {
       if (!id && req.method === 'POST') return this.boot(req, mv);
       if ((!id || id === 'detail') && req.method === 'GET') {
-        const name = req.query.get('name');
+        const name = safeRegExp(req.query.get('name'));
         const status = req.query.get('status');
-        const all = [...state.servers.values()].filter((r) => (!name || new RegExp(name).test(String(r.doc.name))) && (!status || r.doc.status === status.toUpperCase())).map((r) => serverView(state, r, mv, base) as Doc);
+        const all = [...state.servers.values()].filter((r) => (!name || name.test(String(r.doc.name))) && (!status || r.doc.status === status.toUpperCase())).map((r) => serverView(state, r, mv, base) as Doc);
         const answer = this.page(all, req, 'servers', id ? 'servers/detail' : 'servers');
         if (!id && answer.body) (answer.body as { servers: Doc[] }).servers = (answer.body as { servers: Doc[] }).servers.map((s) => ({ id: s.id, name: s.name, links: s.links }));
         return answer;
@@ -235,6 +245,7 @@ export class Nova {
     }
     const [networkId, ...extraNetworks] = networkIds;
     const rec = newServerRecord(state, { name: s.name, flavor, imageId, networkId, side: state.sides.get(networkId) ?? 'private', keyName, metadata: metadata as Record<string, string>, givenPorts, extraNetworks: givenPorts.length ? [] : extraNetworks });
+    if (typeof s.accessIPv4 === 'string') rec.doc.accessIPv4 = s.accessIPv4;
     this.builds.start(rec, { publicKey: keyName ? String(state.keypairs.get(keyName)?.public_key) : undefined });
     const id = String(rec.doc.id);
     return { status: 202, body: { server: { id, links: [{ rel: 'self', href: `${this.root}/v2.1/servers/${id}` }], 'OS-DCF:diskConfig': 'MANUAL', security_groups: [{ name: 'default' }], adminPass: createHash('sha1').update(id).digest('base64url').slice(0, 12) } } };
