@@ -87,8 +87,10 @@ async function associate(state: EmulatorState, fip: Doc, portId: string | null, 
   if (portId) {
     const check = checkAssociation(state, fip, portId, fixedIp);
     if (!('fixed' in check)) return check;
-    Object.assign(fip, { port_id: portId, fixed_ip_address: check.fixed.ip_address, router_id: routerOf(state, String(fip.floating_network_id), check.fixed.subnet_id), status: 'ACTIVE' });
-  } else Object.assign(fip, { port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN' });
+    const port = state.ports.get(portId) as Doc;
+    const port_details = { name: port.name, network_id: port.network_id, mac_address: port.mac_address, admin_state_up: port.admin_state_up, status: port.status, device_id: port.device_id, device_owner: port.device_owner };
+    Object.assign(fip, { port_id: portId, fixed_ip_address: check.fixed.ip_address, router_id: routerOf(state, String(fip.floating_network_id), check.fixed.subnet_id), status: 'ACTIVE', port_details });
+  } else Object.assign(fip, { port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN', port_details: null });
   fip.updated_at = isoNow();
   fip.revision_number = Number(fip.revision_number) + 1;
   if (before && before !== portId) await syncFloating(state, before);
@@ -105,7 +107,7 @@ async function createFloatingIp(state: EmulatorState, body: Record<string, unkno
   let address = typeof body.floating_ip_address === 'string' ? body.floating_ip_address : state.freeFloatingAddress();
   if (!address) return neutronError(409, 'IpAddressGenerationFailure', `No more IP addresses available on network ${networkId}.`);
   if ([...state.floatingips.values()].some((f) => f.floating_ip_address === address)) return neutronError(409, 'IpAddressAlreadyAllocated', `IP address ${address} already allocated in subnet ${String((net.subnets as string[])[0])}`);
-  const fip: Doc = { ...state.neutronCommon(), id: state.newId(), floating_ip_address: address, floating_network_id: networkId, port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN', description: typeof body.description === 'string' ? body.description : '', port_forwardings: [], dns_name: '', dns_domain: '' };
+  const fip: Doc = { ...state.neutronCommon(), id: state.newId(), floating_ip_address: address, floating_network_id: networkId, port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN', port_details: null, description: typeof body.description === 'string' ? body.description : '', port_forwardings: [], dns_name: '', dns_domain: '' };
   if (typeof body.port_id === 'string') {
     const check = checkAssociation(state, fip, body.port_id, typeof body.fixed_ip_address === 'string' ? body.fixed_ip_address : undefined);
     if (!('fixed' in check)) return check; // nothing allocated: Neutron checks before it allocates

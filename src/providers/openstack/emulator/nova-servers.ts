@@ -201,7 +201,7 @@ export class ServerBuilds {
         await build?.catch(() => undefined); // a build in flight finishes (or fails) first
         this.buildOf.delete(rec);
         for (const portId of rec.ownPorts) {
-          for (const f of this.state.floatingips.values()) if (f.port_id === portId) Object.assign(f, { port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN' });
+          for (const f of this.state.floatingips.values()) if (f.port_id === portId) Object.assign(f, { port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN', port_details: null });
           this.state.ports.delete(portId);
         }
         for (const portId of rec.givenPorts) {

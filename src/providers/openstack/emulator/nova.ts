@@ -149,12 +149,11 @@ export class Nova {
     }
     if (resource === 'flavors' && req.method === 'GET') {
       if (!id || id === 'detail') {
-        const all = [...state.flavors.values()];
-        const answer = this.page(id ? all : all.map((f) => ({ id: f.id, name: f.name, description: f.description })), req, 'flavors', id ? 'flavors/detail' : 'flavors');
-        return answer;
+        const all: Doc[] = [...state.flavors.values()].map((f) => ({ ...f, links: [{ rel: 'self', href: `${base}/flavors/${f.id}` }, { rel: 'bookmark', href: `${this.root}/flavors/${f.id}` }] }));
+        return this.page(id ? all : all.map((f) => ({ id: f.id, name: f.name, description: f.description, links: f.links }) as Doc), req, 'flavors', id ? 'flavors/detail' : 'flavors');
       }
       const flavor = state.flavors.get(id);
-      return flavor ? { body: { flavor } } : novaError(404, 'itemNotFound', `Flavor ${id} could not be found.`);
+      return flavor ? { body: { flavor: { ...flavor, links: [{ rel: 'self', href: `${base}/flavors/${flavor.id}` }] } } } : novaError(404, 'itemNotFound', `Flavor ${id} could not be found.`);
     }
     if (resource === 'os-keypairs') return this.keypairs(req, id, mv);
     return novaError(404, 'itemNotFound', 'The resource could not be found.');

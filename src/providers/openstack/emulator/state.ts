@@ -174,6 +174,7 @@ export class EmulatorState {
       security_groups: [],
       'binding:vnic_type': 'normal',
       port_security_enabled: true,
+      extra_dhcp_opts: [],
       ...fields,
     };
     if (!port.device_id) port.status = 'DOWN';
@@ -199,6 +200,11 @@ export class EmulatorState {
       ipv6_address_scope: null,
       port_security_enabled: true,
       is_default: false,
+      availability_zone_hints: [],
+      dns_domain: '',
+      l2_adjacency: true,
+      qos_policy_id: null,
+      vlan_transparent: false,
     };
     if (seed.kind === 'external') Object.assign(net, { project_id: this.identity.adminProjectId, tenant_id: this.identity.adminProjectId });
     this.networks.set(net.id, net);
@@ -219,6 +225,8 @@ export class EmulatorState {
       ipv6_ra_mode: null,
       ipv6_address_mode: null,
       subnetpool_id: null,
+      segment_id: null,
+      service_types: [],
       project_id: net.project_id,
       tenant_id: net.project_id,
     };
@@ -245,6 +253,9 @@ export class EmulatorState {
       distributed: false,
       ha: false,
       availability_zones: ['nova'],
+      availability_zone_hints: [],
+      flavor_id: null,
+      service_type_id: null,
     };
     this.routers.set(router.id, router);
     if (externalNetworkId) this.setGateway(router, externalNetworkId);
