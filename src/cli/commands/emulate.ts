@@ -24,6 +24,12 @@ function backendName(v: string): 'lab' | 'memory' {
   return v;
 }
 
+/**
+ * Adds `emulate openstack` to the program.
+ *
+ * @example
+ *   register(program, ctx); // formwork emulate openstack --scenario late-error --backend memory
+ */
 export function register(program: Command, ctx: CliContext): void {
   const emulate = program.command('emulate').description('run an emulated cloud in the foreground (for tests and demos)');
   emulate

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createOpenStackClient } from '../client/index.js';
 import { selectEndpoint } from '../client/catalog.js';
 import { listAll } from '../client/pagination.js';
-import { emulate, until, type Emulated } from './testing.js';
+import { emulate, until, type Emulated } from '../testing/emulated.js';
 
 let e: Emulated;
 afterEach(async () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { emulate, until, type Emulated } from './testing.js';
+import { emulate, until, type Emulated } from '../testing/emulated.js';
 
 let e: Emulated;
 afterEach(async () => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { imageProperties } from '../client/glance.js';
 import { profileScenario, scenarioNamed, SCENARIOS } from './scenarios.js';
-import { emulate, until, type Emulated } from './testing.js';
+import { emulate, until, type Emulated } from '../testing/emulated.js';
 
 let e: Emulated;
 afterEach(async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixture } from '../testing/fake-cloud.js';
-import { emulate, until, type Emulated } from './testing.js';
+import { emulate, until, type Emulated } from '../testing/emulated.js';
 
 /** The emulator's documents carry every field the recorded responses of real clouds have (their values are the emulator's own). */
 let e: Emulated;

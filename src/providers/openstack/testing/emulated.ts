@@ -1,15 +1,15 @@
 /**
  * Shared set-up of the emulator's unit tests: an emulator on the in-memory backend and our
- * client logged in to it. (A helper for tests only: it is not part of the emulator.)
+ * client logged in to it.
  *
  * @example
  *   const { emu, client, backend } = await emulate('floating-ip-required');
  *   await emu.close();
  */
 import { createOpenStackClient, type OpenStackClient } from '../client/index.js';
-import { MemoryBackend } from './backend.js';
-import { scenarioNamed, type Scenario } from './scenarios.js';
-import { startEmulator, type Emulator, type EmulatorOptions } from './server.js';
+import { MemoryBackend } from '../emulator/backend.js';
+import { scenarioNamed, type Scenario } from '../emulator/scenarios.js';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../emulator/server.js';
 
 /** An emulator, its backend and a client on it. */
 export interface Emulated {
