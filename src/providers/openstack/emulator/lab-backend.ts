@@ -20,6 +20,7 @@
  *   const backend = new LabBackend({ dataDir, subnetIndex: 40, log });
  *   const emu = await startEmulator({ scenario, backend });
  */
+import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ProviderContext, ProviderLogger } from '../../provider.js';
@@ -128,6 +129,7 @@ export class LabBackend implements HostBackend {
 
   async close(): Promise<void> {
     for (const id of [...this.hosts.keys()]) await this.delete(id).catch((e: unknown) => this.options.log.warn('openstack emulator: could not delete a lab host', { host: id, error: e instanceof Error ? e.message : String(e) }));
-    await labDriver.teardown?.(this.context(''));
+    // Nothing to tear down when no host was ever made (the lab provider's folder is made with its first host).
+    if (existsSync(labConfig(this.context('')).providerDir)) await labDriver.teardown?.(this.context(''));
   }
 }
