@@ -40,6 +40,7 @@ describe('formwork emulate openstack', () => {
     expect((await client.network.listNetworks({ 'router:external': true })).map((n) => n.name)).toEqual(['ext-unrouted', 'ext-routed']);
     expect(await run.stop()).toBe(0);
     expect(run.err()).toContain('emulator stopped.');
+    expect(fs.existsSync(cloudsFile)).toBe(false);
   });
 
   it('names the vendor profile in clouds.yaml, and refuses an unknown scenario naming the known ones', async () => {

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { rm } from 'node:fs/promises';
 import { stringify } from 'yaml';
 import type { CliContext } from '../context.js';
 
@@ -6,8 +7,8 @@ import type { CliContext } from '../context.js';
  * `formwork emulate openstack`: an OpenStack cloud (Keystone, Nova, Neutron, Glance) in
  * the foreground, playing one snowflake scenario or a vendor profile, with real lab hosts
  * as its instances (or in-memory ones with `--backend memory`). It prints the Provider
- * document that uses it and writes the clouds.yaml that document names; Ctrl-C stops it
- * and deletes its lab hosts.
+ * document that uses it and writes the clouds.yaml that document names; Ctrl-C stops it,
+ * deletes its lab hosts and removes the clouds.yaml.
  *
  * @example
  *   formwork emulate openstack --scenario private-is-public --listen 127.0.0.1:5000 --subnet-index 40 > provider.yaml
@@ -66,6 +67,7 @@ export function register(program: Command, ctx: CliContext): void {
       } finally {
         dispose();
         await running.emulator.close();
+        await rm(running.cloudsFile, { force: true }); // its password dies with the emulator
       }
       ctx.err('emulator stopped.');
     });
