@@ -1,10 +1,11 @@
 /**
- * The OpenStack emulator with real lab hosts (root only), on lab subnet indexes 40–41 (other
+ * The OpenStack emulator with real lab hosts (root only), on lab subnet indexes 40–42 (other
  * lab tests on this machine use other indexes):
  * - floating-ip-required / login-user: a booted server is a real lab host that answers SSH
  *   on nothing until a floating IP is attached, then on the floating IP, as "debian" only;
  *   detaching the floating IP makes it unreachable again;
- * - private-is-public: a server on the network called "private" answers on its fixed address.
+ * - private-is-public: a server on the network called "private" answers on its fixed address;
+ * - half-provisioned: the host's hostname is still "localhost".
  * Closing an emulator deletes its hosts and tears its lab provider down: nothing is left.
  *
  * Runs on its own: `npx vitest run test/e2e/openstack/emulator.test.ts` (it needs no real
@@ -99,5 +100,14 @@ describe.skipIf(!!skipReason)('the OpenStack emulator on real lab hosts', () => 
     const { fixed } = await bootActive(client, 'private', 'db-1');
     expect(await answers(fixed, 30_000)).toBe(true);
     expect((await run(fixed, 'debian', 'echo ok')).stdout.trim()).toBe('ok');
+  }, 300_000);
+
+  it('half-provisioned: the host comes up with its hostname still "localhost"', async () => {
+    const { client } = await emulate('half-provisioned', 42);
+    const { port } = await bootActive(client, 'private', 'half-1');
+    const ext = (await client.network.listNetworks({ 'router:external': true }))[0];
+    const fip = await client.network.createFloatingIp({ floatingNetworkId: ext.id, portId: port.id });
+    expect(await answers(fip.floating_ip_address, 30_000)).toBe(true);
+    expect((await run(fip.floating_ip_address, 'debian', 'hostname; cat /etc/hostname')).stdout.trim().split('\n')).toEqual(['localhost', 'localhost']);
   }, 300_000);
 });
