@@ -58,8 +58,26 @@ async function bootActive(client: OpenStackClient, network: string, name: string
   return { id, port, fixed: port.fixed_ips[0].ip_address };
 }
 
-const answers = (host: string, ms = 3000) => waitForPort(host, 22, ms, { attemptTimeoutMs: 1000 }).then(() => true, () => false);
 const run = (host: string, username: string, command: string) => ssh.exec({ host, username, privateKey: key.privateKey, connectTimeoutMs: 10_000 }, command);
+
+/**
+ * Whether the host logs "debian" in on `host` (waiting up to `ms` for TCP/22 first). An SSH
+ * login, not a TCP connect: some networks (this machine's sandbox among them) accept every
+ * outbound TCP connection through a transparent proxy, so a bare TCP/22 probe to an address
+ * that is not on a local link always "answers". A fresh pool each time: a pooled connection
+ * would outlive the address it was made on.
+ */
+async function answers(host: string, ms = 3000): Promise<boolean> {
+  if (!(await waitForPort(host, 22, ms, { attemptTimeoutMs: 1000 }).then(() => true, () => false))) return false;
+  const fresh = new SshPool();
+  try {
+    return (await fresh.exec({ host, username: 'debian', privateKey: key.privateKey, connectTimeoutMs: 5000 }, 'true', { timeoutMs: 10_000 })).exitCode === 0;
+  } catch {
+    return false;
+  } finally {
+    await fresh.close();
+  }
+}
 
 describe.skipIf(!!skipReason)('the OpenStack emulator on real lab hosts', () => {
   afterAll(async () => {
