@@ -19,6 +19,12 @@ export interface NodeAddress {
   role: AddressRole;
   /** The provider's name for the network the address is on. */
   network?: string;
+  /**
+   * Why the address has its role: the API field or probe that decided it (`router:external
+   * network`, `TCP/22 answered from the control plane`, `subnet maps public IPs`). Shown by
+   * `formwork describe node`; a driver sets it on every address it classifies.
+   */
+  reason?: string;
 }
 
 /** The roles the control plane may connect to, most preferred first. */

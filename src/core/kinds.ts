@@ -97,7 +97,18 @@ const addressSchema = {
       family: { enum: [4, 6] },
       role: { enum: ['public', 'private', 'admin', 'bmc'] },
       network: { type: 'string' },
+      reason: { type: 'string' },
     },
+  },
+};
+
+const decisionsSchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['subject', 'chosen', 'reason'],
+    properties: { subject: { type: 'string' }, chosen: { type: 'string' }, reason: { type: 'string' } },
   },
 };
 
@@ -126,6 +137,7 @@ const nodeFields = [
   str('imageNative'),
   str('zone', { filterable: true }),
   json('inventory', { schema: { type: 'object' } }),
+  json('decisions', { readOnly: true, schema: decisionsSchema, description: 'What was chosen for the node (size, image, login user, network, address) and why: [{subject, chosen, reason}] (core/decisions.ts)' }),
   json('attribs', { schema: { type: 'object' }, description: 'Node-level attrib values' }),
   str('message'),
   deletion,

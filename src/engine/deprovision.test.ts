@@ -77,6 +77,17 @@ describe.each(STORE_ENGINES)('deletions carried out by the annealer on $name', (
     expect(events.at(-1)).toMatchObject({ action: 'deleted', actor: annealer.workerId });
   });
 
+  it("deleting a node releases what made its machine reachable before the machine, and leaves nothing tagged for it", async () => {
+    const n1 = await h.t.store.objects('nodes').get('n1');
+    await fake.makeReachable!((await fake.getMachine(n1.nativeId as string, {} as never))!, {} as never);
+    await annealer.start();
+    expect((await h.call('DELETE', '/api/v1/nodes/n1')).statusCode).toBe(202);
+    await gone('nodes', 'n1');
+    const mine = fake.calls.filter((c) => c.endsWith(` ${n1.nativeId}`) && /^(undoReachable|deleteMachine)/.test(c));
+    expect(mine).toEqual([`undoReachable ${n1.nativeId}`, `deleteMachine ${n1.nativeId}`]);
+    expect([...fake.addresses.values()].filter((a) => a.tags['formwork.io/node-id'] === n1.id)).toEqual([]);
+  });
+
   it('a failing machine deletion is retried, and its error recorded on the node meanwhile', async () => {
     fake.failNext('deleteMachine', new Error('socket hang up'));
     await annealer.start();

@@ -12,8 +12,12 @@
  *   controlAddress(m.addresses); // '198.18.0.11'
  */
 import type { NodeAddress } from '../core/addresses.js';
+import type { NodeDecision } from '../core/decisions.js';
+import type { CatalogImage, CatalogNetwork, CatalogSize, CatalogZone, OwnedResource } from './catalog/types.js';
 
 export type { AddressRole, NodeAddress } from '../core/addresses.js';
+export type { NodeDecision } from '../core/decisions.js';
+export type { CatalogImage, CatalogNetwork, CatalogSize, CatalogZone, OwnedResource, ShapeRequest } from './catalog/types.js';
 
 /** The tags that say a machine is Formwork's, and whose: a driver puts them on everything it creates. */
 export const TAG_MANAGED_BY = 'formwork.io/managed-by';
@@ -32,10 +36,28 @@ export interface MachineSpec {
   idempotencyToken: string;
   /** Ownership tags (TAG_*, and the node's labels prefixed): put on the machine and everything made for it. */
   tags: Record<string, string>;
-  /** A catalog name (`small`) or an explicit shape. */
-  size?: string | { cpus: number; ramMiB: number };
+  /** A catalog name (`small`), a native size id, or an explicit shape (`diskGiB` optional). */
+  size?: string | { cpus: number; ramMiB: number; diskGiB?: number };
+  /** An OS family and version (`debian-12`) or a native image id. */
   image?: string;
+  /** The zone (or metro, availability domain) asked for; the driver's default when absent. */
+  zone?: string;
+  /** The node's labels; the same for every machine of a count (never an index). */
   labels?: Record<string, string>;
+  /**
+   * What the catalog chose for `size` and `image` among what the driver lists
+   * (`listSizes`/`listImages`), and the login users to try: a driver that lists its catalog
+   * boots `chosen.size.nativeId` and `chosen.image.nativeId` and needs no matching of its own.
+   */
+  chosen?: CatalogChoice;
+}
+
+/** The catalog's choice for one machine (src/providers/catalog/). */
+export interface CatalogChoice {
+  size?: { nativeId: string; normalized: string; reason: string };
+  image?: { nativeId: string; normalized: string; reason: string };
+  /** Login users to try, most likely first, and where they came from. */
+  loginUsers?: { users: string[]; reason: string };
 }
 
 /**
@@ -64,6 +86,8 @@ export interface ProvisionedMachine {
   image?: { normalized: string; native: string };
   zone?: string;
   inventory?: Record<string, unknown>;
+  /** What the driver chose for the machine (network, address path, security group) and why: recorded on the node. */
+  decisions?: NodeDecision[];
 }
 
 export interface ProviderLogger {
@@ -104,6 +128,35 @@ export interface ProviderDriver {
   listMachines(ctx: ProviderContext): Promise<ProvisionedMachine[]>;
   /** Removes provider-wide resources and stops what `prepare` started, once no machine is left. Idempotent. */
   teardown?(ctx: ProviderContext): Promise<void>;
+
+  // Optional capabilities: a driver declares one by implementing it (docs/providers.md, "Capabilities").
+
+  /** The native sizes (instance types, flavors, plans) machines can be made with. */
+  listSizes?(ctx: ProviderContext): Promise<CatalogSize[]>;
+  /** The images machines can boot from, with their properties (the catalog matches `debian-12` on them). */
+  listImages?(ctx: ProviderContext): Promise<CatalogImage[]>;
+  /** The networks machines can be put on, with the evidence of what each is (external, routed, NAT). */
+  listNetworks?(ctx: ProviderContext): Promise<CatalogNetwork[]>;
+  /** The zones (availability zones, metros) of the configured region. */
+  listZones?(ctx: ProviderContext): Promise<CatalogZone[]>;
+  /**
+   * Gives a made machine the path the control plane reaches it by (an Elastic IP, a GCE access
+   * config, an OpenStack floating IP), tagged with the machine's ownership tags. Run by
+   * `provision` inside the readiness wait, once the machine exists. Idempotent: a retry finds
+   * what an earlier call made by its tags, and never takes an unattached one it did not make.
+   * Returns the machine as it now is (its new address classified, with the reason).
+   */
+  makeReachable?(machine: ProvisionedMachine, ctx: ProviderContext): Promise<ProvisionedMachine>;
+  /**
+   * Releases what `makeReachable` made for the machine (found by its tags), confirming the
+   * release by reading back. Run when the readiness wait fails or times out and before
+   * `deleteMachine`. Nothing to release is not an error.
+   */
+  undoReachable?(machine: ProvisionedMachine, ctx: ProviderContext): Promise<void>;
+  /** Every resource carrying this provider's ownership tags (machines, addresses, keys, groups): orphan detection. */
+  listOwned?(ctx: ProviderContext): Promise<OwnedResource[]>;
+  /** Deletes one resource `listOwned` returned (an orphan); one already gone is not an error. */
+  deleteOwned?(resource: OwnedResource, ctx: ProviderContext): Promise<void>;
 }
 
 /**

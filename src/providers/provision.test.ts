@@ -4,9 +4,15 @@ import type { Services } from '../context/services.js';
 import { STORE_ENGINES, type TestStore } from '../store/testing/engines.js';
 import { ownershipTags } from './provider.js';
 import { bootPoll, provisionMachine } from './provision.js';
+import { readinessProbe } from './readiness.js';
 import { fakeDriver, type FakeDriver } from './testing/fake-driver.js';
 
 bootPoll.ms = 5;
+// The fake's machines have no sockets: TCP/22 "answers" where the fake says it would.
+let probed: FakeDriver | undefined;
+readinessProbe.tcp = async (host) => {
+  if (probed && !probed.answers(host)) throw new Error(`${host}: connection refused`);
+};
 
 describe.each(STORE_ENGINES)('provisioning a node on $name', (engine) => {
   let t: TestStore;
@@ -25,7 +31,10 @@ describe.each(STORE_ENGINES)('provisioning a node on $name', (engine) => {
   });
   afterEach(() => t.cleanup());
 
-  const provision = (driver: FakeDriver, n = node, waitSeconds?: number) => provisionMachine(services, { node: n, provider, driver }, io(), waitSeconds);
+  const provision = (driver: FakeDriver, n = node, waitSeconds?: number) => {
+    probed = driver;
+    return provisionMachine(services, { node: n, provider, driver }, io(), waitSeconds);
+  };
 
   it('prepares the provider, then waits for a booting machine instead of recreating it', async () => {
     const driver = fakeDriver({ bootPolls: 3 });
@@ -87,5 +96,72 @@ describe.each(STORE_ENGINES)('provisioning a node on $name', (engine) => {
     const { FormworkError } = await import('../core/errors.js');
     driver.failNext('createMachine', new FormworkError('PROVIDER_QUOTA', 'fake: 0 instances left'));
     await expect(provision(driver)).rejects.toMatchObject({ code: 'PROVIDER_QUOTA', retryable: false });
+  });
+
+  describe('catalog, reachability and decisions', () => {
+    const tagged = (driver: FakeDriver) => [...driver.addresses.values()].filter((a) => a.tags['formwork.io/node-id'] === node.id);
+
+    it('maps size and image through the catalog, makes the machine reachable, and records every decision with its reason', async () => {
+      const driver = fakeDriver({ bootPolls: 1 });
+      const n = await t.store.objects('nodes').update(node.id, { sizeNormalized: 'small', imageNormalized: 'debian-12' });
+      const r = await provision(driver, n);
+      const u = r.nodeUpdate as Record<string, unknown> & { addresses: Array<{ role: string; reason?: string }>; decisions: Array<{ subject: string; chosen: string; reason: string }> };
+      // fake.wide meets "small" and is cheaper than fake.small: price decides when every size has one.
+      expect(u).toMatchObject({ sizeNormalized: 'small', sizeNative: 'fake.wide', imageNormalized: 'debian-12', imageNative: 'fake-debian-12' });
+      expect(u.addresses.every((a) => !!a.reason)).toBe(true);
+      expect(u.addresses.find((a) => a.role === 'public')!.reason).toMatch(/floating address .* TCP\/22 answered from the control plane/);
+      const subjects = u.decisions.map((d) => d.subject);
+      expect(subjects).toEqual(['size', 'image', 'network', 'address']);
+      expect(u.decisions[0]!.reason).toMatch(/cheapest/);
+      expect(u.decisions[1]!.reason).toMatch(/os_distro=debian, os_version=12/);
+      expect(u.decisions[3]).toMatchObject({ chosen: '192.0.2.1' });
+      expect(driver.calls.filter((c) => c.startsWith('makeReachable'))).toEqual(['makeReachable fake-1']);
+      expect(tagged(driver)).toHaveLength(1);
+    });
+
+    it('a request nothing in the catalog meets is a clear error naming what was asked, where it looked and the setting', async () => {
+      const driver = fakeDriver();
+      const n = await t.store.objects('nodes').update(node.id, { imageNormalized: 'plan9-4' });
+      const e = (await provision(driver, n).catch((x: unknown) => x)) as { code: string; message: string; retryable: boolean };
+      expect(e).toMatchObject({ code: 'PROVIDER_INVALID', retryable: false });
+      expect(e.message).toMatch(/plan9-4.*3 images of provider fk.*settings\.images\.plan9-4/);
+      expect(driver.calls.filter((c) => c.startsWith('createMachine'))).toEqual([]);
+    });
+
+    it('settings.sizes and settings.images override the catalog, and say so', async () => {
+      provider = await t.store.objects('providers').update(provider.id, { settings: { sizes: { small: 'fake.medium' }, images: { 'debian-12': 'fake-debian-11' } } });
+      const n = await t.store.objects('nodes').update(node.id, { sizeNormalized: 'small', imageNormalized: 'debian-12' });
+      const r = await provision(fakeDriver(), n);
+      expect(r.nodeUpdate).toMatchObject({ sizeNative: 'fake.medium', imageNative: 'fake-debian-11' });
+      expect((r.nodeUpdate!.decisions as Array<{ reason: string }>).slice(0, 2).map((d) => d.reason)).toEqual(['settings.sizes.small of provider fk', 'settings.images.debian-12 of provider fk']);
+    });
+
+    it('undoes make-reachable when the machine never answers, leaving the address it did not make alone', async () => {
+      const driver = fakeDriver();
+      driver.breakNextBoot('unreachable');
+      const e = await provision(driver).catch((x: unknown) => x);
+      expect(e).toMatchObject({ code: 'MACHINE_FAILED', retryable: true, nodeUpdate: { nativeId: 'fake-1' } });
+      expect((e as Error).message).toMatch(/TCP\/22 on 192\.0\.2\.1 did not answer/);
+      expect(driver.calls.filter((c) => /Reachable/.test(c))).toEqual(['makeReachable fake-1', 'undoReachable fake-1']);
+      expect(tagged(driver)).toEqual([]);
+      expect(driver.addresses.get('fip-foreign')).toEqual({ id: 'fip-foreign', address: '203.0.113.250', tags: {} });
+      expect(log).toContain('is released');
+    });
+
+    it('a readiness timeout (settings.readinessTimeoutSeconds) and a late build failure leave nothing made for reachability', async () => {
+      provider = await t.store.objects('providers').update(provider.id, { settings: { readinessTimeoutSeconds: 0.05 } });
+      const driver = fakeDriver();
+      driver.breakNextBoot('never');
+      await expect(provision(driver)).rejects.toMatchObject({ code: 'MACHINE_FAILED', message: expect.stringMatching(/still booting after 0.05 s/) });
+      expect(driver.calls).toContain('undoReachable fake-1');
+      driver.setState('fake-1', 'error');
+      const recorded = await t.store.objects('nodes').update(node.id, { nativeId: 'fake-1' });
+      const r = await provision(driver, recorded);
+      expect(r.nodeUpdate!.nativeId).toBe('fake-2');
+      // The failed machine was released (its reachability first), then deleted.
+      const order = driver.calls.filter((c) => /fake-1$/.test(c) && /Reachable|deleteMachine/.test(c));
+      expect(order.slice(-2)).toEqual(['undoReachable fake-1', 'deleteMachine fake-1']);
+      expect(tagged(driver).map((a) => a.machine)).toEqual(['fake-2']);
+    });
   });
 });

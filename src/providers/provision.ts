@@ -1,24 +1,31 @@
-import { causeChain, FormworkError, toFormworkError } from '../core/errors.js';
+import { controlAddress } from '../core/addresses.js';
+import { mergeDecisions, type NodeDecision } from '../core/decisions.js';
+import { causeChain, FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { BuiltinContext, RunIO, RunJob, RunResult } from '../engine/types.js';
 import type { Services } from '../context/services.js';
+import { resolveCatalog } from './catalog/index.js';
 import { prepareProvider } from './lifecycle.js';
-import { ownershipTags, TAG_NODE_ID, type ProviderContext, type ProviderDriver, type ProvisionedMachine } from './provider.js';
+import { ownershipTags, TAG_NODE_ID, type MachineSpec, type ProviderContext, type ProviderDriver, type ProvisionedMachine } from './provider.js';
+import { awaitReadiness, readinessSeconds, releaseMachine } from './readiness.js';
 import { loadDriver, providerContext, providerFailure, runLogger } from './registry.js';
+
+export { bootPoll } from './readiness.js';
 
 /**
  * `provider.create` (role `provision`): asks the node's provider for its machine, or finds
  * the one already made for it — by its recorded id, else by its node-id tag, never by
- * name — and records addresses, size, image, zone and inventory. A machine still booting
- * is waited for; only one in `error` or `stopped` is deleted and made again.
+ * name — and records addresses (with the reason for each role), size, image, zone,
+ * inventory and the decisions taken for it (node `decisions`). Before a create, the catalog
+ * maps the node's size and image to what the provider lists. A machine still booting is
+ * waited for and then made reachable (readiness.ts: released again if the wait fails); only
+ * one in `error` or `stopped` is released, deleted and made again.
  *
  * @example
  *   registerBuiltin('provider.create', provisionHandler);
  */
 
 const DEFAULT_BOOT_WAIT_SECONDS = 900;
-/** How often a booting machine is looked at (tests set it lower). */
-export const bootPoll = { ms: 2_000 };
 
 /** Counts the machines made for a node, so a replacement's idempotency token differs from the failed one's. */
 const generationOf = (node: StoredObject) => Number(((node.inventory ?? {}) as Record<string, unknown>).machineGeneration ?? 0);
@@ -44,40 +51,36 @@ export async function provisionMachine(
   let node = subject.node;
   const log = runLogger(io.log);
   let machine: ProvisionedMachine | undefined;
+  let decisions: NodeDecision[] = [];
   try {
     await prepareProvider(services, provider, log, driver);
     const ctx = await providerContext(services, provider, { log, signal: io.signal });
     machine = await findMachine(driver, node, ctx);
     if (machine && (machine.state === 'error' || machine.state === 'stopped')) {
       io.log(`machine ${machine.nativeId} is ${machine.state}: deleting it and creating another\n`);
-      await driver.deleteMachine(machine.nativeId, ctx);
+      await releaseMachine(driver, machine, ctx);
       const inventory = { ...((node.inventory as object) ?? {}), machineGeneration: generationOf(node) + 1 };
       node = await services.store.objects('nodes').update(node.id, { nativeId: null, inventory }, { actor: 'formwork' });
       machine = undefined;
     }
     if (machine) io.log(`machine ${machine.nativeId} already exists (${machine.state})\n`);
-    machine ??= await driver.createMachine(
-      {
-        name: node.name,
-        nodeId: node.id,
-        idempotencyToken: `formwork-${node.id}-${generationOf(node)}`,
-        tags: ownershipTags(provider.name, node.id, (node.labels as Record<string, string> | undefined) ?? {}),
-        size: node.sizeNormalized as string | undefined,
-        image: node.imageNormalized as string | undefined,
-        labels: node.labels as Record<string, string> | undefined,
-      },
-      ctx,
-    );
-    if (machine.state === 'booting') machine = await waitWhileBooting(driver, machine, ctx, io, bootWaitSeconds);
+    if (!machine) {
+      const spec = machineSpec(provider, node);
+      const catalog = await resolveCatalog(driver, spec, ctx, provider.type as string);
+      for (const d of catalog.decisions) io.log(`${d.subject}: ${d.chosen} (${d.reason})\n`);
+      decisions = catalog.decisions;
+      machine = await driver.createMachine({ ...spec, ...(Object.keys(catalog.chosen).length ? { chosen: catalog.chosen } : {}) }, ctx);
+    }
+    machine = await awaitReadiness(driver, machine, ctx, { waitSeconds: readinessSeconds(ctx, bootWaitSeconds), log: io.log, signal: io.signal });
   } catch (e) {
     const err = providerFailure(e, `provider ${provider.name}`);
     const cause = causeChain(err);
     if (cause) io.log(`provider error: ${err.message}; cause: ${cause}\n`);
     // The machine made so far is recorded, so the next attempt finds it by id.
-    if (machine) Object.assign(err, { nodeUpdate: { nativeId: machine.nativeId } });
+    if (machine) Object.assign(err, { nodeUpdate: { nativeId: machine.nativeId, ...(decisions.length ? { decisions: mergeDecisions(node.decisions, decisions) } : {}) } });
     throw err;
   }
-  io.log(`machine ${machine.nativeId}: ${machine.addresses.map((a) => `${a.address} (${a.role})`).join(', ')}\n`);
+  io.log(`machine ${machine.nativeId}: ${machine.addresses.map((a) => `${a.address} (${a.role}${a.reason ? `: ${a.reason}` : ''})`).join(', ')}\n`);
   return {
     exitCode: 0,
     outputs: { 'native-id': machine.nativeId },
@@ -92,8 +95,32 @@ export async function provisionMachine(
       zone: machine.zone,
       ...(machine.hostKey && !node.hostKey ? { hostKey: machine.hostKey } : {}),
       inventory: { ...((node.inventory as object) ?? {}), ...(machine.inventory ?? {}), loginUsers: machine.loginUsers },
+      decisions: mergeDecisions(node.decisions, [...decisions, ...(machine.decisions ?? []), ...addressDecision(machine)]),
     },
   };
+}
+
+/** The create request for a node's machine, as every driver receives it. */
+function machineSpec(provider: StoredObject, node: StoredObject): MachineSpec {
+  const labels = (node.labels as Record<string, string> | undefined) ?? {};
+  return {
+    name: node.name,
+    nodeId: node.id,
+    idempotencyToken: `formwork-${node.id}-${generationOf(node)}`,
+    tags: ownershipTags(provider.name, node.id, labels),
+    size: node.sizeNormalized as string | undefined,
+    image: node.imageNormalized as string | undefined,
+    ...(typeof node.zone === 'string' && node.zone ? { zone: node.zone } : {}),
+    labels: node.labels as Record<string, string> | undefined,
+  };
+}
+
+/** The control address and why it is the one: what every later step connects to. */
+function addressDecision(machine: ProvisionedMachine): NodeDecision[] {
+  const chosen = controlAddress(machine.addresses);
+  const a = machine.addresses.find((x) => x.address === chosen);
+  if (!a) return [];
+  return [{ subject: 'address', chosen: a.address, reason: `the control address: ${a.role} (public, then admin, then private)${a.reason ? `, ${a.role} because ${a.reason}` : ''}` }];
 }
 
 /** The node's machine: by its recorded id, else by the node-id tag a driver put on it. */
@@ -104,21 +131,4 @@ export async function findMachine(driver: ProviderDriver, node: StoredObject, ct
   }
   const tagged = (await driver.listMachines(ctx)).filter((m) => m.tags?.[TAG_NODE_ID] === node.id);
   return tagged.find((m) => m.state === 'running') ?? tagged.find((m) => m.state === 'booting') ?? tagged[0];
-}
-
-async function waitWhileBooting(driver: ProviderDriver, first: ProvisionedMachine, ctx: ProviderContext, io: RunIO, waitSeconds: number): Promise<ProvisionedMachine> {
-  const deadline = Date.now() + waitSeconds * 1000;
-  io.log(`machine ${first.nativeId} is booting: waiting up to ${waitSeconds} s\n`);
-  let m: ProvisionedMachine | undefined = first;
-  while (m && m.state === 'booting') {
-    if (Date.now() > deadline) {
-      throw new FormworkError('MACHINE_FAILED', `machine ${first.nativeId} is still booting after ${waitSeconds} s; it is waited for again on the next attempt`, { nativeId: first.nativeId });
-    }
-    await new Promise((r) => setTimeout(r, bootPoll.ms));
-    if (io.signal?.aborted) throw toFormworkError(io.signal.reason ?? new Error('aborted'));
-    m = await driver.getMachine(first.nativeId, ctx);
-  }
-  if (!m) throw new FormworkError('MACHINE_FAILED', `machine ${first.nativeId} disappeared while booting`, { nativeId: first.nativeId });
-  if (m.state !== 'running') throw new FormworkError('MACHINE_FAILED', `machine ${first.nativeId} went to ${m.state} while booting`, { nativeId: first.nativeId, state: m.state });
-  return m;
 }

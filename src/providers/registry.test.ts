@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { descriptorFor, loadDriver, providerProblems, providerTypes } from './registry.js';
 
 describe('the provider registry', () => {
-  it('knows lab and static, and refuses another type naming them', async () => {
-    expect(providerTypes()).toEqual(['lab', 'static']);
-    expect(() => descriptorFor('aws')).toThrow('unknown provider type "aws"; known: lab, static');
-    await expect(loadDriver('aws')).rejects.toMatchObject({ code: 'VALIDATION', details: { known: ['lab', 'static'] } });
+  it('knows lab, openstack and static, and refuses another type naming them', async () => {
+    expect(providerTypes()).toEqual(['lab', 'openstack', 'static']);
+    expect(() => descriptorFor('aws')).toThrow('unknown provider type "aws"; known: lab, openstack, static');
+    await expect(loadDriver('aws')).rejects.toMatchObject({ code: 'VALIDATION', details: { known: ['lab', 'openstack', 'static'] } });
   });
 
   it('loads a driver once, of the type asked for', async () => {

@@ -1,10 +1,11 @@
 import { FormworkError, toFormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
-import type { ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { schemaAjv, schemaProblems, type FieldProblem } from '../core/schema.js';
 import { ensurePlatformKey } from '../engine/executors/target.js';
 import type { Services } from '../context/services.js';
 import { labDescriptor } from './lab/descriptor.js';
+import { openstackDescriptor } from './openstack/descriptor.js';
 import type { ProviderContext, ProviderDescriptor, ProviderDriver, ProviderLogger } from './provider.js';
 import { staticDescriptor } from './static/descriptor.js';
 
@@ -18,7 +19,7 @@ import { staticDescriptor } from './static/descriptor.js';
  *   const ctx = await providerContext(services, await store.objects('providers').get('lab'));
  */
 
-const DESCRIPTORS = new Map<string, ProviderDescriptor>([labDescriptor, staticDescriptor].map((d) => [d.type, d]));
+const DESCRIPTORS = new Map<string, ProviderDescriptor>([labDescriptor, openstackDescriptor, staticDescriptor].map((d) => [d.type, d]));
 
 export function providerTypes(): string[] {
   return [...DESCRIPTORS.keys()].sort();
@@ -72,12 +73,27 @@ export function providerProblems(object: Record<string, unknown>): FieldProblem[
   }
   if (validate(object.settings ?? {})) return [];
   const known = Object.keys((d.settingsSchema.properties as object | undefined) ?? {});
-  return schemaProblems(validate.errors ?? [], 'settings').map((p) => {
+  return schemaProblems(alternativesAsOne(validate.errors ?? [], d.settingsSchema), 'settings').map((p) => {
     const setting = p.path.slice('settings/'.length);
     const message = p.message.startsWith('unknown field')
       ? `unknown ${d.type} setting "${setting}"; known: ${known.join(', ') || 'none'}`
       : `${d.type} setting${setting ? ` ${setting}` : 's'} ${p.message}`;
     return { path: `/${p.path}`, message };
+  });
+}
+
+/**
+ * A top-level `anyOf` of `required` alternatives (openstack: `cloud` or `auth`) reported as
+ * one problem naming them, instead of each alternative's missing field and ajv's "must match
+ * a schema in anyOf".
+ */
+function alternativesAsOne(errors: ErrorObject[], schema: Record<string, unknown>): ErrorObject[] {
+  const alternatives = Array.isArray(schema.anyOf) ? (schema.anyOf as { required?: string[] }[]).map((a) => a.required ?? []) : [];
+  if (!alternatives.length || !errors.some((e) => e.keyword === 'anyOf' && e.instancePath === '')) return errors;
+  return errors.flatMap((e) => {
+    if (e.schemaPath.startsWith('#/anyOf/')) return [];
+    if (e.keyword !== 'anyOf' || e.instancePath !== '') return [e];
+    return [{ ...e, message: `need one of: ${alternatives.map((a) => a.join(' and ')).join(', or ')}` }];
   });
 }
 

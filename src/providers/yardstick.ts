@@ -11,7 +11,9 @@ import { waitForPort } from '../ssh/probe.js';
 import { shellQuote } from '../ssh/quoting.js';
 import { fingerprintsEqual } from '../ssh/keys.js';
 import { controlAddress, type NodeAddress } from '../core/addresses.js';
+import { mergeDecisions, type NodeDecision } from '../core/decisions.js';
 import { provisionHandler } from './provision.js';
+import { FALLBACK_LOGIN_USERS } from './catalog/login-users.js';
 
 /**
  * The yardstick (DESIGN.md, "what ready means"): the same six checks for every provider's
@@ -36,8 +38,8 @@ export interface CheckResult {
   reason?: string;
 }
 
-/** Users tried, in order, when neither the node, the image nor the provider names one. */
-export const FALLBACK_LOGIN_USERS = ['root', 'admin', 'debian', 'ubuntu', 'ec2-user', 'cloud-user', 'fedora', 'core'];
+/** Users tried, in order, when neither the node, the image nor the provider names one (the catalog's bounded list). */
+export { FALLBACK_LOGIN_USERS };
 
 const DEFAULT_SSH_WAIT_SECONDS = 120;
 
@@ -229,7 +231,19 @@ ${FACTS_SCRIPT}`,
   return {
     exitCode: 0,
     outputs: { 'login-user': login.username, address: host },
-    nodeUpdate: { loginUser: login.username, hostKey: login.hostKeyFingerprint, state: 'ready' },
+    nodeUpdate: { loginUser: login.username, hostKey: login.hostKeyFingerprint, state: 'ready', decisions: mergeDecisions(node.decisions, [loginDecision(node, candidates, login.username)]) },
+  };
+}
+
+/** Which user logged in and why it was the one: recorded on the node, shown by `describe node`. */
+function loginDecision(node: StoredObject, candidates: string[], username: string): NodeDecision {
+  if (typeof node.loginUser === 'string' && node.loginUser) return { subject: 'login-user', chosen: username, reason: 'recorded on the node' };
+  const refused = candidates.slice(0, candidates.indexOf(username));
+  const fromProvider = Array.isArray((node.inventory as Record<string, unknown> | undefined)?.loginUsers) && ((node.inventory as Record<string, unknown>).loginUsers as string[]).includes(username);
+  return {
+    subject: 'login-user',
+    chosen: username,
+    reason: `logged in with the platform key${refused.length ? ` after ${refused.join(', ')} refused it` : ' at the first try'}; ${fromProvider ? "one of the provider's users for the image" : 'from the bounded list of common users'}`,
   };
 }
 

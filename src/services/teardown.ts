@@ -2,7 +2,8 @@ import type { DeprovisionedKind, StepOutcome } from '../core/deletion.js';
 import { FormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import { forgetPrepared } from '../providers/lifecycle.js';
-import { TAG_NODE_ID, type ProviderDriver } from '../providers/provider.js';
+import { TAG_NODE_ID, type ProviderDriver, type ProvisionedMachine } from '../providers/provider.js';
+import { releaseMachine } from '../providers/readiness.js';
 import { loadDriver as registryDriver, providerContext, providerFailure } from '../providers/registry.js';
 import type { Services } from '../context/services.js';
 import { markDeleting } from './deletion.js';
@@ -58,9 +59,10 @@ async function deprovisionNode(services: Services, node: StoredObject, opts: Ste
       // Its recorded id, and every machine carrying its node-id tag (an interrupted provisioning
       // may not have recorded the id); never names: others' machines may share them.
       try {
-        const doomed = new Set((await driver.listMachines(ctx)).filter((m) => m.tags?.[TAG_NODE_ID] === node.id).map((m) => m.nativeId));
-        if (typeof node.nativeId === 'string' && node.nativeId) doomed.add(node.nativeId);
-        for (const id of doomed) await driver.deleteMachine(id, ctx);
+        // What made each reachable (an Elastic IP, a floating IP) is released first (readiness.ts).
+        const doomed = new Map<string, ProvisionedMachine | string>((await driver.listMachines(ctx)).filter((m) => m.tags?.[TAG_NODE_ID] === node.id).map((m) => [m.nativeId, m]));
+        if (typeof node.nativeId === 'string' && node.nativeId && !doomed.has(node.nativeId)) doomed.set(node.nativeId, node.nativeId);
+        for (const machine of doomed.values()) await releaseMachine(driver, machine, ctx);
       } catch (e) {
         throw providerFailure(e, `node ${node.name}: deleting its machine`);
       }

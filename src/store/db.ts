@@ -8,6 +8,7 @@ import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_workers.js';
 import * as m0003 from './migrations/0003_affinity.js';
 import * as m0004 from './migrations/0004_deletion.js';
+import * as m0005 from './migrations/0005_decisions.js';
 
 /**
  * Opens the database: SQLite in the data dir by default, PostgreSQL when a URL is given.
@@ -47,6 +48,7 @@ export const MIGRATIONS: Migration[] = [
   { name: '0002_workers', up: m0002.up },
   { name: '0003_affinity', up: m0003.up },
   { name: '0004_deletion', up: m0004.up },
+  { name: '0005_decisions', up: m0005.up },
 ];
 
 export async function openDatabase(opts: OpenOptions): Promise<Database> {

@@ -4,6 +4,7 @@ import type { Services } from '../../context/services.js';
 import { deploymentRoutes } from './deployments.js';
 import { engineRoutes } from './engine.js';
 import { platformRoutes } from './platform.js';
+import { providerRoutes } from './providers.js';
 
 /**
  * Route plugins beyond the built-in ones (the generic kind routes, apply, tokens,
@@ -30,4 +31,4 @@ import { platformRoutes } from './platform.js';
  */
 export type RoutePlugin = (app: FastifyInstance, services: Services) => Promise<void>;
 
-export const ROUTE_PLUGINS: RoutePlugin[] = [deploymentRoutes, conformanceRoutes, engineRoutes, platformRoutes];
+export const ROUTE_PLUGINS: RoutePlugin[] = [deploymentRoutes, conformanceRoutes, engineRoutes, platformRoutes, providerRoutes];

@@ -10,6 +10,8 @@ import * as version from './version.js';
 import * as watch from './watch.js';
 import * as deployments from './deployments.js';
 import * as engine from './engine.js';
+import * as nodes from './nodes.js';
+import * as providers from './providers.js';
 import * as emulate from './emulate.js';
 
 /**
@@ -30,4 +32,4 @@ export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMAND_MODULES: CommandModule[] = [lab, conformance, server, resources, apply, watch, auth, version, deployments, engine, emulate];
+export const COMMAND_MODULES: CommandModule[] = [lab, conformance, server, resources, apply, watch, auth, version, deployments, engine, nodes, providers, emulate];

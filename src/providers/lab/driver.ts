@@ -39,8 +39,8 @@ export function toMachine(st: HostState): ProvisionedMachine {
     name: st.name,
     state,
     addresses: [
-      { address: st.publicAddress, family: 4, role: 'public', network: st.publicBridge },
-      { address: st.privateAddress, family: 4, role: 'private', network: st.privateBridge },
+      { address: st.publicAddress, family: 4, role: 'public', network: st.publicBridge, reason: `on the lab's public bridge ${st.publicBridge}, routed to the control plane` },
+      { address: st.privateAddress, family: 4, role: 'private', network: st.privateBridge, reason: `on the lab's private bridge ${st.privateBridge}, joining nodes only` },
     ],
     loginUsers: [...LAB_LOGIN_USERS],
     tags: { ...(st.spec.tags ?? {}) },

@@ -69,8 +69,8 @@ async function underLock<T>(ctx: ProviderContext, fn: () => Promise<T>): Promise
   return withFileLock(join(dirOf(ctx), 'claims.lock'), fn, { signal: ctx.signal });
 }
 
-function address(address: string, role: NodeAddress['role']): NodeAddress {
-  return { address, family: isIP(address) === 6 ? 6 : 4, role };
+function address(address: string, role: NodeAddress['role'], reason: string): NodeAddress {
+  return { address, family: isIP(address) === 6 ? 6 : 4, role, reason };
 }
 
 function toMachine(nativeId: string, m: StaticMachine | undefined, claim: Claim): ProvisionedMachine {
@@ -82,7 +82,10 @@ function toMachine(nativeId: string, m: StaticMachine | undefined, claim: Claim)
     nativeId,
     name: m.name,
     state: 'running',
-    addresses: [address(m.address, 'public'), address(m.privateAddress ?? m.address, 'private')],
+    addresses: [
+      address(m.address, 'public', 'settings.machines[].address: the address the control plane reaches it at'),
+      address(m.privateAddress ?? m.address, 'private', m.privateAddress ? 'settings.machines[].privateAddress' : 'settings.machines[] names no privateAddress: its address serves both'),
+    ],
     loginUsers: [m.user],
     tags: { ...claim.tags },
     ...(m.hostKey ? { hostKey: m.hostKey.startsWith('SHA256:') ? normalizeFingerprint(m.hostKey) : fingerprint(m.hostKey) } : {}),

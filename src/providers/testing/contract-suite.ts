@@ -10,7 +10,9 @@
 import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { controlAddress } from '../../core/addresses.js';
 import { ERROR_CODES, isFormworkError } from '../../core/errors.js';
-import { MACHINE_STATES, ownershipTags, TAG_NODE_ID, type MachineSpec, type ProviderContext, type ProviderDriver, type ProvisionedMachine } from '../provider.js';
+import { resolveCatalog } from '../catalog/index.js';
+import { MACHINE_STATES, ownershipTags, TAG_MANAGED_BY, TAG_NODE_ID, type MachineSpec, type OwnedResource, type ProviderContext, type ProviderDriver, type ProvisionedMachine } from '../provider.js';
+import { awaitReadiness, readinessProbe, releaseMachine } from '../readiness.js';
 
 export interface ContractSubject {
   driver: ProviderDriver;
@@ -23,6 +25,15 @@ export interface ContractOptions {
   cleanup?: () => Promise<void>;
   /** When the suite cannot run here (not root, a tool missing), why: the tests are skipped and say it. */
   skip?: string;
+  /**
+   * How the control plane's TCP/22 probe is answered for this driver's machines (a fake's
+   * have no sockets); default: a real TCP connect.
+   */
+  probe?: (subject: ContractSubject, host: string, port: number) => Promise<void>;
+  /** Makes the next machine created fail its readiness (never answer, never boot): the suite then checks nothing made to reach it is left. */
+  breakReadiness?: (subject: ContractSubject) => void;
+  /** The catalog request the catalog test asks of a driver that lists sizes and images (default `small`, `debian-12`). */
+  catalogRequest?: { size: string; image: string };
 }
 
 /** A spec as the provision role builds one, for a node id of the suite's own. */
@@ -37,11 +48,17 @@ export function runProviderContract(title: string, setup: () => Promise<Contract
     let s: ContractSubject;
     let first: ProvisionedMachine;
     const spec = contractSpec('c-1');
+    const realProbe = readinessProbe.tcp;
+    const wait = { waitSeconds: t / 2000, log: () => undefined };
+    /** The resources carrying a node's id, as `listOwned` reports them (ids, sorted). */
+    const ownedBy = async (nodeId: string) => ((await s.driver.listOwned?.(s.ctx)) ?? []).filter((r: OwnedResource) => r.tags[TAG_NODE_ID] === nodeId).map((r) => `${r.kind} ${r.id}`).sort();
 
     beforeAll(async () => {
       s = await setup();
+      if (opts.probe) readinessProbe.tcp = (host, port) => opts.probe!(s, host, port);
     }, t);
     afterAll(async () => {
+      readinessProbe.tcp = realProbe;
       if (s) await s.driver.teardown?.(s.ctx).catch(() => undefined);
       await opts.cleanup?.();
     }, t);
@@ -60,6 +77,35 @@ export function runProviderContract(title: string, setup: () => Promise<Contract
       expect(controlAddress(first.addresses)).toBeDefined();
       for (const a of first.addresses) expect([4, 6]).toContain(a.family);
       expect(first.loginUsers.length).toBeGreaterThan(0);
+    }, t);
+
+    it('classifies every address with the reason for its role', async () => {
+      for (const a of first.addresses) expect(a.reason, `${a.address} (${a.role}) has no reason`).toMatch(/\S/);
+    }, t);
+
+    it('lists what create made among the resources it owns (listOwned), each tagged as Formwork\'s', async (c) => {
+      if (!s.driver.listOwned) return c.skip();
+      const owned = (await s.driver.listOwned(s.ctx)).filter((r) => r.tags[TAG_NODE_ID] === spec.nodeId);
+      expect(owned.filter((r) => r.kind === 'machine').map((r) => r.id)).toEqual([first.nativeId]);
+      for (const r of owned) expect(r.tags[TAG_MANAGED_BY]).toBe('formwork');
+    }, t);
+
+    it('waits for it through the readiness wait and makes it reachable; making it reachable again changes nothing', async () => {
+      const before = await ownedBy(spec.nodeId);
+      const ready = await awaitReadiness(s.driver, first, s.ctx, wait);
+      expect(ready.state).toBe('running');
+      expect(controlAddress(ready.addresses)).toBeDefined();
+      for (const a of ready.addresses) expect(a.reason, `${a.address} (${a.role}) has no reason`).toMatch(/\S/);
+      if (!s.driver.makeReachable) return;
+      const made = await ownedBy(spec.nodeId);
+      const again = await s.driver.makeReachable(ready, s.ctx);
+      expect(again.addresses.map((a) => a.address).sort()).toEqual(ready.addresses.map((a) => a.address).sort());
+      expect(await ownedBy(spec.nodeId)).toEqual(made);
+      // Undone, twice, it leaves what create made and nothing more; made reachable again for what follows.
+      await s.driver.undoReachable!(ready, s.ctx);
+      await s.driver.undoReachable!(ready, s.ctx);
+      if (s.driver.listOwned) expect(await ownedBy(spec.nodeId)).toEqual(before);
+      first = await awaitReadiness(s.driver, first, s.ctx, wait);
     }, t);
 
     it('finds it by id and by tag: getMachine joins listMachines', async () => {
@@ -91,17 +137,51 @@ export function runProviderContract(title: string, setup: () => Promise<Contract
       else await s.driver.deleteMachine((e as ProvisionedMachine).nativeId, s.ctx); // a driver that names machines itself may take it
     }, t);
 
-    it('deletes it, and deleting again is no error', async () => {
-      await s.driver.deleteMachine(first.nativeId, s.ctx);
+    it('chooses from the catalog it lists, in normalized shapes, and creates what it chose', async (c) => {
+      if (!s.driver.listSizes || !s.driver.listImages) return c.skip();
+      for (const z of (await s.driver.listSizes(s.ctx))) expect(z).toMatchObject({ nativeId: expect.any(String), cpus: expect.any(Number), ramMiB: expect.any(Number) });
+      for (const i of (await s.driver.listImages(s.ctx))) expect(i).toMatchObject({ nativeId: expect.any(String), name: expect.any(String), properties: expect.any(Object) });
+      for (const n of (await s.driver.listNetworks?.(s.ctx)) ?? []) expect(n).toMatchObject({ id: expect.any(String), flags: expect.any(Object), evidence: expect.any(Array) });
+      for (const z of (await s.driver.listZones?.(s.ctx)) ?? []) expect(z).toMatchObject({ name: expect.any(String), available: expect.any(Boolean) });
+      const asked = { ...contractSpec('c-cat'), ...(opts.catalogRequest ?? { size: 'small', image: 'debian-12' }) };
+      const { chosen, decisions } = await resolveCatalog(s.driver, asked, s.ctx, s.driver.type);
+      expect(decisions.map((d) => d.subject)).toEqual(['size', 'image']);
+      for (const d of decisions) expect(d.reason).toMatch(/\S/);
+      const m = await s.driver.createMachine({ ...asked, chosen }, s.ctx);
+      try {
+        expect(m.size?.native).toBe(chosen.size!.nativeId);
+        expect(m.image?.native).toBe(chosen.image!.nativeId);
+      } finally {
+        await releaseMachine(s.driver, m, s.ctx);
+      }
+      expect(await ownedBy(asked.nodeId)).toEqual([]);
+    }, t);
+
+    it('releases what made a machine reachable when its readiness fails, and leaves nothing once it is deleted', async (c) => {
+      if (!opts.breakReadiness) return c.skip();
+      opts.breakReadiness(s);
+      const broken = contractSpec('c-broken');
+      const m = await s.driver.createMachine(broken, s.ctx);
+      const made = await ownedBy(broken.nodeId);
+      await expect(awaitReadiness(s.driver, m, s.ctx, wait)).rejects.toMatchObject({ code: 'MACHINE_FAILED' });
+      expect(await ownedBy(broken.nodeId)).toEqual(made);
+      await releaseMachine(s.driver, m.nativeId, s.ctx);
+      expect(await ownedBy(broken.nodeId)).toEqual([]);
+    }, t);
+
+    it('deletes it (released first, as provision and deletion do), and deleting again is no error; nothing it owned is left', async () => {
+      await releaseMachine(s.driver, first, s.ctx);
       expect(await s.driver.getMachine(first.nativeId, s.ctx)).toBeUndefined();
-      await s.driver.deleteMachine(first.nativeId, s.ctx);
+      await releaseMachine(s.driver, first.nativeId, s.ctx);
       expect((await s.driver.listMachines(s.ctx)).map((m) => m.nativeId)).not.toContain(first.nativeId);
+      expect(await ownedBy(spec.nodeId)).toEqual([]);
     }, t);
 
     it('tears down to nothing, twice', async () => {
       await s.driver.teardown?.(s.ctx);
       await s.driver.teardown?.(s.ctx);
       expect(await s.driver.listMachines(s.ctx)).toEqual([]);
+      if (s.driver.listOwned) expect(await s.driver.listOwned(s.ctx)).toEqual([]);
     }, t);
   });
 }

@@ -244,6 +244,17 @@ export class NeutronApi {
   }
 
   /**
+   * Changes a floating IP: `{ port_id }` attaches it to a port, `{ port_id: null }` detaches it.
+   *
+   * @example
+   *   await neutron.updateFloatingIp(fip.id, { port_id: null });
+   */
+  async updateFloatingIp(id: string, changes: { port_id?: string | null; fixed_ip_address?: string; description?: string }): Promise<NeutronFloatingIp> {
+    const res = await this.session.request('network', 'PUT', `/floatingips/${encodeURIComponent(id)}`, { body: { floatingip: changes } });
+    return (res.body as { floatingip: NeutronFloatingIp }).floatingip;
+  }
+
+  /**
    * Deletes a floating IP: `false` when already gone. Some clouds report a delete that has
    * not happened yet: confirm with `getFloatingIp`.
    *

@@ -33,9 +33,10 @@ describe('document shapes against the recorded fixtures', () => {
     ['network', () => first('libcloud/openstack_v1.1/_v2_0__networks.json', 'networks'), []],
     ['subnet', () => first('libcloud/openstack_v1.1/_v2_0__subnets.json', 'subnets'), []],
     ['router', () => first('libcloud/openstack_v1.1/_v2_0__routers.json', 'routers'), []],
-    ['port', () => fixture('libcloud/openstack_v1.1/_port_v2.json').port as Record<string, unknown>, []],
+    ['port', () => first('libcloud/openstack_v1.1/_ports_v2.json', 'ports'), []],
     ['floatingip', () => fixture('libcloud/openstack_v1.1/_v2_0__floatingip.json').floatingip as Record<string, unknown>, []],
-    ['server', () => fixture('jclouds/openstack-nova/server_details.json').server as Record<string, unknown>, []],
+    ['server', () => first('jclouds/openstack-nova/server_list_details.json', 'servers'), []],
+    ['server', () => first('libcloud/openstack_v1.1/_servers_detail.json', 'servers'), ['uuid', 'fault']],
     // jclouds' flavors are from a Rackspace-era Nova: rxtx_cap/rxtx_quota are gone from today's.
     ['flavor', () => first('jclouds/openstack-nova/flavor_list_detail.json', 'flavors'), ['rxtx_cap', 'rxtx_quota']],
     // libcloud's image is a snapshot with its cloud's own properties; Glance's own fields must all be there.

@@ -1,6 +1,6 @@
 /**
  * A small OpenStack for unit tests: an HTTP server on 127.0.0.1:0 that answers Keystone
- * and the version documents from the recorded fixtures (../shared/fixtures: libcloud's
+ * and the version documents from the recorded fixtures (testing/fixtures: libcloud's
  * `_v3__auth.json` token and catalog, openstacksdk's discovery documents), with the
  * catalog's hosts rewritten to itself (`http://192.168.18.100:8774/v2/…` →
  * `<url>/8774/v2/…`). Tests add the routes they need with `on`, and read what was sent in
@@ -20,12 +20,12 @@ import type { AddressInfo } from 'node:net';
 import type { PasswordAuth } from '../client/keystone.js';
 
 /**
- * The recorded fixtures, relative to the project root (where vitest runs).
+ * The recorded responses the tests serve, copied into the repository (testing/fixtures/README.md).
  *
  * @example
- *   join(FIXTURES, 'openstacksdk', 'config', 'vendors');
+ *   fixture('openstacksdk/unit-fixtures/discovery.json');
  */
-export const FIXTURES = join(process.cwd(), '..', 'shared', 'fixtures');
+export const FIXTURES = join(import.meta.dirname, 'fixtures');
 
 /**
  * A fixture file, parsed.
@@ -62,6 +62,8 @@ export interface FakeCloud {
   requests: RecordedRequest[];
   /** Answers `METHOD path` (path without query). Later routes replace earlier ones. */
   on(method: string, path: string, handler: FakeHandler): void;
+  /** Answers `METHOD` on paths matching `pattern` that no exact route answers (first match wins); the handler gets the match. */
+  onPattern(method: string, pattern: RegExp, handler: (req: RecordedRequest, match: RegExpExecArray) => FakeAnswer): void;
   /** Tokens issued so far stop being accepted (their calls get a 401). */
   revokeTokens(): void;
   /** How long issued tokens live (ms; default one hour). */
@@ -87,6 +89,14 @@ const UNAUTHORIZED = { status: 401, body: { error: { code: 401, title: 'Unauthor
  */
 export async function startFakeCloud(): Promise<FakeCloud> {
   const routes = new Map<string, FakeHandler>();
+  const patterns: Array<{ method: string; pattern: RegExp; handler: (req: RecordedRequest, match: RegExpExecArray) => FakeAnswer }> = [];
+  const byPattern = (req: RecordedRequest): FakeHandler | undefined => {
+    for (const p of patterns) {
+      const m = p.method === req.method ? p.pattern.exec(req.path) : null;
+      if (m) return (r) => p.handler(r, m);
+    }
+    return undefined;
+  };
   const valid = new Set<string>();
   let issued = 0;
   const server = createServer((req, res) => {
@@ -97,7 +107,7 @@ export async function startFakeCloud(): Promise<FakeCloud> {
       const text = Buffer.concat(chunks).toString('utf8');
       const recorded: RecordedRequest = { method: req.method ?? 'GET', path: u.pathname.replace(/\/+$/, '') || '/', query: u.searchParams, headers: req.headers, body: text ? JSON.parse(text) : undefined };
       cloud.requests.push(recorded);
-      const handler = routes.get(`${recorded.method} ${recorded.path}`);
+      const handler = routes.get(`${recorded.method} ${recorded.path}`) ?? byPattern(recorded);
       const isDiscovery = recorded.method === 'GET' && /^\/\d+$/.test(recorded.path);
       const isAuth = recorded.path === '/5000/v3/auth/tokens';
       let answer: FakeAnswer;
@@ -114,6 +124,7 @@ export async function startFakeCloud(): Promise<FakeCloud> {
     requests: [],
     tokenTtlMs: 3600_000,
     on: (method, path, handler) => void routes.set(`${method} ${path}`, handler),
+    onPattern: (method, pattern, handler) => void patterns.push({ method, pattern, handler }),
     revokeTokens: () => valid.clear(),
     passwordAuth: (o = {}) => ({ method: 'password', authUrl: `${url}/5000`, username: 'admin', userDomainName: 'Default', password: 'secret-pw', projectName: 'admin', projectDomainName: 'Default', ...o }),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
