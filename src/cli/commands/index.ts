@@ -12,6 +12,7 @@ import * as deployments from './deployments.js';
 import * as engine from './engine.js';
 import * as nodes from './nodes.js';
 import * as providers from './providers.js';
+import * as emulate from './emulate.js';
 
 /**
  * The CLI's command modules. Each area owns one file `src/cli/commands/<area>.ts` that
@@ -31,4 +32,4 @@ export interface CommandModule {
   register(program: Command, ctx: CliContext): void;
 }
 
-export const COMMAND_MODULES: CommandModule[] = [lab, conformance, server, resources, apply, watch, auth, version, deployments, engine, nodes, providers];
+export const COMMAND_MODULES: CommandModule[] = [lab, conformance, server, resources, apply, watch, auth, version, deployments, engine, nodes, providers, emulate];

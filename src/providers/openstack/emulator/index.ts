@@ -1,0 +1,92 @@
+/**
+ * The OpenStack emulator: Keystone, Nova, Neutron and Glance on one HTTP port, playing one
+ * of issue 13's snowflake clouds (a scenario) or a vendor profile's, with instances from a
+ * host backend (real lab hosts, or in memory). `formwork emulate openstack` runs it;
+ * `runEmulator` is what that command does, apart from its printing.
+ *
+ * @example
+ *   const running = await runEmulator({ scenario: 'floating-ip-required', backend: 'memory', dataDir, listen: '127.0.0.1:0', subnetIndex: 40, log });
+ *   running.cloudsFile; // '<dataDir>/openstack-emulator-40/clouds.yaml'
+ *   await running.emulator.close();
+ */
+import { join } from 'node:path';
+import { FormworkError } from '../../../core/errors.js';
+import type { ProviderLogger } from '../../provider.js';
+import { MemoryBackend, type HostBackend } from './backend.js';
+import { providerDocument, writeCloudsYaml } from './clouds.js';
+import { LabBackend } from './lab-backend.js';
+import { profileScenario, scenarioNamed, SCENARIOS } from './scenarios.js';
+import { startEmulator, type Emulator } from './server.js';
+
+export { MemoryBackend, type HostBackend, type HostRequest, type BackendHost, type NetworkSide } from './backend.js';
+export { LabBackend, type LabBackendOptions } from './lab-backend.js';
+export { SCENARIOS, scenarioNamed, profileScenario, type Scenario } from './scenarios.js';
+export { startEmulator, type Emulator, type EmulatorOptions } from './server.js';
+export { cloudsDocument, writeCloudsYaml, providerDocument } from './clouds.js';
+
+/** What to run. */
+export interface RunOptions {
+  scenario?: string;
+  profile?: string;
+  backend: 'lab' | 'memory';
+  dataDir: string;
+  /** HOST:PORT (port 0: a free one). */
+  listen: string;
+  subnetIndex: number;
+  baseDir?: string;
+  log: ProviderLogger;
+}
+
+/** A running emulator with the files written for it. */
+export interface RunningEmulator {
+  emulator: Emulator;
+  cloudName: string;
+  cloudsFile: string;
+  provider: ReturnType<typeof providerDocument>;
+}
+
+/**
+ * Parses `HOST:PORT` (`[::1]:5000` for IPv6).
+ *
+ * @example
+ *   parseListen('127.0.0.1:0'); // { host: '127.0.0.1', port: 0 }
+ */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new FormworkError('VALIDATION', `--listen "${listen}" must be HOST:PORT (e.g. 127.0.0.1:5000; port 0 picks a free one)`, { listen });
+  return { host: m[1] ?? m[2], port };
+}
+
+/**
+ * Starts the emulator a command asked for and writes its clouds.yaml.
+ *
+ * @example
+ *   const { provider } = await runEmulator({ profile: 'citycloud', backend: 'lab', dataDir, listen: '127.0.0.1:5000', subnetIndex: 40, log });
+ */
+export async function runEmulator(o: RunOptions): Promise<RunningEmulator> {
+  if (o.scenario && o.profile) throw new FormworkError('VALIDATION', 'give --scenario or --profile, not both');
+  if (!Number.isInteger(o.subnetIndex) || o.subnetIndex < 0 || o.subnetIndex > 255) throw new FormworkError('VALIDATION', `--subnet-index must be an integer from 0 to 255 (got ${o.subnetIndex})`);
+  const scenario = o.profile ? profileScenario(o.profile) : scenarioNamed(o.scenario ?? 'floating-ip-required');
+  const { host, port } = parseListen(o.listen);
+  const backend: HostBackend = o.backend === 'lab' ? new LabBackend({ dataDir: o.dataDir, subnetIndex: o.subnetIndex, baseDir: o.baseDir, log: o.log }) : new MemoryBackend();
+  const emulator = await startEmulator({ scenario, backend, host, port });
+  try {
+    const cloudName = `openstack-emulator-${o.subnetIndex}`;
+    const cloudsFile = await writeCloudsYaml(emulator, join(o.dataDir, cloudName), cloudName);
+    return { emulator, cloudName, cloudsFile, provider: providerDocument(cloudName, cloudName) };
+  } catch (e) {
+    await emulator.close();
+    throw e;
+  }
+}
+
+/**
+ * The scenario names, for help texts.
+ *
+ * @example
+ *   scenarioNames(); // 'floating-ip-required, naming-chaos, …'
+ */
+export function scenarioNames(): string {
+  return Object.keys(SCENARIOS).join(', ');
+}
