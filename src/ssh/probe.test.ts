@@ -1,15 +1,16 @@
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForPort } from './probe.js';
 import { catchErr } from './testing/assertions.js';
 import { freePort } from './testing/sshd.js';
 
-// A plain TCP listener: all the probe looks for (no SSH server needed).
+// A listener that says what an sshd says first: all the probe looks for (no SSH server needed).
+const greet = (s: Socket) => s.end('SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n');
 let listener: Server;
 let listenerPort: number;
 
 beforeAll(async () => {
-  listener = createServer((s) => s.destroy());
+  listener = createServer(greet);
   await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
   listenerPort = (listener.address() as { port: number }).port;
 });
@@ -25,13 +26,29 @@ describe('waitForPort', () => {
 
   it('retries until a late listener appears', async () => {
     const port = await freePort();
-    const srv = createServer((s) => s.destroy());
+    const srv = createServer(greet);
     const t = setTimeout(() => srv.listen(port, '127.0.0.1'), 400);
     try {
       await waitForPort('127.0.0.1', port, Date.now() + 5000, { intervalMs: 100 });
     } finally {
       clearTimeout(t);
       srv.close();
+    }
+  });
+
+  it('does not take an accepted connection that says nothing, or something else, for an SSH server', async () => {
+    const silent = createServer(() => undefined); // accepts and waits, as a transparent proxy does
+    const http = createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    await Promise.all([silent, http].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))));
+    try {
+      for (const [srv, why] of [[silent, 'no SSH banner'], [http, 'closed without an SSH banner']] as const) {
+        const port = (srv.address() as { port: number }).port;
+        const err = await catchErr(waitForPort('127.0.0.1', port, 900, { attemptTimeoutMs: 300, intervalMs: 100 }));
+        expect(err.code).toBe('SSH_UNREACHABLE');
+        expect(err.message).toContain(why);
+      }
+    } finally {
+      for (const srv of [silent, http]) srv.close();
     }
   });
 

@@ -69,9 +69,9 @@ describe.skipIf(!!skip)('openstack driver against a real control plane', () => {
     expect(m.loginUsers[0]).toBe('debian'); // the image's os_admin_user
     const waitLog: string[] = [];
     const err = await awaitReadiness(driver, m, ctx, { waitSeconds: 40, log: (l) => void waitLog.push(l) }).then(() => undefined, (e: unknown) => e);
-    expect(err).toMatchObject({ code: 'MACHINE_FAILED', message: expect.stringMatching(/TCP\/22 on 198\.18\.0\.\d+ did not answer/) });
+    expect(err).toMatchObject({ code: 'MACHINE_FAILED', message: expect.stringMatching(/TCP\/22 on 198\.19\.254\.\d+ did not answer/) });
     const text = waitLog.join('');
-    expect(text).toMatch(/made reachable: 198\.18\.0\.\d+ \(public: floating IP \S+ on external network public, attached to port \S+\)/);
+    expect(text).toMatch(/made reachable: 198\.19\.254\.\d+ \(public: floating IP \S+ on external network public, attached to port \S+\)/);
     expect(text).toContain('what made it reachable is released');
 
     const demo = await loadCloudConfig('demo', cloudConfigLocations.get());

@@ -154,7 +154,7 @@ describe.skipIf(!!skip)('OpenStack client against a real control plane', () => {
     const fip = await demo.network.createFloatingIp({ floatingNetworkId: networks.public.id, portId: port.id, description: RUN, tags: [TAG] });
     expect(fip.port_id).toBe(port.id);
     expect(fip.fixed_ip_address).toBe(port.fixed_ips[0].ip_address);
-    expect(fip.floating_ip_address).toMatch(/^198\.18\.0\.\d+$/);
+    expect(fip.floating_ip_address).toMatch(/^198\.19\.254\.\d+$/);
     await until('floating IP ACTIVE', () => demo.network.getFloatingIp(fip.id), (f) => f?.status === 'ACTIVE', 30_000);
     expect((await demo.network.listFloatingIps({ tags: TAG })).map((f) => f.id)).toEqual([fip.id]);
     expect(await demo.network.deleteFloatingIp(fip.id)).toBe(true);
