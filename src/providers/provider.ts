@@ -110,6 +110,15 @@ export interface ProviderContext {
   signal?: AbortSignal;
 }
 
+/**
+ * What `check` gets: a provider's name, settings and opened credentials, without the data
+ * dir or platform key of a worker.
+ *
+ * @example
+ *   const ctx: ProviderCheckContext = { providerName: 'os1', settings: { cloud: 'prod' }, log: console };
+ */
+export type ProviderCheckContext = Pick<ProviderContext, 'providerName' | 'settings' | 'credentials' | 'log' | 'signal'>;
+
 export interface ProviderDriver {
   readonly type: string;
   /**
@@ -118,6 +127,19 @@ export interface ProviderDriver {
    * before any machine is created; idempotent.
    */
   prepare?(ctx: ProviderContext): Promise<void>;
+  /**
+   * What only the provider can say about a provider's settings and credentials — that they
+   * log in, that the named cloud, region and network exist — asked when it is applied,
+   * before anything is written; it creates nothing. A definitive refusal (an error that is
+   * not retryable: PROVIDER_AUTH, PROVIDER_INVALID…) refuses the apply with its message,
+   * which names what to fix; a transient one (retryable: the cloud unreachable, throttled)
+   * lets the apply through, and `prepare` records what it finds later. Its context has no
+   * data dir or platform key: it may run in an API-only process.
+   *
+   * @example
+   *   await driver.check?.({ providerName: 'os1', settings: { cloud: 'nope' }, log }); // PROVIDER_INVALID: clouds.yaml has no cloud "nope"…
+   */
+  check?(ctx: ProviderCheckContext): Promise<void>;
   /** Creates a machine, or returns the one already created with `spec.idempotencyToken`. */
   createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<ProvisionedMachine>;
   /** The machine with this id, if it exists (in any state). */
@@ -175,6 +197,8 @@ export interface ProviderDescriptor {
    * provider's `affinity`, and only workers of that host run its work.
    */
   hostBound?: boolean;
+  /** Its driver has `check`, which apply awaits (the driver is loaded for it); default false. */
+  checksAtApply?: boolean;
   load(): Promise<ProviderDriver>;
 }
 

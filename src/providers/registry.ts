@@ -56,6 +56,43 @@ export async function loadDriver(type: string): Promise<ProviderDriver> {
   return p;
 }
 
+/** How long apply waits for a driver's `check` before letting the provider through (prepare checks again). */
+export const accessCheck = { timeoutMs: 20_000 };
+
+/**
+ * What the provider itself refuses about a provider object's settings and credentials, asked
+ * through its driver's `check` when it is applied (wrong credentials, an unknown cloud name or
+ * region): definitive refusals become problems at `/settings`, naming what to fix; a transient
+ * failure, a driver without `check` or a check slower than `accessCheck.timeoutMs` gives none
+ * (the provider's `prepare` records what it finds). Only for objects whose settings passed
+ * `providerProblems`.
+ *
+ * @example
+ *   await providerAccessProblems({ name: 'os1', type: 'openstack', settings: { cloud: 'nope' } }, undefined);
+ *   // [{ path: '/settings', message: 'provider os1: clouds.yaml … has no cloud "nope"; its clouds are: …' }]
+ */
+export async function providerAccessProblems(object: Record<string, unknown>, credentials: Record<string, string> | undefined): Promise<FieldProblem[]> {
+  // No type, or an unknown one, is providerProblems' or the kind schema's to report.
+  // (And a type whose driver has no `check` is not loaded for nothing: its descriptor says so.)
+  if (typeof object.type !== 'string' || !DESCRIPTORS.get(object.type)?.checksAtApply) return [];
+  const driver = await loadDriver(object.type);
+  if (!driver.check) return [];
+  const signal = AbortSignal.timeout(accessCheck.timeoutMs);
+  const ctx = { providerName: String(object.name), settings: (object.settings as Record<string, unknown>) ?? {}, ...(credentials ? { credentials } : {}), log: silent, signal };
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), accessCheck.timeoutMs)));
+  try {
+    // Too slow to wait for at apply is not a refusal: let it through; prepare tells.
+    await Promise.race([driver.check(ctx), late]);
+    return [];
+  } catch (e) {
+    const err = toFormworkError(e);
+    return err.retryable ? [] : [{ path: '/settings', message: err.message }];
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const validators = new Map<string, ValidateFunction>();
 
 /**

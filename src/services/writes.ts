@@ -3,7 +3,7 @@ import { kindByName, type KindDef, type StoredObject } from '../core/kinds.js';
 import { roleFromObject, validateRoles, type RoleSpec } from '../core/roles.js';
 import { checkRoleObject, parseRoleObject } from '../core/role-spec.js';
 import { validationError, type FieldProblem } from '../core/schema.js';
-import { providerProblems } from '../providers/registry.js';
+import { providerAccessProblems, providerProblems } from '../providers/registry.js';
 import { sameValue, versionMismatch, type ApplyAction } from '../store/repository.js';
 import type { Store } from '../store/store.js';
 import { sealWriteFields } from '../store/sealing.js';
@@ -54,7 +54,18 @@ export type PendingWrites = Map<string, Map<string, Record<string, unknown>>>;
 export async function checkObject(store: Store, kind: KindDef, object: Record<string, unknown>, pending: PendingWrites = new Map()): Promise<FieldProblem[]> {
   if (kind.plural === 'roles') return checkRole(store, object, pending);
   if (kind.plural === 'workloads') return checkWorkloadFiles(store, object, pending);
-  return kind.plural === 'providers' ? providerProblems(object) : [];
+  if (kind.plural !== 'providers') return [];
+  const problems = providerProblems(object);
+  return problems.length ? problems : providerAccessProblems(object, await credentialsOf(store, object, pending));
+}
+
+/** A provider object's credentials as its write would leave them: its Secret from the same apply, else the stored one. */
+async function credentialsOf(store: Store, provider: Record<string, unknown>, pending: PendingWrites): Promise<Record<string, string> | undefined> {
+  const name = provider.credentialsSecret;
+  if (typeof name !== 'string' || !name) return undefined;
+  const data = pending.get('secrets')?.get(name)?.data;
+  if (data && typeof data === 'object') return data as Record<string, string>;
+  return (await store.objects('secrets').find(name)) ? ((await store.secrets.reveal(name)) as Record<string, string>) : undefined;
 }
 
 /** The role catalogue the writes would leave: stored roles, with the pending ones in place of (or beside) them. */

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { FormworkError } from '../../core/errors.js';
-import type { ProviderContext } from '../provider.js';
+import type { ProviderCheckContext } from '../provider.js';
 import { createOpenStackClient, type OpenStackClient } from './client/index.js';
 import { loadCloudConfig, resolveCloudEntry, type CloudConfig } from './config/cloud-config.js';
 import type { ConfigLocations } from './config/files.js';
@@ -44,7 +44,7 @@ const connections = new Map<string, Promise<Connection>>();
  * @example
  *   const { config } = await connect(ctx); // config.region === 'RegionOne'
  */
-export function connect(ctx: ProviderContext): Promise<Connection> {
+export function connect(ctx: ProviderCheckContext): Promise<Connection> {
   const key = createHash('sha256').update(JSON.stringify([ctx.providerName, ctx.settings, ctx.credentials ?? {}])).digest('hex');
   let found = connections.get(key);
   if (!found) {
@@ -63,7 +63,7 @@ export function forgetConnections(): void {
   connections.clear();
 }
 
-async function resolve(ctx: ProviderContext): Promise<CloudConfig> {
+async function resolve(ctx: ProviderCheckContext): Promise<CloudConfig> {
   const s = ctx.settings;
   const where = `provider ${ctx.providerName}`;
   const region = typeof s.region === 'string' ? s.region : undefined;

@@ -41,5 +41,6 @@ export const openstackDescriptor: ProviderDescriptor = {
       ...CATALOG_SETTINGS_PROPERTIES,
     },
   },
+  checksAtApply: true,
   load: async () => (await import('./driver.js')).openstackDriver,
 };

@@ -23,7 +23,7 @@ import { connect } from './connect.js';
 import { evidenceFor, META, metaValue, readMachine, toMachine } from './machines.js';
 import { catalogNetworks, chooseBootNetwork, loadTopology } from './networks.js';
 import { makeReachable, undoReachable } from './reachable.js';
-import { deleteOwned, ensureKeypair, ensureSecurityGroup, listOwned, prepare, teardown } from './shared.js';
+import { check, deleteOwned, ensureKeypair, ensureSecurityGroup, listOwned, prepare, teardown } from './shared.js';
 import { TAG_TOKEN } from './tags.js';
 
 /** How long a deleted server is read back before its delete counts as stuck (tests set it lower). */
@@ -101,6 +101,7 @@ async function deleteMachine(nativeId: string, ctx: ProviderContext): Promise<vo
 /** The `openstack` driver (see the file's comment). */
 export const openstackDriver: ProviderDriver = {
   type: 'openstack',
+  check,
   prepare,
   createMachine,
   getMachine,

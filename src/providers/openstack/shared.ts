@@ -11,7 +11,7 @@
  *   await prepare(ctx); // PROVIDER_AUTH: provider os1: Keystone … refused the credentials …
  */
 import { FormworkError, toFormworkError } from '../../core/errors.js';
-import { TAG_MANAGED_BY, TAG_PROVIDER, type OwnedResource, type ProviderContext } from '../provider.js';
+import { TAG_MANAGED_BY, TAG_PROVIDER, type OwnedResource, type ProviderCheckContext, type ProviderContext } from '../provider.js';
 import type { NeutronSecurityGroup } from './client/neutron.js';
 import { connect, type Connection } from './connect.js';
 import { chooseBootNetwork, loadTopology } from './networks.js';
@@ -20,16 +20,26 @@ import { keypairName, neutronTags, providerTags, securityGroupName, tagFilter, t
 
 /** Checks the cloud and makes the provider's keypair and security group (idempotent). */
 export async function prepare(ctx: ProviderContext): Promise<void> {
+  const conn = await checkCloud(ctx);
+  await ensureKeypair(conn, ctx);
+  await ensureSecurityGroup(conn, ctx);
+}
+
+/** The driver's `check` (run at apply): the cloud resolves, logs in, has compute, network and image, and a boot network can be chosen. */
+export async function check(ctx: ProviderCheckContext): Promise<void> {
+  await checkCloud(ctx);
+}
+
+async function checkCloud(ctx: ProviderCheckContext): Promise<Connection> {
   const conn = await connect(ctx);
   for (const w of conn.config.warnings) ctx.log.warn(w);
   await login(conn, ctx);
   for (const service of ['compute', 'network', 'image'] as const) await conn.client.session.endpoint(service);
   chooseBootNetwork(await loadTopology(conn.client), conn.config, ctx.settings);
-  await ensureKeypair(conn, ctx);
-  await ensureSecurityGroup(conn, ctx);
+  return conn;
 }
 
-async function login(conn: Connection, ctx: ProviderContext): Promise<void> {
+async function login(conn: Connection, ctx: ProviderCheckContext): Promise<void> {
   try {
     await conn.client.session.currentToken();
   } catch (e) {
