@@ -1,0 +1,165 @@
+/**
+ * The `type: openstack` driver on the emulator's scenarios, end to end (issue 13 §6; root
+ * only): each scenario is an emulator on real lab hosts (lab subnet indexes 43–49, one per
+ * scenario; the server itself needs none: the openstack provider has no lab of its own). In
+ * a real server whose clouds.yaml (OS_CLIENT_CONFIG_FILE) names every emulator, a Provider
+ * `type: openstack, settings: {cloud}` and a Deployment of two nodes with the yardstick only
+ * (node-ready) are applied; then every node passes every conformance check and its
+ * decisions say why (network, login users, floating IP). Deleting the deployment and the
+ * provider leaves the cloud with no server, floating IP, port, keypair or security group of
+ * ours, and the lab with nothing behind.
+ *
+ * Runs on its own: `npx vitest run test/e2e/openstack/scenarios.test.ts` (no real OpenStack
+ * control plane needed).
+ */
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NodeDecision } from '../../../src/core/decisions.js';
+import { ensureBaseImage, labLeftovers, missingTools } from '../../../src/providers/lab/index.js';
+import { cloudsDocument, LabBackend, scenarioNamed, startEmulator, type Emulator, type Scenario } from '../../../src/providers/openstack/emulator/index.js';
+import { runConformance } from '../../../src/providers/conformance.js';
+import { applyDocuments } from '../../../src/services/apply.js';
+import { startServer, type RunningServer } from '../../../src/server/server.js';
+
+const isRoot = process.getuid?.() === 0;
+const missing = isRoot ? missingTools() : [];
+const skipReason = !isRoot ? 'must run as root' : missing.length ? `missing tools: ${missing.map((m) => m.pkg).join(', ')}` : '';
+if (skipReason) console.warn(`openstack scenarios e2e skipped: ${skipReason}`);
+const CACHE = process.env.FORMWORK_LAB_CACHE ?? '/var/tmp/formwork-lab-cache';
+const log = { info: (m: string) => console.log(m), warn: (m: string) => console.warn(m) };
+const NO_LAB_LEFTOVERS = { netns: [], mounts: [], links: [], processes: [], stateFiles: [], propagate: [], cgroups: [] };
+
+/** One emulated cloud of the run: its emulator, the lab backend behind it, and its cloud name. */
+interface Cloud {
+  emu: Emulator;
+  backend: LabBackend;
+  cloud: string;
+}
+
+describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', () => {
+  let dataDir = '';
+  let server: RunningServer;
+  let baseDir = '';
+  const clouds: Cloud[] = [];
+  const cloudsFile = () => path.join(dataDir, 'clouds.yaml');
+  const savedConfigFile = process.env.OS_CLIENT_CONFIG_FILE;
+
+  async function waitFor(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!(await cond())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${await diagnosis()}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  /** Every node-role, node and provider, and the server log's tail: what a timeout needs to be understood. */
+  async function diagnosis(): Promise<string> {
+    const s = server.services.store;
+    const lines: string[] = [];
+    for (const n of await s.objects('noderoles').all({})) lines.push(`noderole ${n.name}: ${String(n.state)} ${JSON.stringify(n.lastError ?? null)} ${String(n.blockedReason ?? '')}`);
+    for (const n of await s.objects('nodes').all({})) lines.push(`node ${n.name}: ${String(n.state)} nativeId=${String(n.nativeId ?? '')} ${JSON.stringify(n.decisions ?? [])}`);
+    for (const p of await s.objects('providers').all({})) lines.push(`provider ${p.name}: ${String(p.state)} ${String(p.message ?? '')}`);
+    const tail = fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8').trim().split('\n').slice(-40);
+    return [...lines, '--- server.log (tail)', ...tail].join('\n');
+  }
+
+  /** Starts an emulator on lab hosts and adds its cloud to the server's clouds.yaml. */
+  async function emulate(scenario: Scenario, subnetIndex: number): Promise<Cloud> {
+    const backend = new LabBackend({ dataDir, subnetIndex, baseDir, log });
+    const emu = await startEmulator({ scenario, backend });
+    const cloud = { emu, backend, cloud: `emu-${subnetIndex}` };
+    clouds.push(cloud);
+    const all = Object.assign({}, ...clouds.map((c) => cloudsDocument(c.emu, c.cloud).clouds));
+    fs.writeFileSync(cloudsFile(), stringify({ clouds: all }), { mode: 0o600 });
+    return cloud;
+  }
+
+  /** A deleter only marks the object; the server's annealer deprovisions it: wait until it is gone. */
+  async function deleted(plural: string, name: string): Promise<void> {
+    await server.services.deleters!.get(plural)!(name, {});
+    await waitFor(async () => !(await server.services.store.objects(plural).find(name)), 240_000, `${plural}/${name} to be deleted`);
+  }
+
+  /** What the cloud still holds of provider `name`: servers, floating IPs, ports, keypairs and security groups. */
+  function oursIn(emu: Emulator, name: string) {
+    const tagged = (d: Record<string, unknown>) => ((d.tags as string[] | undefined) ?? []).includes(`formwork.io/provider=${name}`);
+    const s = emu.state;
+    return {
+      servers: [...s.servers.values()].map((r) => r.doc.id),
+      floatingips: [...s.floatingips.values()].filter((f) => tagged(f) || f.port_id).map((f) => f.id),
+      ports: [...s.ports.values()].filter((p) => tagged(p) || String(p.device_owner ?? '').startsWith('compute:')).map((p) => p.id),
+      keypairs: [...s.keypairs.values()].map((k) => k.name),
+      securityGroups: [...s.securityGroups.values()].filter(tagged).map((g) => g.id),
+    };
+  }
+
+  /**
+   * The whole story on one scenario: provider and 2-node deployment applied, node-ready
+   * active on both, conformance green, decisions recorded; then both deleted and nothing left.
+   * Answers each node's decisions, by node name.
+   */
+  async function conforms(scenario: Scenario, subnetIndex: number): Promise<Record<string, NodeDecision[]>> {
+    const { emu, backend, cloud } = await emulate(scenario, subnetIndex);
+    const name = `os-${subnetIndex}`;
+    const nodes = [`${name}-a`, `${name}-b`];
+    const s = server.services;
+    await applyDocuments(s, [
+      { kind: 'Provider', name, type: 'openstack', settings: { cloud } },
+      { kind: 'Deployment', name, provider: name, nodes: nodes.map((n) => ({ name: n })), roles: {} },
+    ], { actor: 'test' });
+    s.engine?.kick();
+    const decisions: Record<string, NodeDecision[]> = {};
+    try {
+      for (const n of nodes) {
+        await waitFor(async () => {
+          const nr = await s.store.objects('noderoles').find(`${name}:${n}:node-ready`);
+          if (nr?.state === 'error') throw new Error(`${n}: node-ready failed: ${JSON.stringify(nr.lastError)}\n${await diagnosis()}`);
+          return nr?.state === 'active';
+        }, 420_000, `${n} node-ready`);
+      }
+      const report = await runConformance(s, { provider: name });
+      expect(report.nodes.map((r) => r.node).sort()).toEqual(nodes);
+      for (const row of report.nodes) expect({ node: row.node, failed: row.results.filter((r) => !r.ok) }).toEqual({ node: row.node, failed: [] });
+      expect(report.passed).toBe(true);
+      for (const n of nodes) decisions[n] = ((await s.store.objects('nodes').get(n)).decisions ?? []) as NodeDecision[];
+    } finally {
+      await deleted('deployments', name);
+      await deleted('providers', name);
+      await emu.settled();
+      expect(oursIn(emu, name)).toEqual({ servers: [], floatingips: [], ports: [], keypairs: [], securityGroups: [] });
+      await emu.close();
+      expect(await labLeftovers({ dataDir, providerName: backend.providerName, settings: backend.settings })).toEqual(NO_LAB_LEFTOVERS);
+    }
+    return decisions;
+  }
+
+  const subject = (ds: NodeDecision[], what: string) => ds.find((d) => d.subject === what);
+
+  beforeAll(async () => {
+    baseDir = await ensureBaseImage(CACHE, log);
+    dataDir = fs.mkdtempSync(path.join(tmpdir(), 'fw-osconf-e2e-'));
+    fs.writeFileSync(cloudsFile(), 'clouds: {}\n', { mode: 0o600 });
+    process.env.OS_CLIENT_CONFIG_FILE = cloudsFile();
+    server = await startServer({ dataDir, listen: '127.0.0.1:0', handleSignals: false, logLevel: 'info', logFile: path.join(dataDir, 'server.log') });
+  }, 600_000);
+
+  afterAll(async () => {
+    await server?.close();
+    for (const c of clouds) await c.emu.close().catch(() => undefined);
+    if (savedConfigFile === undefined) delete process.env.OS_CLIENT_CONFIG_FILE;
+    else process.env.OS_CLIENT_CONFIG_FILE = savedConfigFile;
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  }, 300_000);
+
+  it('floating-ip-required: each node gets a floating IP from "public" and is reached on it', async () => {
+    const decisions = await conforms(scenarioNamed('floating-ip-required'), 43);
+    for (const ds of Object.values(decisions)) {
+      expect(subject(ds, 'network')?.reason).toBeTruthy();
+      expect(subject(ds, 'floating-ip')?.reason).toMatch(/allocated on public/);
+      expect(subject(ds, 'external-network')?.reason).toMatch(/router/);
+    }
+  }, 900_000);
+});
