@@ -21,7 +21,7 @@
 import type { NodeDecision } from '../../core/decisions.js';
 import { FormworkError } from '../../core/errors.js';
 import { TAG_MANAGED_BY, TAG_NODE_ID, TAG_PROVIDER, type ProviderContext, type ProvisionedMachine } from '../provider.js';
-import { bootPoll } from '../readiness.js';
+import { bootPoll, readinessProbe } from '../readiness.js';
 import { floatingAddress } from './addresses.js';
 import type { NeutronFloatingIp, NeutronPort } from './client/neutron.js';
 import { novaMetadataKey } from './client/nova.js';
@@ -55,7 +55,18 @@ export async function makeReachable(machine: ProvisionedMachine, ctx: ProviderCo
   const subnetId = port.fixed_ips.find((ip) => !ip.ip_address.includes(':'))!.subnet_id;
   await releaseStrays(conn, ctx, machine);
   const ext = chooseExternalNetwork(topo, conn.config, ctx.settings, { subnetId, interfacePorts: ev.interfacePorts });
-  const routerReason = checkRoute(topo, ev.interfacePorts, subnetId, ext.network.id, ext.network.name);
+  let routerReason: string;
+  try {
+    routerReason = checkRoute(topo, ev.interfacePorts, subnetId, ext.network.id, ext.network.name);
+  } catch (noRoute) {
+    // No floating IP could reach it, but the fixed address may be public with nothing saying so
+    // (a provider network called "private"): a TCP/22 answer from the control plane is the evidence.
+    const fixed = port.fixed_ips.find((ip) => ip.subnet_id === subnetId)!.ip_address;
+    if (await answersFromControlPlane(fixed, machine)) return done({ subject: 'floating-ip', chosen: 'none', reason: `not needed: ${fixed} answered TCP/22 from the control plane (${(noRoute as Error).message.split(',')[0]})` });
+    // sshd may not be up yet: retried within the readiness wait, which ends with this refusal.
+    const e = noRoute as FormworkError;
+    throw new FormworkError(e.code, `${e.message}; its fixed address ${fixed} did not answer TCP/22 either`, e.details, { retryable: true, nextDelayMs: 5000 });
+  }
   decisions.push({ subject: 'external-network', chosen: ext.network.id, reason: `${ext.reason}; ${routerReason}` });
 
   const fip = ctx.settings.reuseFloatingIps === true ? await reuseOne(conn, ext.network.id, port, machine) : undefined;
@@ -131,6 +142,20 @@ function checkRoute(topo: Parameters<typeof routersBetween>[0], interfacePorts: 
     `no router connects subnet ${subnetId} to external network ${extName || extId}, so a floating IP cannot reach the server: add one (openstack router create R; openstack router set --external-gateway ${extName || extId} R; openstack router add subnet R ${subnetId}), or boot on a routed network (settings.network) or name another settings.externalNetwork`,
     { subnetId, externalNetwork: extId },
   );
+}
+
+/**
+ * How long the fixed address is given to answer when no floating IP could reach it (each try of the readiness wait).
+ *
+ * @example
+ *   fixedAddressProbe.ms = 50; // a unit test's
+ */
+export const fixedAddressProbe = { ms: 5000 };
+
+/** Whether TCP/22 (the machine's SSH port) on `address` answers from the control plane within `fixedAddressProbe.ms`. */
+async function answersFromControlPlane(address: string, machine: ProvisionedMachine): Promise<boolean> {
+  const port = Number(machine.inventory?.sshPort ?? 22);
+  return readinessProbe.tcp(address, Number.isInteger(port) && port > 0 ? port : 22, Date.now() + fixedAddressProbe.ms).then(() => true, () => false);
 }
 
 /** Takes over an unattached floating IP nobody marked (settings.reuseFloatingIps), or none. */

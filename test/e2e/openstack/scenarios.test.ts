@@ -19,7 +19,7 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeDecision } from '../../../src/core/decisions.js';
 import { ensureBaseImage, labLeftovers, missingTools } from '../../../src/providers/lab/index.js';
-import { cloudsDocument, LabBackend, scenarioNamed, startEmulator, type Emulator, type Scenario } from '../../../src/providers/openstack/emulator/index.js';
+import { cloudsDocument, LabBackend, profileScenario, scenarioNamed, startEmulator, type Emulator, type Scenario } from '../../../src/providers/openstack/emulator/index.js';
 import { runConformance } from '../../../src/providers/conformance.js';
 import { applyDocuments } from '../../../src/services/apply.js';
 import { startServer, type RunningServer } from '../../../src/server/server.js';
@@ -101,13 +101,13 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
    * active on both, conformance green, decisions recorded; then both deleted and nothing left.
    * Answers each node's decisions, by node name.
    */
-  async function conforms(scenario: Scenario, subnetIndex: number): Promise<Record<string, NodeDecision[]>> {
+  async function conforms(scenario: Scenario, subnetIndex: number, settings: Record<string, unknown> = {}): Promise<Record<string, NodeDecision[]>> {
     const { emu, backend, cloud } = await emulate(scenario, subnetIndex);
     const name = `os-${subnetIndex}`;
     const nodes = [`${name}-a`, `${name}-b`];
     const s = server.services;
     await applyDocuments(s, [
-      { kind: 'Provider', name, type: 'openstack', settings: { cloud } },
+      { kind: 'Provider', name, type: 'openstack', settings: { cloud, ...settings } },
       { kind: 'Deployment', name, provider: name, nodes: nodes.map((n) => ({ name: n })), roles: {} },
     ], { actor: 'test' });
     s.engine?.kick();
@@ -116,7 +116,9 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
       for (const n of nodes) {
         await waitFor(async () => {
           const nr = await s.store.objects('noderoles').find(`${name}:${n}:node-ready`);
-          if (nr?.state === 'error') throw new Error(`${n}: node-ready failed: ${JSON.stringify(nr.lastError)}\n${await diagnosis()}`);
+          const provision = await s.store.objects('noderoles').find(`${name}:${n}:provision`);
+          const failed = [provision, nr].find((r) => r?.state === 'error');
+          if (failed) throw new Error(`${String(failed.name)}: ${String(failed.state)}: ${JSON.stringify(failed.lastError)}\n${await diagnosis()}`);
           return nr?.state === 'active';
         }, 420_000, `${n} node-ready`);
       }
@@ -161,5 +163,37 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
       expect(subject(ds, 'floating-ip')?.reason).toMatch(/allocated on public/);
       expect(subject(ds, 'external-network')?.reason).toMatch(/router/);
     }
+  }, 900_000);
+
+  it('private-is-public: the network called "private" is chosen and reached on its fixed address, no floating IP', async () => {
+    const decisions = await conforms(scenarioNamed('private-is-public'), 44, { network: 'private' });
+    for (const ds of Object.values(decisions)) {
+      expect(subject(ds, 'network')?.reason).toBe('settings.network "private"');
+      expect(subject(ds, 'floating-ip')?.chosen).toBe('none');
+    }
+  }, 900_000);
+
+  it('login-user: the image names no login user; "debian" logs in, found among cloud-init\'s defaults', async () => {
+    const decisions = await conforms(scenarioNamed('login-user'), 45);
+    for (const ds of Object.values(decisions)) {
+      expect(subject(ds, 'login-users')?.chosen).toContain('debian');
+      expect(subject(ds, 'login-user')?.chosen).toBe('debian');
+      expect(subject(ds, 'floating-ip')?.reason).toMatch(/allocated on public/);
+    }
+  }, 900_000);
+
+  it('--profile citycloud: its region, a private network and a routed floating IP pool', async () => {
+    const decisions = await conforms(profileScenario('citycloud'), 46);
+    for (const ds of Object.values(decisions)) expect(subject(ds, 'floating-ip')?.reason).toMatch(/allocated on public/);
+  }, 900_000);
+
+  it('--profile rackspace: floating_ip_source None, the tenant network routes externally', async () => {
+    const decisions = await conforms(profileScenario('rackspace'), 47);
+    for (const ds of Object.values(decisions)) expect(subject(ds, 'floating-ip')?.chosen).toBe('none');
+  }, 900_000);
+
+  it('--profile limestonenetworks: the networks its profile lists, with their flags', async () => {
+    const decisions = await conforms(profileScenario('limestonenetworks'), 48);
+    for (const ds of Object.values(decisions)) expect(subject(ds, 'network')?.reason).toBeTruthy();
   }, 900_000);
 });
