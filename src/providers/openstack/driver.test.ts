@@ -157,7 +157,24 @@ describe('openstack driver', () => {
     };
     const reachable = await driver.makeReachable!(m, ctx);
     expect(reachable.decisions?.find((d) => d.subject === 'floating-ip')).toMatchObject({ chosen: 'none', reason: expect.stringMatching(new RegExp(`not needed: ${fixed.replaceAll('.', '\\.')} answered TCP/22 from the control plane \\(no router connects subnet sub-isolated`)) });
+    expect(reachable.addresses).toEqual(expect.arrayContaining([expect.objectContaining({ address: fixed, role: 'private' }), expect.objectContaining({ address: fixed, role: 'public', reason: expect.stringContaining('TCP/22 answered') })]));
     expect(os.cloud.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/floatingips'))).toEqual([]);
+  });
+
+  it('floating_ip_source None: the fixed address is public once it answers TCP/22, and is waited for until then', async () => {
+    const connectSettings = context(os);
+    const m = await driver.createMachine(spec('n6'), connectSettings);
+    const fixed = m.addresses[0].address;
+    const { connect } = await import('./connect.js');
+    (await connect(connectSettings)).config.floatingIpSource = 'None'; // as a profile saying so resolves
+    readinessProbe.tcp = async (host: string) => {
+      throw new Error(`${host}: connection refused`);
+    };
+    await expect(driver.makeReachable!(m, connectSettings)).rejects.toMatchObject({ code: 'MACHINE_FAILED', retryable: true, message: expect.stringContaining('floating_ip_source is None') });
+    readinessProbe.tcp = async () => undefined;
+    const reachable = await driver.makeReachable!(m, connectSettings);
+    expect(reachable.decisions?.find((d) => d.subject === 'floating-ip')).toMatchObject({ chosen: 'none', reason: expect.stringContaining(`${fixed} answered TCP/22`) });
+    expect(reachable.addresses).toEqual(expect.arrayContaining([expect.objectContaining({ address: fixed, role: 'public' })]));
   });
 
   it('never takes an unattached floating IP it did not make, unless reuseFloatingIps; one taken is given back by detaching it', async () => {
