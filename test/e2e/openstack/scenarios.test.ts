@@ -196,4 +196,12 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
     const decisions = await conforms(profileScenario('limestonenetworks'), 48);
     for (const ds of Object.values(decisions)) expect(subject(ds, 'network')?.reason).toBeTruthy();
   }, 900_000);
+
+  it('several-externals: the floating IP comes from the external network a router joins, not the unrouted one', async () => {
+    const decisions = await conforms(scenarioNamed('several-externals'), 49);
+    for (const ds of Object.values(decisions)) {
+      expect(subject(ds, 'external-network')?.reason).toMatch(/router .* connects subnet/);
+      expect(subject(ds, 'floating-ip')?.reason).toMatch(/allocated on ext-routed/);
+    }
+  }, 900_000);
 });
