@@ -46,6 +46,8 @@ describe('OpenStack address classification, in its order of trust', () => {
     expect(out.map((a) => [a.address, a.role, a.reason])).toEqual([
       ['198.18.0.33', 'public', 'on network public, which is router:external'],
       ['198.18.0.20', 'public', 'floating IP f1 on external network public, attached to port p1'],
+      // Its only fixed address is public: its peers reach it there too (a floating IP never is private).
+      ['198.18.0.33', 'private', "the server's fixed address on public: no other, so its peers reach it there"],
     ]);
   });
 });

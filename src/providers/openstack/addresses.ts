@@ -63,7 +63,18 @@ export function classifyAddresses(server: Pick<NovaServer, 'addresses'>, ev: Add
     seen.add(f.floating_ip_address);
     out.push(floatingAddress(f, ev));
   }
-  return out;
+  return withPrivateRole(out);
+}
+
+/**
+ * A server whose every fixed address is public (booted straight on a provider network, as
+ * limestone's "Public Internet") is reached by its peers there too: those addresses are also
+ * its private ones. A floating IP never is (the server's own interface does not hold it).
+ */
+function withPrivateRole(out: NodeAddress[]): NodeAddress[] {
+  if (out.some((a) => a.role === 'private')) return out;
+  const fixedPublic = out.filter((a) => a.role === 'public' && !/floating/i.test(a.reason ?? ''));
+  return [...out, ...fixedPublic.map((a) => ({ ...a, role: 'private' as const, reason: `the server's fixed address on ${a.network ?? 'its network'}: no other, so its peers reach it there` }))];
 }
 
 /**

@@ -8,9 +8,11 @@ import { providerProblems } from '../registry.js';
 import { runProviderContract } from '../testing/contract-suite.js';
 import { cloudConfigLocations, forgetConnections } from './connect.js';
 import { openstackDriver as driver } from './driver.js';
+import { fixedAddressProbe } from './reachable.js';
 import { startFakeOpenStack, type FakeOpenStack } from './testing/fake-openstack.js';
 
 bootPoll.ms = 5;
+fixedAddressProbe.ms = 50;
 const quiet = { info: () => undefined, warn: () => undefined };
 const auth = (os: FakeOpenStack) => ({ auth_url: `${os.cloud.url}/5000`, username: 'admin', user_domain_name: 'Default', project_name: 'admin', project_domain_name: 'Default' });
 const context = (os: FakeOpenStack, settings: Record<string, unknown> = {}, password = 'secret-pw'): ProviderContext => ({
@@ -142,8 +144,37 @@ describe('openstack driver', () => {
   it('refuses a floating IP, before allocating one, when no router connects the subnet to the external network', async () => {
     const ctx = context(os, { network: 'isolated' });
     const m = await driver.createMachine(spec('n4'), ctx);
-    await expect(driver.makeReachable!(m, ctx)).rejects.toMatchObject({ code: 'PROVIDER_INVALID', message: expect.stringContaining('no router connects subnet sub-isolated to external network public') });
+    await expect(driver.makeReachable!(m, ctx)).rejects.toMatchObject({ code: 'PROVIDER_INVALID', retryable: true, message: expect.stringMatching(/no router connects subnet sub-isolated to external network public.*did not answer TCP\/22 either/) });
     expect(os.cloud.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/floatingips'))).toEqual([]);
+  });
+
+  it('with no router to the external network, a fixed address that answers TCP/22 needs no floating IP (the "private" network that is public)', async () => {
+    const ctx = context(os, { network: 'isolated' });
+    const m = await driver.createMachine(spec('n5'), ctx);
+    const fixed = ([...os.state.ports.values()].find((p) => p.device_id === m.nativeId)!.fixed_ips as { ip_address: string }[])[0].ip_address;
+    readinessProbe.tcp = async (host: string) => {
+      if (host !== fixed) throw new Error(`${host}: connection refused`);
+    };
+    const reachable = await driver.makeReachable!(m, ctx);
+    expect(reachable.decisions?.find((d) => d.subject === 'floating-ip')).toMatchObject({ chosen: 'none', reason: expect.stringMatching(new RegExp(`not needed: ${fixed.replaceAll('.', '\\.')} answered TCP/22 from the control plane \\(no router connects subnet sub-isolated`)) });
+    expect(reachable.addresses).toEqual(expect.arrayContaining([expect.objectContaining({ address: fixed, role: 'private' }), expect.objectContaining({ address: fixed, role: 'public', reason: expect.stringContaining('TCP/22 answered') })]));
+    expect(os.cloud.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/floatingips'))).toEqual([]);
+  });
+
+  it('floating_ip_source None: the fixed address is public once it answers TCP/22, and is waited for until then', async () => {
+    const connectSettings = context(os);
+    const m = await driver.createMachine(spec('n6'), connectSettings);
+    const fixed = m.addresses[0].address;
+    const { connect } = await import('./connect.js');
+    (await connect(connectSettings)).config.floatingIpSource = 'None'; // as a profile saying so resolves
+    readinessProbe.tcp = async (host: string) => {
+      throw new Error(`${host}: connection refused`);
+    };
+    await expect(driver.makeReachable!(m, connectSettings)).rejects.toMatchObject({ code: 'MACHINE_FAILED', retryable: true, message: expect.stringContaining('floating_ip_source is None') });
+    readinessProbe.tcp = async () => undefined;
+    const reachable = await driver.makeReachable!(m, connectSettings);
+    expect(reachable.decisions?.find((d) => d.subject === 'floating-ip')).toMatchObject({ chosen: 'none', reason: expect.stringContaining(`${fixed} answered TCP/22`) });
+    expect(reachable.addresses).toEqual(expect.arrayContaining([expect.objectContaining({ address: fixed, role: 'public' })]));
   });
 
   it('never takes an unattached floating IP it did not make, unless reuseFloatingIps; one taken is given back by detaching it', async () => {

@@ -21,7 +21,7 @@
 import type { NodeDecision } from '../../core/decisions.js';
 import { FormworkError } from '../../core/errors.js';
 import { TAG_MANAGED_BY, TAG_NODE_ID, TAG_PROVIDER, type ProviderContext, type ProvisionedMachine } from '../provider.js';
-import { bootPoll } from '../readiness.js';
+import { bootPoll, readinessProbe } from '../readiness.js';
 import { floatingAddress } from './addresses.js';
 import type { NeutronFloatingIp, NeutronPort } from './client/neutron.js';
 import { novaMetadataKey } from './client/nova.js';
@@ -48,14 +48,30 @@ export async function makeReachable(machine: ProvisionedMachine, ctx: ProviderCo
   if (ours) return done({ subject: 'floating-ip', chosen: ours.floating_ip_address, reason: `floating IP ${ours.id}, made earlier for this machine, attached to port ${ours.port_id}` });
   const pub = current.addresses.find((a) => a.role === 'public');
   if (pub) return done({ subject: 'floating-ip', chosen: 'none', reason: `not needed: ${pub.address} is public (${pub.reason})` });
-  if (conn.config.floatingIpSource === 'None') return done({ subject: 'floating-ip', chosen: 'none', reason: 'not possible: the vendor profile (or clouds.yaml) says floating_ip_source is None; the fixed address must answer' });
+  if (conn.config.floatingIpSource === 'None') {
+    const fixed = current.addresses.find((a) => a.family === 4) ?? current.addresses[0];
+    if (fixed && (await answersFromControlPlane(fixed.address, machine))) return provenPublic(done({ subject: 'floating-ip', chosen: 'none', reason: `not possible: the vendor profile (or clouds.yaml) says floating_ip_source is None; ${fixed.address} answered TCP/22 from the control plane` }), fixed.address);
+    // sshd may not be up yet: retried within the readiness wait.
+    throw new FormworkError('MACHINE_FAILED', `server ${server.id}: the vendor profile (or clouds.yaml) says floating_ip_source is None, and its fixed address ${fixed?.address ?? '(none)'} does not answer TCP/22 from the control plane yet`, { nativeId: server.id }, { retryable: true, nextDelayMs: 5000 });
+  }
 
   const port = bootPort(ev.ports, server.metadata?.[novaMetadataKey(META.network)]);
   if (!port) throw new FormworkError('PROVIDER_ERROR', `server ${server.id} has no port with an IPv4 address yet`, { nativeId: server.id }, { retryable: true });
   const subnetId = port.fixed_ips.find((ip) => !ip.ip_address.includes(':'))!.subnet_id;
   await releaseStrays(conn, ctx, machine);
   const ext = chooseExternalNetwork(topo, conn.config, ctx.settings, { subnetId, interfacePorts: ev.interfacePorts });
-  const routerReason = checkRoute(topo, ev.interfacePorts, subnetId, ext.network.id, ext.network.name);
+  let routerReason: string;
+  try {
+    routerReason = checkRoute(topo, ev.interfacePorts, subnetId, ext.network.id, ext.network.name);
+  } catch (noRoute) {
+    // No floating IP could reach it, but the fixed address may be public with nothing saying so
+    // (a provider network called "private"): a TCP/22 answer from the control plane is the evidence.
+    const fixed = port.fixed_ips.find((ip) => ip.subnet_id === subnetId)!.ip_address;
+    if (await answersFromControlPlane(fixed, machine)) return provenPublic(done({ subject: 'floating-ip', chosen: 'none', reason: `not needed: ${fixed} answered TCP/22 from the control plane (${(noRoute as Error).message.split(',')[0]})` }), fixed);
+    // sshd may not be up yet: retried within the readiness wait, which ends with this refusal.
+    const e = noRoute as FormworkError;
+    throw new FormworkError(e.code, `${e.message}; its fixed address ${fixed} did not answer TCP/22 either`, e.details, { retryable: true, nextDelayMs: 5000 });
+  }
   decisions.push({ subject: 'external-network', chosen: ext.network.id, reason: `${ext.reason}; ${routerReason}` });
 
   const fip = ctx.settings.reuseFloatingIps === true ? await reuseOne(conn, ext.network.id, port, machine) : undefined;
@@ -131,6 +147,30 @@ function checkRoute(topo: Parameters<typeof routersBetween>[0], interfacePorts: 
     `no router connects subnet ${subnetId} to external network ${extName || extId}, so a floating IP cannot reach the server: add one (openstack router create R; openstack router set --external-gateway ${extName || extId} R; openstack router add subnet R ${subnetId}), or boot on a routed network (settings.network) or name another settings.externalNetwork`,
     { subnetId, externalNetwork: extId },
   );
+}
+
+/**
+ * How long the fixed address is given to answer when no floating IP could reach it (each try of the readiness wait).
+ *
+ * @example
+ *   fixedAddressProbe.ms = 50; // a unit test's
+ */
+export const fixedAddressProbe = { ms: 5000 };
+
+/** Whether TCP/22 (the machine's SSH port) on `address` answers from the control plane within `fixedAddressProbe.ms`. */
+async function answersFromControlPlane(address: string, machine: ProvisionedMachine): Promise<boolean> {
+  const port = Number(machine.inventory?.sshPort ?? 22);
+  return readinessProbe.tcp(address, Number.isInteger(port) && port > 0 ? port : 22, Date.now() + fixedAddressProbe.ms).then(() => true, () => false);
+}
+
+/**
+ * The machine with its fixed `address` also listed as public: a TCP/22 answer from the control
+ * plane proved it reachable. Its private entry stays: it is still the address its peers use.
+ */
+function provenPublic(m: ProvisionedMachine, address: string): ProvisionedMachine {
+  const fixed = m.addresses.find((a) => a.address === address);
+  if (!fixed || fixed.role === 'public') return m;
+  return { ...m, addresses: [...m.addresses, { ...fixed, role: 'public', reason: 'TCP/22 answered from the control plane (no floating IP reaches it)' }] };
 }
 
 /** Takes over an unattached floating IP nobody marked (settings.reuseFloatingIps), or none. */

@@ -85,6 +85,14 @@ describe('Neutron', () => {
     expect((await client.network.listRouters()).every((r) => 'external_gateway_info' in r)).toBe(true);
     expect((await client.network.listSecurityGroups()).length).toBe(2);
   });
+
+  it('reads a cloud without L3 (Neutron answers 404 for the routers and floatingips collections) as having none', async () => {
+    const noExtension = () => ({ status: 404, body: { NeutronError: { type: 'HTTPNotFound', message: 'The resource could not be found.', detail: '' } } });
+    cloud.on('GET', '/9696/v2.0/routers', noExtension);
+    cloud.on('GET', '/9696/v2.0/floatingips', noExtension);
+    expect(await client.network.listRouters()).toEqual([]);
+    expect(await client.network.listFloatingIps({ tags: 'formwork.io/provider=p' })).toEqual([]);
+  });
 });
 
 describe('Glance', () => {

@@ -191,23 +191,34 @@ export class NeutronApi {
   }
 
   /**
-   * Routers (their gateway says which external network they reach).
+   * Routers (their gateway says which external network they reach); none when the cloud has
+   * no L3 (see `listL3`).
    *
    * @example
    *   await neutron.listRouters();
    */
   listRouters(query?: NeutronQuery): Promise<NeutronRouter[]> {
-    return this.list('routers', query);
+    return this.listL3('routers', query);
   }
 
   /**
-   * Floating IPs, e.g. those tagged for one machine: `{ tags: 'formwork.io/node-id=n1' }`.
+   * Floating IPs, e.g. those tagged for one machine: `{ tags: 'formwork.io/node-id=n1' }`;
+   * none when the cloud has no L3 (see `listL3`).
    *
    * @example
    *   await neutron.listFloatingIps({ port_id: port.id });
    */
   listFloatingIps(query?: NeutronQuery): Promise<NeutronFloatingIp[]> {
-    return this.list('floatingips', query);
+    return this.listL3('floatingips', query);
+  }
+
+  /**
+   * A collection of Neutron's `router` extension (routers, floating IPs). A cloud without it
+   * (`floating_ip_source: None` clouds, provider networks only) answers 404 for the whole
+   * collection, as Neutron does for any extension it has not loaded: that means none exist.
+   */
+  private async listL3<T>(resource: string, query?: NeutronQuery): Promise<T[]> {
+    return (await orUndefined(this.list<T>(resource, query))) ?? [];
   }
 
   /**

@@ -63,7 +63,7 @@ describe('scenarios', () => {
   it('no-metadata: no router:external, no routers nor floating IPs, no OS-EXT-IPS:type; only a probe tells net-b is reachable', async () => {
     e = await emulate('no-metadata');
     expect((await e.client.network.listNetworks()).map((n) => n['router:external'])).toEqual([false, false]);
-    await expect(e.client.network.listRouters()).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await e.client.network.listRouters()).toEqual([]); // Neutron's 404 for an extension it has not loaded, read by the client as none
     const a = await boot('net-a', 'a');
     const b = await boot('net-b', 'b');
     expect(a.server.addresses['net-a'][0]).toEqual({ version: 4, addr: a.fixed });
@@ -98,7 +98,7 @@ describe('scenarios', () => {
 
   it('no-neutron-fip: Neutron has no routers nor floating IPs, and the tenant network routes externally', async () => {
     e = await emulate('no-neutron-fip');
-    await expect(e.client.network.listFloatingIps()).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await e.client.network.listFloatingIps()).toEqual([]); // Neutron's 404 for an extension it has not loaded, read by the client as none
     const { fixed } = await boot('public-net');
     expect(e.backend.reachable(fixed)).toBe(true);
   });
