@@ -3,7 +3,7 @@ import { FormworkError, toFormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import { registerBuiltin } from '../engine/executors/builtin.js';
 import { MarkerSplitter } from '../engine/executors/script.js';
-import { ensurePlatformKey, nodePort, type PlatformKey } from '../engine/executors/target.js';
+import { ensurePlatformKey, machineIdentity, nodePort, type PlatformKey } from '../engine/executors/target.js';
 import type { BuiltinContext, RunIO, RunJob, RunResult } from '../engine/types.js';
 import { SshPool } from '../ssh/client.js';
 import { findLoginUser } from '../ssh/login.js';
@@ -93,7 +93,7 @@ export function parseFacts(stdout: string): Facts {
 
 async function gatherFacts(pool: SshPool, node: StoredObject, key: PlatformKey, host: string): Promise<Facts> {
   const r = await pool.exec(
-    { host, port: nodePort(node), username: node.loginUser as string, privateKey: key.privateKey, knownHostKey: node.hostKey as string, connectTimeoutMs: 10_000 },
+    { host, port: nodePort(node), username: node.loginUser as string, privateKey: key.privateKey, knownHostKey: node.hostKey as string, connectTimeoutMs: 10_000, machine: machineIdentity(node) },
     FACTS_SCRIPT,
     { timeoutMs: 30_000 },
   );
@@ -193,13 +193,13 @@ async function readyHandler(job: RunJob, io: RunIO, { services, ssh }: BuiltinCo
   const known = typeof node.hostKey === 'string' && node.hostKey ? node.hostKey : undefined;
   // The engine's pool keeps the login that worked: the steps and checks below, and the node's
   // next script runs, reuse the connection.
-  const login = await findLoginUser(host, candidates, key.privateKey, { port, knownHostKey: known, connectTimeoutMs: 15_000, pool: ssh });
+  const login = await findLoginUser(host, candidates, key.privateKey, { port, knownHostKey: known, connectTimeoutMs: 15_000, pool: ssh, machine: machineIdentity(node) });
   if (known && !fingerprintsEqual(known, login.hostKeyFingerprint)) {
     throw new FormworkError('HOST_KEY_MISMATCH', `node ${node.name}: host key ${login.hostKeyFingerprint} differs from the recorded ${known}`, { node: node.name }, { retryable: false });
   }
   io.log(`logged in as ${login.username} at ${took()}; host key ${login.hostKeyFingerprint}${known ? ' (matches the recorded one)' : ' (recorded: trust on first use)'}\n`);
   const updated: StoredObject = { ...node, loginUser: login.username, hostKey: login.hostKeyFingerprint };
-  const target = { host, port, username: login.username, privateKey: key.privateKey, knownHostKey: login.hostKeyFingerprint, connectTimeoutMs: 15_000 };
+  const target = { host, port, username: login.username, privateKey: key.privateKey, knownHostKey: login.hostKeyFingerprint, connectTimeoutMs: 15_000, machine: machineIdentity(node) };
   const name = shellQuote(node.name);
   // One round trip: the hostname, then waiting for boot and cloud-init to settle (what a
   // provider left half done is finished here), then the facts the checks read. It runs with

@@ -121,6 +121,20 @@ describe('failures to connect', () => {
 });
 
 describe('pool', () => {
+  it('keeps connections per machine: another machine on the same address and user gets a connection of its own', async () => {
+    const p = new SshPool();
+    try {
+      await p.exec({ ...target, machine: 'nd_a/m-1' }, 'true');
+      await p.exec({ ...target, machine: 'nd_a/m-1' }, 'true');
+      expect(p.stats()).toEqual({ open: 1, opened: 1 });
+      // A cloud reissued the address to another machine: never its predecessor's connection (nor host key).
+      await p.exec({ ...target, machine: 'nd_b/m-2' }, 'true');
+      expect(p.stats()).toEqual({ open: 2, opened: 2 });
+    } finally {
+      await p.close();
+    }
+  });
+
   it('reuses one connection for several execs (sequential and concurrent)', async () => {
     const p = new SshPool({ maxChannelsPerConnection: 4 });
     const before = sshd.acceptedLogins();

@@ -26,6 +26,12 @@ export interface SshTarget {
   knownHostKey?: string;
   /** TCP connect + handshake + authentication. Default 15 s. */
   connectTimeoutMs?: number;
+  /**
+   * Which machine the target is (a node's id and its machine's native id): the pool keeps
+   * connections per machine, so a machine that takes over a released address (a cloud
+   * reissuing a floating IP) never gets its predecessor's connection or host key.
+   */
+  machine?: string;
 }
 
 /**

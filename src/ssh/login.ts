@@ -19,6 +19,8 @@ export interface FindLoginUserOptions {
   connectTimeoutMs?: number;
   /** Keep the connection that worked in this pool (the next exec as that user reuses it). */
   pool?: SshPool;
+  /** The machine it is (SshTarget.machine): pooled connections are not shared between machines. */
+  machine?: string;
 }
 
 /**
@@ -55,7 +57,7 @@ export async function findLoginUser(
   for (const username of candidates) {
     tried.push(username);
     try {
-      const target = { host, port, username, privateKey, knownHostKey: opts.knownHostKey ?? observed, connectTimeoutMs: opts.connectTimeoutMs };
+      const target = { host, port, username, privateKey, knownHostKey: opts.knownHostKey ?? observed, connectTimeoutMs: opts.connectTimeoutMs, ...(opts.machine ? { machine: opts.machine } : {}) };
       if (opts.pool) return { username, hostKeyFingerprint: (await opts.pool.connect(target)).hostKeyFingerprint };
       const c = await openConnection(target, 0);
       c.client.end();

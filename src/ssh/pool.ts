@@ -119,13 +119,13 @@ export class ConnectionPool {
 
 
   /**
-   * The connection for target's host:port:user: the pooled one (`reused`) or a new one.
+   * The connection for target's host:port:user (and machine): the pooled one (`reused`) or a new one.
    * Concurrent first callers share one attempt; a failed attempt is not cached. Refuses a
    * pooled connection whose host key is not `target.knownHostKey` (HOST_KEY_MISMATCH).
    */
   async acquireConnection(target: SshTarget): Promise<{ conn: PooledConnection; reused: boolean }> {
     const port = target.port ?? DEFAULT_PORT;
-    const key = `${target.host}:${port}:${target.username}`;
+    const key = `${target.host}:${port}:${target.username}:${target.machine ?? ''}`;
     let reused = true;
     let p = this.conns.get(key);
     if (!p) {

@@ -96,8 +96,21 @@ export function nodePort(node: StoredObject): number {
   return Number.isInteger(p) && p > 0 && p < 65536 ? p : 22;
 }
 
+/**
+ * Which machine a node is now, for the SSH pool (SshTarget.machine): its id and its
+ * machine's native id, so a replaced machine or another node on a reused address never
+ * shares a connection with it.
+ *
+ * @example
+ *   machineIdentity(node); // 'nd_01…/i-0abc'
+ */
+export function machineIdentity(node: StoredObject): string {
+  return `${node.id}/${typeof node.nativeId === 'string' ? node.nativeId : ''}`;
+}
+
 export function sshTarget(node: StoredObject, key: PlatformKey): SshTarget {
   return {
+    machine: machineIdentity(node),
     host: nodeAddress(node),
     port: nodePort(node),
     username: typeof node.loginUser === 'string' && node.loginUser ? node.loginUser : 'root',

@@ -208,11 +208,10 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
     }
   }, 900_000);
 
-  // Skipped: fails with HOST_KEY_MISMATCH on node-ready. The second emulator on index 43 hands
-  // out the floating IPs the first one released (as real Neutron does), and the server's SSH
-  // side still holds the key seen on that address for the deleted node (src/ssh/pool.ts keys
-  // pooled connections by host:port:user). A Formwork bug to fix there, not in the test.
-  it.skip('the etcd + haproxy deployment of examples/ runs unchanged on floating-ip-required (only provider: differs)', async () => {
+  // The second emulator on index 43 hands out the floating IPs the first one released (as real
+  // Neutron does): the SSH pool must not give a new machine its predecessor's connection
+  // (it keys connections by machine too: SshTarget.machine); this failed with HOST_KEY_MISMATCH before.
+  it('the etcd + haproxy deployment of examples/ runs unchanged on floating-ip-required (only provider: differs)', async () => {
     // Index 43 again: its first emulator is closed, and its lab left nothing behind.
     const { emu, backend, cloud } = await emulate(scenarioNamed('floating-ip-required'), 43);
     const docs = parseAllDocuments(fs.readFileSync(path.join(import.meta.dirname, '../../../examples/lab-demo.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, unknown>);
