@@ -200,6 +200,19 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
     for (const ds of Object.values(decisions)) expect(subject(ds, 'network')?.reason).toBeTruthy();
   }, 900_000);
 
+  // More vendors, each as its profile describes it (indexes reused: each test above closed its emulator and left no lab).
+  it('--profile auro: requires_floating_ip, so each node is reached on a floating IP', async () => {
+    const decisions = await conforms(profileScenario('auro'), 44);
+    for (const ds of Object.values(decisions)) expect(subject(ds, 'floating-ip')?.reason).toMatch(/allocated on/);
+  }, 900_000);
+
+  for (const [vendor, index] of [['catalyst', 45], ['dreamcompute', 46]] as const) {
+    it(`--profile ${vendor}: conforms as its profile describes it`, async () => {
+      const decisions = await conforms(profileScenario(vendor), index);
+      for (const ds of Object.values(decisions)) expect(subject(ds, 'network')?.reason).toBeTruthy();
+    }, 900_000);
+  }
+
   it('several-externals: the floating IP comes from the external network a router joins, not the unrouted one', async () => {
     const decisions = await conforms(scenarioNamed('several-externals'), 49);
     for (const ds of Object.values(decisions)) {
