@@ -40,19 +40,22 @@ const connections = new Map<string, Promise<Connection>>();
 
 /**
  * The cloud of a provider, resolved and with a client (not yet logged in: the first call does).
+ * clouds.yaml is read again on every call (a file read): the client, with its token, is kept
+ * per resolved configuration (the whole of it), so an edited clouds.yaml (a rotated password, a new auth_url)
+ * is used at once, never a client made for what the file said before.
  *
  * @example
  *   const { config } = await connect(ctx); // config.region === 'RegionOne'
  */
-export function connect(ctx: ProviderCheckContext): Promise<Connection> {
-  const key = createHash('sha256').update(JSON.stringify([ctx.providerName, ctx.settings, ctx.credentials ?? {}])).digest('hex');
+export async function connect(ctx: ProviderCheckContext): Promise<Connection> {
+  const config = await resolve(ctx);
+  const key = createHash('sha256').update(JSON.stringify([ctx.providerName, config])).digest('hex');
   let found = connections.get(key);
   if (!found) {
-    found = resolve(ctx).then((config) => ({
+    found = Promise.resolve({
       config,
       client: createOpenStackClient({ auth: config.auth, region: config.region, interface: config.interface, endpointOverrides: config.endpointOverrides }),
-    }));
-    found.catch(() => connections.delete(key)); // a configuration that failed is read again next time
+    });
     connections.set(key, found);
   }
   return found;
