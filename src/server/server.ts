@@ -4,6 +4,9 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { FormworkError } from '../core/errors.js';
+import { parseListen } from '../core/listen.js';
+
+export { parseListen };
 import type { Services } from '../context/services.js';
 import { observeReentry } from '../store/guard.js';
 import { Store } from '../store/store.js';
@@ -95,14 +98,6 @@ export interface RunningServer {
 /** A `worker`: the engine alone, with nothing to reach over HTTP. */
 export type RunningWorker = Omit<RunningServer, 'url' | 'app'> & { url?: undefined; app?: undefined };
 
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) {
-    throw new FormworkError('VALIDATION', `listen address must be HOST:PORT (e.g. 127.0.0.1:7480 or [::1]:7480), got ${JSON.stringify(listen)}`);
-  }
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
-}
 
 /** The URL a local client should use (a wildcard bind is reached on loopback). */
 function clientUrl(scheme: string, host: string, port: number): string {

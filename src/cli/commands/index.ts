@@ -12,7 +12,7 @@ import * as deployments from './deployments.js';
 import * as engine from './engine.js';
 import * as nodes from './nodes.js';
 import * as providers from './providers.js';
-import * as emulate from './emulate.js';
+import * as emulate from './emulate/index.js';
 
 /**
  * The CLI's command modules. Each area owns one file `src/cli/commands/<area>.ts` that

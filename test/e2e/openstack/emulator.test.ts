@@ -35,7 +35,7 @@ const made: { emu: Emulator; backend: LabBackend }[] = [];
 
 async function emulate(scenario: string, subnetIndex: number): Promise<{ emu: Emulator; client: OpenStackClient }> {
   const base = await ensureBaseImage(CACHE, log);
-  const backend = new LabBackend({ dataDir, subnetIndex, baseDir: base, log });
+  const backend = new LabBackend({ emulator: 'openstack', dataDir, subnetIndex, baseDir: base, log });
   const emu = await startEmulator({ scenario: scenarioNamed(scenario), backend });
   made.push({ emu, backend });
   const client = createOpenStackClient({ auth: emu.passwordAuth(), region: emu.region });

@@ -71,7 +71,7 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
 
   /** Starts an emulator on lab hosts and adds its cloud to the server's clouds.yaml. */
   async function emulate(scenario: Scenario, subnetIndex: number): Promise<Cloud> {
-    const backend = new LabBackend({ dataDir, subnetIndex, baseDir, log });
+    const backend = new LabBackend({ emulator: 'openstack', dataDir, subnetIndex, baseDir, log });
     const emu = await startEmulator({ scenario, backend });
     const cloud = { emu, backend, cloud: `emu-${subnetIndex}` };
     clouds.push(cloud);

@@ -11,15 +11,16 @@
  */
 import { join } from 'node:path';
 import { FormworkError } from '../../../core/errors.js';
+import { parseListen } from '../../../core/listen.js';
 import type { ProviderLogger } from '../../provider.js';
-import { MemoryBackend, type HostBackend } from './backend.js';
+import { MemoryBackend, type HostBackend } from '../../emulation/hosts.js';
 import { providerDocument, writeCloudsYaml } from './clouds.js';
-import { LabBackend } from './lab-backend.js';
+import { LabBackend } from '../../emulation/lab-hosts.js';
 import { profileScenario, scenarioNamed, SCENARIOS } from './scenarios.js';
 import { startEmulator, type Emulator } from './server.js';
 
-export { MemoryBackend, type HostBackend, type HostRequest, type BackendHost, type NetworkSide } from './backend.js';
-export { LabBackend, type LabBackendOptions } from './lab-backend.js';
+export { MemoryBackend, type HostBackend, type HostRequest, type BackendHost, type NetworkSide } from '../../emulation/hosts.js';
+export { LabBackend, type LabBackendOptions } from '../../emulation/lab-hosts.js';
 export { SCENARIOS, scenarioNamed, profileScenario, type Scenario } from './scenarios.js';
 export { startEmulator, type Emulator, type EmulatorOptions } from './server.js';
 export { cloudsDocument, writeCloudsYaml, providerDocument } from './clouds.js';
@@ -45,18 +46,6 @@ export interface RunningEmulator {
   provider: ReturnType<typeof providerDocument>;
 }
 
-/**
- * Parses `HOST:PORT` (`[::1]:5000` for IPv6).
- *
- * @example
- *   parseListen('127.0.0.1:0'); // { host: '127.0.0.1', port: 0 }
- */
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new FormworkError('VALIDATION', `--listen "${listen}" must be HOST:PORT (e.g. 127.0.0.1:5000; port 0 picks a free one)`, { listen });
-  return { host: m[1] ?? m[2], port };
-}
 
 /**
  * Starts the emulator a command asked for and writes its clouds.yaml.
@@ -69,7 +58,7 @@ export async function runEmulator(o: RunOptions): Promise<RunningEmulator> {
   if (!Number.isInteger(o.subnetIndex) || o.subnetIndex < 0 || o.subnetIndex > 255) throw new FormworkError('VALIDATION', `--subnet-index must be an integer from 0 to 255 (got ${o.subnetIndex})`);
   const scenario = o.profile ? profileScenario(o.profile) : scenarioNamed(o.scenario ?? 'floating-ip-required');
   const { host, port } = parseListen(o.listen);
-  const backend: HostBackend = o.backend === 'lab' ? new LabBackend({ dataDir: o.dataDir, subnetIndex: o.subnetIndex, baseDir: o.baseDir, log: o.log }) : new MemoryBackend();
+  const backend: HostBackend = o.backend === 'lab' ? new LabBackend({ emulator: 'openstack', dataDir: o.dataDir, subnetIndex: o.subnetIndex, baseDir: o.baseDir, log: o.log }) : new MemoryBackend();
   const emulator = await startEmulator({ scenario, backend, host, port });
   try {
     const cloudName = `openstack-emulator-${o.subnetIndex}`;

@@ -12,7 +12,7 @@
  *   await builds.settled();
  */
 import { createHash } from 'node:crypto';
-import type { NetworkSide } from './backend.js';
+import type { NetworkSide } from '../../emulation/hosts.js';
 import { syncFloating } from './neutron.js';
 import type { Doc, EmulatorState, ServerRecord } from './state.js';
 import { isoNow } from './wire.js';

@@ -12,7 +12,8 @@
  *   const nova = new Nova(state, 'http://127.0.0.1:5000');
  *   const answer = await nova.handle(req);
  */
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { generateSshKeypair } from '../../emulation/keys.js';
 import { atLeast, newServerRecord, serverView, ServerBuilds } from './nova-servers.js';
 import type { Doc, EmulatorState } from './state.js';
 import { isoNow, nextQuery, novaError, paginate, type EmuAnswer, type EmuRequest } from './wire.js';
@@ -28,19 +29,6 @@ export const NOVA_MICROVERSIONS = { min: '2.1', max: '2.95' } as const;
 const METADATA_KEY = /^[a-zA-Z0-9-_:. ]{1,255}$/;
 const KEYPAIR_NAME = /^[a-zA-Z0-9 _-]{1,255}$/;
 
-/**
- * A new ed25519 key: its OpenSSH public line and its private key in PEM (what Nova gives a keypair made without a public key).
- *
- * @example
- *   const { publicKey } = generateSshKeypair(); // 'ssh-ed25519 AAAA… Generated-by-Nova'
- */
-export function generateSshKeypair(): { publicKey: string; privateKey: string } {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
-  const str = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
-  const blob = Buffer.concat([str(Buffer.from('ssh-ed25519')), str(raw)]);
-  return { publicKey: `ssh-ed25519 ${blob.toString('base64')} Generated-by-Nova`, privateKey: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
-}
 
 /** Nova's `name` filter is a regular expression; one that does not parse matches nothing. */
 function safeRegExp(pattern: string | null): RegExp | undefined {

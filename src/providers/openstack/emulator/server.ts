@@ -14,7 +14,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ApplicationCredentialAuth, PasswordAuth } from '../client/keystone.js';
-import type { HostBackend } from './backend.js';
+import type { HostBackend } from '../../emulation/hosts.js';
 import { handleGlance } from './glance.js';
 import { Keystone, SERVICE_PATHS, type Credentials } from './keystone.js';
 import { handleNeutron } from './neutron.js';

@@ -11,7 +11,7 @@
  *   [...state.networks.values()].map((n) => n.name); // ['private', 'public']
  */
 import { randomUUID } from 'node:crypto';
-import type { HostBackend, NetworkSide } from './backend.js';
+import type { HostBackend, NetworkSide } from '../../emulation/hosts.js';
 import type { NetworkSeed, Scenario } from './scenarios.js';
 import { isoNow } from './wire.js';
 

@@ -7,7 +7,7 @@
  *   await emu.close();
  */
 import { createOpenStackClient, type OpenStackClient } from '../client/index.js';
-import { MemoryBackend } from '../emulator/backend.js';
+import { MemoryBackend } from '../../emulation/hosts.js';
 import { scenarioNamed, type Scenario } from '../emulator/scenarios.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../emulator/server.js';
 

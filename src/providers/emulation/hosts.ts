@@ -1,14 +1,15 @@
 /**
- * Where the emulator's instances come from: a host backend. Nova asks it for a host when a
- * server builds and gives it back on delete; Neutron tells it when a floating IP is
- * attached to or detached from a host, so that the host is reachable the way the cloud's
- * network says. Two backends: `lab` (real lab hosts, lab-backend.ts) and the in-memory one
- * here, for unit tests, which answers `reachable(address)` as a TCP/22 probe from the
- * control plane would.
+ * Where a cloud emulator's instances come from: a host backend, shared by every emulator
+ * (OpenStack, AWS, GCE, Equinix Metal). The emulator asks it for a host when an instance
+ * builds and gives it back on delete, and tells it when a public address (a floating IP, an
+ * Elastic IP, an access config) is attached to or detached from a host, so that the host is
+ * reachable the way the cloud's network says. Two backends: `lab` (real lab hosts,
+ * lab-hosts.ts) and the in-memory one here, for unit tests, which answers
+ * `reachable(address)` as a TCP/22 probe from the control plane would.
  *
- * Reachability, the same in both: a host on a network of the `public` side answers on its
- * fixed address (a provider network that routes externally); a host on the `private` side
- * answers only on a floating IP attached to its port.
+ * Reachability, the same in both: a host on the `public` side answers on its fixed address
+ * (a provider network that routes externally, a subnet that maps public addresses); a host
+ * on the `private` side answers only on a floating address attached to it.
  *
  * @example
  *   const backend = new MemoryBackend();
@@ -29,15 +30,27 @@ export interface HostRequest {
   publicKey?: string;
   /** Post-provisioning left undone: the hostname stays `localhost`. */
   halfProvisioned?: boolean;
-  /** Only this user logs in (others are refused), when set. */
+  /**
+   * Only this user logs in with the key (the image's login user: `admin` on Debian's cloud
+   * images, `ubuntu`, `ec2-user`…), made with passwordless sudo when the host has no such
+   * user; the keys of every other user are removed. Unset: the lab's own users (`debian`, `root`).
+   */
   onlyLoginUser?: string;
+  /**
+   * What a login as root prints before it closes (EC2's `Please login as the user "admin"
+   * rather than the user "root".`): root's key is kept with a forced command, so the login
+   * "succeeds" and then exits. Only with `onlyLoginUser`.
+   */
+  rootLoginMessage?: string;
 }
 
-/** A host made: its id in the backend and its address on each side. */
+/** A host made: its id in the backend, its address on each side, and its SSH host key when it has a real one. */
 export interface BackendHost {
   hostId: string;
   publicAddress: string;
   privateAddress: string;
+  /** The host's SSH public host key (`ssh-ed25519 AAAA…`), which a cloud may print in its console output. */
+  hostPublicKey?: string;
 }
 
 /** A host backend (see the file's comment). */

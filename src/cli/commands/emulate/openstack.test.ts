@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { createOpenStackClient } from '../../providers/openstack/client/index.js';
-import { loadCloudConfig } from '../../providers/openstack/config/cloud-config.js';
-import { main } from '../main.js';
+import { createOpenStackClient } from '../../../providers/openstack/client/index.js';
+import { loadCloudConfig } from '../../../providers/openstack/config/cloud-config.js';
+import { main } from '../../main.js';
 
 const dirs: string[] = [];
 afterEach(() => {

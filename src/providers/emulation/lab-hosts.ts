@@ -1,7 +1,8 @@
 /**
- * The `lab` host backend: each server is a real lab host (src/providers/lab) of a lab
- * provider of the emulator's own (`openstack-emulator-<subnetIndex>`), so its hosts,
- * bridges and package proxy stay apart from every other lab provider's.
+ * The `lab` host backend: each instance is a real lab host (src/providers/lab) of a lab
+ * provider of the emulator's own (`<emulator>-emulator-<subnetIndex>`, e.g.
+ * `aws-emulator-50`), so its hosts, bridges and package proxy stay apart from every other
+ * lab provider's.
  *
  * How a host is reachable, with the lab's two networks (public 198.18.(2N).0/24, with the
  * control host at .1; private 198.18.(2N+1).0/24, which the control host has no address on):
@@ -12,26 +13,30 @@
  * - attaching a floating IP adds that address (from .200–.250 of the public /24) to eth0
  *   with a default route through .1, so the host answers on the floating IP only;
  *   detaching removes it again.
- * The scenario's host faults are made on the host itself: `halfProvisioned` sets its
- * hostname back to `localhost`; `onlyLoginUser` removes every other user's authorized keys.
+ * The image's host shape is made on the host itself: `halfProvisioned` sets its hostname
+ * back to `localhost`; `onlyLoginUser` makes that user (with passwordless sudo) if the
+ * base has none, gives it the key and removes every other user's; `rootLoginMessage` leaves
+ * root a key whose forced command prints the message and exits.
  * Closing deletes every host and tears the lab provider down (its bridges and proxy).
  *
  * @example
- *   const backend = new LabBackend({ dataDir, subnetIndex: 40, log });
+ *   const backend = new LabBackend({ emulator: 'openstack', dataDir, subnetIndex: 40, log });
  *   const emu = await startEmulator({ scenario, backend });
  */
-import { existsSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, chown, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ProviderContext, ProviderLogger } from '../../provider.js';
-import { labConfig } from '../../lab/config.js';
-import { labDriver } from '../../lab/driver.js';
-import { childrenOf, run, tryRun } from '../../lab/exec.js';
-import type { BackendHost, HostBackend, HostRequest } from './backend.js';
-import { generateSshKeypair } from './nova.js';
+import type { ProviderContext, ProviderLogger } from '../provider.js';
+import { labConfig } from '../lab/config.js';
+import { labDriver } from '../lab/driver.js';
+import { childrenOf, run, tryRun } from '../lab/exec.js';
+import type { BackendHost, HostBackend, HostRequest } from './hosts.js';
+import { generateSshKeypair } from './keys.js';
 
 /** How the lab backend is set up. */
 export interface LabBackendOptions {
+  /** The emulated cloud (`openstack`, `aws`…): names the lab provider and the hosts. */
+  emulator: string;
   dataDir: string;
   /** The lab subnet index (0–255) of the emulator's lab provider. */
   subnetIndex: number;
@@ -51,7 +56,7 @@ interface LabHost extends BackendHost {
  * The lab backend (see the file's comment).
  *
  * @example
- *   await new LabBackend({ dataDir, subnetIndex: 41, log }).close();
+ *   await new LabBackend({ emulator: 'openstack', dataDir, subnetIndex: 41, log }).close();
  */
 export class LabBackend implements HostBackend {
   readonly kind = 'lab' as const;
@@ -64,7 +69,7 @@ export class LabBackend implements HostBackend {
   private readonly spareKey = generateSshKeypair().publicKey;
 
   constructor(private readonly options: LabBackendOptions) {
-    this.providerName = `openstack-emulator-${options.subnetIndex}`;
+    this.providerName = `${options.emulator}-emulator-${options.subnetIndex}`;
     const c = labConfig(this.context(''));
     this.publicPrefix = c.publicPrefix;
     this.privatePrefix = c.privatePrefix;
@@ -81,21 +86,46 @@ export class LabBackend implements HostBackend {
   }
 
   async create(req: HostRequest, signal?: AbortSignal): Promise<BackendHost> {
-    const name = `os-${req.serverId.replace(/[^a-z0-9]/g, '').slice(0, 12)}`;
-    const m = await labDriver.createMachine({ name, nodeId: req.serverId, idempotencyToken: req.serverId, tags: { 'openstack-emulator/server': req.serverId }, image: 'debian-12' }, this.context(req.publicKey ?? this.spareKey, signal));
+    const name = `${this.options.emulator.slice(0, 3)}-${req.serverId.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 12)}`;
+    const key = req.publicKey ?? this.spareKey;
+    const m = await labDriver.createMachine({ name, nodeId: req.serverId, idempotencyToken: req.serverId, tags: { [`${this.options.emulator}-emulator/instance`]: req.serverId }, image: 'debian-12' }, this.context(key, signal));
     const address = (role: string) => m.addresses.find((a) => a.role === role)?.address ?? '';
     const host: LabHost = { hostId: name, publicAddress: address('public'), privateAddress: address('private'), netns: String(m.inventory?.netns), root: String(m.inventory?.rootDir) };
     this.hosts.set(name, host);
     try {
       if (req.side === 'private') await run('ip', ['-n', host.netns, 'addr', 'flush', 'dev', 'eth0']);
-      if (req.onlyLoginUser !== 'root' && req.onlyLoginUser) await rm(join(host.root, 'root/.ssh/authorized_keys'), { force: true });
+      if (req.onlyLoginUser) await this.onlyUser(host, req.onlyLoginUser, key, req.rootLoginMessage);
       if (req.halfProvisioned) await this.undoHostname(host, m.inventory?.nspawn);
     } catch (e) {
       await this.delete(name);
       throw e;
     }
-    this.options.log.info('openstack emulator: lab host made', { server: req.serverId, host: name, side: req.side });
-    return { hostId: name, publicAddress: host.publicAddress, privateAddress: host.privateAddress };
+    this.options.log.info(`${this.options.emulator} emulator: lab host made`, { instance: req.serverId, host: name, side: req.side });
+    const hostPublicKey = readFileSync(join(host.root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim();
+    return { hostId: name, publicAddress: host.publicAddress, privateAddress: host.privateAddress, hostPublicKey };
+  }
+
+  /** The image's one login user: made if missing (sudo, no password), the only one holding the key; root optionally told whom to log in as. */
+  private async onlyUser(host: LabHost, user: string, key: string, rootMessage: string | undefined): Promise<void> {
+    const home = user === 'root' ? join(host.root, 'root') : join(host.root, 'home', user);
+    if (user !== 'root' && !readFileSync(join(host.root, 'etc/passwd'), 'utf8').split('\n').some((l) => l.startsWith(`${user}:`))) {
+      await run('chroot', [host.root, 'useradd', '--create-home', '--shell', '/bin/bash', '--user-group', '--groups', 'sudo', user]);
+    }
+    // Every other user's keys go: only the image's user logs in.
+    for (const other of await readdir(join(host.root, 'home'))) if (other !== user) await rm(join(host.root, 'home', other, '.ssh/authorized_keys'), { force: true });
+    if (user !== 'root') {
+      const quoted = (rootMessage ?? '').replace(/["\\$`]/g, '');
+      const rootKeys = rootMessage ? `no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo '${quoted.replace(/'/g, '')}';echo;sleep 1;exit 142" ${key.trim()}\n` : '';
+      if (rootKeys) await writeFile(join(host.root, 'root/.ssh/authorized_keys'), rootKeys, { mode: 0o600 });
+      else await rm(join(host.root, 'root/.ssh/authorized_keys'), { force: true });
+    }
+    const sshDir = join(home, '.ssh');
+    await mkdir(sshDir, { recursive: true, mode: 0o700 });
+    await writeFile(join(sshDir, 'authorized_keys'), key.trim() + '\n', { mode: 0o600 });
+    const [uid, gid] = idsOf(host.root, user);
+    await chown(sshDir, uid, gid);
+    await chmod(sshDir, 0o700);
+    await chown(join(sshDir, 'authorized_keys'), uid, gid);
   }
 
   /** The hostname post-provisioning would have set, undone: `localhost`, in the file and in the running host. */
@@ -128,8 +158,15 @@ export class LabBackend implements HostBackend {
   }
 
   async close(): Promise<void> {
-    for (const id of [...this.hosts.keys()]) await this.delete(id).catch((e: unknown) => this.options.log.warn('openstack emulator: could not delete a lab host', { host: id, error: e instanceof Error ? e.message : String(e) }));
+    for (const id of [...this.hosts.keys()]) await this.delete(id).catch((e: unknown) => this.options.log.warn(`${this.options.emulator} emulator: could not delete a lab host`, { host: id, error: e instanceof Error ? e.message : String(e) }));
     // Nothing to tear down when no host was ever made (the lab provider's folder is made with its first host).
     if (existsSync(labConfig(this.context('')).providerDir)) await labDriver.teardown?.(this.context(''));
   }
+}
+
+/** A user's uid and gid from the host's /etc/passwd. */
+function idsOf(root: string, user: string): [number, number] {
+  const line = readFileSync(join(root, 'etc/passwd'), 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+  const f = line?.split(':') ?? [];
+  return [Number(f[2] ?? 0), Number(f[3] ?? 0)];
 }
