@@ -34,12 +34,12 @@ export interface CallPolicyOptions {
 }
 
 /**
- * The defaults: 10 calls a second, 4 at once, 6 tries, backoff from 250 ms up to 20 s.
+ * The defaults: 20 calls a second, 8 at once, 6 tries, backoff from 250 ms up to 20 s.
  *
  * @example
  *   new CallPolicy({ ...DEFAULT_CALL_POLICY, maxAttempts: 3 });
  */
-export const DEFAULT_CALL_POLICY: CallPolicyOptions = { requestsPerSecond: 10, concurrency: 4, maxAttempts: 6, baseDelayMs: 250, maxDelayMs: 20_000 };
+export const DEFAULT_CALL_POLICY: CallPolicyOptions = { requestsPerSecond: 20, concurrency: 8, maxAttempts: 6, baseDelayMs: 250, maxDelayMs: 20_000 };
 
 /** Per call: whether it may be repeated after a failure that may have done it. */
 export interface CallOptions {
@@ -175,8 +175,8 @@ export const RATE_LIMIT_SETTING = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    requestsPerSecond: { type: 'number', exclusiveMinimum: 0, description: 'API calls started per second (default 10)' },
-    concurrency: { type: 'integer', minimum: 1, description: 'API calls in flight at once (default 4)' },
+    requestsPerSecond: { type: 'number', exclusiveMinimum: 0, description: 'API calls started per second (default 20)' },
+    concurrency: { type: 'integer', minimum: 1, description: 'API calls in flight at once (default 8)' },
   },
   description: "How fast Formwork calls the cloud's API for this provider; throttled and failed calls are retried with backoff and jitter, honouring Retry-After",
 } as const;

@@ -4,7 +4,7 @@ import { Faults, NO_FAULTS, parseFaults } from './faults.js';
 describe('parseFaults', () => {
   it('reads every fault, probabilities as fractions or percents, durations in s or ms', () => {
     expect(parseFaults('throttle=20%, error=0.05,lost=0.01,slow=0.1@500ms,never-boot=2,retry-after=3,seed=9')).toEqual({
-      throttle: 0.2, error: 0.05, lost: 0.01, slow: 0.1, slowMs: 500, neverBoot: 2, retryAfterSeconds: 3, seed: 9,
+      throttle: 0.2, error: 0.05, lost: 0.01, slow: 0.1, slowMs: 500, neverBoot: 2, unreachable: 0, retryAfterSeconds: 3, seed: 9,
     });
     expect(parseFaults(undefined)).toEqual(NO_FAULTS);
     expect(parseFaults('slow=1').slowMs).toBe(2000);

@@ -11,6 +11,8 @@
  *   response is lost: the client must look before creating again).
  * - `slow=P@DURATION`: a call is answered DURATION late (`2s`, `500ms`) with probability P.
  * - `never-boot=N`: the first N instances never leave their pending state.
+ * - `unreachable=N`: the first N instances never answer on the public address attached to
+ *   them (the cloud says it is attached; no packet arrives), so their readiness wait runs out.
  * - `retry-after=SECONDS`: the Retry-After a throttled answer carries (default 1).
  * - `seed=N`: a fixed random sequence, so a run can be repeated.
  *
@@ -28,6 +30,7 @@ export interface FaultSpec {
   slow: number;
   slowMs: number;
   neverBoot: number;
+  unreachable: number;
   retryAfterSeconds: number;
   seed?: number;
 }
@@ -36,9 +39,9 @@ export interface FaultSpec {
 export type Fault = 'throttle' | 'error' | 'lost' | 'slow';
 
 /** No faults at all. @example new Faults(NO_FAULTS).next(); // undefined */
-export const NO_FAULTS: FaultSpec = { throttle: 0, error: 0, lost: 0, slow: 0, slowMs: 0, neverBoot: 0, retryAfterSeconds: 1 };
+export const NO_FAULTS: FaultSpec = { throttle: 0, error: 0, lost: 0, slow: 0, slowMs: 0, neverBoot: 0, unreachable: 0, retryAfterSeconds: 1 };
 
-const USAGE = 'expected a comma-separated list of throttle=P, error=P, lost=P, slow=P@DURATION, never-boot=N, retry-after=SECONDS, seed=N (P a probability: 0.2 or 20%)';
+const USAGE = 'expected a comma-separated list of throttle=P, error=P, lost=P, slow=P@DURATION, never-boot=N, unreachable=N, retry-after=SECONDS, seed=N (P a probability: 0.2 or 20%)';
 
 function probability(name: string, v: string): number {
   const n = v.endsWith('%') ? Number(v.slice(0, -1)) / 100 : Number(v);
@@ -77,6 +80,7 @@ export function parseFaults(spec: string | undefined): FaultSpec {
       out.slow = probability(name, p);
       out.slowMs = d === undefined ? 2000 : duration(name, d);
     } else if (name === 'never-boot') out.neverBoot = count(name, value);
+    else if (name === 'unreachable') out.unreachable = count(name, value);
     else if (name === 'retry-after') out.retryAfterSeconds = count(name, value);
     else if (name === 'seed') out.seed = count(name, value);
     else throw new FormworkError('VALIDATION', `--faults: unknown fault "${name}"; ${USAGE}`, { fault: name });
@@ -107,12 +111,14 @@ function seeded(seed: number): () => number {
 export class Faults {
   private readonly random: () => number;
   private neverBootLeft: number;
-  /** How many of each fault were injected, and how many instances were kept from booting. */
-  readonly injected: Record<Fault | 'neverBoot', number> = { throttle: 0, error: 0, lost: 0, slow: 0, neverBoot: 0 };
+  private unreachableLeft: number;
+  /** How many of each fault were injected, and how many instances were kept from booting or from being reached. */
+  readonly injected: Record<Fault | 'neverBoot' | 'unreachable', number> = { throttle: 0, error: 0, lost: 0, slow: 0, neverBoot: 0, unreachable: 0 };
 
   constructor(readonly spec: FaultSpec = NO_FAULTS, random?: () => number) {
     this.random = random ?? (spec.seed === undefined ? Math.random : seeded(spec.seed));
     this.neverBootLeft = spec.neverBoot;
+    this.unreachableLeft = spec.unreachable;
   }
 
   /** The fault for the next call, if any. */
@@ -134,6 +140,14 @@ export class Faults {
     if (this.neverBootLeft <= 0) return false;
     this.neverBootLeft--;
     this.injected.neverBoot++;
+    return true;
+  }
+
+  /** Whether the instance being made now is one that is never reached on its public address. */
+  takeUnreachable(): boolean {
+    if (this.unreachableLeft <= 0) return false;
+    this.unreachableLeft--;
+    this.injected.unreachable++;
     return true;
   }
 }

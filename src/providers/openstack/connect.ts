@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { FormworkError } from '../../core/errors.js';
 import type { ProviderCheckContext } from '../provider.js';
+import { callPolicyFor } from '../api-calls.js';
 import { createOpenStackClient, type OpenStackClient } from './client/index.js';
 import { loadCloudConfig, resolveCloudEntry, type CloudConfig } from './config/cloud-config.js';
 import type { ConfigLocations } from './config/files.js';
@@ -54,7 +55,7 @@ export async function connect(ctx: ProviderCheckContext): Promise<Connection> {
   if (!found) {
     found = Promise.resolve({
       config,
-      client: createOpenStackClient({ auth: config.auth, region: config.region, interface: config.interface, endpointOverrides: config.endpointOverrides }),
+      client: createOpenStackClient({ auth: config.auth, region: config.region, interface: config.interface, endpointOverrides: config.endpointOverrides, calls: callPolicyFor(ctx) }),
     });
     connections.set(key, found);
   }

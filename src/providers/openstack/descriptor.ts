@@ -5,6 +5,7 @@
  * name and region, the boot network) is checked by the driver's `prepare`, which runs from
  * the moment the provider is applied and records a refusal on the provider, naming what to fix.
  */
+import { RATE_LIMIT_SETTING } from '../api-calls.js';
 import { CATALOG_SETTINGS_PROPERTIES } from '../catalog/index.js';
 import type { ProviderDescriptor } from '../provider.js';
 
@@ -38,6 +39,7 @@ export const openstackDescriptor: ProviderDescriptor = {
       network: { ...name, description: "The network to boot on (name or id); default: the profile's default_interface network, else the only network that is not router:external" },
       externalNetwork: { ...name, description: "The external network floating IPs come from (name or id); default: the profile's nat_source, else the router:external network a router connects the boot network to" },
       reuseFloatingIps: { type: 'boolean', default: false, description: 'Take over an unattached floating IP nobody marked instead of allocating one (given back by detaching it). Off: only floating IPs Formwork made are ever used' },
+      rateLimit: RATE_LIMIT_SETTING,
       ...CATALOG_SETTINGS_PROPERTIES,
     },
   },

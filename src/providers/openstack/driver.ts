@@ -14,12 +14,12 @@
  *   const driver = await loadDriver('openstack');
  *   const m = await driver.createMachine(spec, ctx); // { state: 'booting', … }
  */
-import { FormworkError } from '../../core/errors.js';
+import { FormworkError, isFormworkError } from '../../core/errors.js';
 import { TAG_MANAGED_BY, TAG_PROVIDER, type MachineSpec, type ProviderContext, type ProviderDriver, type ProvisionedMachine } from '../provider.js';
 import { bootPoll } from '../readiness.js';
 import { bootChoice, listImages, listSizes } from './catalog.js';
-import type { NovaServer } from './client/nova.js';
-import { connect } from './connect.js';
+import type { NovaApi, NovaServer } from './client/nova.js';
+import { connect, type Connection } from './connect.js';
 import { evidenceFor, META, metaValue, readMachine, toMachine } from './machines.js';
 import { catalogNetworks, chooseBootNetwork, loadTopology } from './networks.js';
 import { makeReachable, undoReachable } from './reachable.js';
@@ -54,7 +54,7 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
     [META.securityGroup]: sg?.id ?? 'none',
     [META.securityGroupReason]: metaValue(sgReason),
   };
-  const { id } = await nova.createServer({
+  const id = await bootOnce(conn, ctx, spec.idempotencyToken, {
     name: spec.name,
     imageRef: choice.image.nativeId,
     flavorRef: choice.size.nativeId,
@@ -69,6 +69,29 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
   const m = await readMachine(conn, ctx, server, topo);
   // The catalog's normalized names, even before Nova embeds the flavor.
   return { ...m, size: { normalized: choice.size.normalized, native: choice.size.nativeId }, image: { normalized: choice.image.normalized, native: choice.image.nativeId } };
+}
+
+/** How many times a boot whose answer was an error is looked for, then sent again. */
+const BOOT_TRIES = 4;
+
+/**
+ * Boots one server for the token: a boot that failed in a way that passes (a 5xx, a lost
+ * answer) may still have made it, so before sending it again the server is looked for by the
+ * token in its metadata, and taken if found.
+ */
+async function bootOnce(conn: Connection, ctx: ProviderContext, token: string, request: Parameters<NovaApi['createServer']>[0]): Promise<string> {
+  const nova = conn.client.compute;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await nova.createServer(request)).id;
+    } catch (e) {
+      if (!isFormworkError(e) || !e.retryable || attempt >= BOOT_TRIES) throw e;
+      const [made] = await nova.listServers({ [TAG_PROVIDER]: ctx.providerName, [TAG_TOKEN]: token });
+      if (made) return made.id;
+      ctx.log.warn('openstack: a server boot failed and made nothing; booting again', { attempt, error: e.message });
+      await new Promise((r) => setTimeout(r, bootPoll.ms));
+    }
+  }
 }
 
 async function getMachine(nativeId: string, ctx: ProviderContext): Promise<ProvisionedMachine | undefined> {

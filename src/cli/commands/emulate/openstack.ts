@@ -19,7 +19,7 @@ export function register(emulate: Command, ctx: CliContext): void {
     .description('an OpenStack cloud (Keystone, Nova, Neutron, Glance) playing one snowflake scenario or a vendor profile; prints its Provider document')
     .option('--scenario <name>', 'floating-ip-required (default), naming-chaos, private-is-public, login-user, no-metadata, half-provisioned, late-error, several-externals, no-neutron-fip')
     .option('--profile <vendor>', "a vendor profile's behaviour (requires_floating_ip, floating_ip_source, per-network flags), e.g. citycloud, limestonenetworks");
-  withEmulatorOptions(cmd, 40, { faults: false }).action((opts: EmulatorCliOptions & { scenario?: string; profile?: string }) =>
+  withEmulatorOptions(cmd, 40).action((opts: EmulatorCliOptions & { scenario?: string; profile?: string }) =>
     runInForeground(ctx, async (log) => {
       const { runEmulator } = await import('../../../providers/openstack/emulator/index.js');
       const running = await runEmulator({ ...opts, dataDir: ctx.resolve().dataDir, log });

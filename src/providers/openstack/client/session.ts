@@ -10,6 +10,7 @@
  *   const res = await session.request('network', 'GET', '/networks');
  */
 import { FormworkError } from '../../../core/errors.js';
+import type { CallPolicy } from '../../api-calls.js';
 import { selectEndpoint } from './catalog.js';
 import { negotiateMicroversion, parseVersions, pickVersion, unversionedRoot, versionedBase, type ApiVersion } from './discovery.js';
 import { sendRequest, type HttpResponse } from './http.js';
@@ -49,6 +50,11 @@ export interface SessionOptions {
   computeMicroversions?: { min: string; max: string };
   fetch?: typeof fetch;
   timeoutMs?: number;
+  /**
+   * The provider's call policy (rate, concurrency, retries of throttled and failed calls);
+   * none: every call is tried once and its error goes to the caller.
+   */
+  calls?: CallPolicy;
   /** Renew the token when it expires within this many ms (default 5 minutes). */
   refreshMarginMs?: number;
   now?: () => number;
@@ -140,7 +146,7 @@ export class OpenStackSession {
   endpoint(service: ServiceType): Promise<ServiceEndpoint> {
     let found = this.endpoints.get(service);
     if (!found) {
-      found = this.discover(service);
+      found = this.options.calls ? this.options.calls.run(`${service} discovery`, () => this.discover(service)) : this.discover(service);
       found.catch(() => this.endpoints.delete(service)); // a failed discovery is tried again next call
       this.endpoints.set(service, found);
     }
@@ -183,12 +189,16 @@ export class OpenStackSession {
       const token = await this.currentToken(force);
       return sendRequest({ service, method, url, body: opts.body, alsoOk: opts.alsoOk, headers: { ...headers, 'x-auth-token': token.value } }, this.http);
     };
-    try {
-      return await send(false);
-    } catch (e) {
-      if (e instanceof FormworkError && e.code === 'PROVIDER_AUTH' && e.details?.status === 401) return send(true);
-      throw e;
-    }
+    const once = async () => {
+      try {
+        return await send(false);
+      } catch (e) {
+        if (e instanceof FormworkError && e.code === 'PROVIDER_AUTH' && e.details?.status === 401) return send(true);
+        throw e;
+      }
+    };
+    // A POST may have made something before its answer was lost: only a throttled one is sent again.
+    return this.options.calls ? this.options.calls.run(`${service} ${method}`, once, { idempotent: method !== 'POST' }) : once();
   }
 
   /**

@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import { FormworkError } from '../../../core/errors.js';
 import { parseListen } from '../../../core/listen.js';
+import { parseFaults } from '../../emulation/faults.js';
 import type { ProviderLogger } from '../../provider.js';
 import { MemoryBackend, type HostBackend } from '../../emulation/hosts.js';
 import { providerDocument, writeCloudsYaml } from './clouds.js';
@@ -35,6 +36,8 @@ export interface RunOptions {
   listen: string;
   subnetIndex: number;
   baseDir?: string;
+  /** A fault spec (emulation/faults.ts), e.g. `throttle=20%,never-boot=1`. */
+  faults?: string;
   log: ProviderLogger;
 }
 
@@ -59,7 +62,7 @@ export async function runEmulator(o: RunOptions): Promise<RunningEmulator> {
   const scenario = o.profile ? profileScenario(o.profile) : scenarioNamed(o.scenario ?? 'floating-ip-required');
   const { host, port } = parseListen(o.listen);
   const backend: HostBackend = o.backend === 'lab' ? new LabBackend({ emulator: 'openstack', dataDir: o.dataDir, subnetIndex: o.subnetIndex, baseDir: o.baseDir, log: o.log }) : new MemoryBackend();
-  const emulator = await startEmulator({ scenario, backend, host, port });
+  const emulator = await startEmulator({ scenario, backend, host, port, faults: parseFaults(o.faults) });
   try {
     const cloudName = `openstack-emulator-${o.subnetIndex}`;
     const cloudsFile = await writeCloudsYaml(emulator, join(o.dataDir, cloudName), cloudName);

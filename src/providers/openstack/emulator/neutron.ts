@@ -53,8 +53,10 @@ function hostOfPort(state: EmulatorState, port: Doc | undefined): string | undef
  *   await syncFloating(state, port.id);
  */
 export async function syncFloating(state: EmulatorState, portId: string): Promise<void> {
-  const hostId = hostOfPort(state, state.ports.get(portId));
+  const port = state.ports.get(portId);
+  const hostId = hostOfPort(state, port);
   if (!hostId) return;
+  if (state.servers.get(String(port?.device_id))?.unreachable) return; // the fault: attached in Neutron, never on the host
   const fip = [...state.floatingips.values()].find((f) => f.port_id === portId);
   await state.backend.setFloatingAddress(hostId, fip ? String(fip.floating_ip_address) : undefined);
 }

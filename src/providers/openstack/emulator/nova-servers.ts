@@ -152,6 +152,8 @@ export class ServerBuilds {
   private async build(rec: ServerRecord, boot: number, opts: { publicKey?: string }): Promise<void> {
     const { scenario, backend } = this.state;
     rec.doc['OS-EXT-STS:task_state'] = 'spawning';
+    if (this.state.faults.takeNeverBoot()) return; // the fault: BUILD until deleted
+    rec.unreachable = this.state.faults.takeUnreachable();
     if (boot <= scenario.failingBoots) {
       // A late, asynchronous failure: the build looks fine for a while, then the scheduler gives up.
       await new Promise((r) => setTimeout(r, scenario.lateErrorMs));

@@ -14,6 +14,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ApplicationCredentialAuth, PasswordAuth } from '../client/keystone.js';
+import { Faults, type Fault, type FaultSpec } from '../../emulation/faults.js';
 import type { HostBackend } from '../../emulation/hosts.js';
 import { handleGlance } from './glance.js';
 import { Keystone, SERVICE_PATHS, type Credentials } from './keystone.js';
@@ -35,6 +36,8 @@ export interface EmulatorOptions {
   /** Fixed secrets (default: random ones). */
   credentials?: Partial<Credentials>;
   now?: () => number;
+  /** Faults to inject on compute, network and image calls, and on servers (never on Keystone). */
+  faults?: FaultSpec;
 }
 
 /** A running emulator. */
@@ -43,6 +46,7 @@ export interface Emulator {
   region: string;
   scenario: Scenario;
   state: EmulatorState;
+  faults: Faults;
   keystone: Keystone;
   nova: Nova;
   credentials: Credentials;
@@ -80,6 +84,26 @@ function send(res: ServerResponse, answer: EmuAnswer): void {
 }
 
 /**
+ * A call with the fault the spec draws for it: refused for the rate limit (429 with
+ * Retry-After; Nova's `overLimit` body), failed with a 503 before anything is done, done and
+ * then answered with a 500 (a lost answer), or answered late.
+ */
+async function faulted(faults: Faults, service: string, handle: () => Promise<EmuAnswer>): Promise<EmuAnswer> {
+  const fault: Fault | undefined = faults.next();
+  const retryAfter = String(faults.spec.retryAfterSeconds);
+  if (fault === 'throttle') {
+    return service === 'compute'
+      ? { status: 429, headers: { 'retry-after': retryAfter }, body: { overLimit: { code: 429, message: 'This request was rate-limited.', retryAfter } } }
+      : { status: 429, headers: { 'retry-after': retryAfter }, text: '429 Too Many Requests\n\nToo many requests, please slow down.\n' };
+  }
+  if (fault === 'error') return { status: 503, text: '503 Service Unavailable\n\nThe server is currently unavailable. Please try again at a later time.\n' };
+  if (fault === 'slow') await new Promise((r) => setTimeout(r, faults.spec.slowMs));
+  const answer = await handle();
+  if (fault === 'lost') return { status: 500, text: '500 Internal Server Error\n\nThe server has either erred or is incapable of performing the requested operation.\n' };
+  return answer;
+}
+
+/**
  * Starts an emulator (see the file's comment).
  *
  * @example
@@ -95,7 +119,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     ...options.credentials,
   };
   const identity: Identity = { projectId: randomBytes(16).toString('hex'), adminProjectId: randomBytes(16).toString('hex'), projectName: 'demo', userId: randomBytes(16).toString('hex'), username: credentials.username, domainId: 'default' };
-  const state = new EmulatorState(options.scenario, options.backend, identity);
+  const faults = new Faults(options.faults);
+  const state = new EmulatorState(options.scenario, options.backend, identity, faults);
   let keystone: Keystone | undefined;
   let nova: Nova | undefined;
   let url = '';
@@ -115,9 +140,10 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       if (service === 'identity') return send(res, keystone.handle(request));
       const discovery = request.method === 'GET' && segments.length === 0;
       if (!discovery && !keystone.validToken(req.headers['x-auth-token'])) return send(res, UNAUTHORIZED);
-      if (service === 'compute') return send(res, await nova.handle(request));
-      if (service === 'network') return send(res, await handleNeutron(state, request, url));
-      if (service === 'image') return send(res, handleGlance(state, request, url));
+      const n = nova;
+      if (service === 'compute') return send(res, await faulted(faults, service, () => n.handle(request)));
+      if (service === 'network') return send(res, await faulted(faults, service, () => handleNeutron(state, request, url)));
+      if (service === 'image') return send(res, await faulted(faults, service, async () => handleGlance(state, request, url)));
       return send(res, { status: 404, text: '404 Not Found\n\nThe resource could not be found.\n' });
     })().catch((e: unknown) => send(res, novaError(500, 'computeFault', `Unexpected error in the emulator: ${e instanceof Error ? e.message : String(e)}`)));
   });
@@ -136,6 +162,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     region: options.scenario.region,
     scenario: options.scenario,
     state,
+    faults,
     keystone,
     nova,
     credentials,

@@ -11,6 +11,7 @@
  *   [...state.networks.values()].map((n) => n.name); // ['private', 'public']
  */
 import { randomUUID } from 'node:crypto';
+import { Faults } from '../../emulation/faults.js';
 import type { HostBackend, NetworkSide } from '../../emulation/hosts.js';
 import type { NetworkSeed, Scenario } from './scenarios.js';
 import { isoNow } from './wire.js';
@@ -30,6 +31,8 @@ export interface ServerRecord {
   /** Further networks asked for (a port each, not reachable). */
   extraNetworks: string[];
   deleting?: boolean;
+  /** A fault: its floating IPs attach in Neutron but never reach its host. */
+  unreachable?: boolean;
 }
 
 /** Who the emulator's project and user are. */
@@ -76,6 +79,8 @@ export class EmulatorState {
     readonly scenario: Scenario,
     readonly backend: HostBackend,
     readonly identity: Identity,
+    /** The faults injected (`formwork emulate openstack --faults`): none by default. */
+    readonly faults: Faults = new Faults(),
   ) {
     this.seed();
   }
