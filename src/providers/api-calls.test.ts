@@ -46,12 +46,12 @@ describe('CallPolicy', () => {
   });
 
   it('keeps at most `concurrency` calls in flight and spaces their starts by the rate', async () => {
-    const calls = new CallPolicy({ ...fast, concurrency: 2, requestsPerSecond: 50 });
+    const calls = new CallPolicy({ ...fast, concurrency: 2, requestsPerSecond: 1 });
     let inFlight = 0;
     let most = 0;
     const starts: number[] = [];
     await Promise.all(
-      Array.from({ length: 6 }, () =>
+      Array.from({ length: 2 }, () =>
         calls.run('x', async () => {
           starts.push(Date.now());
           most = Math.max(most, ++inFlight);
@@ -60,8 +60,8 @@ describe('CallPolicy', () => {
         }),
       ),
     );
-    expect(most).toBe(2);
-    expect(starts.at(-1)! - starts[0]).toBeGreaterThanOrEqual(5 * 20 - 5);
+    expect(most).toBe(1); // one a second: the second call waits out the first's second
+    expect(starts[1] - starts[0]).toBeGreaterThanOrEqual(990);
   });
 
   it('is one per provider, made again when its rate settings change', () => {
@@ -71,5 +71,28 @@ describe('CallPolicy', () => {
     const b = callPolicyFor({ providerName: 'p', settings: { rateLimit: { requestsPerSecond: 2, concurrency: 1 } } });
     expect(b).not.toBe(a);
     expect([b.options.requestsPerSecond, b.options.concurrency]).toEqual([2, 1]);
+  });
+});
+
+describe('CallPolicy limits', () => {
+  it('lets a second of calls start at once, then holds to the rate; never more than `concurrency` in flight', async () => {
+    const calls = new CallPolicy({ ...fast, concurrency: 3, requestsPerSecond: 20 });
+    let inFlight = 0;
+    let most = 0;
+    const starts: number[] = [];
+    const t0 = Date.now();
+    await Promise.all(
+      Array.from({ length: 30 }, () =>
+        calls.run('x', async () => {
+          starts.push(Date.now() - t0);
+          most = Math.max(most, ++inFlight);
+          await new Promise((r) => setTimeout(r, 5));
+          inFlight--;
+        }),
+      ),
+    );
+    expect(most).toBe(3);
+    expect(starts.filter((t) => t < 200).length).toBeGreaterThanOrEqual(15); // the burst
+    expect(starts.at(-1)!).toBeGreaterThanOrEqual(450); // 10 beyond the burst at 20 a second
   });
 });

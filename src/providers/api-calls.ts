@@ -1,6 +1,6 @@
 /**
  * How a driver calls its cloud's API: at most `concurrency` calls at once and
- * `requestsPerSecond` started per second per provider, and a call the cloud refused for a
+ * `requestsPerSecond` started per second per provider (a second's worth may start at once), and a call the cloud refused for a
  * reason that passes (throttling, a 5xx, a dropped connection) tried again with exponential
  * backoff and full jitter, honouring the `Retry-After` the cloud sent (the error's
  * `nextDelayMs`). Shared by every cloud driver, so the same settings mean the same thing on
@@ -34,12 +34,12 @@ export interface CallPolicyOptions {
 }
 
 /**
- * The defaults: 20 calls a second, 8 at once, 6 tries, backoff from 250 ms up to 20 s.
+ * The defaults: 50 calls a second, 16 at once, 6 tries, backoff from 250 ms up to 20 s.
  *
  * @example
  *   new CallPolicy({ ...DEFAULT_CALL_POLICY, maxAttempts: 3 });
  */
-export const DEFAULT_CALL_POLICY: CallPolicyOptions = { requestsPerSecond: 20, concurrency: 8, maxAttempts: 6, baseDelayMs: 250, maxDelayMs: 20_000 };
+export const DEFAULT_CALL_POLICY: CallPolicyOptions = { requestsPerSecond: 50, concurrency: 16, maxAttempts: 6, baseDelayMs: 250, maxDelayMs: 20_000 };
 
 /** Per call: whether it may be repeated after a failure that may have done it. */
 export interface CallOptions {
@@ -74,7 +74,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 export class CallPolicy {
   private inFlight = 0;
   private readonly waiting: (() => void)[] = [];
-  private nextStartAt = 0;
+  /** The rate limit as GCRA: when the next call would start at the steady rate; a second's worth of calls may start at once. */
+  private theoreticalStart = 0;
   /** Retries made, by call and reason (`RunInstances PROVIDER_THROTTLED`): what a bench or a log line reports. */
   readonly retries: Record<string, number> = {};
 
@@ -123,8 +124,11 @@ export class CallPolicy {
     while (this.inFlight >= this.options.concurrency) await new Promise<void>((r) => this.waiting.push(r));
     this.inFlight++;
     const now = Date.now();
-    const startAt = Math.max(now, this.nextStartAt);
-    this.nextStartAt = startAt + 1000 / this.options.requestsPerSecond;
+    const interval = 1000 / this.options.requestsPerSecond;
+    const burst = Math.max(0, this.options.requestsPerSecond - 1) * interval;
+    const due = Math.max(now, this.theoreticalStart);
+    this.theoreticalStart = due + interval;
+    const startAt = due - burst;
     if (startAt > now) {
       try {
         await sleep(startAt - now, signal);
@@ -175,8 +179,8 @@ export const RATE_LIMIT_SETTING = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    requestsPerSecond: { type: 'number', exclusiveMinimum: 0, description: 'API calls started per second (default 20)' },
-    concurrency: { type: 'integer', minimum: 1, description: 'API calls in flight at once (default 8)' },
+    requestsPerSecond: { type: 'number', exclusiveMinimum: 0, description: 'API calls started per second (default 50)' },
+    concurrency: { type: 'integer', minimum: 1, description: 'API calls in flight at once (default 16)' },
   },
   description: "How fast Formwork calls the cloud's API for this provider; throttled and failed calls are retried with backoff and jitter, honouring Retry-After",
 } as const;

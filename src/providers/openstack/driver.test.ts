@@ -16,7 +16,7 @@ fixedAddressProbe.ms = 50;
 const quiet = { info: () => undefined, warn: () => undefined };
 const auth = (os: FakeOpenStack) => ({ auth_url: `${os.cloud.url}/5000`, username: 'admin', user_domain_name: 'Default', project_name: 'admin', project_domain_name: 'Default' });
 const context = (os: FakeOpenStack, settings: Record<string, unknown> = {}, password = 'secret-pw'): ProviderContext => ({
-  dataDir: '/nonexistent', providerName: 'os1', settings: { auth: auth(os), network: 'private', ...settings }, credentials: { password }, publicKey: 'ssh-ed25519 AAAAC3Nza formwork', log: quiet,
+  dataDir: '/nonexistent', providerName: 'os1', settings: { auth: auth(os), network: 'private', rateLimit: { requestsPerSecond: 1000, concurrency: 16 }, ...settings }, credentials: { password }, publicKey: 'ssh-ed25519 AAAAC3Nza formwork', log: quiet,
 });
 /** TCP/22 answers on floating IPs of servers not marked unreachable: the fake's servers have no sockets. */
 function probeFor(os: FakeOpenStack, unreachable: Set<string>) {
