@@ -62,7 +62,7 @@ export interface CatalogChoice {
 
 /**
  * - `booting`: created, not yet up (an EC2 instance `pending`, a PXE install running). Wait
- *   for it; never delete and recreate it.
+ *   for it up to the readiness timeout; once that runs out, `provision` deletes it and makes another.
  * - `running`: up; the yardstick takes it from here.
  * - `stopped`: exists but is off.
  * - `error`: failed for good (a failed boot, a half-deleted machine); deleting it is safe.

@@ -1,3 +1,4 @@
+import { FormworkError } from '../core/errors.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StoredObject } from '../core/kinds.js';
 import type { Services } from '../context/services.js';
@@ -45,16 +46,30 @@ describe.each(STORE_ENGINES)('provisioning a node on $name', (engine) => {
     expect((await t.store.objects('providers').get('fk')).state).toBe('ready');
   });
 
-  it('a retry finds the still-booting machine by its recorded id and keeps waiting: never deleted, never made twice', async () => {
-    const driver = fakeDriver({ bootPolls: 1_000_000 });
-    const first = await provision(driver, node, 0.05).catch((e: unknown) => e as { code: string; retryable: boolean; nodeUpdate?: Record<string, unknown> });
-    expect(first).toMatchObject({ code: 'MACHINE_FAILED', retryable: true, nodeUpdate: { nativeId: 'fake-1' } });
+  it('a retry after a failure during the wait finds the still-booting machine by its recorded id and keeps waiting: never deleted, never made twice', async () => {
+    const driver = fakeDriver({ bootPolls: 3 });
+    driver.failNext('getMachine', new FormworkError('PROVIDER_THROTTLED', 'Rate exceeded'));
+    const first = await provision(driver).catch((e: unknown) => e as { code: string; retryable: boolean; nodeUpdate?: Record<string, unknown> });
+    expect(first).toMatchObject({ code: 'PROVIDER_THROTTLED', retryable: true, nodeUpdate: { nativeId: 'fake-1' } });
     const recorded = await t.store.objects('nodes').update(node.id, { nativeId: 'fake-1' });
-    driver.machines.get('fake-1')!.bootReads = 2; // it comes up during the second attempt
     const r = await provision(driver, recorded);
     expect(r.nodeUpdate).toMatchObject({ nativeId: 'fake-1' });
     expect(driver.calls.filter((c) => c.startsWith('createMachine'))).toHaveLength(1);
     expect(driver.calls.filter((c) => c.startsWith('deleteMachine'))).toEqual([]);
+  });
+
+  it('a machine still booting when the readiness timeout runs out is given up: deleted, and the next attempt makes another under a new token', async () => {
+    const driver = fakeDriver();
+    driver.breakNextBoot('never');
+    const first = (await provision(driver, node, 0.05).catch((e: unknown) => e)) as { code: string; message: string; retryable: boolean; nodeUpdate?: Record<string, unknown> };
+    expect(first).toMatchObject({ code: 'MACHINE_FAILED', retryable: true, nodeUpdate: { nativeId: null, inventory: { machineGeneration: 1 } } });
+    expect(first.message).toMatch(/still booting after 0.05 s \(the readiness timeout\)/);
+    expect(driver.machines.has('fake-1')).toBe(false);
+    expect(log).toContain('deleted: it was not ready within the readiness timeout');
+    const next = await t.store.objects('nodes').update(node.id, first.nodeUpdate!);
+    const r = await provision(driver, next);
+    expect(r.nodeUpdate).toMatchObject({ nativeId: 'fake-2' });
+    expect(driver.calls.filter((c) => c.startsWith('createMachine'))).toHaveLength(2);
   });
 
   it('finds an unrecorded machine by its node-id tag, never by name', async () => {
@@ -140,28 +155,32 @@ describe.each(STORE_ENGINES)('provisioning a node on $name', (engine) => {
       const driver = fakeDriver();
       driver.breakNextBoot('unreachable');
       const e = await provision(driver).catch((x: unknown) => x);
-      expect(e).toMatchObject({ code: 'MACHINE_FAILED', retryable: true, nodeUpdate: { nativeId: 'fake-1' } });
+      expect(e).toMatchObject({ code: 'MACHINE_FAILED', retryable: true, nodeUpdate: { nativeId: null } });
       expect((e as Error).message).toMatch(/TCP\/22 on 192\.0\.2\.1 did not answer/);
-      expect(driver.calls.filter((c) => /Reachable/.test(c))).toEqual(['makeReachable fake-1', 'undoReachable fake-1']);
+      // Released inside the wait, released again (idempotent) as the machine is given up, then deleted.
+      expect(driver.calls.filter((c) => /Reachable|deleteMachine/.test(c))).toEqual(['makeReachable fake-1', 'undoReachable fake-1', 'undoReachable fake-1', 'deleteMachine fake-1']);
       expect(tagged(driver)).toEqual([]);
       expect(driver.addresses.get('fip-foreign')).toEqual({ id: 'fip-foreign', address: '203.0.113.250', tags: {} });
       expect(log).toContain('is released');
     });
 
-    it('a readiness timeout (settings.readinessTimeoutSeconds) and a late build failure leave nothing made for reachability', async () => {
+    it('a readiness timeout (settings.readinessTimeoutSeconds) leaves nothing behind; a late build failure is replaced', async () => {
       provider = await t.store.objects('providers').update(provider.id, { settings: { readinessTimeoutSeconds: 0.05 } });
       const driver = fakeDriver();
       driver.breakNextBoot('never');
       await expect(provision(driver)).rejects.toMatchObject({ code: 'MACHINE_FAILED', message: expect.stringMatching(/still booting after 0.05 s/) });
       expect(driver.calls).toContain('undoReachable fake-1');
-      driver.setState('fake-1', 'error');
-      const recorded = await t.store.objects('nodes').update(node.id, { nativeId: 'fake-1' });
-      const r = await provision(driver, recorded);
+      expect([driver.machines.has('fake-1'), tagged(driver)]).toEqual([false, []]);
+      const r = await provision(driver);
       expect(r.nodeUpdate!.nativeId).toBe('fake-2');
+      driver.setState('fake-2', 'error');
+      const recorded = await t.store.objects('nodes').update(node.id, { nativeId: 'fake-2' });
+      const r3 = await provision(driver, recorded);
+      expect(r3.nodeUpdate!.nativeId).toBe('fake-3');
       // The failed machine was released (its reachability first), then deleted.
-      const order = driver.calls.filter((c) => /fake-1$/.test(c) && /Reachable|deleteMachine/.test(c));
-      expect(order.slice(-2)).toEqual(['undoReachable fake-1', 'deleteMachine fake-1']);
-      expect(tagged(driver).map((a) => a.machine)).toEqual(['fake-2']);
+      const order = driver.calls.filter((c) => /fake-2$/.test(c) && /Reachable|deleteMachine/.test(c));
+      expect(order.slice(-2)).toEqual(['undoReachable fake-2', 'deleteMachine fake-2']);
+      expect(tagged(driver).map((a) => a.machine)).toEqual(['fake-3']);
     });
   });
 });

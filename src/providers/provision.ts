@@ -1,13 +1,13 @@
 import { controlAddress } from '../core/addresses.js';
 import { mergeDecisions, type NodeDecision } from '../core/decisions.js';
-import { causeChain, FormworkError } from '../core/errors.js';
+import { causeChain, FormworkError, toFormworkError } from '../core/errors.js';
 import type { StoredObject } from '../core/kinds.js';
 import type { BuiltinContext, RunIO, RunJob, RunResult } from '../engine/types.js';
 import type { Services } from '../context/services.js';
 import { resolveCatalog } from './catalog/index.js';
 import { prepareProvider } from './lifecycle.js';
 import { ownershipTags, TAG_NODE_ID, type MachineSpec, type ProviderContext, type ProviderDriver, type ProvisionedMachine } from './provider.js';
-import { awaitReadiness, readinessSeconds, releaseMachine } from './readiness.js';
+import { awaitReadiness, readinessExpired, readinessSeconds, releaseMachine } from './readiness.js';
 import { loadDriver, providerContext, providerFailure, runLogger } from './registry.js';
 
 export { bootPoll } from './readiness.js';
@@ -52,6 +52,21 @@ export async function provisionMachine(
   const log = runLogger(io.log);
   let machine: ProvisionedMachine | undefined;
   let decisions: NodeDecision[] = [];
+  /**
+   * The readiness timeout is how long the operator lets a machine take: once it runs out the
+   * machine is given up (released and deleted, nothing left behind) and the next attempt makes
+   * another. When the delete fails, the machine stays recorded and is found again.
+   */
+  const givenUp = async (m: ProvisionedMachine): Promise<boolean> => {
+    try {
+      await releaseMachine(driver, m, await providerContext(services, provider, { log, signal: io.signal }));
+      io.log(`machine ${m.nativeId} deleted: it was not ready within the readiness timeout; the next attempt makes another\n`);
+      return true;
+    } catch (e) {
+      io.log(`machine ${m.nativeId} was not ready within the readiness timeout, and deleting it failed (${toFormworkError(e).message}); the next attempt finds it again\n`);
+      return false;
+    }
+  };
   try {
     await prepareProvider(services, provider, log, driver);
     const ctx = await providerContext(services, provider, { log, signal: io.signal });
@@ -76,8 +91,13 @@ export async function provisionMachine(
     const err = providerFailure(e, `provider ${provider.name}`);
     const cause = causeChain(err);
     if (cause) io.log(`provider error: ${err.message}; cause: ${cause}\n`);
-    // The machine made so far is recorded, so the next attempt finds it by id.
-    if (machine) Object.assign(err, { nodeUpdate: { nativeId: machine.nativeId, ...(decisions.length ? { decisions: mergeDecisions(node.decisions, decisions) } : {}) } });
+    const kept = decisions.length ? { decisions: mergeDecisions(node.decisions, decisions) } : {};
+    if (machine && readinessExpired(err) && (await givenUp(machine))) {
+      Object.assign(err, { nodeUpdate: { nativeId: null, inventory: { ...((node.inventory as object) ?? {}), machineGeneration: generationOf(node) + 1 }, ...kept } });
+    } else if (machine) {
+      // The machine made so far is recorded, so the next attempt finds it by id.
+      Object.assign(err, { nodeUpdate: { nativeId: machine.nativeId, ...kept } });
+    }
     throw err;
   }
   io.log(`machine ${machine.nativeId}: ${machine.addresses.map((a) => `${a.address} (${a.role}${a.reason ? `: ${a.reason}` : ''})`).join(', ')}\n`);

@@ -56,6 +56,17 @@ export async function awaitReadiness(driver: ProviderDriver, first: ProvisionedM
   }
 }
 
+/**
+ * Whether an error is the readiness timeout running out (still booting, or TCP/22 never
+ * answering): the machine is then given up (released and deleted) rather than waited for again.
+ *
+ * @example
+ *   if (readinessExpired(err)) await releaseMachine(driver, machine, ctx);
+ */
+export function readinessExpired(e: unknown): boolean {
+  return e instanceof FormworkError && e.details?.readinessExpired === true;
+}
+
 /** Releases what was made to reach the machine, then deletes it (both idempotent). */
 export async function releaseMachine(driver: ProviderDriver, machine: ProvisionedMachine | string, ctx: ProviderContext): Promise<void> {
   const m = typeof machine === 'string' ? await driver.getMachine(machine, ctx) : machine;
@@ -68,7 +79,7 @@ async function waitWhileBooting(driver: ProviderDriver, first: ProvisionedMachin
   let m: ProvisionedMachine | undefined = first;
   while (m && m.state === 'booting') {
     if (Date.now() > deadline) {
-      throw new FormworkError('MACHINE_FAILED', `machine ${first.nativeId} is still booting after ${opts.waitSeconds} s; it is waited for again on the next attempt`, { nativeId: first.nativeId });
+      throw new FormworkError('MACHINE_FAILED', `machine ${first.nativeId} is still booting after ${opts.waitSeconds} s (the readiness timeout)`, { nativeId: first.nativeId, readinessExpired: true });
     }
     await pause(opts.signal);
     m = await driver.getMachine(first.nativeId, ctx);
@@ -104,7 +115,7 @@ async function proveReachable(m: ProvisionedMachine, opts: ReadinessOptions, dea
   try {
     await readinessProbe.tcp(host, port, deadline);
   } catch (e) {
-    throw new FormworkError('MACHINE_FAILED', `machine ${m.nativeId}: TCP/${port} on ${host} did not answer within ${opts.waitSeconds} s (${toFormworkError(e).message})`, { nativeId: m.nativeId, host, port }, { cause: e });
+    throw new FormworkError('MACHINE_FAILED', `machine ${m.nativeId}: TCP/${port} on ${host} did not answer within ${opts.waitSeconds} s, the readiness timeout (${toFormworkError(e).message})`, { nativeId: m.nativeId, host, port, readinessExpired: true }, { cause: e });
   }
   opts.log(`machine ${m.nativeId}: TCP/${port} answered on ${host}\n`);
   const proof = `TCP/${port} answered from the control plane`;

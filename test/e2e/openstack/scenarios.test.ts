@@ -22,7 +22,8 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeDecision } from '../../../src/core/decisions.js';
 import { ensureBaseImage, labLeftovers, missingTools } from '../../../src/providers/lab/index.js';
-import { cloudsDocument, LabBackend, profileScenario, scenarioNamed, startEmulator, type Emulator, type Scenario } from '../../../src/providers/openstack/emulator/index.js';
+import { cloudsDocument, LabBackend, profileScenario, scenarioNamed, startEmulator, type Emulator, type EmulatorOptions, type Scenario } from '../../../src/providers/openstack/emulator/index.js';
+import { parseFaults } from '../../../src/providers/emulation/faults.js';
 import { runConformance } from '../../../src/providers/conformance.js';
 import { applyDocuments } from '../../../src/services/apply.js';
 import { startServer, type RunningServer } from '../../../src/server/server.js';
@@ -34,6 +35,9 @@ if (skipReason) console.warn(`openstack scenarios e2e skipped: ${skipReason}`);
 const CACHE = process.env.FORMWORK_LAB_CACHE ?? '/var/tmp/formwork-lab-cache';
 const log = { info: (m: string) => console.log(m), warn: (m: string) => console.warn(m) };
 const NO_LAB_LEFTOVERS = { netns: [], mounts: [], links: [], processes: [], stateFiles: [], propagate: [], cgroups: [] };
+
+/** What a test may add to an emulator's start (faults). */
+type EmulatorOptionsInTest = Pick<EmulatorOptions, 'faults'>;
 
 /** One emulated cloud of the run: its emulator, the lab backend behind it, and its cloud name. */
 interface Cloud {
@@ -70,9 +74,9 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
   }
 
   /** Starts an emulator on lab hosts and adds its cloud to the server's clouds.yaml. */
-  async function emulate(scenario: Scenario, subnetIndex: number): Promise<Cloud> {
+  async function emulate(scenario: Scenario, subnetIndex: number, options: EmulatorOptionsInTest = {}): Promise<Cloud> {
     const backend = new LabBackend({ emulator: 'openstack', dataDir, subnetIndex, baseDir, log });
-    const emu = await startEmulator({ scenario, backend });
+    const emu = await startEmulator({ scenario, backend, ...options });
     const cloud = { emu, backend, cloud: `emu-${subnetIndex}` };
     clouds.push(cloud);
     const all = Object.assign({}, ...clouds.map((c) => cloudsDocument(c.emu, c.cloud).clouds));
@@ -104,14 +108,14 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
    * active on both, conformance green, decisions recorded; then both deleted and nothing left.
    * Answers each node's decisions, by node name.
    */
-  async function conforms(scenario: Scenario, subnetIndex: number, settings: Record<string, unknown> = {}): Promise<Record<string, NodeDecision[]>> {
-    const { emu, backend, cloud } = await emulate(scenario, subnetIndex);
+  async function conforms(scenario: Scenario, subnetIndex: number, settings: Record<string, unknown> = {}, nodeFields: Record<string, unknown> = {}, options: EmulatorOptionsInTest = {}): Promise<Record<string, NodeDecision[]>> {
+    const { emu, backend, cloud } = await emulate(scenario, subnetIndex, options);
     const name = `os-${subnetIndex}`;
     const nodes = [`${name}-a`, `${name}-b`];
     const s = server.services;
     await applyDocuments(s, [
       { kind: 'Provider', name, type: 'openstack', settings: { cloud, ...settings } },
-      { kind: 'Deployment', name, provider: name, nodes: nodes.map((n) => ({ name: n })), roles: {} },
+      { kind: 'Deployment', name, provider: name, nodes: nodes.map((n) => ({ name: n, ...nodeFields })), roles: {} },
     ], { actor: 'test' });
     s.engine?.kick();
     const decisions: Record<string, NodeDecision[]> = {};
@@ -130,6 +134,7 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
       for (const row of report.nodes) expect({ node: row.node, failed: row.results.filter((r) => !r.ok) }).toEqual({ node: row.node, failed: [] });
       expect(report.passed).toBe(true);
       for (const n of nodes) decisions[n] = ((await s.store.objects('nodes').get(n)).decisions ?? []) as NodeDecision[];
+      lastRuns = (await s.store.objects('runs').all({})).filter((r) => r.deployment === name);
     } finally {
       await deleted('deployments', name);
       await deleted('providers', name);
@@ -142,6 +147,8 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
   }
 
   const subject = (ds: NodeDecision[], what: string) => ds.find((d) => d.subject === what);
+  /** The runs of the last `conforms` deployment (its provision runs tell what was retried, and why). */
+  let lastRuns: Record<string, unknown>[] = [];
 
   beforeAll(async () => {
     baseDir = await ensureBaseImage(CACHE, log);
@@ -219,6 +226,45 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
       expect(subject(ds, 'external-network')?.reason).toMatch(/router .* connects subnet/);
       expect(subject(ds, 'floating-ip')?.reason).toMatch(/allocated on ext-routed/);
     }
+  }, 900_000);
+
+  it('naming-chaos: "small" and "debian-12" are found among odd flavor and image names by resources and os_distro/os_version', async () => {
+    const decisions = await conforms(scenarioNamed('naming-chaos'), 43, { network: 'ten-7f3c_int' }, { size: 'small', image: 'debian-12' });
+    for (const ds of Object.values(decisions)) {
+      expect(subject(ds, 'size')?.reason).toMatch(/c1\.w1a-STD_1x2|a1b2/);
+      expect(subject(ds, 'image')?.chosen).toBe('0b7e1f6a-1111-4c2e-9d3b-aa00000000c1');
+      expect(subject(ds, 'image')?.reason).toMatch(/os_distro|debian/);
+      expect(subject(ds, 'floating-ip')?.reason).toMatch(/allocated on net_ext_PROD-01/);
+    }
+  }, 900_000);
+
+  it('no-metadata: no router:external, routers or address types; the reachable network is told by a TCP/22 probe', async () => {
+    const decisions = await conforms(scenarioNamed('no-metadata'), 44, { network: 'net-b' });
+    for (const ds of Object.values(decisions)) {
+      expect(subject(ds, 'floating-ip')?.chosen).toBe('none');
+      expect(subject(ds, 'address')?.reason).toMatch(/TCP\/22/);
+    }
+  }, 900_000);
+
+  it('half-provisioned: hosts come up named "localhost"; the yardstick finishes post-provisioning and every check passes', async () => {
+    await conforms(scenarioNamed('half-provisioned'), 45);
+  }, 900_000);
+
+  it('late-error: the first boot goes ERROR after a while; it is deleted and made again, the reason kept in the run', async () => {
+    await conforms(scenarioNamed('late-error'), 46);
+    const provisionRuns = lastRuns.filter((r) => r.role === 'provision');
+    expect(provisionRuns.some((r) => `${JSON.stringify(r.error ?? '')} ${String(r.log ?? '')}`.includes('No valid host was found'))).toBe(true);
+  }, 900_000);
+
+  it('no-neutron-fip: Neutron has no routers or floating IPs; the shared tenant network is reached on its fixed address', async () => {
+    const decisions = await conforms(scenarioNamed('no-neutron-fip'), 47);
+    for (const ds of Object.values(decisions)) expect(subject(ds, 'floating-ip')?.chosen).toBe('none');
+  }, 900_000);
+
+  it('faults during the readiness wait (20 % of calls throttled or failing, a server that never boots, a floating IP that never reaches its host): every node ends ready, and deleting leaves no server, floating IP, port, keypair or group', async () => {
+    await conforms(scenarioNamed('floating-ip-required'), 48, { readinessTimeoutSeconds: 45 }, {}, { faults: parseFaults('throttle=10%,error=10%,never-boot=1,unreachable=1,retry-after=1') });
+    const failedProvisions = lastRuns.filter((r) => r.role === 'provision' && r.state !== 'succeeded');
+    expect(failedProvisions.map((r) => String(r.log ?? '')).join('\n')).toMatch(/still booting after 45 s|did not answer within 45 s/);
   }, 900_000);
 
   // The second emulator on index 43 hands out the floating IPs the first one released (as real
