@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm test`: builds, runs the unit and store suites (in parallel), then the end-to-end
-# areas one file at a time (they boot real hosts): lab, then openstack against a real
+# areas one file at a time (they boot real hosts): lab, the emulated public clouds, then openstack against a real
 # control plane (scripts/openstack/run-e2e.sh installs and starts it, and stops it after),
 # and prints "N passed, N failed".
 # Needs what scripts/setup.sh installs and a PostgreSQL (scripts/start-postgres.sh).
@@ -11,6 +11,7 @@ reports=$(mktemp -d /tmp/formwork-vitest-XXXXXX)
 status=0
 npx vitest run src --reporter=default --reporter=json --outputFile="$reports/unit.json" || status=1
 npx vitest run test/e2e/lab --no-file-parallelism --reporter=default --reporter=json --outputFile="$reports/e2e-lab.json" || status=1
+npx vitest run test/e2e/clouds --no-file-parallelism --reporter=default --reporter=json --outputFile="$reports/e2e-clouds.json" || status=1
 bash scripts/openstack/run-e2e.sh --reporter=default --reporter=json --outputFile="$reports/e2e-openstack.json" || status=1
 node -e '
   const fs = require("fs");
@@ -24,6 +25,6 @@ node -e '
     failed += r.numFailedTests + brokenFiles;
   }
   console.log(`${passed} passed, ${failed} failed`);
-' "$reports/unit.json" "$reports/e2e-lab.json" "$reports/e2e-openstack.json"
+' "$reports/unit.json" "$reports/e2e-lab.json" "$reports/e2e-clouds.json" "$reports/e2e-openstack.json"
 rm -rf "$reports"
 exit $status

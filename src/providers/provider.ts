@@ -75,6 +75,8 @@ export interface ProvisionedMachine {
   nativeId: string;
   name: string;
   state: MachineState;
+  /** Why it is in `error` (or `stopped`), in the cloud's own words (Nova's fault, EC2's state reason): kept in the run's error. */
+  stateReason?: string;
   addresses: NodeAddress[];
   /** Login users to try, most likely first (explicit setting, image metadata, provider table). */
   loginUsers: string[];

@@ -72,7 +72,7 @@ export async function provisionMachine(
     const ctx = await providerContext(services, provider, { log, signal: io.signal });
     machine = await findMachine(driver, node, ctx);
     if (machine && (machine.state === 'error' || machine.state === 'stopped')) {
-      io.log(`machine ${machine.nativeId} is ${machine.state}: deleting it and creating another\n`);
+      io.log(`machine ${machine.nativeId} is ${machine.state}${machine.stateReason ? ` (${machine.stateReason})` : ''}: deleting it and creating another\n`);
       await releaseMachine(driver, machine, ctx);
       const inventory = { ...((node.inventory as object) ?? {}), machineGeneration: generationOf(node) + 1 };
       node = await services.store.objects('nodes').update(node.id, { nativeId: null, inventory }, { actor: 'formwork' });

@@ -85,7 +85,7 @@ async function waitWhileBooting(driver: ProviderDriver, first: ProvisionedMachin
     m = await driver.getMachine(first.nativeId, ctx);
   }
   if (!m) throw new FormworkError('MACHINE_FAILED', `machine ${first.nativeId} disappeared while booting`, { nativeId: first.nativeId });
-  if (m.state !== 'running') throw new FormworkError('MACHINE_FAILED', `machine ${first.nativeId} went to ${m.state} while booting`, { nativeId: first.nativeId, state: m.state });
+  if (m.state !== 'running') throw new FormworkError('MACHINE_FAILED', `machine ${first.nativeId} went to ${m.state} while booting${m.stateReason ? `: ${m.stateReason}` : ''}`, { nativeId: first.nativeId, state: m.state, ...(m.stateReason ? { reason: m.stateReason } : {}) });
   return m;
 }
 

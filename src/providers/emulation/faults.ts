@@ -135,6 +135,16 @@ export class Faults {
     return undefined;
   }
 
+  /**
+   * Makes the next `n` instances never boot (on top of the spec's): a test breaking one machine's readiness.
+   *
+   * @example
+   *   emulator.faults.neverBootNext(); // the next instance stays pending
+   */
+  neverBootNext(n = 1): void {
+    this.neverBootLeft += n;
+  }
+
   /** Whether the instance being made now is one that never boots. */
   takeNeverBoot(): boolean {
     if (this.neverBootLeft <= 0) return false;

@@ -90,6 +90,7 @@ export function toMachine(server: NovaServer, ev: AddressEvidence | undefined): 
     nativeId: server.id,
     name: server.name,
     state,
+    ...(state !== 'running' && typeof inventory.fault === 'string' ? { stateReason: inventory.fault } : {}),
     addresses,
     loginUsers: (meta[META.loginUsers] ?? 'root').split(',').filter(Boolean),
     tags,

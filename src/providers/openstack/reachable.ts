@@ -59,11 +59,13 @@ export async function makeReachable(machine: ProvisionedMachine, ctx: ProviderCo
   if (!port) throw new FormworkError('PROVIDER_ERROR', `server ${server.id} has no port with an IPv4 address yet`, { nativeId: server.id }, { retryable: true });
   const subnetId = port.fixed_ips.find((ip) => !ip.ip_address.includes(':'))!.subnet_id;
   await releaseStrays(conn, ctx, machine);
-  const ext = chooseExternalNetwork(topo, conn.config, ctx.settings, { subnetId, interfacePorts: ev.interfacePorts });
+  let ext: ReturnType<typeof chooseExternalNetwork>;
   let routerReason: string;
   try {
+    ext = chooseExternalNetwork(topo, conn.config, ctx.settings, { subnetId, interfacePorts: ev.interfacePorts });
     routerReason = checkRoute(topo, ev.interfacePorts, subnetId, ext.network.id, ext.network.name);
   } catch (noRoute) {
+    if (!(noRoute instanceof FormworkError)) throw noRoute;
     // No floating IP could reach it, but the fixed address may be public with nothing saying so
     // (a provider network called "private"): a TCP/22 answer from the control plane is the evidence.
     const fixed = port.fixed_ips.find((ip) => ip.subnet_id === subnetId)!.ip_address;
