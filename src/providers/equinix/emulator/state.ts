@@ -25,6 +25,9 @@ export class MetalRefusal extends Error {
   }
 }
 
+/** A project SSH key as the emulator keeps it (`project` is not answered). */
+export type StoredKey = MetalSshKey & { project: string; created_at: string; updated_at: string; user: { href: string } };
+
 /** How builds go. */
 export interface BuildOptions {
   bootDelayMs: number;
@@ -47,7 +50,7 @@ const now = () => new Date().toISOString();
 export class MetalState {
   readonly projectId = randomUUID();
   readonly projectName = 'formwork-emulated';
-  readonly keys = new Map<string, MetalSshKey & { project: string; created_at: string }>();
+  readonly keys = new Map<string, StoredKey>();
   readonly devices = new Map<string, DeviceRecord>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private failBuilds: { moveAway: boolean }[] = [];
@@ -70,11 +73,11 @@ export class MetalState {
   }
 
   /** Adds a project SSH key. */
-  addKey(body: { label?: unknown; key?: unknown }): MetalSshKey & { project: string; created_at: string } {
+  addKey(body: { label?: unknown; key?: unknown }): StoredKey {
     if (typeof body.key !== 'string' || !/^(ssh-|ecdsa-)/.test(body.key.trim())) throw new MetalRefusal(422, 'Key is not a valid public SSH key');
     if (typeof body.label !== 'string' || !body.label) throw new MetalRefusal(422, "Label can't be blank");
     const id = randomUUID();
-    const key = { id, label: body.label, key: body.key, fingerprint: `fp-${id.slice(0, 8)}`, href: `/ssh-keys/${id}`, project: this.projectId, created_at: now() };
+    const key: StoredKey = { id, label: body.label, key: body.key, fingerprint: `fp-${id.slice(0, 8)}`, href: `/ssh-keys/${id}`, project: this.projectId, created_at: now(), updated_at: now(), user: { href: '/users/emulated-user' } };
     this.keys.set(id, key);
     return key;
   }
