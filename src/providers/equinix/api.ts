@@ -13,7 +13,7 @@
  *   const project = await api.get<MetalProject>(`/projects/${id}`); // undefined on 404
  *   const devices = await api.list<MetalDevice>(`/projects/${id}/devices`, 'devices');
  */
-import { FormworkError, isFormworkError } from '../../core/errors.js';
+import { FormworkError } from '../../core/errors.js';
 import { callPolicyFor } from '../api-calls.js';
 import type { ProviderCheckContext } from '../provider.js';
 
@@ -155,12 +155,3 @@ export function metalApi(ctx: ProviderCheckContext): MetalApi {
   return api;
 }
 
-/**
- * Whether an error is a definitive refusal (not worth trying again).
- *
- * @example
- *   isRefusal(new FormworkError('PROVIDER_AUTH', 'no')); // true
- */
-export function isRefusal(e: unknown): boolean {
-  return isFormworkError(e) && !e.retryable;
-}
