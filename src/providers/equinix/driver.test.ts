@@ -136,6 +136,15 @@ describe('equinix driver', () => {
     expect(emu.state.devices.size).toBe(1);
   });
 
+  it('a device answered queued with no address is read again until Metal assigns its addresses', async () => {
+    await emu.close();
+    backend = new MemoryBackend({ createDelayMs: 400 });
+    emu = await startEquinixEmulator({ backend, bootDelayMs: 0 });
+    const ctx = context(emu);
+    const m = await driver.createMachine(spec('late'), ctx);
+    expect(controlAddress(m.addresses)).toBe([...backend.hosts.values()][0]!.publicAddress);
+  });
+
   it('lists machines across pages (page/per_page, meta.next), only its own', async () => {
     PAGE_SIZE.value = 2;
     const ctx = context(emu);

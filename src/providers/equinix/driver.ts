@@ -31,6 +31,12 @@ import type { MetalDevice } from './wire.js';
 
 /** How long a deleted device is read back before its delete counts as stuck (tests set it lower). */
 export const deleteConfirm = { ms: 600_000 };
+/**
+ * How long a create waits for Metal to assign the new device's addresses (it answers
+ * `queued` with none, and assigns them as provisioning starts): the machine is returned with
+ * its control address when it has one by then, else as it is (tests set it lower).
+ */
+export const addressWait = { ms: 60_000 };
 /** How many times a create whose answer failed is looked for and tried again. */
 export const CREATE_ATTEMPTS = 4;
 
@@ -75,8 +81,22 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
       ctx.log.warn(`provider ${ctx.providerName}: creating device ${spec.name} failed (${e.message}) and none carries its token: trying again`);
     }
   }
+  device = await withAddresses(api, device);
   const m = await readDevice(api, ctx, device);
   return { ...m, size: { normalized: choice.size.normalized, native: choice.size.nativeId }, image: { normalized: choice.image.normalized, native: choice.image.nativeId } };
+}
+
+/** The device once it has addresses, it left the build, or `addressWait` passed. */
+async function withAddresses(api: MetalApi, first: MetalDevice): Promise<MetalDevice> {
+  const deadline = Date.now() + addressWait.ms;
+  let d = first;
+  while (!d.ip_addresses?.length && (d.state === 'queued' || d.state === 'provisioning') && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, bootPoll.ms));
+    const again = await api.get<MetalDevice>(`/devices/${encodeURIComponent(d.id)}`, 'GetDevice');
+    if (!again) break;
+    d = again;
+  }
+  return d;
 }
 
 /** A device as a machine; a failed build is deleted when seen (it can never run), and reported as `error`. */
