@@ -10,7 +10,9 @@
 import { FormworkError } from '../../core/errors.js';
 import type { StartCloudEmulator } from './cloud.js';
 
-const EMULATORS: Readonly<Record<string, () => Promise<StartCloudEmulator>>> = {};
+const EMULATORS: Readonly<Record<string, () => Promise<StartCloudEmulator>>> = {
+  equinix: async () => (await import('../equinix/emulator/index.js')).startEquinixEmulator,
+};
 
 /**
  * The provider types with an emulator, sorted.
