@@ -199,6 +199,11 @@ export interface ProviderDescriptor {
    * provider's `affinity`, and only workers of that host run its work.
    */
   hostBound?: boolean;
+  /**
+   * The readiness timeout of its machines when the provider sets none (`settings.readinessTimeoutSeconds`):
+   * bare-metal builds take far longer than a cloud's boot. Default: the provision role's `boot-wait-seconds` (900).
+   */
+  readinessTimeoutSeconds?: number;
   /** Its driver has `check`, which apply awaits (the driver is loaded for it); default false. */
   checksAtApply?: boolean;
   load(): Promise<ProviderDriver>;

@@ -27,10 +27,11 @@ export const equinixDescriptor: ProviderDescriptor = {
       ...CATALOG_SETTINGS_PROPERTIES,
       readinessTimeoutSeconds: {
         ...CATALOG_SETTINGS_PROPERTIES.readinessTimeoutSeconds,
-        description: 'How long provision waits for a device to build and answer on TCP/22. Metal builds can take over 30 minutes: set 3600 or more (unset: the role\'s boot-wait-seconds, 900; a build still running then is waited for again on the retry, never recreated)',
+        description: 'How long provision waits for a device to build and answer on TCP/22 before giving it up (deleted, and another made); default 3600, since Metal builds can take over 30 minutes',
       },
     },
   },
+  readinessTimeoutSeconds: 3600,
   checksAtApply: true,
   load: async () => (await import('./driver.js')).equinixDriver,
 };
