@@ -8,7 +8,7 @@ import { resolveCatalog } from './catalog/index.js';
 import { prepareProvider } from './lifecycle.js';
 import { ownershipTags, TAG_NODE_ID, type MachineSpec, type ProviderContext, type ProviderDriver, type ProvisionedMachine } from './provider.js';
 import { awaitReadiness, readinessExpired, readinessSeconds, releaseMachine } from './readiness.js';
-import { descriptorFor, loadDriver, providerContext, providerFailure, runLogger } from './registry.js';
+import { loadDriver, providerContext, providerFailure, readinessDefault, runLogger } from './registry.js';
 
 export { bootPoll } from './readiness.js';
 
@@ -86,8 +86,7 @@ export async function provisionMachine(
       decisions = catalog.decisions;
       machine = await driver.createMachine({ ...spec, ...(Object.keys(catalog.chosen).length ? { chosen: catalog.chosen } : {}) }, ctx);
     }
-    const typeDefault = descriptorFor(String(provider.type)).readinessTimeoutSeconds;
-    machine = await awaitReadiness(driver, machine, ctx, { waitSeconds: readinessSeconds(ctx, typeDefault ?? bootWaitSeconds), log: io.log, signal: io.signal });
+    machine = await awaitReadiness(driver, machine, ctx, { waitSeconds: readinessSeconds(ctx, readinessDefault(String(provider.type)) ?? bootWaitSeconds), log: io.log, signal: io.signal });
   } catch (e) {
     const err = providerFailure(e, `provider ${provider.name}`);
     const cause = causeChain(err);

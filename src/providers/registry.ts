@@ -40,6 +40,11 @@ export function isHostBound(type: string): boolean {
   return DESCRIPTORS.get(type)?.hostBound === true;
 }
 
+/** A type's default readiness timeout (`ProviderDescriptor.readinessTimeoutSeconds`); undefined for types without one, or unknown. @example readinessDefault('equinix'); // 3600 */
+export function readinessDefault(type: string): number | undefined {
+  return DESCRIPTORS.get(type)?.readinessTimeoutSeconds;
+}
+
 const loaded = new Map<string, Promise<ProviderDriver>>();
 
 /** The driver of a provider type, loaded on first use. */
