@@ -32,6 +32,8 @@ export interface ContractOptions {
   probe?: (subject: ContractSubject, host: string, port: number) => Promise<void>;
   /** Makes the next machine created fail its readiness (never answer, never boot): the suite then checks nothing made to reach it is left. */
   breakReadiness?: (subject: ContractSubject) => void;
+  /** How long a readiness wait in the suite lasts (default half the per-test timeout): a broken machine's wait runs it out. */
+  readinessSeconds?: number;
   /** The catalog request the catalog test asks of a driver that lists sizes and images (default `small`, `debian-12`). */
   catalogRequest?: { size: string; image: string };
 }
@@ -49,7 +51,7 @@ export function runProviderContract(title: string, setup: () => Promise<Contract
     let first: ProvisionedMachine;
     const spec = contractSpec('c-1');
     const realProbe = readinessProbe.tcp;
-    const wait = { waitSeconds: t / 2000, log: () => undefined };
+    const wait = { waitSeconds: opts.readinessSeconds ?? t / 2000, log: () => undefined };
     /** The resources carrying a node's id, as `listOwned` reports them (ids, sorted). */
     const ownedBy = async (nodeId: string) => ((await s.driver.listOwned?.(s.ctx)) ?? []).filter((r: OwnedResource) => r.tags[TAG_NODE_ID] === nodeId).map((r) => `${r.kind} ${r.id}`).sort();
 
