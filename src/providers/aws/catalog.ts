@@ -19,7 +19,7 @@ import type { CatalogChoice, CatalogImage, CatalogNetwork, CatalogSize, CatalogZ
 import { ec2Call } from './client.js';
 import { tagRecord } from './tags.js';
 
-/** The official image owners and the names of their images worth listing. */
+/** The official image owners and the names of their images worth listing. @example OFFICIAL_OWNERS.map((o) => o.owner); // ['136693071363', '099720109477', 'amazon'] */
 export const OFFICIAL_OWNERS: readonly { owner: string; name: string; names: string[] }[] = [
   { owner: '136693071363', name: 'Debian', names: ['debian-*'] },
   { owner: '099720109477', name: 'Canonical', names: ['ubuntu/images/hvm-ssd*/ubuntu-*'] },
@@ -136,7 +136,7 @@ export async function listNetworks(ctx: ProviderContext): Promise<CatalogNetwork
   }));
 }
 
-/** The size, image and login users a create boots with. */
+/** The size, image and login users a create boots with. @example const { size, image } = await bootChoice(spec, ctx); // size.nativeId 't3.small' */
 export interface BootChoice {
   size: NonNullable<CatalogChoice['size']>;
   image: NonNullable<CatalogChoice['image']>;

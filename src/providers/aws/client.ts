@@ -89,7 +89,7 @@ export async function ec2Call<Out>(ctx: Ctx, command: { constructor: { name: str
   );
 }
 
-/** @internal: tests start from no clients. */
+/** @internal: tests start from no clients. @example afterEach(() => forgetClients()); */
 export function forgetClients(): void {
   for (const { client } of clients.values()) client.destroy();
   clients.clear();

@@ -12,6 +12,7 @@ import { RATE_LIMIT_SETTING } from '../api-calls.js';
 import { CATALOG_SETTINGS_PROPERTIES } from '../catalog/index.js';
 import type { ProviderDescriptor } from '../provider.js';
 
+/** The `aws` provider type (see the file's comment). @example loadDriver('aws'); // loads driver.js on first use */
 export const awsDescriptor: ProviderDescriptor = {
   type: 'aws',
   summary: 'EC2 instances in one AWS region (AWS SDK v3); key pair, security group, ClientToken, Elastic IPs made and released inside the readiness wait.',

@@ -28,7 +28,7 @@ import { makeReachable, releaseAddress, undoReachable } from './reachable.js';
 import { check, deleteOwned, ensureKeyPair, ensureSecurityGroup, listOwned, prepare, teardown } from './shared.js';
 import { clientToken, TAG_INTERNAL, tagFilters, tagSpecs, tagValue } from './tags.js';
 
-/** How long a terminated instance is read back before its delete counts as stuck (tests set it lower). */
+/** How long a terminated instance is read back before its delete counts as stuck (tests set it lower). @example deleteConfirm.ms = 2000; // a unit test's */
 export const deleteConfirm = { ms: 180_000 };
 
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'];
@@ -125,7 +125,7 @@ async function deleteMachine(nativeId: string, ctx: ProviderContext): Promise<vo
   }
 }
 
-/** The `aws` driver (see the file's comment). */
+/** The `aws` driver (see the file's comment). @example await awsDriver.createMachine(spec, ctx); */
 export const awsDriver: ProviderDriver = {
   type: 'aws',
   check,

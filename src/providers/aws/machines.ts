@@ -24,6 +24,9 @@ import { TAG_INTERNAL, tagRecord } from './tags.js';
 /**
  * How long an instance id this process launched may be unknown to DescribeInstances, and how
  * often it is looked at again (tests set them lower).
+ *
+ * @example
+ *   consistency.windowMs = 3000; // a unit test's
  */
 export const consistency = { windowMs: 60_000, pollMs: 1000 };
 
@@ -49,7 +52,7 @@ export function noteLaunched(ctx: ProviderContext, id: string): void {
   for (const [k, at] of launched) if (Date.now() - at > consistency.windowMs) launched.delete(k);
 }
 
-/** @internal: tests start from no launched ids. */
+/** @internal: tests start from no launched ids. @example afterEach(() => forgetLaunched()); */
 export function forgetLaunched(): void {
   launchedBy.clear();
 }
@@ -72,7 +75,7 @@ export function machineState(i: Instance): MachineState | undefined {
   }
 }
 
-/** What classifying an instance's addresses may know besides the instance. */
+/** What classifying an instance's addresses may know besides the instance. @example toMachine(instance, { elasticIps: [], hostKey: 'SHA256:…' }); */
 export interface AddressEvidence {
   /** The Elastic IPs associated with it (DescribeAddresses). */
   elasticIps?: Address[];
@@ -164,7 +167,7 @@ export async function describeInstance(ctx: ProviderContext, id: string): Promis
   }
 }
 
-/** How many instances a DescribeInstances page holds (tests set it lower, 5 at least). */
+/** How many instances a DescribeInstances page holds (tests set it lower, 5 at least). @example instancePage.size = 5; // paging in a unit test */
 export const instancePage = { size: 100 };
 
 /**

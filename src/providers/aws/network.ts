@@ -18,7 +18,7 @@ import type { ProviderCheckContext } from '../provider.js';
 import { ec2Call } from './client.js';
 import { awsCode } from './errors.js';
 
-/** A public address path. */
+/** A public address path. @example const path: AddressPath = 'elastic-ip'; */
 export type AddressPath = 'subnet' | 'elastic-ip' | 'none';
 
 type Ctx = Pick<ProviderCheckContext, 'providerName' | 'settings' | 'credentials' | 'signal'>;

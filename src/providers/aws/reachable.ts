@@ -26,7 +26,7 @@ import { awsCode } from './errors.js';
 import { describeAddresses, describeInstance, toMachine } from './machines.js';
 import { ownershipOf, TAG_INTERNAL, tagFilters, tagRecord, tagSpecs } from './tags.js';
 
-/** How long a release is read back before it counts as lingering (tests set it lower). */
+/** How long a release is read back before it counts as lingering (tests set it lower). @example releaseConfirm.ms = 2000; // a unit test's */
 export const releaseConfirm = { ms: 60_000 };
 
 /**
@@ -48,7 +48,7 @@ async function consoleHostKey(ctx: ProviderContext, id: string): Promise<string 
   return out.Output ? hostKeyFromConsole(Buffer.from(out.Output, 'base64').toString('utf8')) : undefined;
 }
 
-/** The machine given the path the control plane reaches it by (see the file's comment). */
+/** The machine given the path the control plane reaches it by (see the file's comment). @example const ready = await makeReachable(machine, ctx); // the Elastic IP among ready.addresses */
 export async function makeReachable(machine: ProvisionedMachine, ctx: ProviderContext): Promise<ProvisionedMachine> {
   const instance = await describeInstance(ctx, machine.nativeId);
   if (!instance) throw new FormworkError('MACHINE_FAILED', `instance ${machine.nativeId} is gone`, { nativeId: machine.nativeId });
@@ -82,7 +82,7 @@ export async function makeReachable(machine: ProvisionedMachine, ctx: ProviderCo
   return as(after, { subject: 'elastic-ip', chosen: eip.PublicIp!, reason: `${made ? 'allocated' : 'taken (made earlier for this node, unattached)'}: Elastic IP ${eip.AllocationId} associated with the instance once it ran, since ${tags[TAG_INTERNAL.addressPathReason] ?? 'the subnet maps no public IP'}` }, [withEip]);
 }
 
-/** Releases the Elastic IPs tagged for the machine's node, confirmed by reading back. */
+/** Releases the Elastic IPs tagged for the machine's node, confirmed by reading back. @example await undoReachable(machine, ctx); */
 export async function undoReachable(machine: ProvisionedMachine, ctx: ProviderContext): Promise<void> {
   const nodeId = machine.tags[TAG_NODE_ID];
   if (!nodeId) return;

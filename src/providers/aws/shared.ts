@@ -23,7 +23,7 @@ import { chooseSubnet } from './network.js';
 import { releaseAddress } from './reachable.js';
 import { keyPairName, providerTags, securityGroupName, tagFilters, tagRecord, tagSpecs } from './tags.js';
 
-/** The driver's `check` (run at apply; creates nothing). */
+/** The driver's `check` (run at apply; creates nothing). @example await check({ providerName: 'aws1', settings: { region: 'us-east-1' }, credentials, log }); */
 export async function check(ctx: ProviderCheckContext): Promise<void> {
   clientSettings(ctx);
   let zones: DescribeAvailabilityZonesCommandOutput;
@@ -45,7 +45,7 @@ export async function check(ctx: ProviderCheckContext): Promise<void> {
   await chooseSubnet(ctx, undefined);
 }
 
-/** Checks the provider, imports its key pair and makes its security group (idempotent). */
+/** Checks the provider, imports its key pair and makes its security group (idempotent). @example await prepare(ctx); // key pair formwork-aws1, group formwork-aws1 */
 export async function prepare(ctx: ProviderContext): Promise<void> {
   await check(ctx);
   const { subnet } = await chooseSubnet(ctx, undefined);
@@ -120,7 +120,7 @@ export async function ensureSecurityGroup(ctx: ProviderContext, vpcId: string): 
   return groupId;
 }
 
-/** Removes the provider's security groups and key pair (idempotent). */
+/** Removes the provider's security groups and key pair (idempotent). @example await teardown(ctx); */
 export async function teardown(ctx: ProviderContext): Promise<void> {
   const groups = (await ec2Call<DescribeSecurityGroupsCommandOutput>(ctx, new DescribeSecurityGroupsCommand({ Filters: tagFilters(ctx) }))).SecurityGroups ?? [];
   for (const g of groups) await deleteGroup(ctx, g.GroupId!);
@@ -135,7 +135,7 @@ async function deleteGroup(ctx: ProviderContext, groupId: string): Promise<void>
   }
 }
 
-/** Every resource carrying the provider's tags. */
+/** Every resource carrying the provider's tags. @example (await listOwned(ctx)).map((r) => r.kind); // ['machine', 'address', 'key-pair', 'security-group'] */
 export async function listOwned(ctx: ProviderContext): Promise<OwnedResource[]> {
   const filters = tagFilters(ctx);
   const [instances, addresses, keys, groups] = await Promise.all([
@@ -152,7 +152,7 @@ export async function listOwned(ctx: ProviderContext): Promise<OwnedResource[]> 
   ];
 }
 
-/** Deletes one resource `listOwned` returned; gone already is no error. Machines go through `deleteMachine`. */
+/** Deletes one resource `listOwned` returned; gone already is no error. Machines go through `deleteMachine`. @example await deleteOwned({ kind: 'address', id: 'eipalloc-0abc', tags }, ctx, (id) => deleteMachine(id, ctx)); */
 export async function deleteOwned(resource: OwnedResource, ctx: ProviderContext, deleteMachine: (id: string) => Promise<void>): Promise<void> {
   switch (resource.kind) {
     case 'machine':

@@ -12,7 +12,7 @@ import type { Filter, Tag, TagSpecification, ResourceType } from '@aws-sdk/clien
 import { createHash } from 'node:crypto';
 import { TAG_MANAGED_BY, TAG_NODE_ID, TAG_PROVIDER, type ProviderCheckContext } from '../provider.js';
 
-/** What a create decided, kept in the instance's tags (not reported as tags). */
+/** What a create decided, kept in the instance's tags (not reported as tags). @example tags[TAG_INTERNAL.addressPath]; // 'elastic-ip' */
 export const TAG_INTERNAL = {
   size: 'formwork.io/size',
   image: 'formwork.io/image',

@@ -19,7 +19,7 @@ import { startAwsEmulator, type AwsEmulator } from './emulator/index.js';
 import { consistency, forgetLaunched } from './machines.js';
 import { releaseConfirm } from './reachable.js';
 
-/** Sets the polls and read-backs low, as a unit test wants them. */
+/** Sets the polls and read-backs low, as a unit test wants them. @example fastPolls(); // at the top of a test file */
 export function fastPolls(): void {
   bootPoll.ms = 5;
   consistency.pollMs = 5;
@@ -28,7 +28,7 @@ export function fastPolls(): void {
   deleteConfirm.ms = 2000;
 }
 
-/** A memory backend that also reports a host key, as lab hosts do. */
+/** A memory backend that also reports a host key, as lab hosts do. @example const emu = await startTestEmulator({ backend: new KeyedMemoryBackend() }); */
 export class KeyedMemoryBackend extends MemoryBackend {
   readonly hostKey = generateSshKeypair('root@host').publicKey;
   override async create(...args: Parameters<MemoryBackend['create']>) {
@@ -67,7 +67,7 @@ export function awsContext(emu: AwsEmulator, providerName: string, settings: Rec
 
 const platformKey = generateSshKeypair('formwork').publicKey;
 
-/** Forgets clients and call policies between tests. */
+/** Forgets clients and call policies between tests. @example afterEach(() => forgetAll()); */
 export function forgetAll(): void {
   forgetClients();
   forgetCallPolicies();

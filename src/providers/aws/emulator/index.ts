@@ -18,7 +18,7 @@ import { Ec2State } from './state.js';
 export { EMULATED_IMAGES, EMULATED_INSTANCE_TYPES } from './catalog.js';
 export { Ec2State } from './state.js';
 
-/** The AWS emulator, with what tests look at besides the shared interface. */
+/** The AWS emulator, with what tests look at besides the shared interface. @example const emu: AwsEmulator = await startAwsEmulator({ backend }); emu.credentials.accessKeyId; // 'AKIA…' */
 export interface AwsEmulator extends CloudEmulator {
   readonly region: string;
   readonly credentials: EmulatorCredentials;
@@ -29,7 +29,7 @@ export interface AwsEmulator extends CloudEmulator {
   failNext(action: string, fault: Fault, times?: number): void;
 }
 
-/** AWS-only options: the region (default us-east-1), the Elastic IP quota (default 5). */
+/** AWS-only options: the region (default us-east-1), the Elastic IP quota (default 5). @example await startAwsEmulator({ backend, region: 'eu-west-1', addressQuota: 1 }); */
 export interface AwsEmulatorOptions extends CloudEmulatorOptions {
   region?: string;
   addressQuota?: number;

@@ -13,7 +13,7 @@ import { DEFAULT_VPC_ID, EMULATED_INSTANCE_TYPES } from './catalog.js';
 import { STATE_CODES, type Ec2State, type InstanceRecord } from './state.js';
 import { ec2Xml, Ec2Error, invalid, matchesTagFilters, tagSet, type Ec2Answer, type QueryParams, type XmlValue } from './wire.js';
 
-/** An action handler. */
+/** An action handler. @example const describe: Ec2Action = (state, q) => ec2Xml('DescribeRegionsResponse', { regionInfo: [] }); */
 export type Ec2Action = (state: Ec2State, q: QueryParams) => Ec2Answer | Promise<Ec2Answer>;
 
 function instanceXml(state: Ec2State, i: InstanceRecord): XmlValue {
@@ -201,7 +201,7 @@ function deleteTags(state: Ec2State, q: QueryParams): Ec2Answer {
   return ec2Xml('DeleteTagsResponse', { return: true });
 }
 
-/** The instance actions by name. */
+/** The instance actions by name. @example await INSTANCE_ACTIONS.TerminateInstances(state, new QueryParams('InstanceId.1=i-0abc')); */
 export const INSTANCE_ACTIONS: Record<string, Ec2Action> = {
   RunInstances: runInstances,
   DescribeInstances: describeInstances,

@@ -202,5 +202,5 @@ const addresses: Record<string, Ec2Action> = {
   },
 };
 
-/** The catalog, VPC, security group, key pair and address actions by name. */
+/** The catalog, VPC, security group, key pair and address actions by name. @example RESOURCE_ACTIONS.AllocateAddress(state, new QueryParams('Domain=vpc')); */
 export const RESOURCE_ACTIONS: Record<string, Ec2Action> = { ...catalog, ...groups, ...keys, ...addresses };

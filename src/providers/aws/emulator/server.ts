@@ -21,13 +21,13 @@ import { Ec2Error, QueryParams, type Ec2Answer } from './wire.js';
 
 const ACTIONS: Record<string, Ec2Action> = { ...INSTANCE_ACTIONS, ...RESOURCE_ACTIONS };
 
-/** The credentials the emulator accepts. */
+/** The credentials the emulator accepts. @example const c: EmulatorCredentials = { accessKeyId: 'AKIA…', secretAccessKey: '…' }; */
 export interface EmulatorCredentials {
   accessKeyId: string;
   secretAccessKey: string;
 }
 
-/** What the server serves. */
+/** What the server serves. @example await serveEc2({ state, faults, credentials, region: 'us-east-1', port: 0 }); */
 export interface ServerOptions {
   state: Ec2State;
   faults: Faults;

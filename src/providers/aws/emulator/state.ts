@@ -18,11 +18,12 @@ import type { HostBackend } from '../../emulation/hosts.js';
 import type { ProviderLogger } from '../../provider.js';
 import { DEFAULT_VPC_ID, defaultSubnetId, EMULATED_IMAGES, rootLoginMessage, ZONE_SUFFIXES, type EmulatedImage } from './catalog.js';
 
-/** EC2 instance states with their codes. */
+/** EC2 instance states with their codes. @example STATE_CODES.running; // 16 */
 export const STATE_CODES = { pending: 0, running: 16, 'shutting-down': 32, terminated: 48, stopping: 64, stopped: 80 } as const;
+/** An EC2 instance state name. @example const s: InstanceStateName = 'pending'; */
 export type InstanceStateName = keyof typeof STATE_CODES;
 
-/** An instance. */
+/** An instance. @example state.instances.get('i-0abc')?.state; // 'pending' */
 export interface InstanceRecord {
   id: string;
   reservationId: string;
@@ -46,7 +47,7 @@ export interface InstanceRecord {
   terminatedAt?: number;
 }
 
-/** An Elastic IP. */
+/** An Elastic IP. @example state.addresses.get('eipalloc-0abc')?.instanceId; // 'i-0abc' once associated */
 export interface AddressRecord {
   allocationId: string;
   publicIp: string;
@@ -55,7 +56,7 @@ export interface AddressRecord {
   tags: Record<string, string>;
 }
 
-/** A key pair. */
+/** A key pair. @example [...state.keyPairs.values()].map((k) => k.name); // ['formwork-aws1'] */
 export interface KeyPairRecord {
   name: string;
   id: string;
@@ -65,7 +66,7 @@ export interface KeyPairRecord {
   tags: Record<string, string>;
 }
 
-/** A security group and its ingress rules. */
+/** A security group and its ingress rules. @example state.securityGroups.get('sg-0abc')?.ingress; // [{ protocol: 'tcp', from: 22, to: 22, cidrs: ['0.0.0.0/0'] }] */
 export interface SecurityGroupRecord {
   id: string;
   name: string;
@@ -82,7 +83,7 @@ interface TokenRecord {
   at: number;
 }
 
-/** How the state is made. */
+/** How the state is made. @example new Ec2State({ backend, faults, region: 'us-east-1', bootDelayMs: 0 }); */
 export interface Ec2StateOptions {
   backend: HostBackend;
   faults: Faults;
@@ -99,7 +100,7 @@ const hex = (n: number) => randomBytes(Math.ceil(n / 2)).toString('hex').slice(0
 const TERMINATED_VISIBLE_MS = 60_000;
 const TOKEN_VALID_MS = 24 * 3600_000;
 
-/** The emulator's state (see the file's comment). */
+/** The emulator's state (see the file's comment). @example const state = new Ec2State({ backend, faults, region: 'us-east-1', bootDelayMs: 0 }); state.resources(); // [] */
 export class Ec2State {
   readonly instances = new Map<string, InstanceRecord>();
   readonly addresses = new Map<string, AddressRecord>();

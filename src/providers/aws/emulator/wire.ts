@@ -12,13 +12,13 @@
  */
 import { randomUUID } from 'node:crypto';
 
-/** The EC2 API version and XML namespace the emulator answers in. */
+/** The EC2 API version and XML namespace the emulator answers in. @example `<DescribeRegionsResponse xmlns="${EC2_NAMESPACE}">` */
 export const EC2_NAMESPACE = 'http://ec2.amazonaws.com/doc/2016-11-15/';
 
-/** An XML value: an object is elements in key order, an array is `<item>`s, undefined is left out. */
+/** An XML value: an object is elements in key order, an array is `<item>`s, undefined is left out. @example const v: XmlValue = { instancesSet: [{ instanceId: 'i-1' }] }; // <instancesSet><item><instanceId>i-1</instanceId></item></instancesSet> */
 export type XmlValue = string | number | boolean | undefined | null | XmlValue[] | { [k: string]: XmlValue };
 
-/** An answer of the emulator: status, XML text, extra headers. */
+/** An answer of the emulator: status, XML text, extra headers. @example const a: Ec2Answer = { status: 200, body: '<…/>' }; */
 export interface Ec2Answer {
   status: number;
   body: string;
@@ -44,7 +44,7 @@ export function ec2Xml(root: string, body: Record<string, XmlValue>): Ec2Answer 
   return { status: 200, body: `<?xml version="1.0" encoding="UTF-8"?>\n<${root} xmlns="${EC2_NAMESPACE}"><requestId>${randomUUID()}</requestId>${render(body)}</${root}>` };
 }
 
-/** An EC2 refusal (see the file's comment), thrown by action handlers and answered by the server. */
+/** An EC2 refusal (see the file's comment), thrown by action handlers and answered by the server. @example throw new Ec2Error(503, 'RequestLimitExceeded', 'Request limit exceeded.', { 'Retry-After': '1' }); */
 export class Ec2Error extends Error {
   constructor(
     readonly status: number,
@@ -75,7 +75,7 @@ export function invalid(message: string, code = 'InvalidParameterValue'): Ec2Err
   return new Ec2Error(400, code, message);
 }
 
-/** A filter of a Describe call: `Filter.N.Name` with its `Filter.N.Value.M`s. */
+/** A filter of a Describe call: `Filter.N.Name` with its `Filter.N.Value.M`s. @example q.filters(); // [{ name: 'tag:formwork.io/provider', values: ['aws1'] }] */
 export interface QueryFilter {
   name: string;
   values: string[];
