@@ -123,6 +123,14 @@ describe('aws driver', () => {
     expect((await driver.getMachine(again.nativeId, ctx))?.nativeId).toBe(again.nativeId);
   });
 
+  it('an AllocateAddress whose answer is lost makes no second Elastic IP: the retry takes the one tagged for the node', async () => {
+    const ctx = awsContext(emu, 'aws1');
+    emu.failNext('AllocateAddress', 'lost');
+    const ready = await awaitReadiness(driver, await driver.createMachine(spec('e1'), ctx), ctx, wait);
+    expect(emu.state.addresses.size).toBe(1);
+    expect(ready.decisions?.find((d) => d.subject === 'elastic-ip')?.reason).toMatch(/^taken \(made earlier for this node, unattached\)/);
+  });
+
   it('says clearly when another request used the token (IdempotentParameterMismatch), launching nothing', async () => {
     const sdk = new EC2Client({ endpoint: emu.endpoint, region: emu.region, credentials: emu.credentials, maxAttempts: 1 });
     await sdk.send(new RunInstancesCommand({ ImageId: 'ami-0e86e20dae9224db8', InstanceType: 't3.micro', MinCount: 1, MaxCount: 1, ClientToken: clientToken('formwork-n4-0') }));
