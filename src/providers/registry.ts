@@ -4,6 +4,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import { schemaAjv, schemaProblems, type FieldProblem } from '../core/schema.js';
 import { ensurePlatformKey } from '../engine/executors/target.js';
 import type { Services } from '../context/services.js';
+import { awsDescriptor } from './aws/descriptor.js';
 import { equinixDescriptor } from './equinix/descriptor.js';
 import { labDescriptor } from './lab/descriptor.js';
 import { openstackDescriptor } from './openstack/descriptor.js';
@@ -20,7 +21,7 @@ import { staticDescriptor } from './static/descriptor.js';
  *   const ctx = await providerContext(services, await store.objects('providers').get('lab'));
  */
 
-const DESCRIPTORS = new Map<string, ProviderDescriptor>([equinixDescriptor, labDescriptor, openstackDescriptor, staticDescriptor].map((d) => [d.type, d]));
+const DESCRIPTORS = new Map<string, ProviderDescriptor>([awsDescriptor, equinixDescriptor, labDescriptor, openstackDescriptor, staticDescriptor].map((d) => [d.type, d]));
 
 export function providerTypes(): string[] {
   return [...DESCRIPTORS.keys()].sort();

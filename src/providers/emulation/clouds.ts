@@ -11,6 +11,7 @@ import { FormworkError } from '../../core/errors.js';
 import type { StartCloudEmulator } from './cloud.js';
 
 const EMULATORS: Readonly<Record<string, () => Promise<StartCloudEmulator>>> = {
+  aws: async () => (await import('../aws/emulator/index.js')).startAwsEmulator,
   equinix: async () => (await import('../equinix/emulator/index.js')).startEquinixEmulator,
 };
 

@@ -111,6 +111,8 @@ export class LabBackend implements HostBackend {
     if (user !== 'root' && !readFileSync(join(host.root, 'etc/passwd'), 'utf8').split('\n').some((l) => l.startsWith(`${user}:`))) {
       await run('chroot', [host.root, 'useradd', '--create-home', '--shell', '/bin/bash', '--user-group', '--groups', 'sudo', user]);
     }
+    // As cloud-init gives the image's user sudo without a password (the sudo group alone asks for one).
+    if (user !== 'root') await writeFile(join(host.root, 'etc/sudoers.d/90-cloud-init-users'), `${user} ALL=(ALL) NOPASSWD:ALL\n`, { mode: 0o440 });
     // Every other user's keys go: only the image's user logs in.
     for (const other of await readdir(join(host.root, 'home'))) if (other !== user) await rm(join(host.root, 'home', other, '.ssh/authorized_keys'), { force: true });
     if (user !== 'root') {
