@@ -70,7 +70,7 @@ for (const cloud of cloudEmulatorTypes()) {
     },
     {
       timeoutMs: 600_000,
-      readinessSeconds: 30, // lab hosts answer within seconds; the broken machine's wait runs this out
+      readinessSeconds: 15, // lab hosts answer within seconds; the broken machine's wait runs this out
       ...(skipReason ? { skip: skipReason } : {}),
       breakReadiness: () => contractEmu?.faults.neverBootNext(),
       cleanup: async () => {
