@@ -72,7 +72,8 @@ async function readyPerMinute(cloud: string, subnetIndex: number): Promise<void>
   const baseDir = await ensureBaseImage(process.env.FORMWORK_LAB_CACHE ?? '/var/tmp/formwork-lab-cache', quiet);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `fw-bench-${cloud}-lab-`));
   const backend = new LabBackend({ emulator: cloud, dataDir, subnetIndex, baseDir, log: quiet });
-  const emu = await (await loadCloudEmulator(cloud))({ backend, log: quiet });
+  const options = { backend, log: quiet, addressQuota: 1000 }; // a raised Elastic IP quota (AWS; ignored elsewhere)
+  const emu = await (await loadCloudEmulator(cloud))(options);
   const server = await startServer({ dataDir, listen: '127.0.0.1:0', handleSignals: false, logLevel: 'warn' });
   const s = server.services;
   const name = `bench-${cloud}`;
