@@ -4,6 +4,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 import { schemaAjv, schemaProblems, type FieldProblem } from '../core/schema.js';
 import { ensurePlatformKey } from '../engine/executors/target.js';
 import type { Services } from '../context/services.js';
+import { gceDescriptor } from './gce/descriptor.js';
 import { labDescriptor } from './lab/descriptor.js';
 import { openstackDescriptor } from './openstack/descriptor.js';
 import type { ProviderContext, ProviderDescriptor, ProviderDriver, ProviderLogger } from './provider.js';
@@ -19,7 +20,7 @@ import { staticDescriptor } from './static/descriptor.js';
  *   const ctx = await providerContext(services, await store.objects('providers').get('lab'));
  */
 
-const DESCRIPTORS = new Map<string, ProviderDescriptor>([labDescriptor, openstackDescriptor, staticDescriptor].map((d) => [d.type, d]));
+const DESCRIPTORS = new Map<string, ProviderDescriptor>([gceDescriptor, labDescriptor, openstackDescriptor, staticDescriptor].map((d) => [d.type, d]));
 
 export function providerTypes(): string[] {
   return [...DESCRIPTORS.keys()].sort();
