@@ -28,7 +28,7 @@ import { isNotFound } from './errors.js';
 import { firewallName, gceLabels, instanceName, META, requestIdFor, SSH_NETWORK_TAG, TOKEN_LABEL, tokenLabel } from './labels.js';
 import { toMachine, type GceInstance } from './machines.js';
 import { makeReachable, privateOnly, refusedPublicPath, undoReachable } from './reachable.js';
-import { check, checkProject, deleteOwned, listOwned, ownedInstances, prepare, teardown } from './shared.js';
+import { check, deleteOwned, listOwned, ownedInstances, prepare, teardown } from './shared.js';
 
 /** How long a deleted instance is read back before its delete counts as stuck (tests set it lower). */
 export const deleteConfirm = { ms: 180_000 };
@@ -46,7 +46,7 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
     throw new FormworkError('PROVIDER_INVALID', `provider ${ctx.providerName}: no public path for a new machine, decided before launch: ${refused}; allow external addresses for the project in the organisation policy, or set settings.externalAccess: none with the control plane inside the VPC`, { setting: 'settings.externalAccess' });
   }
 
-  const project = await checkProject(api, ctx);
+  const project = (await api.get<{ commonInstanceMetadata?: { items?: Array<{ key: string; value?: string }> } }>('', 'projects.get')) ?? {};
   const projectMeta = (k: string) => project.commonInstanceMetadata?.items?.find((i) => i.key === k)?.value?.toUpperCase();
   const choice = await bootChoice(api, spec, ctx);
   const user = choice.loginUsers.users[0] ?? 'formwork';
