@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../../context.js';
+import * as gce from './gce.js';
 import * as openstack from './openstack.js';
 
 /**
@@ -11,5 +12,5 @@ import * as openstack from './openstack.js';
  */
 export function register(program: Command, ctx: CliContext): void {
   const emulate = program.command('emulate').description('run an emulated cloud in the foreground (for tests and demos)');
-  for (const cloud of [openstack]) cloud.register(emulate, ctx);
+  for (const cloud of [openstack, gce]) cloud.register(emulate, ctx);
 }
