@@ -421,7 +421,7 @@ describe.each(STORE_ENGINES)('API on $name', (engine) => {
       // A type Formwork has no driver for is refused, naming the ones it has, on apply and create.
       const unknownType = await h.call('POST', '/api/v1/apply', { body: { documents: [{ kind: 'Provider', name: 'ps-cloud', type: 'vsphere' }] } });
       expect(unknownType.statusCode).toBe(400);
-      expect(json(unknownType.body).error.details.errors).toEqual([{ path: '/documents/0/type', message: 'unknown provider type "vsphere"; known: lab, openstack, static' }]);
+      expect(json(unknownType.body).error.details.errors).toEqual([{ path: '/documents/0/type', message: 'unknown provider type "vsphere"; known: gce, lab, openstack, static' }]);
       expect((await h.call('POST', '/api/v1/providers', { body: { name: 'ps-cloud', type: 'vsphere' } })).statusCode).toBe(400);
       // static's settings: a machine without its login user is refused at apply, naming the field.
       const noUser = await h.call('POST', '/api/v1/apply', { body: { documents: [{ kind: 'Provider', name: 'ps-own', type: 'static', settings: { machines: [{ name: 'h1', address: '192.0.2.1' }] } }] } });

@@ -4,7 +4,10 @@ import { ownershipTags, type MachineSpec } from '../provider.js';
 import { awaitReadiness, bootPoll, readinessProbe } from '../readiness.js';
 import { providerProblems } from '../registry.js';
 import { runProviderContract } from '../testing/contract-suite.js';
+import { MemoryBackend, type HostRequest } from '../emulation/hosts.js';
+import { generateSshKeypair } from '../emulation/keys.js';
 import { forgetTokens } from './auth.js';
+import { fingerprint } from './host-key.js';
 import { gceDriver as driver } from './driver.js';
 import { forgetRefusals } from './reachable.js';
 import { emulatedGce, type EmulatedGce } from './testing/emulated.js';
@@ -114,6 +117,14 @@ describe('gce driver', () => {
     }
   });
 
+  it('a create retried after a failed attempt deleted its instance makes it again, though Compute answers the old requestId with the old operation', async () => {
+    const first = await driver.createMachine(spec('n2b'), g.ctx);
+    await driver.deleteMachine(first.nativeId, g.ctx);
+    const again = await driver.createMachine(spec('n2b'), g.ctx);
+    expect(again).toMatchObject({ nativeId: first.nativeId, state: 'running' });
+    expect([...g.emu.state.operations.values()].filter((o) => o.operationType === 'insert')).toHaveLength(2);
+  });
+
   it('ZONE_RESOURCE_POOL_EXHAUSTED on the insert operation is a late failure: the instance is deleted and the reason given', async () => {
     g.emu.policy.exhaustZoneAfterInsert = 1;
     await expect(driver.createMachine(spec('n3'), g.ctx)).rejects.toMatchObject({ code: 'PROVIDER_ERROR', retryable: true, message: expect.stringMatching(/ZONE_RESOURCE_POOL_EXHAUSTED.*settings\.zone/) });
@@ -163,6 +174,31 @@ describe('gce driver', () => {
     } finally {
       await t.emu.close();
     }
+  });
+
+  it('reads the host key from the guest attributes (hostkeys/), else from the serial console, else has none', async () => {
+    const hostKey = generateSshKeypair('root@host').publicKey;
+    class KeyedBackend extends MemoryBackend {
+      override async create(req: HostRequest) {
+        return { ...(await super.create(req)), hostPublicKey: hostKey };
+      }
+    }
+    const k = await emulatedGce('gce1', { backend: new KeyedBackend() });
+    try {
+      readinessProbe.tcp = async (host) => {
+        if (!k.backend.reachable(host)) throw new Error(`${host}: connection refused`);
+      };
+      const ready = await awaitReadiness(driver, await driver.createMachine(spec('k1'), k.ctx), k.ctx, wait);
+      expect(ready.hostKey).toBe(fingerprint(hostKey));
+      expect(ready.hostKey).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+    } finally {
+      await k.emu.close();
+    }
+    readinessProbe.tcp = async (host) => {
+      if (!g.backend.reachable(host)) throw new Error(`${host}: connection refused`);
+    };
+    const plain = await awaitReadiness(driver, await driver.createMachine(spec('k2'), g.ctx), g.ctx, wait);
+    expect(plain.hostKey).toBeUndefined();
   });
 
   it('lists its catalog: machine types, images by family (deprecated left out), zones and networks', async () => {

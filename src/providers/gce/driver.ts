@@ -83,27 +83,35 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
     tags: { items: [SSH_NETWORK_TAG] },
   };
 
-  let op: GceOperation;
-  try {
-    op = await api.call<GceOperation>('instances.insert', 'POST', `zones/${api.zone}/instances`, body, { query: { requestId: requestIdFor(spec.idempotencyToken) }, idempotent: true });
-  } catch (e) {
-    // The name is derived from the token: an instance of that name is this create's, made by an answer that was lost.
-    if (isFormworkError(e) && e.code === 'CONFLICT') {
-      const made = await api.get<GceInstance>(instancePath(api, name), 'instances.get');
-      if (made) return toMachine(made);
+  // The requestId is derived from the token, so the policy's retries of this insert are one insert. Compute
+  // answers a requestId it has seen with that first operation: when a failed attempt of this create
+  // deleted what it made, the instance is missing after a DONE insert, and one new insert is made.
+  let requestId = requestIdFor(spec.idempotencyToken);
+  for (let round = 1; ; round++) {
+    let op: GceOperation;
+    try {
+      op = await api.call<GceOperation>('instances.insert', 'POST', `zones/${api.zone}/instances`, body, { query: { requestId }, idempotent: true });
+    } catch (e) {
+      // The name is derived from the token: an instance of that name is this create's, made by an answer that was lost.
+      if (isFormworkError(e) && e.code === 'CONFLICT') {
+        const made = await api.get<GceInstance>(instancePath(api, name), 'instances.get');
+        if (made) return toMachine(made);
+      }
+      await deleteQuietly(api, ctx, name);
+      throw osLoginRefusal(e, ctx) ?? e;
     }
-    await deleteQuietly(api, ctx, name);
-    throw osLoginRefusal(e, ctx) ?? e;
+    let inst: GceInstance | undefined;
+    try {
+      await api.waitOperation(op, `insert of instance ${name}`);
+      inst = await api.get<GceInstance>(instancePath(api, name), 'instances.get');
+    } catch (e) {
+      await deleteQuietly(api, ctx, name);
+      throw e;
+    }
+    if (inst) return { ...toMachine(inst), size: { normalized: choice.size.normalized, native: choice.size.nativeId }, image: { normalized: choice.image.normalized, native: choice.image.nativeId } };
+    if (round >= 2) throw new FormworkError('MACHINE_FAILED', `instance ${name} disappeared right after its insert was done`, { nativeId: name });
+    requestId = requestIdFor(`${spec.idempotencyToken}:${op.name}`);
   }
-  try {
-    await api.waitOperation(op, `insert of instance ${name}`);
-  } catch (e) {
-    await deleteQuietly(api, ctx, name);
-    throw e;
-  }
-  const inst = await api.get<GceInstance>(instancePath(api, name), 'instances.get');
-  if (!inst) throw new FormworkError('MACHINE_FAILED', `instance ${name} disappeared right after its insert was done`, { nativeId: name });
-  return { ...toMachine(inst), size: { normalized: choice.size.normalized, native: choice.size.nativeId }, image: { normalized: choice.image.normalized, native: choice.image.nativeId } };
 }
 
 /** A refusal of the insert because the project requires OS Login, as PROVIDER_INVALID naming the fix; undefined for any other error. */

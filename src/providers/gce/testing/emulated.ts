@@ -26,8 +26,8 @@ const quiet = { info: () => undefined, warn: () => undefined };
  * @example
  *   const { ctx } = await emulatedGce('gce1', { faults: 'throttle=20%' });
  */
-export async function emulatedGce(providerName: string, opts: { faults?: string; settings?: Record<string, unknown>; operationDelayMs?: number; bootDelayMs?: number } = {}): Promise<EmulatedGce> {
-  const backend = new MemoryBackend();
+export async function emulatedGce(providerName: string, opts: { backend?: MemoryBackend; faults?: string; settings?: Record<string, unknown>; operationDelayMs?: number; bootDelayMs?: number } = {}): Promise<EmulatedGce> {
+  const backend = opts.backend ?? new MemoryBackend();
   const emu = await startGceEmulator({ backend, bootDelayMs: opts.bootDelayMs ?? 0, operationDelayMs: opts.operationDelayMs ?? 0, faults: parseFaults(opts.faults) });
   const [secret, provider] = emu.documents(providerName) as [{ data: Record<string, string> }, { settings: Record<string, unknown> }];
   const ctx: ProviderContext = { dataDir: '/nonexistent', providerName, settings: { ...provider.settings, rateLimit: { requestsPerSecond: 1000, concurrency: 8 }, ...opts.settings }, credentials: secret.data, publicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEIQczXkVx9q formwork', log: quiet };
