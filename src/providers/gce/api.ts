@@ -30,6 +30,9 @@ export interface GceOperation {
   error?: { errors?: Array<{ code?: string; message?: string }> };
 }
 
+/** Items asked for per page (Compute's maximum; tests set it lower to page). */
+export const listPage = { size: 500 };
+
 /** How long an operation is polled before the call counts as failed (tests set it lower). */
 export const operationWait = { ms: 300_000 };
 
@@ -117,7 +120,7 @@ export class GceApi {
     const out: T[] = [];
     let pageToken: string | undefined;
     do {
-      const page = await this.call<{ items?: T[]; nextPageToken?: string }>(what, 'GET', path, undefined, { query: { ...query, maxResults: 500, pageToken } });
+      const page = await this.call<{ items?: T[]; nextPageToken?: string }>(what, 'GET', path, undefined, { query: { ...query, maxResults: listPage.size, pageToken } });
       out.push(...(page?.items ?? []));
       pageToken = page?.nextPageToken || undefined;
     } while (pageToken);

@@ -6,10 +6,12 @@ import { providerProblems } from '../registry.js';
 import { runProviderContract } from '../testing/contract-suite.js';
 import { MemoryBackend, type HostRequest } from '../emulation/hosts.js';
 import { generateSshKeypair } from '../emulation/keys.js';
+import { listPage } from './api.js';
 import { forgetTokens } from './auth.js';
+import { MACHINE_TYPES } from './emulator/index.js';
 import { fingerprint } from './host-key.js';
 import { gceDriver as driver } from './driver.js';
-import { forgetRefusals } from './reachable.js';
+import { forgetRefusals, refusalMemory } from './reachable.js';
 import { emulatedGce, type EmulatedGce } from './testing/emulated.js';
 
 bootPoll.ms = 5;
@@ -141,6 +143,16 @@ describe('gce driver', () => {
     await expect(driver.createMachine(spec('n5'), g.ctx)).rejects.toMatchObject({ code: 'PROVIDER_INVALID', message: expect.stringContaining('decided before launch') });
     expect(g.emu.state.operations.size).toBe(before);
     expect(g.emu.resources()).toEqual([]);
+    // Once the policy is lifted, a launch after the refusal is forgotten gets its external address.
+    g.emu.policy.noExternalIp = false;
+    refusalMemory.ms = 0;
+    await new Promise((r) => setTimeout(r, 2));
+    try {
+      const ready = await awaitReadiness(driver, await driver.createMachine(spec('n5'), g.ctx), g.ctx, wait);
+      expect(ready.addresses.some((a) => a.role === 'public')).toBe(true);
+    } finally {
+      refusalMemory.ms = 15 * 60_000;
+    }
   });
 
   it('externalAccess none: no access config; the VPC address is the control address, proved by TCP/22', async () => {
@@ -201,7 +213,15 @@ describe('gce driver', () => {
     expect(plain.hostKey).toBeUndefined();
   });
 
-  it('lists its catalog: machine types, images by family (deprecated left out), zones and networks', async () => {
+  it('lists its catalog: machine types, images by family (deprecated left out), zones and networks; lists follow nextPageToken', async () => {
+    listPage.size = 3;
+    try {
+      expect((await driver.listSizes!(g.ctx)).map((s) => s.nativeId)).toEqual(Object.keys(MACHINE_TYPES));
+      for (const i of [1, 2, 3, 4]) await driver.createMachine(spec(`p${i}`), g.ctx);
+      expect(await driver.listMachines(g.ctx)).toHaveLength(4);
+    } finally {
+      listPage.size = 500;
+    }
     const sizes = await driver.listSizes!(g.ctx);
     expect(sizes.find((s) => s.nativeId === 'e2-small')).toEqual({ nativeId: 'e2-small', cpus: 2, ramMiB: 2048, zones: ['us-central1-a'] });
     const images = await driver.listImages!(g.ctx);

@@ -8,7 +8,8 @@
  * the VPC and uses the private address, which the TCP/22 probe then proves); an organisation
  * policy refusing external addresses (`constraints/compute.vmExternalIpAccess`) is a
  * PROVIDER_INVALID saying so and naming the fix, and is remembered, so the next create of the
- * provider is refused before anything is launched (`refusedPublicPath`).
+ * provider is refused before anything is launched (`refusedPublicPath`) for a while
+ * (`refusalMemory`), after which a launch tries again.
  *
  * @example
  *   const reachable = await makeReachable(machine, ctx); // its natIP as a public address
@@ -25,8 +26,11 @@ import { toMachine, type GceInstance } from './machines.js';
 /** The name of the access config the driver adds. */
 export const ACCESS_CONFIG_NAME = 'External NAT';
 
-/** Providers whose project refused an external address, and why (decided before the next launch). */
-const refusals = new Map<string, string>();
+/** Providers whose project refused an external address, why and when (decided before the next launch). */
+const refusals = new Map<string, { why: string; at: number }>();
+
+/** How long a refusal is remembered: a policy lifted meanwhile is found again by the next launch after it (tests set it). */
+export const refusalMemory = { ms: 15 * 60_000 };
 
 /**
  * Why the provider has no public path, when a refusal was seen or the settings say so; undefined when it has one.
@@ -35,7 +39,9 @@ const refusals = new Map<string, string>();
  *   refusedPublicPath(ctx); // 'the organisation policy constraints/compute.vmExternalIpAccess refused …'
  */
 export function refusedPublicPath(ctx: Pick<ProviderContext, 'providerName'>): string | undefined {
-  return refusals.get(ctx.providerName);
+  const r = refusals.get(ctx.providerName);
+  if (r && Date.now() - r.at > refusalMemory.ms) refusals.delete(ctx.providerName);
+  return r && Date.now() - r.at <= refusalMemory.ms ? r.why : undefined;
 }
 
 /** @internal: tests start from no refusals. */
@@ -82,7 +88,7 @@ export async function makeReachable(machine: ProvisionedMachine, ctx: ProviderCo
   } catch (e) {
     if (isExternalIpPolicy(e)) {
       const why = `the organisation policy constraints/compute.vmExternalIpAccess refuses external addresses in project ${api.project} (${(e as Error).message})`;
-      refusals.set(ctx.providerName, why);
+      refusals.set(ctx.providerName, { why, at: Date.now() });
       throw noPublicPath(ctx, inst.name, why);
     }
     throw e;
