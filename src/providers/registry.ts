@@ -6,6 +6,7 @@ import { ensurePlatformKey } from '../engine/executors/target.js';
 import type { Services } from '../context/services.js';
 import { awsDescriptor } from './aws/descriptor.js';
 import { equinixDescriptor } from './equinix/descriptor.js';
+import { gceDescriptor } from './gce/descriptor.js';
 import { labDescriptor } from './lab/descriptor.js';
 import { openstackDescriptor } from './openstack/descriptor.js';
 import type { ProviderContext, ProviderDescriptor, ProviderDriver, ProviderLogger } from './provider.js';
@@ -21,7 +22,7 @@ import { staticDescriptor } from './static/descriptor.js';
  *   const ctx = await providerContext(services, await store.objects('providers').get('lab'));
  */
 
-const DESCRIPTORS = new Map<string, ProviderDescriptor>([awsDescriptor, equinixDescriptor, labDescriptor, openstackDescriptor, staticDescriptor].map((d) => [d.type, d]));
+const DESCRIPTORS = new Map<string, ProviderDescriptor>([awsDescriptor, equinixDescriptor, gceDescriptor, labDescriptor, openstackDescriptor, staticDescriptor].map((d) => [d.type, d]));
 
 export function providerTypes(): string[] {
   return [...DESCRIPTORS.keys()].sort();

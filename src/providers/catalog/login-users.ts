@@ -30,6 +30,8 @@ const CLOUD_INIT_DEFAULTS: Readonly<Record<string, string>> = {
 export const LOGIN_USER_TABLES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   aws: { ...CLOUD_INIT_DEFAULTS, debian: 'admin', rhel: 'ec2-user', centos: 'ec2-user', 'centos-7': 'centos', 'centos-8': 'centos', almalinux: 'ec2-user', freebsd: 'ec2-user' },
   equinix: { '*': 'root' },
+  // GCE's guest agent makes the user named in the ssh-keys metadata: the driver names this one.
+  gce: { '*': 'formwork' },
 };
 
 /** What the login users are chosen from. @example { providerType: 'openstack', osFamily: 'debian', settings: { loginUsers: { debian: 'ops' } } } */

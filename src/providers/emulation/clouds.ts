@@ -13,6 +13,7 @@ import type { StartCloudEmulator } from './cloud.js';
 const EMULATORS: Readonly<Record<string, () => Promise<StartCloudEmulator>>> = {
   aws: async () => (await import('../aws/emulator/index.js')).startAwsEmulator,
   equinix: async () => (await import('../equinix/emulator/index.js')).startEquinixEmulator,
+  gce: async () => (await import('../gce/emulator/index.js')).startGceEmulator,
 };
 
 /**

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from '../../context.js';
 import * as aws from './aws.js';
 import * as equinix from './equinix.js';
+import * as gce from './gce.js';
 import * as openstack from './openstack.js';
 
 /**
@@ -13,5 +14,5 @@ import * as openstack from './openstack.js';
  */
 export function register(program: Command, ctx: CliContext): void {
   const emulate = program.command('emulate').description('run an emulated cloud in the foreground (for tests and demos)');
-  for (const cloud of [aws, equinix, openstack]) cloud.register(emulate, ctx);
+  for (const cloud of [aws, equinix, gce, openstack]) cloud.register(emulate, ctx);
 }
