@@ -103,7 +103,7 @@ describe.skipIf(!!skipReason)('the OpenStack emulator on real lab hosts', () => 
     expect(await answers(fip.floating_ip_address, 30_000)).toBe(true);
     const r = await run(fip.floating_ip_address, 'debian', 'hostname');
     expect(r.exitCode).toBe(0);
-    expect(r.stdout.trim()).toMatch(/^os-/);
+    expect(r.stdout.trim()).toMatch(/^ope-/); // the lab backend names hosts <emulator prefix>-<server id>
     await expect(run(fip.floating_ip_address, 'root', 'true')).rejects.toMatchObject({ code: 'SSH_AUTH_FAILED' });
     await client.network.deleteFloatingIp(fip.id);
     expect(await answers(fip.floating_ip_address)).toBe(false);
