@@ -27,6 +27,7 @@ import { parseFaults } from '../../../src/providers/emulation/faults.js';
 import { runConformance } from '../../../src/providers/conformance.js';
 import { applyDocuments } from '../../../src/services/apply.js';
 import { startServer, type RunningServer } from '../../../src/server/server.js';
+import { deleted as deletedIn, diagnosis as diagnosisOf, waitFor as waitForIn } from '../support.js';
 
 const isRoot = process.getuid?.() === 0;
 const missing = isRoot ? missingTools() : [];
@@ -54,24 +55,9 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
   const cloudsFile = () => path.join(dataDir, 'clouds.yaml');
   const savedConfigFile = process.env.OS_CLIENT_CONFIG_FILE;
 
-  async function waitFor(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!(await cond())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${await diagnosis()}`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-
-  /** Every node-role, node and provider, and the server log's tail: what a timeout needs to be understood. */
-  async function diagnosis(): Promise<string> {
-    const s = server.services.store;
-    const lines: string[] = [];
-    for (const n of await s.objects('noderoles').all({})) lines.push(`noderole ${n.name}: ${String(n.state)} ${JSON.stringify(n.lastError ?? null)} ${String(n.blockedReason ?? '')}`);
-    for (const n of await s.objects('nodes').all({})) lines.push(`node ${n.name}: ${String(n.state)} nativeId=${String(n.nativeId ?? '')} ${JSON.stringify(n.decisions ?? [])}`);
-    for (const p of await s.objects('providers').all({})) lines.push(`provider ${p.name}: ${String(p.state)} ${String(p.message ?? '')}`);
-    const tail = fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8').trim().split('\n').slice(-40);
-    return [...lines, '--- server.log (tail)', ...tail].join('\n');
-  }
+  // The shared helpers (test/e2e/support.ts), bound to this file's server and data dir.
+  const waitFor = (cond: () => Promise<boolean>, ms: number, what: string) => waitForIn(server, cond, ms, what, dataDir);
+  const diagnosis = () => diagnosisOf(server, dataDir);
 
   /** Starts an emulator on lab hosts and adds its cloud to the server's clouds.yaml. */
   async function emulate(scenario: Scenario, subnetIndex: number, options: EmulatorOptionsInTest = {}): Promise<Cloud> {
@@ -84,11 +70,7 @@ describe.skipIf(!!skipReason)('the openstack driver on the emulator scenarios', 
     return cloud;
   }
 
-  /** A deleter only marks the object; the server's annealer deprovisions it: wait until it is gone. */
-  async function deleted(plural: string, name: string): Promise<void> {
-    await server.services.deleters!.get(plural)!(name, {});
-    await waitFor(async () => !(await server.services.store.objects(plural).find(name)), 240_000, `${plural}/${name} to be deleted`);
-  }
+  const deleted = (plural: string, name: string) => deletedIn(server, plural, name, dataDir);
 
   /** What the cloud still holds of provider `name`: servers, floating IPs, ports, keypairs and security groups. */
   function oursIn(emu: Emulator, name: string) {
