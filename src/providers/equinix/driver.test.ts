@@ -8,7 +8,7 @@ import { ownershipTags, type MachineSpec, type ProviderContext, type Provisioned
 import { awaitReadiness, bootPoll, readinessProbe, releaseMachine } from '../readiness.js';
 import { providerProblems } from '../registry.js';
 import { runProviderContract } from '../testing/contract-suite.js';
-import { PAGE_SIZE } from './api.js';
+import { metalError, PAGE_SIZE } from './api.js';
 import { deleteConfirm, equinixDriver as driver } from './driver.js';
 import { startEquinixEmulator, type EquinixEmulator } from './emulator/index.js';
 
@@ -172,6 +172,18 @@ describe('equinix driver', () => {
     expect(await driver.getMachine(moved.nativeId, ctx)).toBeUndefined();
     await releaseMachine(driver, moved.nativeId, ctx);
     expect(instances()).toEqual([]);
+  });
+
+  it('a failed device moved away that answers 403 is gone for getMachine and deleteMachine; a 403 on the project is still PROVIDER_AUTH', async () => {
+    const ctx = context(emu);
+    emu.failNextBuilds(1, 'forbidden');
+    const moved = await driver.createMachine(spec('f403'), ctx);
+    await emu.settled();
+    expect((await fetch(`${emu.endpoint}/devices/${moved.nativeId}`, { headers: { 'X-Auth-Token': emu.token } })).status).toBe(403);
+    expect(await driver.getMachine(moved.nativeId, ctx)).toBeUndefined();
+    await driver.deleteMachine(moved.nativeId, ctx);
+    // Elsewhere (the project) a 403 still says the token lacks access.
+    expect(metalError(403, { errors: ['You are not authorized to view this project'] }, null, 'GetProject').code).toBe('PROVIDER_AUTH');
   });
 
   it('a build longer than the readiness wait is waited for again, never recreated; a timeout leaves it for its deletion', async () => {

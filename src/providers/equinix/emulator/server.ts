@@ -111,6 +111,7 @@ async function route(state: MetalState, method: string, segments: string[], quer
     if (method === 'POST') return { status: 201, body: await state.createDevice((body ?? {}) as Record<string, unknown>) };
   }
   if (a === 'devices' && b && segments.length === 2) {
+    if (state.forbiddenDevices.has(b)) return errors(403, 'You are not authorized to view this device');
     const rec = state.devices.get(b);
     if (!rec) return NOT_FOUND;
     if (method === 'GET') return { status: 200, body: rec.device };
