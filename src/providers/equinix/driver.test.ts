@@ -186,6 +186,19 @@ describe('equinix driver', () => {
     expect(metalError(403, { errors: ['You are not authorized to view this project'] }, null, 'GetProject').code).toBe('PROVIDER_AUTH');
   });
 
+  it('a device Metal refuses to delete while provisioning (422) is deleted once its build ends', async () => {
+    await emu.close();
+    backend = new MemoryBackend();
+    emu = await startEquinixEmulator({ backend, bootDelayMs: 300 });
+    const ctx = context(emu);
+    const m = await driver.createMachine(spec('busy'), ctx);
+    expect(emu.state.devices.get(m.nativeId)!.device.state).toBe('provisioning');
+    await driver.deleteMachine(m.nativeId, ctx);
+    await emu.settled();
+    expect(instances()).toEqual([]);
+    expect(backend.hosts.size).toBe(0);
+  });
+
   it('a build longer than the readiness wait is waited for again, never recreated; a timeout leaves it for its deletion', async () => {
     const ctx = context(emu, 'm1', { readinessTimeoutSeconds: 0.05 });
     emu.neverBootNextDevice();

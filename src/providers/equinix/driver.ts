@@ -128,10 +128,37 @@ async function listMachines(ctx: ProviderContext): Promise<ProvisionedMachine[]>
   return (await ourDevices(metalApi(ctx), ctx)).map(toMachine);
 }
 
+/** Metal's `422 Cannot delete a device while it is provisioning` (redhat-cop/agnosticd#4307). */
+const refusedWhileProvisioning = (e: unknown) => isFormworkError(e) && e.details?.status === 422 && /while it is provisioning/i.test(e.message);
+
+/**
+ * Deletes a device; one Metal refuses to delete while its build runs is waited for until it
+ * leaves queued/provisioning (within `deleteConfirm`), then deleted: a readiness timeout on a
+ * slow build must not leave a billed device.
+ */
+async function deleteWhenBuilt(api: MetalApi, ctx: ProviderContext, path: string, nativeId: string): Promise<void> {
+  const deadline = Date.now() + deleteConfirm.ms;
+  for (;;) {
+    try {
+      await api.delete(path, 'DeleteDevice', DEVICE_GONE);
+      return;
+    } catch (e) {
+      if (!refusedWhileProvisioning(e) || Date.now() > deadline) throw e;
+      ctx.log.info(`provider ${ctx.providerName}: device ${nativeId} is still being built: deleting it once its build ends`);
+    }
+    for (;;) {
+      await new Promise((r) => setTimeout(r, bootPoll.ms));
+      const d = await api.get<MetalDevice>(path, 'GetDevice', DEVICE_GONE);
+      if (!d) return;
+      if ((d.state !== 'queued' && d.state !== 'provisioning') || Date.now() > deadline) break;
+    }
+  }
+}
+
 async function deleteMachine(nativeId: string, ctx: ProviderContext): Promise<void> {
   const api = metalApi(ctx);
   const path = `/devices/${encodeURIComponent(nativeId)}`;
-  await api.delete(path, 'DeleteDevice', DEVICE_GONE);
+  await deleteWhenBuilt(api, ctx, path, nativeId);
   const deadline = Date.now() + deleteConfirm.ms;
   for (;;) {
     const d = await api.get<MetalDevice>(path, 'GetDevice', DEVICE_GONE);

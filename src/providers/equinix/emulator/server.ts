@@ -116,6 +116,9 @@ async function route(state: MetalState, method: string, segments: string[], quer
     if (!rec) return NOT_FOUND;
     if (method === 'GET') return { status: 200, body: rec.device };
     if (method === 'DELETE') {
+      // As Metal (redhat-cop/agnosticd#4307); a never-boot device stands for a build outlasting
+      // every wait, and stays deletable so that what made it can clean up.
+      if ((rec.device.state === 'queued' || rec.device.state === 'provisioning') && !rec.neverBoot) return errors(422, 'Cannot delete a device while it is provisioning');
       state.deleteDevice(b);
       return { status: 204 };
     }
