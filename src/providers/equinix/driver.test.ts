@@ -8,9 +8,10 @@ import { ownershipTags, type MachineSpec, type ProviderContext, type Provisioned
 import { awaitReadiness, bootPoll, readinessProbe, releaseMachine } from '../readiness.js';
 import { providerProblems } from '../registry.js';
 import { runProviderContract } from '../testing/contract-suite.js';
-import { metalError, PAGE_SIZE } from './api.js';
+import { metalApi, metalError, PAGE_SIZE } from './api.js';
 import { deleteConfirm, equinixDriver as driver } from './driver.js';
 import { startEquinixEmulator, type EquinixEmulator } from './emulator/index.js';
+import { ensureKey } from './shared.js';
 
 bootPoll.ms = 5;
 deleteConfirm.ms = 5_000;
@@ -117,6 +118,20 @@ describe('equinix driver', () => {
     d.ip_addresses = [{ address: '10.9.9.9', address_family: 4, public: true, management: true }, { address: '198.51.100.7', address_family: 4, public: false, management: true }];
     const odd = (await driver.getMachine(m.nativeId, ctx))!;
     expect(controlAddress(odd.addresses)).toBe('10.9.9.9');
+  });
+
+  it('uses the platform key already registered under another label, and finds a key whose create answer was lost; never registers it twice', async () => {
+    const ctx = context(emu);
+    const other = await fetch(`${emu.endpoint}/projects/${emu.projectId}/ssh-keys`, { method: 'POST', headers: { 'X-Auth-Token': emu.token, 'content-type': 'application/json' }, body: JSON.stringify({ label: 'someone', key: ctx.publicKey }) }).then((r) => r.json() as Promise<{ id: string }>);
+    expect(await ensureKey(metalApi(ctx), ctx)).toBe(other.id);
+    emu.state.keys.clear();
+    // ensureKey's calls: the key list, then the POST, whose answer is lost.
+    const next = emu.faults.next.bind(emu.faults);
+    let calls = 0;
+    emu.faults.next = () => (++calls === 2 ? 'lost' : next());
+    const id = await ensureKey(metalApi(ctx), ctx);
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect([...emu.state.keys.values()].map((k) => k.id)).toEqual([id]);
   });
 
   it('a create whose answer is lost is found by its token tag, never made twice', async () => {

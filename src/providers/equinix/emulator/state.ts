@@ -81,6 +81,9 @@ export class MetalState {
   addKey(body: { label?: unknown; key?: unknown }): StoredKey {
     if (typeof body.key !== 'string' || !/^(ssh-|ecdsa-)/.test(body.key.trim())) throw new MetalRefusal(422, 'Key is not a valid public SSH key');
     if (typeof body.label !== 'string' || !body.label) throw new MetalRefusal(422, "Label can't be blank");
+    // Metal registers a key once, whatever the label.
+    const material = (k: string) => k.trim().split(/\s+/).slice(0, 2).join(' ');
+    if ([...this.keys.values()].some((k) => material(k.key ?? '') === material(body.key as string))) throw new MetalRefusal(422, 'Key has already been taken');
     const id = randomUUID();
     const key: StoredKey = { id, label: body.label, key: body.key, fingerprint: `fp-${id.slice(0, 8)}`, href: `/ssh-keys/${id}`, project: this.projectId, created_at: now(), updated_at: now(), user: { href: '/users/emulated-user' } };
     this.keys.set(id, key);
