@@ -28,16 +28,25 @@ export interface MetalCallOptions {
   idempotent?: boolean;
 }
 
+/**
+ * How a read or delete of one device takes a 403: Metal answers it for a device whose build
+ * failed and which was moved away (terraform-provider-equinix#233, #788), so there it means
+ * gone; elsewhere (the project) it stays PROVIDER_AUTH.
+ */
+export interface MetalGoneOptions {
+  forbiddenMeansGone?: boolean;
+}
+
 /** A thin client of the Metal API for one provider (see the file's comment). */
 export interface MetalApi {
   readonly baseUrl: string;
-  /** GET; undefined when the API answers 404. */
-  get<T>(path: string, what?: string): Promise<T | undefined>;
+  /** GET; undefined when the API answers 404 (or 403 with `forbiddenMeansGone`). */
+  get<T>(path: string, what?: string, opts?: MetalGoneOptions): Promise<T | undefined>;
   /** Every item of a paged collection (`page`/`per_page`, following `meta.next` / `meta.last_page`). */
   list<T>(path: string, key: string, what?: string): Promise<T[]>;
   post<T>(path: string, body: unknown, what: string, opts?: MetalCallOptions): Promise<T>;
-  /** DELETE; false when it was gone already (404). */
-  delete(path: string, what: string): Promise<boolean>;
+  /** DELETE; false when it was gone already (404, or 403 with `forbiddenMeansGone`). */
+  delete(path: string, what: string, opts?: MetalGoneOptions): Promise<boolean>;
 }
 
 /**
@@ -96,7 +105,7 @@ export function metalApi(ctx: ProviderCheckContext): MetalApi {
   if (!token) throw new FormworkError('PROVIDER_AUTH', `provider ${ctx.providerName}: no apiToken: put the Metal API token under the key apiToken of the provider's credentialsSecret`, { provider: ctx.providerName });
   const calls = callPolicyFor(ctx);
 
-  const once = async (method: string, path: string, body: unknown): Promise<{ status: number; json: unknown }> => {
+  const once = async (method: string, path: string, body: unknown, gone: MetalGoneOptions = {}): Promise<{ status: number; json: unknown }> => {
     const what = `provider ${ctx.providerName}: ${method} ${path.split('?')[0]}`;
     let res: Response;
     try {
@@ -116,15 +125,15 @@ export function metalApi(ctx: ProviderCheckContext): MetalApi {
     } catch {
       if (res.ok) throw new FormworkError('PROVIDER_ERROR', `${what}: the answer is not JSON (is settings.baseUrl ${baseUrl} the Metal API?)`, { baseUrl }, { retryable: true });
     }
-    if (res.status === 404) return { status: 404, json };
+    if (res.status === 404 || (res.status === 403 && gone.forbiddenMeansGone)) return { status: 404, json };
     if (!res.ok) throw metalError(res.status, json, res.headers.get('retry-after'), what);
     return { status: res.status, json };
   };
 
   const api: MetalApi = {
     baseUrl,
-    async get<T>(path: string, what = `GET ${path}`) {
-      const r = await calls.run(what, () => once('GET', path, undefined), { signal: ctx.signal });
+    async get<T>(path: string, what = `GET ${path}`, opts: MetalGoneOptions = {}) {
+      const r = await calls.run(what, () => once('GET', path, undefined, opts), { signal: ctx.signal });
       return r.status === 404 ? undefined : (r.json as T);
     },
     async list<T>(path: string, key: string, what = `LIST ${path}`) {
@@ -147,8 +156,8 @@ export function metalApi(ctx: ProviderCheckContext): MetalApi {
       if (r.status === 404) throw new FormworkError('PROVIDER_INVALID', `provider ${ctx.providerName}: POST ${path}: not found (HTTP 404): ${messageOf(r.json, 404)}`, { path });
       return r.json as T;
     },
-    async delete(path: string, what: string) {
-      const r = await calls.run(what, () => once('DELETE', path, undefined), { signal: ctx.signal });
+    async delete(path: string, what: string, opts: MetalGoneOptions = {}) {
+      const r = await calls.run(what, () => once('DELETE', path, undefined, opts), { signal: ctx.signal });
       return r.status !== 404;
     },
   };

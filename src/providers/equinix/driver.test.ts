@@ -8,9 +8,10 @@ import { ownershipTags, type MachineSpec, type ProviderContext, type Provisioned
 import { awaitReadiness, bootPoll, readinessProbe, releaseMachine } from '../readiness.js';
 import { providerProblems } from '../registry.js';
 import { runProviderContract } from '../testing/contract-suite.js';
-import { PAGE_SIZE } from './api.js';
+import { metalApi, metalError, PAGE_SIZE } from './api.js';
 import { deleteConfirm, equinixDriver as driver } from './driver.js';
 import { startEquinixEmulator, type EquinixEmulator } from './emulator/index.js';
+import { ensureKey } from './shared.js';
 
 bootPoll.ms = 5;
 deleteConfirm.ms = 5_000;
@@ -119,6 +120,20 @@ describe('equinix driver', () => {
     expect(controlAddress(odd.addresses)).toBe('10.9.9.9');
   });
 
+  it('uses the platform key already registered under another label, and finds a key whose create answer was lost; never registers it twice', async () => {
+    const ctx = context(emu);
+    const other = await fetch(`${emu.endpoint}/projects/${emu.projectId}/ssh-keys`, { method: 'POST', headers: { 'X-Auth-Token': emu.token, 'content-type': 'application/json' }, body: JSON.stringify({ label: 'someone', key: ctx.publicKey }) }).then((r) => r.json() as Promise<{ id: string }>);
+    expect(await ensureKey(metalApi(ctx), ctx)).toBe(other.id);
+    emu.state.keys.clear();
+    // ensureKey's calls: the key list, then the POST, whose answer is lost.
+    const next = emu.faults.next.bind(emu.faults);
+    let calls = 0;
+    emu.faults.next = () => (++calls === 2 ? 'lost' : next());
+    const id = await ensureKey(metalApi(ctx), ctx);
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect([...emu.state.keys.values()].map((k) => k.id)).toEqual([id]);
+  });
+
   it('a create whose answer is lost is found by its token tag, never made twice', async () => {
     const ctx = context(emu);
     await driver.prepare!(ctx);
@@ -172,6 +187,31 @@ describe('equinix driver', () => {
     expect(await driver.getMachine(moved.nativeId, ctx)).toBeUndefined();
     await releaseMachine(driver, moved.nativeId, ctx);
     expect(instances()).toEqual([]);
+  });
+
+  it('a failed device moved away that answers 403 is gone for getMachine and deleteMachine; a 403 on the project is still PROVIDER_AUTH', async () => {
+    const ctx = context(emu);
+    emu.failNextBuilds(1, 'forbidden');
+    const moved = await driver.createMachine(spec('f403'), ctx);
+    await emu.settled();
+    expect((await fetch(`${emu.endpoint}/devices/${moved.nativeId}`, { headers: { 'X-Auth-Token': emu.token } })).status).toBe(403);
+    expect(await driver.getMachine(moved.nativeId, ctx)).toBeUndefined();
+    await driver.deleteMachine(moved.nativeId, ctx);
+    // Elsewhere (the project) a 403 still says the token lacks access.
+    expect(metalError(403, { errors: ['You are not authorized to view this project'] }, null, 'GetProject').code).toBe('PROVIDER_AUTH');
+  });
+
+  it('a device Metal refuses to delete while provisioning (422) is deleted once its build ends', async () => {
+    await emu.close();
+    backend = new MemoryBackend();
+    emu = await startEquinixEmulator({ backend, bootDelayMs: 300 });
+    const ctx = context(emu);
+    const m = await driver.createMachine(spec('busy'), ctx);
+    expect(emu.state.devices.get(m.nativeId)!.device.state).toBe('provisioning');
+    await driver.deleteMachine(m.nativeId, ctx);
+    await emu.settled();
+    expect(instances()).toEqual([]);
+    expect(backend.hosts.size).toBe(0);
   });
 
   it('a build longer than the readiness wait is waited for again, never recreated; a timeout leaves it for its deletion', async () => {

@@ -11,7 +11,7 @@
  *
  * Metal builds can take longer than 30 minutes (the readiness wait is the operator's:
  * `settings.readinessTimeoutSeconds`); a build that fails (`failed`) is deleted when seen and
- * reported as `error`; a device that answers 404 after a failed build was moved away by
+ * reported as `error`; a device that answers 404 (or 403) after a failed build was moved away by
  * Metal and is treated as gone. Every device gets a public address at build, so there is no
  * make-reachable step. No host key is offered: the yardstick trusts on first use.
  *
@@ -42,6 +42,9 @@ export const CREATE_ATTEMPTS = 4;
 
 // RFC 1123 host names, as Metal validates `hostname`.
 const HOSTNAME = /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+
+/** On /devices/{id}, a 403 is a failed device Metal moved away: gone (api.ts, MetalGoneOptions). */
+const DEVICE_GONE = { forbiddenMeansGone: true };
 
 async function findByToken(api: MetalApi, ctx: ProviderContext, token: string): Promise<MetalDevice | undefined> {
   return (await ourDevices(api, ctx)).find((d) => tokenOf(d) === token);
@@ -115,8 +118,8 @@ async function readDevice(api: MetalApi, ctx: ProviderContext, d: MetalDevice): 
 
 async function getMachine(nativeId: string, ctx: ProviderContext): Promise<ProvisionedMachine | undefined> {
   const api = metalApi(ctx);
-  // A 404 is a device never made, deleted, or moved away after a failed build: gone, all three.
-  const d = await api.get<MetalDevice>(`/devices/${encodeURIComponent(nativeId)}`, 'GetDevice');
+  // A 404 is a device never made, deleted, or moved away after a failed build (which may answer 403): gone, all three.
+  const d = await api.get<MetalDevice>(`/devices/${encodeURIComponent(nativeId)}`, 'GetDevice', DEVICE_GONE);
   if (!d || typeof d.id !== 'string') return undefined;
   return readDevice(api, ctx, d);
 }
@@ -125,13 +128,40 @@ async function listMachines(ctx: ProviderContext): Promise<ProvisionedMachine[]>
   return (await ourDevices(metalApi(ctx), ctx)).map(toMachine);
 }
 
+/** Metal's `422 Cannot delete a device while it is provisioning` (redhat-cop/agnosticd#4307). */
+const refusedWhileProvisioning = (e: unknown) => isFormworkError(e) && e.details?.status === 422 && /while it is provisioning/i.test(e.message);
+
+/**
+ * Deletes a device; one Metal refuses to delete while its build runs is waited for until it
+ * leaves queued/provisioning (within `deleteConfirm`), then deleted: a readiness timeout on a
+ * slow build must not leave a billed device.
+ */
+async function deleteWhenBuilt(api: MetalApi, ctx: ProviderContext, path: string, nativeId: string): Promise<void> {
+  const deadline = Date.now() + deleteConfirm.ms;
+  for (;;) {
+    try {
+      await api.delete(path, 'DeleteDevice', DEVICE_GONE);
+      return;
+    } catch (e) {
+      if (!refusedWhileProvisioning(e) || Date.now() > deadline) throw e;
+      ctx.log.info(`provider ${ctx.providerName}: device ${nativeId} is still being built: deleting it once its build ends`);
+    }
+    for (;;) {
+      await new Promise((r) => setTimeout(r, bootPoll.ms));
+      const d = await api.get<MetalDevice>(path, 'GetDevice', DEVICE_GONE);
+      if (!d) return;
+      if ((d.state !== 'queued' && d.state !== 'provisioning') || Date.now() > deadline) break;
+    }
+  }
+}
+
 async function deleteMachine(nativeId: string, ctx: ProviderContext): Promise<void> {
   const api = metalApi(ctx);
   const path = `/devices/${encodeURIComponent(nativeId)}`;
-  await api.delete(path, 'DeleteDevice');
+  await deleteWhenBuilt(api, ctx, path, nativeId);
   const deadline = Date.now() + deleteConfirm.ms;
   for (;;) {
-    const d = await api.get<MetalDevice>(path, 'GetDevice');
+    const d = await api.get<MetalDevice>(path, 'GetDevice', DEVICE_GONE);
     if (!d) return;
     if (Date.now() > deadline) throw new FormworkError('PROVIDER_ERROR', `device ${nativeId} still exists (${d.state}) ${deleteConfirm.ms / 1000} s after its delete was accepted`, { nativeId }, { retryable: true });
     await new Promise((r) => setTimeout(r, bootPoll.ms));

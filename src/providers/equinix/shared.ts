@@ -55,28 +55,43 @@ export async function prepare(ctx: ProviderContext): Promise<void> {
 
 const keyBody = (k: string | undefined) => (k ?? '').trim().split(/\s+/).slice(0, 2).join(' ');
 
-/** The project's SSH keys labelled for this provider. */
-async function ourKeys(api: MetalApi, ctx: ProviderCheckContext): Promise<MetalSshKey[]> {
-  return (await api.list<MetalSshKey>(`/projects/${projectOf(ctx)}/ssh-keys`, 'ssh_keys', 'ListSSHKeys')).filter((k) => k.label === keyLabel(ctx));
+/** Every SSH key of the project. */
+async function projectKeys(api: MetalApi, ctx: ProviderCheckContext): Promise<MetalSshKey[]> {
+  return api.list<MetalSshKey>(`/projects/${projectOf(ctx)}/ssh-keys`, 'ssh_keys', 'ListSSHKeys');
 }
 
+/** The project's SSH keys labelled for this provider. */
+async function ourKeys(api: MetalApi, ctx: ProviderCheckContext): Promise<MetalSshKey[]> {
+  return (await projectKeys(api, ctx)).filter((k) => k.label === keyLabel(ctx));
+}
+
+const holdingPlatformKey = (keys: MetalSshKey[], ctx: ProviderContext) => keys.find((k) => keyBody(k.key) === keyBody(ctx.publicKey));
+
 /**
- * The id of the provider's project SSH key holding the platform's key: found by its label,
- * replaced when it holds another key, added when missing.
+ * The id of the project SSH key holding the platform's key, whatever its label (Metal
+ * refuses to register a key twice: another provider of the project, or a person, may have
+ * added it); else the provider's labelled key is replaced by one holding it.
  *
  * @example
  *   await ensureKey(api, ctx); // '2c1a7f23-…'
  */
 export async function ensureKey(api: MetalApi, ctx: ProviderContext): Promise<string> {
-  const keys = await ourKeys(api, ctx);
-  const same = keys.find((k) => keyBody(k.key) === keyBody(ctx.publicKey));
+  const keys = await projectKeys(api, ctx);
+  const same = holdingPlatformKey(keys, ctx);
   if (same) return same.id;
-  for (const k of keys) {
+  for (const k of keys.filter((k) => k.label === keyLabel(ctx))) {
     ctx.log.warn(`project SSH key ${k.id} (${keyLabel(ctx)}) holds another key than the platform's: replacing it`);
     await api.delete(`/ssh-keys/${encodeURIComponent(k.id)}`, 'DeleteSSHKey');
   }
-  const made = await api.post<MetalSshKey>(`/projects/${projectOf(ctx)}/ssh-keys`, { label: keyLabel(ctx), key: ctx.publicKey.trim() }, 'CreateSSHKey');
-  return made.id;
+  try {
+    const made = await api.post<MetalSshKey>(`/projects/${projectOf(ctx)}/ssh-keys`, { label: keyLabel(ctx), key: ctx.publicKey.trim() }, 'CreateSSHKey', { idempotent: false });
+    return made.id;
+  } catch (e) {
+    // A lost answer may have registered it, or another worker did meanwhile (then Metal's 422): look before failing.
+    const made = holdingPlatformKey(await projectKeys(api, ctx), ctx);
+    if (made) return made.id;
+    throw e;
+  }
 }
 
 /**

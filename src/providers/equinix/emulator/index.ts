@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { CloudEmulator, CloudEmulatorOptions, StartCloudEmulator } from '../../emulation/cloud.js';
 import { Faults } from '../../emulation/faults.js';
 import { serveMetal, resourcesOf } from './server.js';
-import { MetalState } from './state.js';
+import { MetalState, type MoveAway } from './state.js';
 
 export { API_PREFIX } from './server.js';
 export { EMULATED_METROS, EMULATED_OS, EMULATED_PLANS } from './catalog.js';
@@ -25,8 +25,8 @@ export interface EquinixEmulator extends CloudEmulator {
   /** The project's id (`settings.project`). */
   readonly projectId: string;
   readonly state: MetalState;
-  /** The next `count` devices fail their build (`moveAway`: then answer 404). */
-  failNextBuilds(count: number, moveAway?: boolean): void;
+  /** The next `count` devices fail their build (`moveAway`: then answer 404, or 403 with 'forbidden'). */
+  failNextBuilds(count: number, moveAway?: MoveAway): void;
   /** The next device never leaves `provisioning`. */
   neverBootNextDevice(): void;
   /** Resolves when every build and host deletion in flight has finished. */

@@ -111,10 +111,14 @@ async function route(state: MetalState, method: string, segments: string[], quer
     if (method === 'POST') return { status: 201, body: await state.createDevice((body ?? {}) as Record<string, unknown>) };
   }
   if (a === 'devices' && b && segments.length === 2) {
+    if (state.forbiddenDevices.has(b)) return errors(403, 'You are not authorized to view this device');
     const rec = state.devices.get(b);
     if (!rec) return NOT_FOUND;
     if (method === 'GET') return { status: 200, body: rec.device };
     if (method === 'DELETE') {
+      // As Metal (redhat-cop/agnosticd#4307); a never-boot device stands for a build outlasting
+      // every wait, and stays deletable so that what made it can clean up.
+      if ((rec.device.state === 'queued' || rec.device.state === 'provisioning') && !rec.neverBoot) return errors(422, 'Cannot delete a device while it is provisioning');
       state.deleteDevice(b);
       return { status: 204 };
     }

@@ -6,7 +6,7 @@
  * public IPv6, private IPv4, each with its `public`/`management` flags), and `active`
  * `bootDelayMs` later. A never-boot device stays `provisioning`; a device whose build is made
  * to fail goes `failed` (its host deleted) and, when asked, is "moved away": it answers 404
- * from then on. A delete removes the device at once and its host in the background.
+ * (or 403) from then on. A delete removes the device at once and its host in the background.
  *
  * @example
  *   const state = new MetalState(backend, faults, { bootDelayMs: 0 });
@@ -33,6 +33,9 @@ export interface BuildOptions {
   bootDelayMs: number;
 }
 
+/** How a failed device is moved away: not at all, answering 404, or answering 403 (terraform-provider-equinix#233, #788). */
+export type MoveAway = boolean | 'forbidden';
+
 /** A device as the emulator keeps it: every field it answers. */
 type EmulatedDevice = MetalDevice & Record<string, unknown>;
 
@@ -40,7 +43,7 @@ interface DeviceRecord {
   device: EmulatedDevice;
   hostId?: string;
   neverBoot: boolean;
-  failBuild?: { moveAway: boolean };
+  failBuild?: { moveAway: MoveAway };
   deleted: boolean;
 }
 
@@ -53,7 +56,9 @@ export class MetalState {
   readonly keys = new Map<string, StoredKey>();
   readonly devices = new Map<string, DeviceRecord>();
   private readonly inFlight = new Set<Promise<unknown>>();
-  private failBuilds: { moveAway: boolean }[] = [];
+  /** Failed devices moved away that answer 403 on GET/DELETE /devices/{id}. */
+  readonly forbiddenDevices = new Set<string>();
+  private failBuilds: { moveAway: MoveAway }[] = [];
   private neverBootNext = 0;
 
   constructor(
@@ -62,8 +67,8 @@ export class MetalState {
     private readonly options: BuildOptions,
   ) {}
 
-  /** The next `count` devices fail their build; `moveAway`: they then answer 404, as Metal moves failed hardware away. */
-  failNextBuilds(count: number, moveAway = false): void {
+  /** The next `count` devices fail their build; `moveAway`: they then answer 404 (or 403 with 'forbidden'), as Metal moves failed hardware away. */
+  failNextBuilds(count: number, moveAway: MoveAway = false): void {
     for (let i = 0; i < count; i++) this.failBuilds.push({ moveAway });
   }
 
@@ -76,6 +81,9 @@ export class MetalState {
   addKey(body: { label?: unknown; key?: unknown }): StoredKey {
     if (typeof body.key !== 'string' || !/^(ssh-|ecdsa-)/.test(body.key.trim())) throw new MetalRefusal(422, 'Key is not a valid public SSH key');
     if (typeof body.label !== 'string' || !body.label) throw new MetalRefusal(422, "Label can't be blank");
+    // Metal registers a key once, whatever the label.
+    const material = (k: string) => k.trim().split(/\s+/).slice(0, 2).join(' ');
+    if ([...this.keys.values()].some((k) => material(k.key ?? '') === material(body.key as string))) throw new MetalRefusal(422, 'Key has already been taken');
     const id = randomUUID();
     const key: StoredKey = { id, label: body.label, key: body.key, fingerprint: `fp-${id.slice(0, 8)}`, href: `/ssh-keys/${id}`, project: this.projectId, created_at: now(), updated_at: now(), user: { href: '/users/emulated-user' } };
     this.keys.set(id, key);
@@ -164,6 +172,7 @@ export class MetalState {
       rec.hostId = undefined;
       await this.backend.delete(host.hostId);
       if (rec.failBuild.moveAway) this.devices.delete(d.id);
+      if (rec.failBuild.moveAway === 'forbidden') this.forbiddenDevices.add(d.id);
       return;
     }
     this.setState(rec, 'active');
