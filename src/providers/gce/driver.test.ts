@@ -10,6 +10,7 @@ import { listPage } from './api.js';
 import { forgetTokens } from './auth.js';
 import { MACHINE_TYPES } from './emulator/index.js';
 import { fingerprint } from './host-key.js';
+import { tokenLabel } from './labels.js';
 import { gceDriver as driver } from './driver.js';
 import { forgetRefusals, refusalMemory } from './reachable.js';
 import { emulatedGce, type EmulatedGce } from './testing/emulated.js';
@@ -125,6 +126,28 @@ describe('gce driver', () => {
     const again = await driver.createMachine(spec('n2b'), g.ctx);
     expect(again).toMatchObject({ nativeId: first.nativeId, state: 'running' });
     expect([...g.emu.state.operations.values()].filter((o) => o.operationType === 'insert')).toHaveLength(2);
+  });
+
+  it('lists with the documented filter form and re-checks every label: an endpoint ignoring the filter never hands a create another node\'s instance', async () => {
+    const realFetch = globalThis.fetch;
+    const filters: string[] = [];
+    globalThis.fetch = (async (input: string | URL | Request, init?: RequestInit) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      const filter = url.pathname.endsWith('/instances') ? url.searchParams.get('filter') : null;
+      if (filter !== null) filters.push(filter);
+      url.searchParams.delete('filter');
+      return realFetch(url, init);
+    }) as typeof fetch;
+    try {
+      const first = await driver.createMachine(spec('f1'), g.ctx);
+      const second = await driver.createMachine(spec('f2'), g.ctx);
+      expect(second.nativeId).not.toBe(first.nativeId);
+      expect(g.emu.state.instances.size).toBe(2);
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    expect(filters[0]).toBe(`(labels.formwork-managed-by = "formwork") (labels.formwork-provider = "gce1") (labels.formwork-token = "${tokenLabel('formwork-f1-0')}")`);
+    expect(await driver.listMachines(g.ctx)).toHaveLength(2); // the emulator reads the documented form
   });
 
   it('ZONE_RESOURCE_POOL_EXHAUSTED on the insert operation is a late failure: the instance is deleted and the reason given', async () => {

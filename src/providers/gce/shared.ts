@@ -15,7 +15,7 @@ import type { OwnedResource, ProviderCheckContext, ProviderContext } from '../pr
 import { gceApi, type GceApi, type GceOperation } from './api.js';
 import { networkName } from './catalog.js';
 import { isNotFound } from './errors.js';
-import { firewallName, labelFilter, providerTags, SSH_NETWORK_TAG } from './labels.js';
+import { filterLabels, firewallName, labelFilter, providerTags, SSH_NETWORK_TAG } from './labels.js';
 import { toMachine, type GceInstance } from './machines.js';
 
 /** The driver's `check`: the key logs in, the project and the zone exist. */
@@ -109,8 +109,10 @@ async function deleteFirewall(api: GceApi, name: string): Promise<void> {
  */
 export async function ownedInstances(api: GceApi, ctx: ProviderCheckContext, extra: Record<string, string> = {}): Promise<GceInstance[]> {
   const found = await api.list<GceInstance>(`zones/${api.zone}/instances`, { filter: labelFilter(ctx, extra) }, 'instances.list');
+  // Every label asked for is checked again: an endpoint ignoring the filter must not hand a create another node's instance.
   // Labels are an encoding: two provider names may encode alike; the exact tags decide.
-  return found.filter((i) => toMachine(i).tags['formwork.io/provider'] === ctx.providerName);
+  const wanted = Object.entries(filterLabels(ctx, extra));
+  return found.filter((i) => wanted.every(([k, v]) => i.labels?.[k] === v) && toMachine(i).tags['formwork.io/provider'] === ctx.providerName);
 }
 
 /** Every instance carrying the provider's tags, and its firewall rule. */
