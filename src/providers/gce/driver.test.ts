@@ -157,6 +157,15 @@ describe('gce driver', () => {
     expect(g.backend.hosts.size).toBe(0);
   });
 
+  it('a create retried after a late ZONE_RESOURCE_POOL_EXHAUSTED inserts again with a requestId derived from the failed operation', async () => {
+    g.emu.policy.exhaustZoneAfterInsert = 2;
+    await expect(driver.createMachine(spec('n3b'), g.ctx)).rejects.toMatchObject({ message: expect.stringContaining('ZONE_RESOURCE_POOL_EXHAUSTED') });
+    await expect(driver.createMachine(spec('n3b'), g.ctx)).rejects.toMatchObject({ message: expect.stringContaining('ZONE_RESOURCE_POOL_EXHAUSTED') });
+    const m = await driver.createMachine(spec('n3b'), g.ctx);
+    expect(m.state).toBe('running');
+    expect([...g.emu.state.operations.values()].filter((o) => o.operationType === 'insert').map((o) => o.error ? 'failed' : 'done')).toEqual(['failed', 'failed', 'done']);
+  });
+
   it('an organisation policy refusing external addresses: a clear refusal, nothing left attached, and the next create refused before launch', async () => {
     g.emu.policy.noExternalIp = true;
     const m = await driver.createMachine(spec('n4'), g.ctx);

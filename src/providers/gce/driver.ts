@@ -12,7 +12,8 @@
  * network tag the firewall targets, labels for ownership and the exact tags in metadata. It
  * waits for the insert's operation: one that ends in error after the insert was accepted
  * (`ZONE_RESOURCE_POOL_EXHAUSTED`) is a late failure, and the instance is deleted before the
- * error goes on with its reason. A delete is confirmed by reading back.
+ * error goes on with its reason; a retried create answered that failed operation again inserts
+ * with a requestId derived from its name. A delete is confirmed by reading back.
  *
  * @example
  *   const driver = await loadDriver('gce');
@@ -32,6 +33,9 @@ import { check, deleteOwned, listOwned, ownedInstances, prepare, teardown } from
 
 /** How long a deleted instance is read back before its delete counts as stuck (tests set it lower). */
 export const deleteConfirm = { ms: 180_000 };
+
+/** How many earlier failed inserts of one token a create walks past (each retry of a late failure adds one). */
+const MAX_FAILED_INSERTS_FOLLOWED = 10;
 
 const instancePath = (api: GceApi, name: string) => `zones/${api.zone}/instances/${encodeURIComponent(name)}`;
 
@@ -84,10 +88,13 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
   };
 
   // The requestId is derived from the token, so the policy's retries of this insert are one insert. Compute
-  // answers a requestId it has seen with that first operation: when a failed attempt of this create
-  // deleted what it made, the instance is missing after a DONE insert, and one new insert is made.
+  // answers a requestId it has seen with that first operation (for an hour at least): an operation answered
+  // already DONE with an error is an earlier attempt's late failure (its instance deleted), so the next
+  // requestId is derived from its name and the insert made again; likewise when the instance is missing
+  // after a DONE insert (a failed attempt of this create deleted what it made), once.
   let requestId = requestIdFor(spec.idempotencyToken);
-  for (let round = 1; ; round++) {
+  let remade = 0;
+  for (let followed = 0; ; ) {
     let op: GceOperation;
     try {
       op = await api.call<GceOperation>('instances.insert', 'POST', `zones/${api.zone}/instances`, body, { query: { requestId }, idempotent: true });
@@ -100,6 +107,10 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
       await deleteQuietly(api, ctx, name);
       throw osLoginRefusal(e, ctx) ?? e;
     }
+    if (op.status === 'DONE' && op.error?.errors?.length && followed++ < MAX_FAILED_INSERTS_FOLLOWED) {
+      requestId = requestIdFor(`${spec.idempotencyToken}:${op.name}`);
+      continue;
+    }
     let inst: GceInstance | undefined;
     try {
       await api.waitOperation(op, `insert of instance ${name}`);
@@ -109,7 +120,7 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
       throw e;
     }
     if (inst) return { ...toMachine(inst), size: { normalized: choice.size.normalized, native: choice.size.nativeId }, image: { normalized: choice.image.normalized, native: choice.image.nativeId } };
-    if (round >= 2) throw new FormworkError('MACHINE_FAILED', `instance ${name} disappeared right after its insert was done`, { nativeId: name });
+    if (remade++ >= 1) throw new FormworkError('MACHINE_FAILED', `instance ${name} disappeared right after its insert was done`, { nativeId: name });
     requestId = requestIdFor(`${spec.idempotencyToken}:${op.name}`);
   }
 }
