@@ -263,6 +263,19 @@ describe('gce driver', () => {
     expect(await driver.listNetworks!(g.ctx)).toEqual([{ id: '5000', name: 'default', flags: { default_interface: true }, evidence: ['settings.network (default "default")'] }]);
   });
 
+  it('the firewall rule allows TCP/22 from settings.sshSourceRanges (default anywhere); a changed setting patches the rule', async () => {
+    expect(providerProblems({ type: 'gce', settings: { project: 'p', zone: 'z', sshSourceRanges: ['203.0.113.0/24'] } })).toEqual([]);
+    expect(providerProblems({ type: 'gce', settings: { project: 'p', zone: 'z', sshSourceRanges: ['anywhere'] } })).not.toEqual([]);
+    await driver.prepare!(g.ctx);
+    expect(g.emu.state.firewalls.get('formwork-gce1-ssh')).toMatchObject({ sourceRanges: ['0.0.0.0/0'], allowed: [{ IPProtocol: 'tcp', ports: ['22'] }] });
+    const narrowed = { ...g.ctx, settings: { ...g.ctx.settings, sshSourceRanges: ['203.0.113.0/24', '198.51.100.7/32'] } };
+    await driver.prepare!(narrowed);
+    expect(g.emu.state.firewalls.get('formwork-gce1-ssh')).toMatchObject({ sourceRanges: ['203.0.113.0/24', '198.51.100.7/32'], targetTags: ['formwork-ssh'] });
+    const patches = () => [...g.emu.state.operations.values()].filter((o) => o.operationType === 'patch').length;
+    await driver.prepare!(narrowed);
+    expect(patches()).toBe(1);
+  });
+
   it('lists what it owns (instances, firewall) and deletes an orphan of each kind', async () => {
     await driver.prepare!(g.ctx);
     await driver.createMachine(spec('n9'), g.ctx);

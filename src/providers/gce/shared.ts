@@ -2,7 +2,8 @@
  * The provider's own resources and its checks. `check` (at apply) logs in with the service
  * account, then reads the project and the zone: a wrong key, an unknown project or zone, a
  * malformed endpoint are refused naming the setting to fix. `prepare` checks the same and
- * makes the firewall rule `formwork-<provider>-ssh` allowing TCP/22 to instances with the
+ * makes the firewall rule `formwork-<provider>-ssh` allowing TCP/22 from settings.sshSourceRanges
+ * (default 0.0.0.0/0; a changed setting patches the rule) to instances with the
  * network tag `formwork-ssh` (firewalls carry no labels: known by name, the exact tags in its
  * description); `teardown` deletes it. `listOwned`/`deleteOwned` see the instances carrying the
  * provider's labels and the firewall rule.
@@ -62,14 +63,22 @@ export async function prepare(ctx: ProviderContext): Promise<void> {
  */
 export async function ensureFirewall(api: GceApi, ctx: ProviderContext): Promise<string> {
   const name = firewallName(ctx);
-  if (await api.get(`global/firewalls/${name}`, 'firewalls.get')) return name;
+  const sourceRanges = sshSourceRanges(ctx);
+  const existing = await api.get<{ sourceRanges?: string[] }>(`global/firewalls/${name}`, 'firewalls.get');
+  if (existing) {
+    if (sameRanges(existing.sourceRanges ?? [], sourceRanges)) return name;
+    // settings.sshSourceRanges changed since the rule was made: the rule follows it.
+    const op = await api.call<GceOperation>('firewalls.patch', 'PATCH', `global/firewalls/${name}`, { sourceRanges }, { idempotent: true });
+    await api.waitOperation(op, `updating firewall rule ${name}`);
+    return name;
+  }
   const network = networkName(ctx);
   const body = {
     name,
     network: `projects/${api.project}/global/networks/${network}`,
     direction: 'INGRESS',
     allowed: [{ IPProtocol: 'tcp', ports: ['22'] }],
-    sourceRanges: ['0.0.0.0/0'],
+    sourceRanges,
     targetTags: [SSH_NETWORK_TAG],
     description: JSON.stringify(providerTags(ctx)),
   };
@@ -86,6 +95,14 @@ export async function ensureFirewall(api: GceApi, ctx: ProviderContext): Promise
   }
   return name;
 }
+
+/** The CIDRs the firewall rule allows TCP/22 from: settings.sshSourceRanges, else anywhere. */
+export function sshSourceRanges(ctx: Pick<ProviderCheckContext, 'settings'>): string[] {
+  const v = ctx.settings.sshSourceRanges;
+  return Array.isArray(v) && v.length && v.every((r) => typeof r === 'string') ? (v as string[]) : ['0.0.0.0/0'];
+}
+
+const sameRanges = (a: string[], b: string[]) => a.length === b.length && [...a].sort().every((r, i) => r === [...b].sort()[i]);
 
 /** Deletes the provider's firewall rule (idempotent). */
 export async function teardown(ctx: ProviderContext): Promise<void> {
