@@ -202,8 +202,21 @@ describe('gce driver', () => {
     expect(g.backend.hosts.get([...g.backend.hosts.keys()][0]!)?.request).toMatchObject({ onlyLoginUser: 'formwork', publicKey: g.ctx.publicKey.split(' ').slice(0, 2).join(' ') });
     expect(m.decisions?.find((d) => d.subject === 'ssh-key')?.reason).toMatch(/over the project's enable-oslogin TRUE; instance keys are not blocked/);
     g.emu.policy.requireOsLogin = true;
-    await expect(driver.createMachine(spec('n8'), g.ctx)).rejects.toMatchObject({ code: 'PROVIDER_INVALID', message: expect.stringMatching(/requires OS Login \(constraints\/compute.requireOsLogin\).*lift the constraint/) });
+    await expect(driver.createMachine(spec('n8'), g.ctx)).rejects.toMatchObject({ code: 'PROVIDER_INVALID', message: expect.stringMatching(/requires OS Login \(constraints\/compute.requireOsLogin\).*lift the constraint.*effectiveInstanceMetadata/) });
     expect(g.emu.state.instances.size).toBe(1);
+  });
+
+  it('OS Login: check and prepare say that a project\'s enable-oslogin TRUE ignores metadata keys; the constraint, which refuses no insert, refuses the create', async () => {
+    const warnings: string[] = [];
+    const ctx = { ...g.ctx, log: { info: () => undefined, warn: (m: string) => void warnings.push(m) } };
+    await driver.check!(ctx);
+    expect(warnings).toEqual([]);
+    g.emu.policy.requireOsLogin = true; // the project then reads enable-oslogin TRUE
+    await driver.check!(ctx);
+    await driver.prepare!(ctx);
+    expect(warnings).toEqual([expect.stringMatching(/enable-oslogin TRUE.*ssh-keys metadata Formwork logs in with is ignored.*constraints\/compute.requireOsLogin/), expect.any(String)]);
+    await expect(driver.createMachine(spec('n10'), ctx)).rejects.toMatchObject({ code: 'PROVIDER_INVALID', message: expect.stringContaining('requires OS Login') });
+    expect(g.emu.state.instances.size).toBe(0);
   });
 
   it('maps throttling to PROVIDER_THROTTLED with Retry-After, and retries it', async () => {

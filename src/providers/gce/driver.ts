@@ -13,7 +13,9 @@
  * waits for the insert's operation: one that ends in error after the insert was accepted
  * (`ZONE_RESOURCE_POOL_EXHAUSTED`) is a late failure, and the instance is deleted before the
  * error goes on with its reason; a retried create answered that failed operation again inserts
- * with a requestId derived from its name. A delete is confirmed by reading back.
+ * with a requestId derived from its name. An instance reading OS Login on in effect (the
+ * organisation policy constraints/compute.requireOsLogin ignores its enable-oslogin FALSE) is
+ * deleted and the create refused. A delete is confirmed by reading back.
  *
  * @example
  *   const driver = await loadDriver('gce');
@@ -119,6 +121,11 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
       await deleteQuietly(api, ctx, name);
       throw e;
     }
+    // OS Login on in effect despite the instance's FALSE (constraints/compute.requireOsLogin, which refuses no insert): the keys do nothing.
+    if (inst?.resourceStatus?.effectiveInstanceMetadata?.enableOsloginMetadataValue === true) {
+      await deleteQuietly(api, ctx, name);
+      throw osLoginRequired(ctx, `instance ${name} has OS Login on in effect (resourceStatus.effectiveInstanceMetadata) despite its enable-oslogin FALSE`);
+    }
     if (inst) return { ...toMachine(inst), size: { normalized: choice.size.normalized, native: choice.size.nativeId }, image: { normalized: choice.image.normalized, native: choice.image.nativeId } };
     if (remade++ >= 1) throw new FormworkError('MACHINE_FAILED', `instance ${name} disappeared right after its insert was done`, { nativeId: name });
     requestId = requestIdFor(`${spec.idempotencyToken}:${op.name}`);
@@ -128,11 +135,16 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
 /** A refusal of the insert because the project requires OS Login, as PROVIDER_INVALID naming the fix; undefined for any other error. */
 function osLoginRefusal(e: unknown, ctx: ProviderContext): FormworkError | undefined {
   if (!isFormworkError(e) || !/requireOsLogin|OS Login/i.test(e.message)) return undefined;
+  return osLoginRequired(ctx, e.message, e);
+}
+
+/** The project requires OS Login, which ignores the ssh-keys metadata Formwork logs in with: PROVIDER_INVALID naming the fix. */
+function osLoginRequired(ctx: ProviderContext, evidence: string, cause?: unknown): FormworkError {
   return new FormworkError(
     'PROVIDER_INVALID',
-    `provider ${ctx.providerName}: the project requires OS Login (constraints/compute.requireOsLogin), which refuses the ssh-keys metadata Formwork logs in with: lift the constraint for this project (or set enable-oslogin FALSE allowed), or use a project without it (${e.message})`,
+    `provider ${ctx.providerName}: the project requires OS Login (constraints/compute.requireOsLogin), which ignores the ssh-keys metadata Formwork logs in with: lift the constraint for this project (or allow the instance-level enable-oslogin FALSE), or use a project without it (${evidence})`,
     { provider: ctx.providerName, setting: 'settings.project' },
-    { cause: e },
+    cause === undefined ? {} : { cause },
   );
 }
 

@@ -45,6 +45,9 @@ export async function checkProject(api: GceApi, ctx: ProviderCheckContext): Prom
   const zone = await api.get<{ status?: string }>(`zones/${encodeURIComponent(api.zone)}`, 'zones.get');
   if (!zone) throw new FormworkError('PROVIDER_INVALID', `provider ${ctx.providerName}: settings.zone "${api.zone}" is not a zone of project ${api.project} (e.g. us-central1-a): fix settings.zone`, { setting: 'settings.zone', zone: api.zone });
   if (zone.status && zone.status !== 'UP') ctx.log.warn(`zone ${api.zone} is ${zone.status}: machines may not be made there`);
+  if (project.commonInstanceMetadata?.items?.find((i) => i.key === 'enable-oslogin')?.value?.toUpperCase() === 'TRUE') {
+    ctx.log.warn(`provider ${ctx.providerName}: project ${api.project} has enable-oslogin TRUE, under which the ssh-keys metadata Formwork logs in with is ignored; each instance sets enable-oslogin FALSE over it, which works unless the organisation policy constraints/compute.requireOsLogin forbids it (a create is then refused)`, { project: api.project, setting: 'settings.project' });
+  }
   return project;
 }
 
