@@ -8,7 +8,7 @@
  * @example
  *   const api = gceApi(ctx);
  *   const inst = await api.get(`zones/${api.zone}/instances/web-1`);
- *   const all = await api.list('zones/us-central1-a/instances', { filter: 'labels.formwork-provider=gce1' });
+ *   const all = await api.list('zones/us-central1-a/instances', { filter: '(labels.formwork-provider = "gce1")' });
  */
 import { FormworkError, toFormworkError } from '../../core/errors.js';
 import { callPolicyFor } from '../api-calls.js';

@@ -16,7 +16,7 @@ const name = { type: 'string', minLength: 1 };
 /** The `gce` descriptor (see the file's comment). */
 export const gceDescriptor: ProviderDescriptor = {
   type: 'gce',
-  summary: 'Google Compute Engine instances in one project and zone (service-account key or Application Default Credentials); an access config made inside the readiness wait, a firewall rule for TCP/22.',
+  summary: 'Google Compute Engine instances in one project and zone (service-account key or Application Default Credentials); an access config made inside the readiness wait, a firewall rule for TCP/22 from settings.sshSourceRanges (default anywhere).',
   settingsSchema: {
     type: 'object',
     additionalProperties: false,
@@ -28,6 +28,7 @@ export const gceDescriptor: ProviderDescriptor = {
       network: { ...name, description: 'The VPC network to boot on (default "default")' },
       subnetwork: { ...name, description: 'The subnetwork (name in the zone\'s region, or a path); default: the network\'s in the region' },
       externalAccess: { type: 'string', enum: ['accessConfig', 'none'], description: 'accessConfig (default): an ONE_TO_ONE_NAT access config gives each machine an external address; none: no external address, the control plane reaches the VPC address' },
+      sshSourceRanges: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^[0-9a-fA-F.:]+/[0-9]{1,3}$' }, description: "The CIDRs the provider's firewall rule allows TCP/22 from: the control plane's egress addresses (default ['0.0.0.0/0'], anywhere); a change updates the rule at the next prepare" },
       imageProjects: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'Image projects searched besides the project itself (default debian-cloud, ubuntu-os-cloud)' },
       rateLimit: RATE_LIMIT_SETTING,
       ...CATALOG_SETTINGS_PROPERTIES,

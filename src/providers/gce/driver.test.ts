@@ -10,6 +10,7 @@ import { listPage } from './api.js';
 import { forgetTokens } from './auth.js';
 import { MACHINE_TYPES } from './emulator/index.js';
 import { fingerprint } from './host-key.js';
+import { tokenLabel } from './labels.js';
 import { gceDriver as driver } from './driver.js';
 import { forgetRefusals, refusalMemory } from './reachable.js';
 import { emulatedGce, type EmulatedGce } from './testing/emulated.js';
@@ -127,11 +128,42 @@ describe('gce driver', () => {
     expect([...g.emu.state.operations.values()].filter((o) => o.operationType === 'insert')).toHaveLength(2);
   });
 
+  it('lists with the documented filter form and re-checks every label: an endpoint ignoring the filter never hands a create another node\'s instance', async () => {
+    const realFetch = globalThis.fetch;
+    const filters: string[] = [];
+    globalThis.fetch = (async (input: string | URL | Request, init?: RequestInit) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      const filter = url.pathname.endsWith('/instances') ? url.searchParams.get('filter') : null;
+      if (filter !== null) filters.push(filter);
+      url.searchParams.delete('filter');
+      return realFetch(url, init);
+    }) as typeof fetch;
+    try {
+      const first = await driver.createMachine(spec('f1'), g.ctx);
+      const second = await driver.createMachine(spec('f2'), g.ctx);
+      expect(second.nativeId).not.toBe(first.nativeId);
+      expect(g.emu.state.instances.size).toBe(2);
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    expect(filters[0]).toBe(`(labels.formwork-managed-by = "formwork") (labels.formwork-provider = "gce1") (labels.formwork-token = "${tokenLabel('formwork-f1-0')}")`);
+    expect(await driver.listMachines(g.ctx)).toHaveLength(2); // the emulator reads the documented form
+  });
+
   it('ZONE_RESOURCE_POOL_EXHAUSTED on the insert operation is a late failure: the instance is deleted and the reason given', async () => {
     g.emu.policy.exhaustZoneAfterInsert = 1;
     await expect(driver.createMachine(spec('n3'), g.ctx)).rejects.toMatchObject({ code: 'PROVIDER_ERROR', retryable: true, message: expect.stringMatching(/ZONE_RESOURCE_POOL_EXHAUSTED.*settings\.zone/) });
     expect(g.emu.resources().filter((r) => r.kind === 'instance')).toEqual([]);
     expect(g.backend.hosts.size).toBe(0);
+  });
+
+  it('a create retried after a late ZONE_RESOURCE_POOL_EXHAUSTED inserts again with a requestId derived from the failed operation', async () => {
+    g.emu.policy.exhaustZoneAfterInsert = 2;
+    await expect(driver.createMachine(spec('n3b'), g.ctx)).rejects.toMatchObject({ message: expect.stringContaining('ZONE_RESOURCE_POOL_EXHAUSTED') });
+    await expect(driver.createMachine(spec('n3b'), g.ctx)).rejects.toMatchObject({ message: expect.stringContaining('ZONE_RESOURCE_POOL_EXHAUSTED') });
+    const m = await driver.createMachine(spec('n3b'), g.ctx);
+    expect(m.state).toBe('running');
+    expect([...g.emu.state.operations.values()].filter((o) => o.operationType === 'insert').map((o) => o.error ? 'failed' : 'done')).toEqual(['failed', 'failed', 'done']);
   });
 
   it('an organisation policy refusing external addresses: a clear refusal, nothing left attached, and the next create refused before launch', async () => {
@@ -170,8 +202,21 @@ describe('gce driver', () => {
     expect(g.backend.hosts.get([...g.backend.hosts.keys()][0]!)?.request).toMatchObject({ onlyLoginUser: 'formwork', publicKey: g.ctx.publicKey.split(' ').slice(0, 2).join(' ') });
     expect(m.decisions?.find((d) => d.subject === 'ssh-key')?.reason).toMatch(/over the project's enable-oslogin TRUE; instance keys are not blocked/);
     g.emu.policy.requireOsLogin = true;
-    await expect(driver.createMachine(spec('n8'), g.ctx)).rejects.toMatchObject({ code: 'PROVIDER_INVALID', message: expect.stringMatching(/requires OS Login \(constraints\/compute.requireOsLogin\).*lift the constraint/) });
+    await expect(driver.createMachine(spec('n8'), g.ctx)).rejects.toMatchObject({ code: 'PROVIDER_INVALID', message: expect.stringMatching(/requires OS Login \(constraints\/compute.requireOsLogin\).*lift the constraint.*effectiveInstanceMetadata/) });
     expect(g.emu.state.instances.size).toBe(1);
+  });
+
+  it('OS Login: check and prepare say that a project\'s enable-oslogin TRUE ignores metadata keys; the constraint, which refuses no insert, refuses the create', async () => {
+    const warnings: string[] = [];
+    const ctx = { ...g.ctx, log: { info: () => undefined, warn: (m: string) => void warnings.push(m) } };
+    await driver.check!(ctx);
+    expect(warnings).toEqual([]);
+    g.emu.policy.requireOsLogin = true; // the project then reads enable-oslogin TRUE
+    await driver.check!(ctx);
+    await driver.prepare!(ctx);
+    expect(warnings).toEqual([expect.stringMatching(/enable-oslogin TRUE.*ssh-keys metadata Formwork logs in with is ignored.*constraints\/compute.requireOsLogin/), expect.any(String)]);
+    await expect(driver.createMachine(spec('n10'), ctx)).rejects.toMatchObject({ code: 'PROVIDER_INVALID', message: expect.stringContaining('requires OS Login') });
+    expect(g.emu.state.instances.size).toBe(0);
   });
 
   it('maps throttling to PROVIDER_THROTTLED with Retry-After, and retries it', async () => {
@@ -229,6 +274,19 @@ describe('gce driver', () => {
     expect(images.find((i) => i.name.startsWith('ubuntu'))).toMatchObject({ osFamily: 'ubuntu', osVersion: '22.04', owner: 'ubuntu-os-cloud' });
     expect(await driver.listZones!(g.ctx)).toContainEqual({ name: 'us-central1-a', region: 'us-central1', available: true });
     expect(await driver.listNetworks!(g.ctx)).toEqual([{ id: '5000', name: 'default', flags: { default_interface: true }, evidence: ['settings.network (default "default")'] }]);
+  });
+
+  it('the firewall rule allows TCP/22 from settings.sshSourceRanges (default anywhere); a changed setting patches the rule', async () => {
+    expect(providerProblems({ type: 'gce', settings: { project: 'p', zone: 'z', sshSourceRanges: ['203.0.113.0/24'] } })).toEqual([]);
+    expect(providerProblems({ type: 'gce', settings: { project: 'p', zone: 'z', sshSourceRanges: ['anywhere'] } })).not.toEqual([]);
+    await driver.prepare!(g.ctx);
+    expect(g.emu.state.firewalls.get('formwork-gce1-ssh')).toMatchObject({ sourceRanges: ['0.0.0.0/0'], allowed: [{ IPProtocol: 'tcp', ports: ['22'] }] });
+    const narrowed = { ...g.ctx, settings: { ...g.ctx.settings, sshSourceRanges: ['203.0.113.0/24', '198.51.100.7/32'] } };
+    await driver.prepare!(narrowed);
+    expect(g.emu.state.firewalls.get('formwork-gce1-ssh')).toMatchObject({ sourceRanges: ['203.0.113.0/24', '198.51.100.7/32'], targetTags: ['formwork-ssh'] });
+    const patches = () => [...g.emu.state.operations.values()].filter((o) => o.operationType === 'patch').length;
+    await driver.prepare!(narrowed);
+    expect(patches()).toBe(1);
   });
 
   it('lists what it owns (instances, firewall) and deletes an orphan of each kind', async () => {

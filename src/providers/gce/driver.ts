@@ -12,7 +12,10 @@
  * network tag the firewall targets, labels for ownership and the exact tags in metadata. It
  * waits for the insert's operation: one that ends in error after the insert was accepted
  * (`ZONE_RESOURCE_POOL_EXHAUSTED`) is a late failure, and the instance is deleted before the
- * error goes on with its reason. A delete is confirmed by reading back.
+ * error goes on with its reason; a retried create answered that failed operation again inserts
+ * with a requestId derived from its name. An instance reading OS Login on in effect (the
+ * organisation policy constraints/compute.requireOsLogin ignores its enable-oslogin FALSE) is
+ * deleted and the create refused. A delete is confirmed by reading back.
  *
  * @example
  *   const driver = await loadDriver('gce');
@@ -32,6 +35,9 @@ import { check, deleteOwned, listOwned, ownedInstances, prepare, teardown } from
 
 /** How long a deleted instance is read back before its delete counts as stuck (tests set it lower). */
 export const deleteConfirm = { ms: 180_000 };
+
+/** How many earlier failed inserts of one token a create walks past (each retry of a late failure adds one). */
+const MAX_FAILED_INSERTS_FOLLOWED = 10;
 
 const instancePath = (api: GceApi, name: string) => `zones/${api.zone}/instances/${encodeURIComponent(name)}`;
 
@@ -84,10 +90,13 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
   };
 
   // The requestId is derived from the token, so the policy's retries of this insert are one insert. Compute
-  // answers a requestId it has seen with that first operation: when a failed attempt of this create
-  // deleted what it made, the instance is missing after a DONE insert, and one new insert is made.
+  // answers a requestId it has seen with that first operation (for an hour at least): an operation answered
+  // already DONE with an error is an earlier attempt's late failure (its instance deleted), so the next
+  // requestId is derived from its name and the insert made again; likewise when the instance is missing
+  // after a DONE insert (a failed attempt of this create deleted what it made), once.
   let requestId = requestIdFor(spec.idempotencyToken);
-  for (let round = 1; ; round++) {
+  let remade = 0;
+  for (let followed = 0; ; ) {
     let op: GceOperation;
     try {
       op = await api.call<GceOperation>('instances.insert', 'POST', `zones/${api.zone}/instances`, body, { query: { requestId }, idempotent: true });
@@ -100,6 +109,10 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
       await deleteQuietly(api, ctx, name);
       throw osLoginRefusal(e, ctx) ?? e;
     }
+    if (op.status === 'DONE' && op.error?.errors?.length && followed++ < MAX_FAILED_INSERTS_FOLLOWED) {
+      requestId = requestIdFor(`${spec.idempotencyToken}:${op.name}`);
+      continue;
+    }
     let inst: GceInstance | undefined;
     try {
       await api.waitOperation(op, `insert of instance ${name}`);
@@ -108,8 +121,13 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
       await deleteQuietly(api, ctx, name);
       throw e;
     }
+    // OS Login on in effect despite the instance's FALSE (constraints/compute.requireOsLogin, which refuses no insert): the keys do nothing.
+    if (inst?.resourceStatus?.effectiveInstanceMetadata?.enableOsloginMetadataValue === true) {
+      await deleteQuietly(api, ctx, name);
+      throw osLoginRequired(ctx, `instance ${name} has OS Login on in effect (resourceStatus.effectiveInstanceMetadata) despite its enable-oslogin FALSE`);
+    }
     if (inst) return { ...toMachine(inst), size: { normalized: choice.size.normalized, native: choice.size.nativeId }, image: { normalized: choice.image.normalized, native: choice.image.nativeId } };
-    if (round >= 2) throw new FormworkError('MACHINE_FAILED', `instance ${name} disappeared right after its insert was done`, { nativeId: name });
+    if (remade++ >= 1) throw new FormworkError('MACHINE_FAILED', `instance ${name} disappeared right after its insert was done`, { nativeId: name });
     requestId = requestIdFor(`${spec.idempotencyToken}:${op.name}`);
   }
 }
@@ -117,11 +135,16 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
 /** A refusal of the insert because the project requires OS Login, as PROVIDER_INVALID naming the fix; undefined for any other error. */
 function osLoginRefusal(e: unknown, ctx: ProviderContext): FormworkError | undefined {
   if (!isFormworkError(e) || !/requireOsLogin|OS Login/i.test(e.message)) return undefined;
+  return osLoginRequired(ctx, e.message, e);
+}
+
+/** The project requires OS Login, which ignores the ssh-keys metadata Formwork logs in with: PROVIDER_INVALID naming the fix. */
+function osLoginRequired(ctx: ProviderContext, evidence: string, cause?: unknown): FormworkError {
   return new FormworkError(
     'PROVIDER_INVALID',
-    `provider ${ctx.providerName}: the project requires OS Login (constraints/compute.requireOsLogin), which refuses the ssh-keys metadata Formwork logs in with: lift the constraint for this project (or set enable-oslogin FALSE allowed), or use a project without it (${e.message})`,
+    `provider ${ctx.providerName}: the project requires OS Login (constraints/compute.requireOsLogin), which ignores the ssh-keys metadata Formwork logs in with: lift the constraint for this project (or allow the instance-level enable-oslogin FALSE), or use a project without it (${evidence})`,
     { provider: ctx.providerName, setting: 'settings.project' },
-    { cause: e },
+    cause === undefined ? {} : { cause },
   );
 }
 

@@ -2,7 +2,7 @@
  * Ownership tags as Compute Engine can carry them. GCE labels allow only lower-case letters,
  * digits, `_` and `-`, at most 63 characters, so the tags become labels of an encoded form
  * (`formwork.io/node-id` → `formwork-node-id`, values lower-cased with other characters as
- * `_`), used to filter lists (`labels.formwork-provider=gce1`); the exact tags are kept in a
+ * `_`), used to filter lists (`(labels.formwork-provider = "gce1")`); the exact tags are kept in a
  * metadata item (`formwork-tags`, JSON) and read back from it. The idempotency token is a
  * label of its hash, and the insert's `requestId` a UUID derived from it, so a retried insert
  * is the same insert.
@@ -62,14 +62,24 @@ export function gceLabels(tags: Record<string, string>): Record<string, string> 
 }
 
 /**
- * The list filter for this provider's resources (and one node's, or one token's).
+ * The labels a list of this provider's resources (and one node's, or one token's) asks for.
  *
  * @example
- *   labelFilter(ctx); // 'labels.formwork-managed-by=formwork AND labels.formwork-provider=gce1'
+ *   filterLabels(ctx, { 'formwork-node-id': 'n1' }); // { 'formwork-managed-by': 'formwork', 'formwork-provider': 'gce1', 'formwork-node-id': 'n1' }
+ */
+export function filterLabels(ctx: Pick<ProviderCheckContext, 'providerName'>, extra: Record<string, string> = {}): Record<string, string> {
+  return { [labelKey(TAG_MANAGED_BY)]: 'formwork', [labelKey(TAG_PROVIDER)]: labelValue(ctx.providerName), ...extra };
+}
+
+/**
+ * The list filter for `filterLabels`, in the form Compute documents for several terms: each
+ * a parenthesised expression with a quoted value, ANDed by juxtaposition.
+ *
+ * @example
+ *   labelFilter(ctx); // '(labels.formwork-managed-by = "formwork") (labels.formwork-provider = "gce1")'
  */
 export function labelFilter(ctx: Pick<ProviderCheckContext, 'providerName'>, extra: Record<string, string> = {}): string {
-  const labels = { [labelKey(TAG_MANAGED_BY)]: 'formwork', [labelKey(TAG_PROVIDER)]: labelValue(ctx.providerName), ...extra };
-  return Object.entries(labels).map(([k, v]) => `labels.${k}=${v}`).join(' AND ');
+  return Object.entries(filterLabels(ctx, extra)).map(([k, v]) => `(labels.${k} = "${v}")`).join(' ');
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');

@@ -30,6 +30,8 @@ export interface GceInstance {
   networkInterfaces?: Array<{ name?: string; network?: string; subnetwork?: string; networkIP?: string; accessConfigs?: Array<{ name?: string; type?: string; natIP?: string }> }>;
   disks?: Array<{ boot?: boolean; source?: string }>;
   tags?: { items?: string[] };
+  /** The values of predefined metadata keys in effect (instance over project, organisation policies applied). */
+  resourceStatus?: { effectiveInstanceMetadata?: { enableOsloginMetadataValue?: boolean } };
 }
 
 const STATES: Record<string, MachineState> = {

@@ -2,7 +2,8 @@
  * The provider's own resources and its checks. `check` (at apply) logs in with the service
  * account, then reads the project and the zone: a wrong key, an unknown project or zone, a
  * malformed endpoint are refused naming the setting to fix. `prepare` checks the same and
- * makes the firewall rule `formwork-<provider>-ssh` allowing TCP/22 to instances with the
+ * makes the firewall rule `formwork-<provider>-ssh` allowing TCP/22 from settings.sshSourceRanges
+ * (default 0.0.0.0/0; a changed setting patches the rule) to instances with the
  * network tag `formwork-ssh` (firewalls carry no labels: known by name, the exact tags in its
  * description); `teardown` deletes it. `listOwned`/`deleteOwned` see the instances carrying the
  * provider's labels and the firewall rule.
@@ -15,7 +16,7 @@ import type { OwnedResource, ProviderCheckContext, ProviderContext } from '../pr
 import { gceApi, type GceApi, type GceOperation } from './api.js';
 import { networkName } from './catalog.js';
 import { isNotFound } from './errors.js';
-import { firewallName, labelFilter, providerTags, SSH_NETWORK_TAG } from './labels.js';
+import { filterLabels, firewallName, labelFilter, providerTags, SSH_NETWORK_TAG } from './labels.js';
 import { toMachine, type GceInstance } from './machines.js';
 
 /** The driver's `check`: the key logs in, the project and the zone exist. */
@@ -44,6 +45,9 @@ export async function checkProject(api: GceApi, ctx: ProviderCheckContext): Prom
   const zone = await api.get<{ status?: string }>(`zones/${encodeURIComponent(api.zone)}`, 'zones.get');
   if (!zone) throw new FormworkError('PROVIDER_INVALID', `provider ${ctx.providerName}: settings.zone "${api.zone}" is not a zone of project ${api.project} (e.g. us-central1-a): fix settings.zone`, { setting: 'settings.zone', zone: api.zone });
   if (zone.status && zone.status !== 'UP') ctx.log.warn(`zone ${api.zone} is ${zone.status}: machines may not be made there`);
+  if (project.commonInstanceMetadata?.items?.find((i) => i.key === 'enable-oslogin')?.value?.toUpperCase() === 'TRUE') {
+    ctx.log.warn(`provider ${ctx.providerName}: project ${api.project} has enable-oslogin TRUE, under which the ssh-keys metadata Formwork logs in with is ignored; each instance sets enable-oslogin FALSE over it, which works unless the organisation policy constraints/compute.requireOsLogin forbids it (a create is then refused)`, { project: api.project, setting: 'settings.project' });
+  }
   return project;
 }
 
@@ -62,14 +66,22 @@ export async function prepare(ctx: ProviderContext): Promise<void> {
  */
 export async function ensureFirewall(api: GceApi, ctx: ProviderContext): Promise<string> {
   const name = firewallName(ctx);
-  if (await api.get(`global/firewalls/${name}`, 'firewalls.get')) return name;
+  const sourceRanges = sshSourceRanges(ctx);
+  const existing = await api.get<{ sourceRanges?: string[] }>(`global/firewalls/${name}`, 'firewalls.get');
+  if (existing) {
+    if (sameRanges(existing.sourceRanges ?? [], sourceRanges)) return name;
+    // settings.sshSourceRanges changed since the rule was made: the rule follows it.
+    const op = await api.call<GceOperation>('firewalls.patch', 'PATCH', `global/firewalls/${name}`, { sourceRanges }, { idempotent: true });
+    await api.waitOperation(op, `updating firewall rule ${name}`);
+    return name;
+  }
   const network = networkName(ctx);
   const body = {
     name,
     network: `projects/${api.project}/global/networks/${network}`,
     direction: 'INGRESS',
     allowed: [{ IPProtocol: 'tcp', ports: ['22'] }],
-    sourceRanges: ['0.0.0.0/0'],
+    sourceRanges,
     targetTags: [SSH_NETWORK_TAG],
     description: JSON.stringify(providerTags(ctx)),
   };
@@ -86,6 +98,14 @@ export async function ensureFirewall(api: GceApi, ctx: ProviderContext): Promise
   }
   return name;
 }
+
+/** The CIDRs the firewall rule allows TCP/22 from: settings.sshSourceRanges, else anywhere. */
+export function sshSourceRanges(ctx: Pick<ProviderCheckContext, 'settings'>): string[] {
+  const v = ctx.settings.sshSourceRanges;
+  return Array.isArray(v) && v.length && v.every((r) => typeof r === 'string') ? (v as string[]) : ['0.0.0.0/0'];
+}
+
+const sameRanges = (a: string[], b: string[]) => a.length === b.length && [...a].sort().every((r, i) => r === [...b].sort()[i]);
 
 /** Deletes the provider's firewall rule (idempotent). */
 export async function teardown(ctx: ProviderContext): Promise<void> {
@@ -109,8 +129,10 @@ async function deleteFirewall(api: GceApi, name: string): Promise<void> {
  */
 export async function ownedInstances(api: GceApi, ctx: ProviderCheckContext, extra: Record<string, string> = {}): Promise<GceInstance[]> {
   const found = await api.list<GceInstance>(`zones/${api.zone}/instances`, { filter: labelFilter(ctx, extra) }, 'instances.list');
+  // Every label asked for is checked again: an endpoint ignoring the filter must not hand a create another node's instance.
   // Labels are an encoding: two provider names may encode alike; the exact tags decide.
-  return found.filter((i) => toMachine(i).tags['formwork.io/provider'] === ctx.providerName);
+  const wanted = Object.entries(filterLabels(ctx, extra));
+  return found.filter((i) => wanted.every(([k, v]) => i.labels?.[k] === v) && toMachine(i).tags['formwork.io/provider'] === ctx.providerName);
 }
 
 /** Every instance carrying the provider's tags, and its firewall rule. */

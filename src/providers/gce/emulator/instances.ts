@@ -8,7 +8,8 @@
  *
  * The guest agent's part: the user named in `ssh-keys` (the instance's, or the project's
  * unless `block-project-ssh-keys`) is the host's only login user, unless OS Login is on (the
- * project's `enable-oslogin: TRUE` not overridden by the instance), when no metadata key works.
+ * project's `enable-oslogin: TRUE` not overridden by the instance, or constraints/compute.requireOsLogin,
+ * which ignores the instance's FALSE), when no metadata key works; `resourceStatus.effectiveInstanceMetadata` says which.
  * Instances are on the private side: reachable only once an access config is attached.
  *
  * @example
@@ -88,9 +89,10 @@ export class EmulatedInstances {
     if (network !== 'default') return notFound(`projects/${p}/global/networks/${network}`);
     for (const l of Object.entries(b.labels ?? {})) if (!/^[a-z][a-z0-9_-]{0,62}$/.test(l[0]) || !/^[a-z0-9_-]{0,63}$/.test(l[1])) return googleErrorAnswer(400, 'invalid', `Invalid value for field 'resource.labels': '${l[0]}'. Label keys and values may contain only lowercase letters, numeric characters, underscores and dashes.`);
     const items = (b.metadata?.items ?? []).map((i) => ({ key: i.key, value: String(i.value ?? '') }));
-    if (this.state.policy.requireOsLogin && (metaValue(items, 'ssh-keys') || metaValue(items, 'enable-oslogin')?.toUpperCase() === 'FALSE')) {
-      return googleErrorAnswer(412, 'conditionNotMet', `Constraint constraints/compute.requireOsLogin violated for project ${p}: OS Login is required, and metadata ssh-keys or enable-oslogin=FALSE are not allowed.`);
-    }
+    // The instance's value overrides the project's, unless constraints/compute.requireOsLogin makes it TRUE.
+    const projectItems = this.state.projectMetadata();
+    const osLogin = this.state.policy.requireOsLogin || (metaValue(items, 'enable-oslogin') ?? metaValue(projectItems, 'enable-oslogin') ?? 'FALSE').toUpperCase() === 'TRUE';
+    const blockProjectKeys = (metaValue(items, 'block-project-ssh-keys') ?? metaValue(projectItems, 'block-project-ssh-keys') ?? 'FALSE').toUpperCase() === 'TRUE';
     const region = r.zone.replace(/-[a-z]$/, '');
     const selfLink = `${this.state.zoneLink(r.zone)}/instances/${b.name}`;
     const inst: EmuInstance = {
@@ -103,6 +105,7 @@ export class EmulatedInstances {
         networkInterfaces: [{ kind: 'compute#networkInterface', name: 'nic0', network: `${this.state.projectLink}/global/networks/default`, subnetwork: `${this.state.projectLink}/regions/${region}/subnetworks/default`, fingerprint: fingerprint(), accessConfigs: [] }],
         disks: [{ kind: 'compute#attachedDisk', type: 'PERSISTENT', mode: 'READ_WRITE', source: `${this.state.zoneLink(r.zone)}/disks/${b.name}`, deviceName: 'persistent-disk-0', index: 0, boot: true, autoDelete: true }],
         scheduling: { automaticRestart: true, onHostMaintenance: 'MIGRATE', preemptible: false },
+        resourceStatus: { effectiveInstanceMetadata: { enableOsloginMetadataValue: osLogin, blockProjectSshKeysMetadataValue: blockProjectKeys } },
       },
       zone: r.zone,
       image,
@@ -125,8 +128,8 @@ export class EmulatedInstances {
   /** Makes the host, then the instance is STAGING, then RUNNING after the boot delay (never, for a never-boot one). */
   private async build(inst: EmuInstance): Promise<void> {
     const items = inst.json.metadata.items;
-    const projectItems = this.state.commonInstanceMetadata;
-    const osLogin = (metaValue(items, 'enable-oslogin') ?? metaValue(projectItems, 'enable-oslogin') ?? 'FALSE').toUpperCase() === 'TRUE';
+    const projectItems = this.state.projectMetadata();
+    const osLogin = inst.json.resourceStatus.effectiveInstanceMetadata.enableOsloginMetadataValue;
     const blocked = (metaValue(items, 'block-project-ssh-keys') ?? '').toUpperCase() === 'TRUE';
     const keys = [metaValue(items, 'ssh-keys'), blocked ? undefined : metaValue(projectItems, 'ssh-keys')].filter(Boolean).join('\n');
     const first = osLogin ? undefined : /^([a-z_][a-z0-9_.-]*):(\S+ \S+)/m.exec(keys);

@@ -164,5 +164,10 @@ function firewalls(parts: GceServerParts, method: string, name: string | undefin
   if (!rule) return notFound(`projects/${state.project}/global/firewalls/${name ?? ''}`);
   if (method === 'GET') return { body: rule };
   if (method === 'DELETE') return { body: parts.ops().start('delete', `${link}/${name}`, undefined, q.get('requestId'), async () => void state.firewalls.delete(name!)) };
+  // firewalls.patch: the fields sent replace the rule's (name and network stay).
+  if (method === 'PATCH') {
+    const { name: _n, network: _w, ...fields } = (body ?? {}) as Record<string, unknown>;
+    return { body: parts.ops().start('patch', `${link}/${name}`, undefined, q.get('requestId'), async () => void Object.assign(rule, fields)) };
+  }
   return googleErrorAnswer(405, 'methodNotAllowed', `Method ${method} not allowed`);
 }

@@ -45,7 +45,10 @@ export const IMAGES: Readonly<Record<string, Readonly<Record<string, ImageBehavi
 export interface GcePolicy {
   /** The organisation policy constraints/compute.vmExternalIpAccess: no instance may have an external address. */
   noExternalIp: boolean;
-  /** The organisation policy constraints/compute.requireOsLogin: metadata SSH keys are refused. */
+  /**
+   * The organisation policy constraints/compute.requireOsLogin: inserts are not refused, but the project's
+   * enable-oslogin is TRUE and an instance's FALSE is ignored (its effective value TRUE), so metadata SSH keys do nothing.
+   */
   requireOsLogin: boolean;
   /** The next N inserts are accepted, then fail on their operation with ZONE_RESOURCE_POOL_EXHAUSTED. */
   exhaustZoneAfterInsert: number;
@@ -71,6 +74,7 @@ export interface EmuInstance {
     networkInterfaces: Array<{ kind: 'compute#networkInterface'; name: string; network: string; subnetwork: string; networkIP?: string; fingerprint: string; accessConfigs: Array<{ kind: 'compute#accessConfig'; type: string; name: string; natIP: string; networkTier: string }> }>;
     disks: Array<{ kind: 'compute#attachedDisk'; type: 'PERSISTENT'; mode: 'READ_WRITE'; source: string; deviceName: string; index: number; boot: true; autoDelete: boolean }>;
     scheduling: { automaticRestart: boolean; onHostMaintenance: string; preemptible: boolean };
+    resourceStatus: { effectiveInstanceMetadata: { enableOsloginMetadataValue: boolean; blockProjectSshKeysMetadataValue: boolean } };
   };
   zone: string;
   image: { project: string; name: string; behaviour: ImageBehaviour };
@@ -135,6 +139,12 @@ export class GceState {
     this.natInUse.delete(address);
   }
 
+  /** The project's metadata items: under requireOsLogin, enable-oslogin is TRUE whatever was set. */
+  projectMetadata(): Array<{ key: string; value: string }> {
+    if (!this.policy.requireOsLogin) return this.commonInstanceMetadata;
+    return [...this.commonInstanceMetadata.filter((i) => i.key !== 'enable-oslogin'), { key: 'enable-oslogin', value: 'TRUE' }];
+  }
+
   /** The project as `projects.get` answers it. */
   projectJson(): Record<string, unknown> {
     return {
@@ -143,7 +153,7 @@ export class GceState {
       creationTimestamp: this.created,
       name: this.project,
       selfLink: this.projectLink,
-      commonInstanceMetadata: { kind: 'compute#metadata', fingerprint: 'm5Rk2Pm1XZU=', items: this.commonInstanceMetadata },
+      commonInstanceMetadata: { kind: 'compute#metadata', fingerprint: 'm5Rk2Pm1XZU=', items: this.projectMetadata() },
       quotas: [
         { metric: 'CPUS', limit: 1000, usage: [...this.instances.values()].reduce((n, i) => n + (MACHINE_TYPES[i.json.machineType.split('/').pop()!]?.[0] ?? 0), 0) },
         { metric: 'IN_USE_ADDRESSES', limit: 51, usage: this.natInUse.size },

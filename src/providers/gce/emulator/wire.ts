@@ -3,7 +3,7 @@
  * operations (zone and global) in the shape of the recorded responses
  * (../shared/fixtures/libcloud/gce/operations_*.json), self links, list pages with
  * `nextPageToken`, and the list `filter` expressions the driver and gcloud send
- * (`labels.k=v AND labels.k2=v2`, `name = x`, parenthesized or quoted).
+ * (the documented `(labels.k = "v") (labels.k2 = "v2")`, and `labels.k=v AND labels.k2=v2`, `name = x`).
  *
  * @example
  *   googleErrorAnswer(404, 'notFound', "The resource 'projects/p/zones/z/instances/x' was not found");
