@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MemoryBackend } from '../emulation/hosts.js';
-import { readinessProbe } from '../readiness.js';
+import { ownershipTags, type MachineSpec } from '../provider.js';
+import { readinessProbe, releaseMachine } from '../readiness.js';
 import { awsDriver as driver } from './driver.js';
 import type { AwsEmulator } from './emulator/index.js';
 import { awsContext, fastPolls, forgetAll, KeyedMemoryBackend, probeFor, startTestEmulator } from './testing.js';
@@ -11,6 +12,7 @@ fastPolls();
 describe('aws driver recovery', () => {
   let emu: AwsEmulator & { backend: MemoryBackend };
   const realProbe = readinessProbe.tcp;
+  const spec = (nodeId: string, over: Partial<MachineSpec> = {}): MachineSpec => ({ name: `web-${nodeId}`, nodeId, idempotencyToken: `formwork-${nodeId}-0`, tags: ownershipTags('aws1', nodeId), size: 'small', image: 'debian-12', ...over });
   const ourGroups = () => [...emu.state.securityGroups.values()].filter((g) => g.name !== 'default');
   beforeEach(async () => {
     emu = await startTestEmulator({ backend: new KeyedMemoryBackend() });
@@ -35,5 +37,18 @@ describe('aws driver recovery', () => {
     await driver.prepare!(ctx);
     await driver.prepare!(ctx);
     expect(ourGroups().map((g) => g.ingress)).toEqual([[{ protocol: 'tcp', from: 22, to: 22, cidrs: ['0.0.0.0/0'] }]]);
+  });
+
+  it('an instance EC2 terminated by a launch failure (Client.*) is error with its reason, from getMachine, listMachines and createMachine; one Formwork deleted is gone', async () => {
+    const ctx = awsContext(emu, 'aws1');
+    const failed = await driver.createMachine(spec('f1'), ctx);
+    const deleted = await driver.createMachine(spec('f2'), ctx);
+    const message = 'Client.VolumeLimitExceeded: Volume limit exceeded';
+    Object.assign(emu.state.instances.get(failed.nativeId)!, { state: 'terminated', terminatedAt: Date.now(), stateReason: { code: 'Client.VolumeLimitExceeded', message } });
+    await releaseMachine(driver, deleted, ctx);
+    expect(await driver.getMachine(failed.nativeId, ctx)).toMatchObject({ state: 'error', stateReason: message });
+    expect(await driver.createMachine(spec('f1'), ctx)).toMatchObject({ nativeId: failed.nativeId, state: 'error', stateReason: message });
+    expect((await driver.listMachines(ctx)).map((m) => [m.nativeId, m.state])).toEqual([[failed.nativeId, 'error']]);
+    expect(await driver.getMachine(deleted.nativeId, ctx)).toBeUndefined();
   });
 });

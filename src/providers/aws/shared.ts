@@ -18,7 +18,7 @@ import { FormworkError } from '../../core/errors.js';
 import { type OwnedResource, type ProviderCheckContext, type ProviderContext } from '../provider.js';
 import { clientSettings, ec2Call } from './client.js';
 import { awsCode } from './errors.js';
-import { describeAddresses, listInstances } from './machines.js';
+import { describeAddresses, endedByFailure, listInstances } from './machines.js';
 import { chooseSubnet } from './network.js';
 import { releaseAddress } from './reachable.js';
 import { keyPairName, providerTags, securityGroupName, tagFilters, tagRecord, tagSpecs } from './tags.js';
@@ -156,7 +156,7 @@ export async function listOwned(ctx: ProviderContext): Promise<OwnedResource[]> 
     ec2Call<DescribeSecurityGroupsCommandOutput>(ctx, new DescribeSecurityGroupsCommand({ Filters: filters })),
   ]);
   return [
-    ...instances.filter((i) => i.State?.Name !== 'shutting-down' || i.StateReason?.Code?.startsWith('Server.')).map((i) => ({ kind: 'machine', id: i.InstanceId!, name: tagRecord(i.Tags).Name, tags: tagRecord(i.Tags) })),
+    ...instances.filter((i) => i.State?.Name !== 'shutting-down' || endedByFailure(i)).map((i) => ({ kind: 'machine', id: i.InstanceId!, name: tagRecord(i.Tags).Name, tags: tagRecord(i.Tags) })),
     ...addresses.map((a) => ({ kind: 'address', id: a.AllocationId!, name: a.PublicIp, tags: tagRecord(a.Tags) })),
     ...(keys.KeyPairs ?? []).map((k) => ({ kind: 'key-pair', id: k.KeyPairId ?? k.KeyName!, name: k.KeyName, tags: tagRecord(k.Tags) })),
     ...(groups.SecurityGroups ?? []).map((g) => ({ kind: 'security-group', id: g.GroupId!, name: g.GroupName, tags: tagRecord(g.Tags) })),
