@@ -37,7 +37,7 @@ const INVALID_FIX: Record<string, string> = {
   'InvalidZone.NotFound': 'fix settings.zone (or the node\'s zone)',
   'InvalidGroup.NotFound': 'the security group is gone: applying the provider again (prepare) makes it',
   'InvalidKeyPair.NotFound': 'the key pair is gone: applying the provider again (prepare) imports it',
-  IdempotentParameterMismatch: 'another RunInstances used this idempotency token with other parameters (image, size, subnet or key): the node\'s next attempt uses a new token',
+  IdempotentParameterMismatch: 'another RunInstances used this idempotency token with other parameters (image, size, subnet or key) within the last day: EC2 accepts it with other parameters once that day has passed',
 };
 const RETRYABLE_4XX = new Set(['IncorrectInstanceState', 'InsufficientInstanceCapacity', 'InsufficientAddressCapacity', 'InvalidInstanceID.NotFound', 'DependencyViolation', 'Unavailable', 'ServiceUnavailable', 'InternalError', 'InternalFailure']);
 

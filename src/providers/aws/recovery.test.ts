@@ -1,9 +1,11 @@
+import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MemoryBackend } from '../emulation/hosts.js';
 import { ownershipTags, type MachineSpec } from '../provider.js';
 import { readinessProbe, releaseMachine } from '../readiness.js';
 import { awsDriver as driver } from './driver.js';
 import type { AwsEmulator } from './emulator/index.js';
+import { clientToken } from './tags.js';
 import { awsContext, fastPolls, forgetAll, KeyedMemoryBackend, probeFor, startTestEmulator } from './testing.js';
 
 fastPolls();
@@ -50,5 +52,15 @@ describe('aws driver recovery', () => {
     expect(await driver.createMachine(spec('f1'), ctx)).toMatchObject({ nativeId: failed.nativeId, state: 'error', stateReason: message });
     expect((await driver.listMachines(ctx)).map((m) => [m.nativeId, m.state])).toEqual([[failed.nativeId, 'error']]);
     expect(await driver.getMachine(deleted.nativeId, ctx)).toBeUndefined();
+  });
+
+  it('an IdempotentParameterMismatch whose instance is not listed yet (EC2\'s lag) returns that instance, launching nothing', async () => {
+    const sdk = new EC2Client({ endpoint: emu.endpoint, region: emu.region, credentials: emu.credentials, maxAttempts: 1 });
+    const out = await sdk.send(new RunInstancesCommand({ ImageId: 'ami-0e86e20dae9224db8', InstanceType: 't3.micro', MinCount: 1, MaxCount: 1, ClientToken: clientToken('formwork-t1-0'), TagSpecifications: [{ ResourceType: 'instance', Tags: Object.entries(ownershipTags('aws1', 't1')).map(([Key, Value]) => ({ Key, Value })) }] }));
+    const id = out.Instances![0].InstanceId!;
+    emu.state.instances.get(id)!.hiddenReads = 2; // missed by the create's first look and the first look after the refusal
+    expect((await driver.createMachine(spec('t1'), awsContext(emu, 'aws1'))).nativeId).toBe(id);
+    expect(emu.state.instances.size).toBe(1);
+    sdk.destroy();
   });
 });
