@@ -1,8 +1,8 @@
-import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EC2Client, GetConsoleOutputCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { MemoryBackend } from '../emulation/hosts.js';
 import { ownershipTags, type MachineSpec } from '../provider.js';
-import { readinessProbe, releaseMachine } from '../readiness.js';
+import { awaitReadiness, readinessProbe, releaseMachine } from '../readiness.js';
 import { awsDriver as driver } from './driver.js';
 import type { AwsEmulator } from './emulator/index.js';
 import { clientToken } from './tags.js';
@@ -62,5 +62,22 @@ describe('aws driver recovery', () => {
     expect((await driver.createMachine(spec('t1'), awsContext(emu, 'aws1'))).nativeId).toBe(id);
     expect(emu.state.instances.size).toBe(1);
     sdk.destroy();
+  });
+
+  it('a policy without ec2:GetConsoleOutput (UnauthorizedOperation) leaves the machine without a host key, not failed', async () => {
+    const send = EC2Client.prototype.send;
+    const denied = vi.spyOn(EC2Client.prototype, 'send').mockImplementation(function (this: EC2Client, command: unknown, ...rest: unknown[]) {
+      if (command instanceof GetConsoleOutputCommand) return Promise.reject(Object.assign(new Error('You are not authorized to perform this operation.'), { name: 'UnauthorizedOperation', $metadata: { httpStatusCode: 403 } }));
+      return (send as (...a: unknown[]) => Promise<unknown>).call(this, command, ...rest);
+    } as never);
+    try {
+      const ctx = awsContext(emu, 'aws1');
+      const ready = await awaitReadiness(driver, await driver.createMachine(spec('k1'), ctx), ctx, { waitSeconds: 3, log: () => undefined });
+      expect(ready.state).toBe('running');
+      expect(ready.hostKey).toBeUndefined();
+      expect(denied.mock.calls.some(([c]) => c instanceof GetConsoleOutputCommand)).toBe(true);
+    } finally {
+      denied.mockRestore();
+    }
   });
 });
