@@ -39,7 +39,7 @@ const INVALID_FIX: Record<string, string> = {
   'InvalidKeyPair.NotFound': 'the key pair is gone: applying the provider again (prepare) imports it',
   IdempotentParameterMismatch: 'another RunInstances used this idempotency token with other parameters (image, size, subnet or key) within the last day: EC2 accepts it with other parameters once that day has passed',
 };
-const RETRYABLE_4XX = new Set(['IncorrectInstanceState', 'InsufficientInstanceCapacity', 'InsufficientAddressCapacity', 'InvalidInstanceID.NotFound', 'DependencyViolation', 'Unavailable', 'ServiceUnavailable', 'InternalError', 'InternalFailure']);
+const RETRYABLE_4XX = new Set(['IncorrectInstanceState', 'InsufficientInstanceCapacity', 'InsufficientAddressCapacity', 'DependencyViolation', 'Unavailable', 'ServiceUnavailable', 'InternalError', 'InternalFailure']);
 
 interface SdkError {
   name?: string;
@@ -89,6 +89,8 @@ export function awsError(e: unknown, ctx: Pick<ProviderCheckContext, 'providerNa
   }
   if (QUOTA_FIX[code] || /LimitExceeded$/.test(code)) return make('PROVIDER_QUOTA', `${where}: ${code}: ${message}; ${QUOTA_FIX[code] ?? 'raise the quota or free resources'}`);
   if (code === 'InsufficientInstanceCapacity') return make('PROVIDER_ERROR', `${where}: ${code}: ${message}; AWS has no capacity for this size in this zone now: retried, or choose another zone (settings.zone) or size`, { retryable: true, nextDelayMs: 30_000 });
+  // Not retried by the call policy: a gone instance would cost every try; describeInstance waits out EC2's lag after a launch itself.
+  if (code === 'InvalidInstanceID.NotFound') return make('PROVIDER_ERROR', `${where}: ${code}: ${message}; the instance is gone, or not yet known to EC2 just after its launch`, { retryable: false });
   if (RETRYABLE_4XX.has(code)) return make('PROVIDER_ERROR', `${where}: ${code}: ${message}`, { retryable: true, ...(code === 'IncorrectInstanceState' ? { nextDelayMs: 2000 } : {}) });
   if (status !== undefined && status >= 500) return make('PROVIDER_ERROR', `${where} failed (${status} ${code}): ${message}`, { retryable: true });
   if (status !== undefined && status >= 400) {

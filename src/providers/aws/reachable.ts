@@ -83,7 +83,14 @@ export async function makeReachable(machine: ProvisionedMachine, ctx: ProviderCo
     eip = { AllocationId: out.AllocationId, PublicIp: out.PublicIp, Tags: [] };
     made = true;
   }
-  const assoc = await ec2Call<{ AssociationId?: string }>(ctx, new AssociateAddressCommand({ AllocationId: eip.AllocationId, InstanceId: machine.nativeId }));
+  let assoc: { AssociationId?: string };
+  try {
+    assoc = await ec2Call<{ AssociationId?: string }>(ctx, new AssociateAddressCommand({ AllocationId: eip.AllocationId, InstanceId: machine.nativeId }));
+  } catch (e) {
+    // EC2's lag, or the instance gone: the readiness wait tries again, and its DescribeInstances tells which.
+    if (awsCode(e) === 'InvalidInstanceID.NotFound') throw new FormworkError('PROVIDER_ERROR', toFormworkError(e).message, { nativeId: machine.nativeId, awsCode: 'InvalidInstanceID.NotFound' }, { retryable: true, nextDelayMs: bootPoll.ms, cause: e });
+    throw e;
+  }
   const after = { ...instance, PublicIpAddress: eip.PublicIp };
   const withEip: Address = { ...eip, InstanceId: machine.nativeId, AssociationId: assoc.AssociationId };
   return as(after, { subject: 'elastic-ip', chosen: eip.PublicIp!, reason: `${made ? 'allocated' : 'taken (made earlier for this node, unattached)'}: Elastic IP ${eip.AllocationId} associated with the instance once it ran, since ${tags[TAG_INTERNAL.addressPathReason] ?? 'the subnet maps no public IP'}` }, [withEip]);

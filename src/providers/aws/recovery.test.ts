@@ -1,5 +1,6 @@
 import { EC2Client, GetConsoleOutputCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { callPolicyFor } from '../api-calls.js';
 import type { MemoryBackend } from '../emulation/hosts.js';
 import { ownershipTags, type MachineSpec } from '../provider.js';
 import { awaitReadiness, readinessProbe, releaseMachine } from '../readiness.js';
@@ -79,5 +80,12 @@ describe('aws driver recovery', () => {
     } finally {
       denied.mockRestore();
     }
+  });
+
+  it('a gone instance costs one try, not the call policy\'s six: reading and deleting it are answered at once', async () => {
+    const ctx = awsContext(emu, 'aws1');
+    expect(await driver.getMachine('i-0123456789abcdef0', ctx)).toBeUndefined();
+    await driver.deleteMachine('i-0123456789abcdef0', ctx);
+    expect(callPolicyFor(ctx).retries).toEqual({});
   });
 });
