@@ -144,8 +144,10 @@ describe('aws driver', () => {
     emu = await startTestEmulator({ addressQuota: 1 });
     readinessProbe.tcp = probeFor(emu.backend);
     const ctx = awsContext(emu, 'aws1');
-    await awaitReadiness(driver, await driver.createMachine(spec('q1'), ctx), ctx, wait);
+    // Both launched before either holds an address, so the check before launch lets both through.
+    const first = await driver.createMachine(spec('q1'), ctx);
     const second = await driver.createMachine(spec('q2'), ctx);
+    await awaitReadiness(driver, first, ctx, wait);
     await expect(awaitReadiness(driver, second, ctx, wait)).rejects.toMatchObject({ code: 'PROVIDER_QUOTA', message: expect.stringContaining('release unused ones') });
     expect(emu.resources().filter((r) => r.kind === 'address').map((r) => r.tags['formwork.io/node-id'])).toEqual(['q1']);
   });

@@ -23,7 +23,7 @@ import { bootChoice, listImages, listNetworks, listSizes, listZones } from './ca
 import { ec2Call } from './client.js';
 import { awsCode } from './errors.js';
 import { consistency, describeAddresses, describeInstance, listInstances, noteLaunched, readMachine, toMachine } from './machines.js';
-import { addressPath, chooseSubnet } from './network.js';
+import { addressPath, checkAddressQuota, chooseSubnet } from './network.js';
 import { makeReachable, releaseAddress, undoReachable } from './reachable.js';
 import { check, deleteOwned, ensureKeyPair, ensureSecurityGroup, listOwned, prepare, teardown } from './shared.js';
 import { clientToken, TAG_INTERNAL, tagFilters, tagSpecs, tagValue } from './tags.js';
@@ -43,6 +43,7 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
   const { subnet, reason: subnetReason } = await chooseSubnet(ctx, spec.zone);
   const path = addressPath(ctx, subnet);
   if (path.path === 'none') ctx.log.warn(`provider ${ctx.providerName}: node ${spec.nodeId} gets no public address: ${path.reason}`);
+  if (path.path === 'elastic-ip') await checkAddressQuota(ctx, spec.nodeId);
   const keyName = await ensureKeyPair(ctx);
   const groupId = await ensureSecurityGroup(ctx, subnet.VpcId!);
   const instanceTags: Record<string, string> = {

@@ -18,7 +18,8 @@ import type { ProviderCheckContext } from '../provider.js';
 
 const THROTTLED = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'RequestThrottled', 'TooManyRequestsException', 'RequestThrottledException', 'SlowDown']);
 const AUTH = new Set(['AuthFailure', 'UnauthorizedOperation', 'InvalidClientTokenId', 'SignatureDoesNotMatch', 'OptInRequired', 'Blocked', 'PendingVerification', 'ExpiredToken', 'ExpiredTokenException', 'UnrecognizedClientException', 'CredentialsProviderError', 'MissingAuthenticationToken', 'InvalidAccessKeyId']);
-const QUOTA_FIX: Record<string, string> = {
+/** What to do about each used-up quota. @example QUOTA_FIX.AddressLimitExceeded; // 'the account holds as many Elastic IPs…' */
+export const QUOTA_FIX: Record<string, string> = {
   AddressLimitExceeded: 'the account holds as many Elastic IPs as its quota allows (5 by default): release unused ones (formwork providers orphans NAME --delete), ask AWS for a higher quota, or boot in a subnet that maps public IPs (settings.subnetId) or choose settings.publicAddress: none',
   InstanceLimitExceeded: 'the account runs as many instances as its quota allows: delete unused instances or ask AWS for a higher On-Demand instance quota',
   VcpuLimitExceeded: 'the account runs as many vCPUs as its quota allows: delete unused instances, choose a smaller size, or ask AWS for a higher vCPU quota',

@@ -88,4 +88,15 @@ describe('aws driver recovery', () => {
     await driver.deleteMachine('i-0123456789abcdef0', ctx);
     expect(callPolicyFor(ctx).retries).toEqual({});
   });
+
+  it('refuses before launch a node needing an Elastic IP when the account holds its quota (vpc-max-elastic-ips), launching nothing', async () => {
+    await emu.close();
+    emu = await startTestEmulator({ addressQuota: 1 });
+    readinessProbe.tcp = probeFor(emu.backend);
+    const ctx = awsContext(emu, 'aws1');
+    await awaitReadiness(driver, await driver.createMachine(spec('q1'), ctx), ctx, { waitSeconds: 3, log: () => undefined });
+    await expect(driver.createMachine(spec('q2'), ctx)).rejects.toMatchObject({ code: 'PROVIDER_QUOTA', message: expect.stringMatching(/node q2 needs an Elastic IP.*holds 1 of its quota of 1.*nothing was launched.*release unused ones/) });
+    expect([...emu.state.instances.values()].map((i) => i.tags['formwork.io/node-id'])).toEqual(['q1']);
+    expect((await driver.createMachine(spec('q2'), awsContext(emu, 'aws1', { publicAddress: 'none' }))).state).toBe('booting');
+  });
 });
