@@ -131,10 +131,10 @@ describe('aws driver', () => {
     expect(ready.decisions?.find((d) => d.subject === 'elastic-ip')?.reason).toMatch(/^taken \(made earlier for this node, unattached\)/);
   });
 
-  it('says clearly when another request used the token (IdempotentParameterMismatch), launching nothing', async () => {
+  it('says truthfully when another request used the token (IdempotentParameterMismatch) and no instance of the provider has it: retryable, launching nothing', async () => {
     const sdk = new EC2Client({ endpoint: emu.endpoint, region: emu.region, credentials: emu.credentials, maxAttempts: 1 });
     await sdk.send(new RunInstancesCommand({ ImageId: 'ami-0e86e20dae9224db8', InstanceType: 't3.micro', MinCount: 1, MaxCount: 1, ClientToken: clientToken('formwork-n4-0') }));
-    await expect(driver.createMachine(spec('n4'), awsContext(emu, 'aws1'))).rejects.toMatchObject({ code: 'PROVIDER_INVALID', retryable: false, message: expect.stringContaining('was already used, within the last day, by a RunInstances with other parameters') });
+    await expect(driver.createMachine(spec('n4'), awsContext(emu, 'aws1'))).rejects.toMatchObject({ code: 'PROVIDER_ERROR', retryable: true, message: expect.stringMatching(/was used, within the last day, by a RunInstances with other parameters.*The next attempt looks for that instance again with the same token/) });
     expect(emu.state.instances.size).toBe(1);
     sdk.destroy();
   });
@@ -144,8 +144,10 @@ describe('aws driver', () => {
     emu = await startTestEmulator({ addressQuota: 1 });
     readinessProbe.tcp = probeFor(emu.backend);
     const ctx = awsContext(emu, 'aws1');
-    await awaitReadiness(driver, await driver.createMachine(spec('q1'), ctx), ctx, wait);
+    // Both launched before either holds an address, so the check before launch lets both through.
+    const first = await driver.createMachine(spec('q1'), ctx);
     const second = await driver.createMachine(spec('q2'), ctx);
+    await awaitReadiness(driver, first, ctx, wait);
     await expect(awaitReadiness(driver, second, ctx, wait)).rejects.toMatchObject({ code: 'PROVIDER_QUOTA', message: expect.stringContaining('release unused ones') });
     expect(emu.resources().filter((r) => r.kind === 'address').map((r) => r.tags['formwork.io/node-id'])).toEqual(['q1']);
   });

@@ -22,8 +22,8 @@ import { bootPoll } from '../readiness.js';
 import { bootChoice, listImages, listNetworks, listSizes, listZones } from './catalog.js';
 import { ec2Call } from './client.js';
 import { awsCode } from './errors.js';
-import { describeAddresses, describeInstance, listInstances, noteLaunched, readMachine, toMachine } from './machines.js';
-import { addressPath, chooseSubnet } from './network.js';
+import { consistency, describeAddresses, describeInstance, listInstances, noteLaunched, readMachine, toMachine } from './machines.js';
+import { addressPath, checkAddressQuota, chooseSubnet } from './network.js';
 import { makeReachable, releaseAddress, undoReachable } from './reachable.js';
 import { check, deleteOwned, ensureKeyPair, ensureSecurityGroup, listOwned, prepare, teardown } from './shared.js';
 import { clientToken, TAG_INTERNAL, tagFilters, tagSpecs, tagValue } from './tags.js';
@@ -43,6 +43,7 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
   const { subnet, reason: subnetReason } = await chooseSubnet(ctx, spec.zone);
   const path = addressPath(ctx, subnet);
   if (path.path === 'none') ctx.log.warn(`provider ${ctx.providerName}: node ${spec.nodeId} gets no public address: ${path.reason}`);
+  if (path.path === 'elastic-ip') await checkAddressQuota(ctx, spec.nodeId);
   const keyName = await ensureKeyPair(ctx);
   const groupId = await ensureSecurityGroup(ctx, subnet.VpcId!);
   const instanceTags: Record<string, string> = {
@@ -72,10 +73,11 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
       TagSpecifications: [...tagSpecs(['instance'], instanceTags), ...tagSpecs(['volume'], { Name: spec.name, ...spec.tags })],
     }));
   } catch (e) {
-    if (awsCode(e) === 'IdempotentParameterMismatch') {
-      throw new FormworkError('PROVIDER_INVALID', `provider ${ctx.providerName}: EC2 refused RunInstances for node ${spec.nodeId}: its idempotency token ${spec.idempotencyToken} (ClientToken ${token}) was already used, within the last day, by a RunInstances with other parameters (image, size, subnet or key pair changed since). The node's next attempt uses a new token; nothing was launched by this one`, { nodeId: spec.nodeId, clientToken: token, awsCode: 'IdempotentParameterMismatch' }, { cause: e });
-    }
-    throw e;
+    if (awsCode(e) !== 'IdempotentParameterMismatch') throw e;
+    // The token's instance may exist and not be listed yet (EC2's lag), or have been launched with other parameters.
+    const launched = await findByToken(ctx, token);
+    if (launched) return asMachine(ctx, launched);
+    throw new FormworkError('PROVIDER_ERROR', `provider ${ctx.providerName}: EC2 refused RunInstances for node ${spec.nodeId}: its idempotency token ${spec.idempotencyToken} (ClientToken ${token}) was used, within the last day, by a RunInstances with other parameters (image, size, subnet or key pair changed since), and no instance of this provider carries it yet; nothing was launched by this one. The next attempt looks for that instance again with the same token; EC2 accepts the token with other parameters once a day has passed since its first use`, { nodeId: spec.nodeId, clientToken: token, awsCode: 'IdempotentParameterMismatch' }, { retryable: true, cause: e });
   }
   const instance = out.Instances?.[0];
   if (!instance?.InstanceId) throw new FormworkError('PROVIDER_ERROR', `provider ${ctx.providerName}: RunInstances answered without an instance`, { nodeId: spec.nodeId });
@@ -83,6 +85,17 @@ async function createMachine(spec: MachineSpec, ctx: ProviderContext): Promise<P
   const m = await asMachine(ctx, instance);
   // The catalog's normalized names, as chosen, even when the instance was launched by an earlier try.
   return { ...m, size: { normalized: choice.size.normalized, native: instance.InstanceType ?? choice.size.nativeId }, image: { normalized: choice.image.normalized, native: instance.ImageId ?? choice.image.nativeId } };
+}
+
+/** How many times an instance is looked for by its ClientToken after EC2 said the token was used. */
+const TOKEN_LOOKS = 5;
+
+async function findByToken(ctx: ProviderContext, token: string): Promise<Instance | undefined> {
+  for (let look = 1; ; look++) {
+    const [found] = await listInstances(ctx, [...tagFilters(ctx), { Name: 'client-token', Values: [token] }]);
+    if (found || look >= TOKEN_LOOKS) return found;
+    await new Promise((r) => setTimeout(r, consistency.pollMs));
+  }
 }
 
 /** An instance as a machine; a terminated one found by its token is reported as failed (its node takes a new token). */

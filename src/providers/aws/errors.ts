@@ -18,7 +18,8 @@ import type { ProviderCheckContext } from '../provider.js';
 
 const THROTTLED = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'RequestThrottled', 'TooManyRequestsException', 'RequestThrottledException', 'SlowDown']);
 const AUTH = new Set(['AuthFailure', 'UnauthorizedOperation', 'InvalidClientTokenId', 'SignatureDoesNotMatch', 'OptInRequired', 'Blocked', 'PendingVerification', 'ExpiredToken', 'ExpiredTokenException', 'UnrecognizedClientException', 'CredentialsProviderError', 'MissingAuthenticationToken', 'InvalidAccessKeyId']);
-const QUOTA_FIX: Record<string, string> = {
+/** What to do about each used-up quota. @example QUOTA_FIX.AddressLimitExceeded; // 'the account holds as many Elastic IPs…' */
+export const QUOTA_FIX: Record<string, string> = {
   AddressLimitExceeded: 'the account holds as many Elastic IPs as its quota allows (5 by default): release unused ones (formwork providers orphans NAME --delete), ask AWS for a higher quota, or boot in a subnet that maps public IPs (settings.subnetId) or choose settings.publicAddress: none',
   InstanceLimitExceeded: 'the account runs as many instances as its quota allows: delete unused instances or ask AWS for a higher On-Demand instance quota',
   VcpuLimitExceeded: 'the account runs as many vCPUs as its quota allows: delete unused instances, choose a smaller size, or ask AWS for a higher vCPU quota',
@@ -37,9 +38,9 @@ const INVALID_FIX: Record<string, string> = {
   'InvalidZone.NotFound': 'fix settings.zone (or the node\'s zone)',
   'InvalidGroup.NotFound': 'the security group is gone: applying the provider again (prepare) makes it',
   'InvalidKeyPair.NotFound': 'the key pair is gone: applying the provider again (prepare) imports it',
-  IdempotentParameterMismatch: 'another RunInstances used this idempotency token with other parameters (image, size, subnet or key): the node\'s next attempt uses a new token',
+  IdempotentParameterMismatch: 'another RunInstances used this idempotency token with other parameters (image, size, subnet or key) within the last day: EC2 accepts it with other parameters once that day has passed',
 };
-const RETRYABLE_4XX = new Set(['IncorrectInstanceState', 'InsufficientInstanceCapacity', 'InsufficientAddressCapacity', 'InvalidInstanceID.NotFound', 'DependencyViolation', 'Unavailable', 'ServiceUnavailable', 'InternalError', 'InternalFailure']);
+const RETRYABLE_4XX = new Set(['IncorrectInstanceState', 'InsufficientInstanceCapacity', 'InsufficientAddressCapacity', 'DependencyViolation', 'Unavailable', 'ServiceUnavailable', 'InternalError', 'InternalFailure']);
 
 interface SdkError {
   name?: string;
@@ -89,6 +90,8 @@ export function awsError(e: unknown, ctx: Pick<ProviderCheckContext, 'providerNa
   }
   if (QUOTA_FIX[code] || /LimitExceeded$/.test(code)) return make('PROVIDER_QUOTA', `${where}: ${code}: ${message}; ${QUOTA_FIX[code] ?? 'raise the quota or free resources'}`);
   if (code === 'InsufficientInstanceCapacity') return make('PROVIDER_ERROR', `${where}: ${code}: ${message}; AWS has no capacity for this size in this zone now: retried, or choose another zone (settings.zone) or size`, { retryable: true, nextDelayMs: 30_000 });
+  // Not retried by the call policy: a gone instance would cost every try; describeInstance waits out EC2's lag after a launch itself.
+  if (code === 'InvalidInstanceID.NotFound') return make('PROVIDER_ERROR', `${where}: ${code}: ${message}; the instance is gone, or not yet known to EC2 just after its launch`, { retryable: false });
   if (RETRYABLE_4XX.has(code)) return make('PROVIDER_ERROR', `${where}: ${code}: ${message}`, { retryable: true, ...(code === 'IncorrectInstanceState' ? { nextDelayMs: 2000 } : {}) });
   if (status !== undefined && status >= 500) return make('PROVIDER_ERROR', `${where} failed (${status} ${code}): ${message}`, { retryable: true });
   if (status !== undefined && status >= 400) {

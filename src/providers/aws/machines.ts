@@ -6,8 +6,10 @@
  * for gone) and its paging (`NextToken`).
  *
  * States: pending → booting; running → running; stopping, stopped → stopped; shutting-down
- * and terminated → gone, unless EC2 ended it itself (a `Server.*` state reason: a failed
- * launch) → error, keeping the reason.
+ * and terminated → gone after a termination by a user (Formwork's delete), else → error,
+ * keeping the reason: a failed launch (`Server.*`, `Client.VolumeLimitExceeded`,
+ * `Client.InvalidSnapshot.NotFound`, `Client.InstanceInitiatedShutdown`…) is a machine
+ * `provision` deletes and replaces with a new token, never one to look for again.
  *
  * @example
  *   const m = toMachine(instance, { elasticIps }); // { nativeId: 'i-…', state: 'booting', addresses: [...] }
@@ -16,7 +18,7 @@ import { DescribeAddressesCommand, DescribeInstancesCommand, type Address, type 
 import type { NodeAddress } from '../../core/addresses.js';
 import type { NodeDecision } from '../../core/decisions.js';
 import { FormworkError } from '../../core/errors.js';
-import type { MachineState, ProviderContext, ProvisionedMachine } from '../provider.js';
+import { TAG_NODE_ID, type MachineState, type ProviderContext, type ProvisionedMachine } from '../provider.js';
 import { ec2Call } from './client.js';
 import { awsCode } from './errors.js';
 import { TAG_INTERNAL, tagRecord } from './tags.js';
@@ -70,9 +72,21 @@ export function machineState(i: Instance): MachineState | undefined {
     case 'stopping':
     case 'stopped': return 'stopped';
     case 'shutting-down':
-    case 'terminated': return i.StateReason?.Code?.startsWith('Server.') ? 'error' : undefined;
+    case 'terminated': return endedByFailure(i) ? 'error' : undefined;
     default: return 'error';
   }
+}
+
+/**
+ * Whether a Formwork instance is ending, or ended, by anything other than a user's
+ * termination (Formwork's delete): EC2's documented launch failures and shutdowns.
+ *
+ * @example
+ *   endedByFailure({ State: { Name: 'terminated' }, StateReason: { Code: 'Client.VolumeLimitExceeded' }, Tags }); // true
+ */
+export function endedByFailure(i: Instance): boolean {
+  const code = i.StateReason?.Code;
+  return !!code && code !== 'Client.UserInitiatedShutdown' && !!tagRecord(i.Tags)[TAG_NODE_ID];
 }
 
 /** What classifying an instance's addresses may know besides the instance. @example toMachine(instance, { elasticIps: [], hostKey: 'SHA256:…' }); */
@@ -130,6 +144,7 @@ export function toMachine(i: Instance, ev: AddressEvidence = {}): ProvisionedMac
     nativeId: i.InstanceId,
     name: tagRecord(i.Tags).Name ?? i.InstanceId,
     state,
+    ...(inventory.fault && state !== 'booting' ? { stateReason: String(inventory.fault) } : {}),
     addresses: classify(i, ev.elasticIps),
     loginUsers: (all[TAG_INTERNAL.loginUsers] ?? 'admin').split(',').filter(Boolean),
     tags: tagRecord(i.Tags),

@@ -12,11 +12,11 @@
  *   const { subnet, reason } = await chooseSubnet(ctx, 'us-east-1a');
  *   addressPath(ctx, subnet); // { path: 'elastic-ip', reason: 'subnet subnet-… maps no public IP (MapPublicIpOnLaunch=false): …' }
  */
-import { DescribeAvailabilityZonesCommand, DescribeSubnetsCommand, type DescribeAvailabilityZonesCommandOutput, type DescribeSubnetsCommandOutput, type Subnet } from '@aws-sdk/client-ec2';
-import { FormworkError } from '../../core/errors.js';
-import type { ProviderCheckContext } from '../provider.js';
+import { DescribeAccountAttributesCommand, DescribeAddressesCommand, DescribeAvailabilityZonesCommand, DescribeSubnetsCommand, type DescribeAccountAttributesCommandOutput, type DescribeAddressesCommandOutput, type DescribeAvailabilityZonesCommandOutput, type DescribeSubnetsCommandOutput, type Address, type Subnet } from '@aws-sdk/client-ec2';
+import { FormworkError, toFormworkError } from '../../core/errors.js';
+import { TAG_NODE_ID, type ProviderCheckContext } from '../provider.js';
 import { ec2Call } from './client.js';
-import { awsCode } from './errors.js';
+import { awsCode, QUOTA_FIX } from './errors.js';
 
 /** A public address path. @example const path: AddressPath = 'elastic-ip'; */
 export type AddressPath = 'subnet' | 'elastic-ip' | 'none';
@@ -77,4 +77,30 @@ export function addressPath(ctx: Ctx, subnet: Subnet): { path: AddressPath; reas
     default:
       return maps ? { path: 'subnet', reason: `${field}: its public IP is the path` } : { path: 'elastic-ip', reason: `${field}: an Elastic IP is associated once the instance runs` };
   }
+}
+
+/**
+ * Refuses, before launch, a node whose path is an Elastic IP when the account already holds
+ * as many as its quota (DescribeAccountAttributes `vpc-max-elastic-ips`) and none is the
+ * node's own (made by an earlier try). Advisory: AllocateAddress still enforces the quota,
+ * so a check that cannot be made (a policy without the call) lets the launch go on.
+ *
+ * @example
+ *   await checkAddressQuota(ctx, 'n1'); // PROVIDER_QUOTA: … holds 5 Elastic IPs of 5 …
+ */
+export async function checkAddressQuota(ctx: Ctx & Pick<ProviderCheckContext, 'log'>, nodeId: string): Promise<void> {
+  let max: number;
+  let held: Address[];
+  try {
+    const attrs = await ec2Call<DescribeAccountAttributesCommandOutput>(ctx, new DescribeAccountAttributesCommand({}));
+    max = Number(attrs.AccountAttributes?.find((a) => a.AttributeName === 'vpc-max-elastic-ips')?.AttributeValues?.[0]?.AttributeValue);
+    // EC2-Classic addresses (domain standard) count against another quota.
+    held = ((await ec2Call<DescribeAddressesCommandOutput>(ctx, new DescribeAddressesCommand({}))).Addresses ?? []).filter((a) => a.Domain !== 'standard');
+  } catch (e) {
+    ctx.log.warn(`provider ${ctx.providerName}: the Elastic IP quota could not be checked before launching node ${nodeId} (${toFormworkError(e).message}); AllocateAddress will tell`, { nodeId });
+    return;
+  }
+  if (!Number.isFinite(max) || held.length < max) return;
+  if (held.some((a) => a.Tags?.some((t) => t.Key === TAG_NODE_ID && t.Value === nodeId))) return;
+  throw new FormworkError('PROVIDER_QUOTA', `provider ${ctx.providerName}: node ${nodeId} needs an Elastic IP (its subnet maps no public IP, or settings.publicAddress is elastic-ip), but the account already holds ${held.length} of its quota of ${max} (DescribeAccountAttributes vpc-max-elastic-ips); nothing was launched. ${QUOTA_FIX.AddressLimitExceeded}`, { provider: ctx.providerName, nodeId, awsCode: 'AddressLimitExceeded', elasticIps: held.length, quota: max });
 }

@@ -18,7 +18,7 @@
  */
 import { AllocateAddressCommand, AssociateAddressCommand, DisassociateAddressCommand, GetConsoleOutputCommand, ReleaseAddressCommand, type Address, type AllocateAddressCommandOutput, type GetConsoleOutputCommandOutput } from '@aws-sdk/client-ec2';
 import type { NodeDecision } from '../../core/decisions.js';
-import { FormworkError } from '../../core/errors.js';
+import { FormworkError, toFormworkError } from '../../core/errors.js';
 import { TAG_NODE_ID, type ProviderContext, type ProvisionedMachine } from '../provider.js';
 import { bootPoll } from '../readiness.js';
 import { ec2Call } from './client.js';
@@ -44,7 +44,14 @@ export function hostKeyFromConsole(text: string): string | undefined {
 }
 
 async function consoleHostKey(ctx: ProviderContext, id: string): Promise<string | undefined> {
-  const out = await ec2Call<GetConsoleOutputCommandOutput>(ctx, new GetConsoleOutputCommand({ InstanceId: id }));
+  let out: GetConsoleOutputCommandOutput;
+  try {
+    out = await ec2Call<GetConsoleOutputCommandOutput>(ctx, new GetConsoleOutputCommand({ InstanceId: id }));
+  } catch (e) {
+    // The host key is optional (trusted on first use without it): a policy without ec2:GetConsoleOutput must not fail the node.
+    ctx.log.warn(`provider ${ctx.providerName}: no SSH host key from the console of instance ${id} (${toFormworkError(e).message}); it is trusted on first use`, { nativeId: id });
+    return undefined;
+  }
   return out.Output ? hostKeyFromConsole(Buffer.from(out.Output, 'base64').toString('utf8')) : undefined;
 }
 
@@ -76,7 +83,14 @@ export async function makeReachable(machine: ProvisionedMachine, ctx: ProviderCo
     eip = { AllocationId: out.AllocationId, PublicIp: out.PublicIp, Tags: [] };
     made = true;
   }
-  const assoc = await ec2Call<{ AssociationId?: string }>(ctx, new AssociateAddressCommand({ AllocationId: eip.AllocationId, InstanceId: machine.nativeId }));
+  let assoc: { AssociationId?: string };
+  try {
+    assoc = await ec2Call<{ AssociationId?: string }>(ctx, new AssociateAddressCommand({ AllocationId: eip.AllocationId, InstanceId: machine.nativeId }));
+  } catch (e) {
+    // EC2's lag, or the instance gone: the readiness wait tries again, and its DescribeInstances tells which.
+    if (awsCode(e) === 'InvalidInstanceID.NotFound') throw new FormworkError('PROVIDER_ERROR', toFormworkError(e).message, { nativeId: machine.nativeId, awsCode: 'InvalidInstanceID.NotFound' }, { retryable: true, nextDelayMs: bootPoll.ms, cause: e });
+    throw e;
+  }
   const after = { ...instance, PublicIpAddress: eip.PublicIp };
   const withEip: Address = { ...eip, InstanceId: machine.nativeId, AssociationId: assoc.AssociationId };
   return as(after, { subject: 'elastic-ip', chosen: eip.PublicIp!, reason: `${made ? 'allocated' : 'taken (made earlier for this node, unattached)'}: Elastic IP ${eip.AllocationId} associated with the instance once it ran, since ${tags[TAG_INTERNAL.addressPathReason] ?? 'the subnet maps no public IP'}` }, [withEip]);

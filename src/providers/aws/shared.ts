@@ -12,13 +12,13 @@
  */
 import {
   AuthorizeSecurityGroupIngressCommand, CreateSecurityGroupCommand, DeleteKeyPairCommand, DeleteSecurityGroupCommand, DescribeAvailabilityZonesCommand, DescribeKeyPairsCommand, DescribeSecurityGroupsCommand, ImportKeyPairCommand,
-  type CreateSecurityGroupCommandOutput, type DescribeAvailabilityZonesCommandOutput, type DescribeKeyPairsCommandOutput, type DescribeSecurityGroupsCommandOutput, type KeyPairInfo,
+  type CreateSecurityGroupCommandOutput, type DescribeAvailabilityZonesCommandOutput, type DescribeKeyPairsCommandOutput, type DescribeSecurityGroupsCommandOutput, type KeyPairInfo, type SecurityGroup,
 } from '@aws-sdk/client-ec2';
 import { FormworkError } from '../../core/errors.js';
 import { type OwnedResource, type ProviderCheckContext, type ProviderContext } from '../provider.js';
 import { clientSettings, ec2Call } from './client.js';
 import { awsCode } from './errors.js';
-import { describeAddresses, listInstances } from './machines.js';
+import { describeAddresses, endedByFailure, listInstances } from './machines.js';
 import { chooseSubnet } from './network.js';
 import { releaseAddress } from './reachable.js';
 import { keyPairName, providerTags, securityGroupName, tagFilters, tagRecord, tagSpecs } from './tags.js';
@@ -89,36 +89,47 @@ export async function ensureKeyPair(ctx: ProviderContext): Promise<string> {
 }
 
 /**
- * The provider's security group in `vpcId` allowing TCP/22 (found by name, made and tagged once).
+ * The provider's security group in `vpcId` allowing TCP/22 (found by name, made and tagged
+ * once). The rule is ensured whichever way the group was had: a lost CreateSecurityGroup
+ * answer (its retry meets InvalidGroup.Duplicate) or a crash before the authorize leaves a
+ * group without it.
  *
  * @example
  *   await ensureSecurityGroup(ctx, 'vpc-0abc'); // 'sg-0123…'
  */
 export async function ensureSecurityGroup(ctx: ProviderContext, vpcId: string): Promise<string> {
   const name = securityGroupName(ctx);
-  const find = async () => (await ec2Call<DescribeSecurityGroupsCommandOutput>(ctx, new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: [name] }, { Name: 'vpc-id', Values: [vpcId] }] }))).SecurityGroups?.find((g) => g.GroupName === name && (!g.VpcId || g.VpcId === vpcId))?.GroupId;
-  const found = await find();
-  if (found) return found;
-  let groupId: string;
-  try {
-    groupId = (await ec2Call<CreateSecurityGroupCommandOutput>(ctx, new CreateSecurityGroupCommand({ GroupName: name, Description: `Formwork provider ${ctx.providerName}: SSH from the control plane`, VpcId: vpcId, TagSpecifications: tagSpecs(['security-group'], providerTags(ctx)) }))).GroupId!;
-  } catch (e) {
-    if (awsCode(e) !== 'InvalidGroup.Duplicate') throw e;
-    const again = await find();
-    if (!again) throw e;
-    return again;
-  }
   const cidr = typeof ctx.settings.sshSourceCidr === 'string' ? ctx.settings.sshSourceCidr : '0.0.0.0/0';
+  const find = async () => (await ec2Call<DescribeSecurityGroupsCommandOutput>(ctx, new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'group-name', Values: [name] }, { Name: 'vpc-id', Values: [vpcId] }] }))).SecurityGroups?.find((g) => g.GroupName === name && (!g.VpcId || g.VpcId === vpcId));
+  let group = await find();
+  let made = false;
+  if (!group) {
+    try {
+      group = { GroupId: (await ec2Call<CreateSecurityGroupCommandOutput>(ctx, new CreateSecurityGroupCommand({ GroupName: name, Description: `Formwork provider ${ctx.providerName}: SSH from the control plane`, VpcId: vpcId, TagSpecifications: tagSpecs(['security-group'], providerTags(ctx)) }))).GroupId! };
+      made = true;
+    } catch (e) {
+      if (awsCode(e) !== 'InvalidGroup.Duplicate') throw e;
+      group = await find();
+      if (!group) throw e;
+    }
+  }
+  const groupId = group.GroupId!;
+  if (allowsSsh(group, cidr)) return groupId;
   try {
     await ec2Call(ctx, new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: [{ IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: cidr, Description: 'SSH from the Formwork control plane' }] }] }));
   } catch (e) {
     if (awsCode(e) !== 'InvalidPermission.Duplicate') {
-      await ec2Call(ctx, new DeleteSecurityGroupCommand({ GroupId: groupId })).catch(() => undefined); // nothing half-made is left
+      // Only a group this call made is removed: nothing half-made is left, and a group in use is never deleted.
+      if (made) await ec2Call(ctx, new DeleteSecurityGroupCommand({ GroupId: groupId })).catch(() => undefined);
       throw e;
     }
   }
   return groupId;
 }
+
+/** Whether the group already lets TCP/22 in from `cidr`. */
+const allowsSsh = (g: SecurityGroup, cidr: string) =>
+  (g.IpPermissions ?? []).some((p) => p.IpProtocol === 'tcp' && p.FromPort === 22 && p.ToPort === 22 && (p.IpRanges ?? []).some((r) => r.CidrIp === cidr));
 
 /** Removes the provider's security groups and key pair (idempotent). @example await teardown(ctx); */
 export async function teardown(ctx: ProviderContext): Promise<void> {
@@ -145,7 +156,7 @@ export async function listOwned(ctx: ProviderContext): Promise<OwnedResource[]> 
     ec2Call<DescribeSecurityGroupsCommandOutput>(ctx, new DescribeSecurityGroupsCommand({ Filters: filters })),
   ]);
   return [
-    ...instances.filter((i) => i.State?.Name !== 'shutting-down' || i.StateReason?.Code?.startsWith('Server.')).map((i) => ({ kind: 'machine', id: i.InstanceId!, name: tagRecord(i.Tags).Name, tags: tagRecord(i.Tags) })),
+    ...instances.filter((i) => i.State?.Name !== 'shutting-down' || endedByFailure(i)).map((i) => ({ kind: 'machine', id: i.InstanceId!, name: tagRecord(i.Tags).Name, tags: tagRecord(i.Tags) })),
     ...addresses.map((a) => ({ kind: 'address', id: a.AllocationId!, name: a.PublicIp, tags: tagRecord(a.Tags) })),
     ...(keys.KeyPairs ?? []).map((k) => ({ kind: 'key-pair', id: k.KeyPairId ?? k.KeyName!, name: k.KeyName, tags: tagRecord(k.Tags) })),
     ...(groups.SecurityGroups ?? []).map((g) => ({ kind: 'security-group', id: g.GroupId!, name: g.GroupName, tags: tagRecord(g.Tags) })),

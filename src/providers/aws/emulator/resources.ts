@@ -1,7 +1,8 @@
 /**
  * The emulator's other actions: the region's catalog (regions, zones, images by owner, id
  * and name, instance types), the default VPC and its subnets, security groups, key pairs
- * and Elastic IPs (a quota of 5; no association with an instance still pending).
+ * and Elastic IPs (a quota of 5, told by DescribeAccountAttributes vpc-max-elastic-ips; no
+ * association with an instance still pending).
  *
  * @example
  *   const answer = RESOURCE_ACTIONS.DescribeSubnets(state, params);
@@ -187,6 +188,14 @@ const addresses: Record<string, Ec2Action> = {
     if (a.instanceId) throw invalid(`The address with allocation id [${allocationId}] is in use`, 'InvalidIPAddress.InUse');
     state.addresses.delete(allocationId);
     return ec2Xml('ReleaseAddressResponse', { return: true });
+  },
+  // The account's attributes as EC2 documents them; vpc-max-elastic-ips is the emulated Elastic IP quota.
+  DescribeAccountAttributes: (state, q) => {
+    const all: Record<string, string[]> = { 'supported-platforms': ['VPC'], 'default-vpc': [DEFAULT_VPC_ID], 'max-instances': ['20'], 'vpc-max-security-groups-per-interface': ['5'], 'max-elastic-ips': ['5'], 'vpc-max-elastic-ips': [String(state.addressQuota)] };
+    const names = q.list('AttributeName');
+    for (const n of names) if (!all[n]) throw invalid(`Value (${n}) for parameter attributeName is invalid. Unknown attribute.`, 'InvalidParameterValue');
+    const chosen = Object.entries(all).filter(([n]) => !names.length || names.includes(n));
+    return ec2Xml('DescribeAccountAttributesResponse', { accountAttributeSet: chosen.map(([attributeName, values]) => ({ attributeName, attributeValueSet: values.map((attributeValue) => ({ attributeValue })) })) });
   },
   DescribeAddresses: (state, q) => {
     const ids = q.list('AllocationId');
