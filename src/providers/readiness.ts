@@ -67,6 +67,25 @@ export function readinessExpired(e: unknown): boolean {
   return e instanceof FormworkError && e.details?.readinessExpired === true;
 }
 
+/**
+ * Reads a deleted resource back until it is gone (a cloud that accepts a delete may take a
+ * while, or fail to do it): `stillThere` answers the state it is in, or undefined once gone.
+ * Past `withinMs`, a retryable PROVIDER_ERROR saying what is stuck. Every driver's delete
+ * ends with it, so "deleted" means read back as gone.
+ *
+ * @example
+ *   await confirmGone(`server ${id}`, id, async () => (await nova.getServer(id))?.status, 180_000);
+ */
+export async function confirmGone(what: string, nativeId: string, stillThere: () => Promise<string | undefined>, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const state = await stillThere();
+    if (state === undefined) return;
+    if (Date.now() > deadline) throw new FormworkError('PROVIDER_ERROR', `${what} still exists (${state}) ${withinMs / 1000} s after its delete was accepted`, { nativeId }, { retryable: true });
+    await new Promise((r) => setTimeout(r, bootPoll.ms));
+  }
+}
+
 /** Releases what was made to reach the machine, then deletes it (both idempotent). */
 export async function releaseMachine(driver: ProviderDriver, machine: ProvisionedMachine | string, ctx: ProviderContext): Promise<void> {
   const m = typeof machine === 'string' ? await driver.getMachine(machine, ctx) : machine;

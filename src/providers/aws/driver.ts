@@ -18,7 +18,7 @@
 import { RunInstancesCommand, TerminateInstancesCommand, type Instance, type RunInstancesCommandOutput } from '@aws-sdk/client-ec2';
 import { FormworkError } from '../../core/errors.js';
 import { TAG_NODE_ID, type MachineSpec, type ProviderContext, type ProviderDriver, type ProvisionedMachine } from '../provider.js';
-import { bootPoll } from '../readiness.js';
+import { confirmGone } from '../readiness.js';
 import { bootChoice, listImages, listNetworks, listSizes, listZones } from './catalog.js';
 import { ec2Call } from './client.js';
 import { awsCode } from './errors.js';
@@ -129,13 +129,10 @@ async function deleteMachine(nativeId: string, ctx: ProviderContext): Promise<vo
   const nodeId = instance?.Tags?.find((t) => t.Key === TAG_NODE_ID)?.Value;
   if (nodeId) for (const a of await describeAddresses(ctx, tagFilters(ctx, nodeId))) await releaseAddress(ctx, a);
   if (!instance) return;
-  const deadline = Date.now() + deleteConfirm.ms;
-  for (;;) {
+  await confirmGone(`instance ${nativeId}`, nativeId, async () => {
     const i = await describeInstance(ctx, nativeId);
-    if (!i || i.State?.Name === 'terminated') return;
-    if (Date.now() > deadline) throw new FormworkError('PROVIDER_ERROR', `instance ${nativeId} is still ${i.State?.Name} ${deleteConfirm.ms / 1000} s after its termination was accepted`, { nativeId }, { retryable: true });
-    await new Promise((r) => setTimeout(r, bootPoll.ms));
-  }
+    return !i || i.State?.Name === 'terminated' ? undefined : String(i.State?.Name);
+  }, deleteConfirm.ms);
 }
 
 /** The `aws` driver (see the file's comment). @example await awsDriver.createMachine(spec, ctx); */

@@ -21,7 +21,7 @@
  */
 import { FormworkError, isFormworkError } from '../../core/errors.js';
 import type { MachineSpec, ProviderContext, ProviderDriver, ProvisionedMachine } from '../provider.js';
-import { bootPoll } from '../readiness.js';
+import { bootPoll, confirmGone } from '../readiness.js';
 import { metalApi, type MetalApi } from './api.js';
 import { bootChoice, listImages, listSizes, listZones } from './catalog.js';
 import { toMachine } from './machines.js';
@@ -159,13 +159,7 @@ async function deleteMachine(nativeId: string, ctx: ProviderContext): Promise<vo
   const api = metalApi(ctx);
   const path = `/devices/${encodeURIComponent(nativeId)}`;
   await deleteWhenBuilt(api, ctx, path, nativeId);
-  const deadline = Date.now() + deleteConfirm.ms;
-  for (;;) {
-    const d = await api.get<MetalDevice>(path, 'GetDevice', DEVICE_GONE);
-    if (!d) return;
-    if (Date.now() > deadline) throw new FormworkError('PROVIDER_ERROR', `device ${nativeId} still exists (${d.state}) ${deleteConfirm.ms / 1000} s after its delete was accepted`, { nativeId }, { retryable: true });
-    await new Promise((r) => setTimeout(r, bootPoll.ms));
-  }
+  await confirmGone(`device ${nativeId}`, nativeId, async () => (await api.get<MetalDevice>(path, 'GetDevice', DEVICE_GONE))?.state, deleteConfirm.ms);
 }
 
 /** The `equinix` driver (see the file's comment). */

@@ -24,7 +24,7 @@
 import type { NodeDecision } from '../../core/decisions.js';
 import { FormworkError, isFormworkError } from '../../core/errors.js';
 import type { MachineSpec, ProviderContext, ProviderDriver, ProvisionedMachine } from '../provider.js';
-import { bootPoll } from '../readiness.js';
+import { confirmGone } from '../readiness.js';
 import { gceApi, type GceApi, type GceOperation } from './api.js';
 import { bootChoice, listImages, listNetworks, listSizes, listZones, networkName } from './catalog.js';
 import { isNotFound } from './errors.js';
@@ -164,13 +164,7 @@ async function deleteInstance(api: GceApi, name: string): Promise<void> {
   } catch (e) {
     if (!isNotFound(e)) throw e;
   }
-  const deadline = Date.now() + deleteConfirm.ms;
-  for (;;) {
-    const inst = await api.get<GceInstance>(instancePath(api, name), 'instances.get');
-    if (!inst) return;
-    if (Date.now() > deadline) throw new FormworkError('PROVIDER_ERROR', `instance ${name} still exists (${inst.status}) ${deleteConfirm.ms / 1000} s after its delete was accepted`, { nativeId: name }, { retryable: true });
-    await new Promise((r) => setTimeout(r, bootPoll.ms));
-  }
+  await confirmGone(`instance ${name}`, name, async () => (await api.get<GceInstance>(instancePath(api, name), 'instances.get'))?.status, deleteConfirm.ms);
 }
 
 async function getMachine(nativeId: string, ctx: ProviderContext): Promise<ProvisionedMachine | undefined> {

@@ -16,7 +16,7 @@
  */
 import { FormworkError, isFormworkError } from '../../core/errors.js';
 import { TAG_MANAGED_BY, TAG_PROVIDER, type MachineSpec, type ProviderContext, type ProviderDriver, type ProvisionedMachine } from '../provider.js';
-import { bootPoll } from '../readiness.js';
+import { bootPoll, confirmGone } from '../readiness.js';
 import { bootChoice, listImages, listSizes } from './catalog.js';
 import type { NovaApi, NovaServer } from './client/nova.js';
 import { connect, type Connection } from './connect.js';
@@ -112,13 +112,10 @@ async function listMachines(ctx: ProviderContext): Promise<ProvisionedMachine[]>
 async function deleteMachine(nativeId: string, ctx: ProviderContext): Promise<void> {
   const nova = (await connect(ctx)).client.compute;
   await nova.deleteServer(nativeId);
-  const deadline = Date.now() + deleteConfirm.ms;
-  for (;;) {
+  await confirmGone(`server ${nativeId}`, nativeId, async () => {
     const s = await nova.getServer(nativeId);
-    if (!s || s.status === 'DELETED' || s.status === 'SOFT_DELETED') return;
-    if (Date.now() > deadline) throw new FormworkError('PROVIDER_ERROR', `server ${nativeId} still exists (${s.status}) ${deleteConfirm.ms / 1000} s after its delete was accepted`, { nativeId }, { retryable: true });
-    await new Promise((r) => setTimeout(r, bootPoll.ms));
-  }
+    return !s || s.status === 'DELETED' || s.status === 'SOFT_DELETED' ? undefined : s.status;
+  }, deleteConfirm.ms);
 }
 
 /** The `openstack` driver (see the file's comment). */

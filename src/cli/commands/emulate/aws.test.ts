@@ -1,30 +1,9 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { DescribeAvailabilityZonesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { main } from '../../main.js';
+import { startEmulate } from './testing.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
-
-async function start(args: string[]) {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-emulate-aws-'));
-  dirs.push(dataDir);
-  const ac = new AbortController();
-  let out = '';
-  let err = '';
-  const done = main(['--data-dir', dataDir, 'emulate', 'aws', '--backend', 'memory', ...args], { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, stdin: (async function* () {})(), env: {}, cwd: os.tmpdir(), signal: ac.signal });
-  const deadline = Date.now() + 10_000;
-  while (!out.includes('kind: Provider') && Date.now() < deadline) {
-    if (err.includes('error')) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { stop: async () => (ac.abort(), done), out: () => out, err: () => err };
-}
+const start = (args: string[]) => startEmulate('aws', args);
 
 describe('formwork emulate aws', () => {
   it('prints a Secret and a Provider whose credentials and endpoint the SDK accepts; Ctrl-C stops it', async () => {

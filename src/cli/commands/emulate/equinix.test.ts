@@ -1,29 +1,8 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { main } from '../../main.js';
+import { startEmulate } from './testing.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
-
-async function start(args: string[]) {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fw-emulate-eq-'));
-  dirs.push(dataDir);
-  const ac = new AbortController();
-  let out = '';
-  let err = '';
-  const done = main(['--data-dir', dataDir, 'emulate', 'equinix', '--backend', 'memory', ...args], { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, stdin: (async function* () {})(), env: {}, cwd: os.tmpdir(), signal: ac.signal });
-  const deadline = Date.now() + 10_000;
-  while (!out.includes('kind: Provider') && Date.now() < deadline) {
-    if (err.includes('error')) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { stop: async () => (ac.abort(), done), out: () => out, err: () => err };
-}
+const start = (args: string[]) => startEmulate('equinix', args);
 
 describe('formwork emulate equinix', () => {
   it('prints a Secret and a Provider whose token and baseUrl the API accepts; Ctrl-C stops it', async () => {

@@ -6,7 +6,7 @@ import { generateSshKeypair } from '../../emulation/keys.js';
 import { MemoryBackend } from '../../emulation/hosts.js';
 import { startAwsEmulator, type AwsEmulator } from './index.js';
 
-const FIXTURES = join(import.meta.dirname, '../../../../../shared/fixtures/libcloud/ec2');
+const FIXTURES = join(import.meta.dirname, '../testing/fixtures/libcloud/ec2');
 
 /** Every element path of an XML document (`Root/a/item/b`), attributes and text left out. */
 function paths(xml: string): Set<string> {

@@ -9,7 +9,7 @@ import type { MetalDevice, MetalPlan } from '../wire.js';
 import { startEquinixEmulator, type EquinixEmulator } from './index.js';
 
 /** The recorded responses of the real API (libcloud's fixtures). */
-const FIXTURES = join(import.meta.dirname, '../../../../../shared/fixtures/libcloud/equinixmetal');
+const FIXTURES = join(import.meta.dirname, '../testing/fixtures/libcloud/equinixmetal');
 const fixture = <T = Record<string, unknown>>(name: string): T => JSON.parse(readFileSync(join(FIXTURES, name), 'utf8')) as T;
 const keys = (o: object) => Object.keys(o).sort();
 

@@ -6,7 +6,7 @@ import { EMULATOR_STATE_PATH, parseFaults } from '../../emulation/faults.js';
 import { signedAssertion, type ServiceAccountKey } from '../auth.js';
 import { startGceEmulator, type GceEmulator } from './index.js';
 
-const FIXTURES = join(process.cwd(), '..', 'shared', 'fixtures', 'libcloud', 'gce');
+const FIXTURES = join(import.meta.dirname, '../testing/fixtures/libcloud/gce');
 const fixture = (name: string) => JSON.parse(readFileSync(join(FIXTURES, name), 'utf8')) as Record<string, unknown>;
 const keysOf = (o: unknown) => Object.keys(o as object).sort();
 
