@@ -14,8 +14,8 @@ import {
   DescribeAvailabilityZonesCommand, DescribeImagesCommand, DescribeInstanceTypesCommand, DescribeSubnetsCommand,
   type DescribeAvailabilityZonesCommandOutput, type DescribeImagesCommandOutput, type DescribeInstanceTypesCommandOutput, type DescribeSubnetsCommandOutput, type Filter, type Image,
 } from '@aws-sdk/client-ec2';
-import { chooseImage, chooseLoginUsers, chooseSize } from '../catalog/index.js';
-import type { CatalogChoice, CatalogImage, CatalogNetwork, CatalogSize, CatalogZone, MachineSpec, ProviderContext } from '../provider.js';
+import { bootChoice as sharedBootChoice, type BootChoice } from '../catalog/index.js';
+import type { CatalogImage, CatalogNetwork, CatalogSize, CatalogZone, MachineSpec, ProviderContext } from '../provider.js';
 import { ec2Call } from './client.js';
 import { tagRecord } from './tags.js';
 
@@ -137,30 +137,8 @@ export async function listNetworks(ctx: ProviderContext): Promise<CatalogNetwork
 }
 
 /** The size, image and login users a create boots with. @example const { size, image } = await bootChoice(spec, ctx); // size.nativeId 't3.small' */
-export interface BootChoice {
-  size: NonNullable<CatalogChoice['size']>;
-  image: NonNullable<CatalogChoice['image']>;
-  loginUsers: NonNullable<CatalogChoice['loginUsers']>;
-}
 
-/**
- * What to boot: the catalog's choice when provision made it, else chosen here the same way
- * (the request, or `small` and `debian-12` when the spec names none).
- *
- * @example
- *   const { size, image, loginUsers } = await bootChoice(spec, ctx);
- */
-export async function bootChoice(spec: MachineSpec, ctx: ProviderContext): Promise<BootChoice> {
-  const s = ctx.settings;
-  const record = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string>) : undefined);
-  const size = spec.chosen?.size ?? chooseSize(spec.size ?? 'small', await listSizes(ctx), { providerName: ctx.providerName, overrides: record(s.sizes), zone: spec.zone });
-  let image = spec.chosen?.image;
-  let listed: CatalogImage | undefined;
-  if (!image) {
-    const found = chooseImage(spec.image ?? 'debian-12', await listImages(ctx), { providerName: ctx.providerName, overrides: record(s.images), region: String(s.region), owners: Array.isArray(s.imageOwners) ? (s.imageOwners as string[]) : undefined });
-    image = { nativeId: found.nativeId, normalized: found.normalized, reason: found.reason };
-    listed = found.image;
-  }
-  const loginUsers = spec.chosen?.loginUsers ?? chooseLoginUsers({ providerType: 'aws', image: listed, settings: s });
-  return { size, image, loginUsers };
+/** What to boot (catalog/index.ts `bootChoice`, on the region's instance types and images). @example await bootChoice(spec, ctx); */
+export function bootChoice(spec: MachineSpec, ctx: ProviderContext): Promise<BootChoice> {
+  return sharedBootChoice(spec, ctx, 'aws', { sizes: () => listSizes(ctx), images: () => listImages(ctx), zone: spec.zone });
 }

@@ -10,7 +10,7 @@
  *   chosen.size; // { nativeId: 't3.small', normalized: 'small', reason: 'the cheapest (0.0208/h) of 9 sizes meeting small (…)' }
  */
 import type { NodeDecision } from '../../core/decisions.js';
-import type { CatalogChoice, MachineSpec, ProviderContext, ProviderDriver } from '../provider.js';
+import type { CatalogChoice, CatalogImage, CatalogSize, MachineSpec, ProviderCheckContext, ProviderContext, ProviderDriver } from '../provider.js';
 import { chooseImage, parseOsRequest } from './images.js';
 import { chooseLoginUsers } from './login-users.js';
 import { chooseSize } from './sizes.js';
@@ -54,6 +54,48 @@ export async function resolveCatalog(driver: ProviderDriver, spec: MachineSpec, 
     chosen.loginUsers = chooseLoginUsers({ providerType, image: image?.image, osFamily: os?.family, osVersion: os?.version, settings: s });
   }
   return { chosen, decisions };
+}
+
+/** The size, image and login users a driver's create boots with. */
+export interface BootChoice {
+  size: NonNullable<CatalogChoice['size']>;
+  image: NonNullable<CatalogChoice['image']>;
+  loginUsers: NonNullable<CatalogChoice['loginUsers']>;
+}
+
+/** Where a driver's `bootChoice` looks: its listings (called only when needed) and its zone. */
+export interface BootListings {
+  sizes(): Promise<CatalogSize[]>;
+  images(): Promise<CatalogImage[]>;
+  zone?: string;
+}
+
+/**
+ * What a driver's create boots: the catalog's choice when provision made it (`spec.chosen`),
+ * else chosen here the same way, from the request or `small` and `debian-12` when the spec
+ * names none — so a create called directly (the contract suite, a bench) boots what
+ * provision would have.
+ *
+ * @example
+ *   const { size, image, loginUsers } = await bootChoice(spec, ctx, 'gce', { sizes: () => listSizes(api), images: () => listImages(api, ctx), zone: api.zone });
+ */
+export async function bootChoice(spec: MachineSpec, ctx: Pick<ProviderCheckContext, 'providerName' | 'settings'>, providerType: string, listings: BootListings): Promise<BootChoice> {
+  const s = ctx.settings;
+  const size = spec.chosen?.size ?? chooseSize(spec.size ?? 'small', await listings.sizes(), { providerName: ctx.providerName, overrides: record(s.sizes) as Record<string, string>, zone: listings.zone });
+  let image = spec.chosen?.image;
+  let listed: CatalogImage | undefined;
+  if (!image) {
+    const found = chooseImage(spec.image ?? 'debian-12', await listings.images(), {
+      providerName: ctx.providerName,
+      overrides: record(s.images) as Record<string, string | Record<string, string>>,
+      region: typeof s.region === 'string' ? s.region : undefined,
+      owners: Array.isArray(s.imageOwners) ? (s.imageOwners as string[]) : undefined,
+    });
+    image = { nativeId: found.nativeId, normalized: found.normalized, reason: found.reason };
+    listed = found.image;
+  }
+  const loginUsers = spec.chosen?.loginUsers ?? chooseLoginUsers({ providerType, image: listed, settings: s });
+  return { size, image, loginUsers };
 }
 
 /**

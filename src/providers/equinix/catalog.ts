@@ -9,8 +9,8 @@
  *   parseMemory('32GB'); // 32768
  *   (await listSizes(api)).find((s) => s.nativeId === 'c3.small.x86');
  */
-import { chooseImage, chooseLoginUsers, chooseSize } from '../catalog/index.js';
-import type { CatalogChoice, CatalogImage, CatalogSize, CatalogZone, MachineSpec, ProviderContext } from '../provider.js';
+import { bootChoice as sharedBootChoice, type BootChoice } from '../catalog/index.js';
+import type { CatalogImage, CatalogSize, CatalogZone, MachineSpec, ProviderContext } from '../provider.js';
 import type { MetalApi } from './api.js';
 import type { MetalMetro, MetalOperatingSystem, MetalPlan } from './wire.js';
 
@@ -110,32 +110,8 @@ export async function listZones(api: MetalApi): Promise<CatalogZone[]> {
   return (await listMetros(api)).map((m) => ({ name: m.code, available: true }));
 }
 
-/** The plan, operating system and login users a create uses. */
-export interface BootChoice {
-  size: NonNullable<CatalogChoice['size']>;
-  image: NonNullable<CatalogChoice['image']>;
-  loginUsers: NonNullable<CatalogChoice['loginUsers']>;
-}
 
-const record = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string>) : undefined);
-
-/**
- * What to make: the catalog's choice when provision made it, else chosen here the same way
- * (the request, or `small` and `debian-12` when the spec names none).
- *
- * @example
- *   const { size, image, loginUsers } = await bootChoice(api, spec, ctx);
- */
-export async function bootChoice(api: MetalApi, spec: MachineSpec, ctx: ProviderContext): Promise<BootChoice> {
-  const s = ctx.settings;
-  const size = spec.chosen?.size ?? chooseSize(spec.size ?? 'small', await listSizes(api), { providerName: ctx.providerName, overrides: record(s.sizes) });
-  let image = spec.chosen?.image;
-  let listed: CatalogImage | undefined;
-  if (!image) {
-    const found = chooseImage(spec.image ?? 'debian-12', await listImages(api), { providerName: ctx.providerName, overrides: record(s.images) });
-    image = { nativeId: found.nativeId, normalized: found.normalized, reason: found.reason };
-    listed = found.image;
-  }
-  const loginUsers = spec.chosen?.loginUsers ?? chooseLoginUsers({ providerType: 'equinix', image: listed, settings: s });
-  return { size, image, loginUsers };
+/** What to make (catalog/index.ts `bootChoice`, on Metal's plans and operating systems). @example await bootChoice(api, spec, ctx); */
+export function bootChoice(api: MetalApi, spec: MachineSpec, ctx: ProviderContext): Promise<BootChoice> {
+  return sharedBootChoice(spec, ctx, 'equinix', { sizes: () => listSizes(api), images: () => listImages(api) });
 }

@@ -12,8 +12,8 @@
  * @example
  *   (await listImages(api, ctx)).find((i) => i.osFamily === 'debian' && i.osVersion === '12');
  */
-import { chooseImage, chooseLoginUsers, chooseSize } from '../catalog/index.js';
-import type { CatalogChoice, CatalogImage, CatalogNetwork, CatalogSize, CatalogZone, MachineSpec, ProviderCheckContext } from '../provider.js';
+import { bootChoice as sharedBootChoice, type BootChoice } from '../catalog/index.js';
+import type { CatalogImage, CatalogNetwork, CatalogSize, CatalogZone, MachineSpec, ProviderCheckContext } from '../provider.js';
 import { lastSegment, type GceApi } from './api.js';
 
 /** The public image projects searched by default. */
@@ -115,30 +115,8 @@ export function networkName(ctx: Pick<ProviderCheckContext, 'settings'>): string
   return typeof ctx.settings.network === 'string' && ctx.settings.network ? ctx.settings.network : 'default';
 }
 
-/** The size, image and login users a create boots with. */
-export interface BootChoice {
-  size: NonNullable<CatalogChoice['size']>;
-  image: NonNullable<CatalogChoice['image']>;
-  loginUsers: NonNullable<CatalogChoice['loginUsers']>;
-}
 
-/**
- * What to boot: the catalog's choice when provision made it, else chosen here the same way (`small`, `debian-12` by default).
- *
- * @example
- *   const { size, image, loginUsers } = await bootChoice(api, spec, ctx);
- */
-export async function bootChoice(api: GceApi, spec: MachineSpec, ctx: ProviderCheckContext): Promise<BootChoice> {
-  const s = ctx.settings;
-  const record = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string>) : undefined);
-  const size = spec.chosen?.size ?? chooseSize(spec.size ?? 'small', await listSizes(api), { providerName: ctx.providerName, overrides: record(s.sizes), zone: api.zone });
-  let image = spec.chosen?.image;
-  let listed: CatalogImage | undefined;
-  if (!image) {
-    const found = chooseImage(spec.image ?? 'debian-12', await listImages(api, ctx), { providerName: ctx.providerName, overrides: record(s.images), owners: Array.isArray(s.imageOwners) ? (s.imageOwners as string[]) : undefined });
-    image = { nativeId: found.nativeId, normalized: found.normalized, reason: found.reason };
-    listed = found.image;
-  }
-  const loginUsers = spec.chosen?.loginUsers ?? chooseLoginUsers({ providerType: 'gce', image: listed, settings: s });
-  return { size, image, loginUsers };
+/** What to boot (catalog/index.ts `bootChoice`, on the zone's machine types and the images). @example await bootChoice(api, spec, ctx); */
+export function bootChoice(api: GceApi, spec: MachineSpec, ctx: ProviderCheckContext): Promise<BootChoice> {
+  return sharedBootChoice(spec, ctx, 'gce', { sizes: () => listSizes(api), images: () => listImages(api, ctx), zone: api.zone });
 }

@@ -8,8 +8,8 @@
  * @example
  *   const sizes = await listSizes(client); // [{ nativeId: '1', name: 'm1.tiny', cpus: 1, ramMiB: 512, diskGiB: 1 }, …]
  */
-import { chooseImage, chooseLoginUsers, chooseSize } from '../catalog/index.js';
-import type { CatalogChoice, CatalogImage, CatalogSize, MachineSpec, ProviderContext } from '../provider.js';
+import { bootChoice as sharedBootChoice, type BootChoice } from '../catalog/index.js';
+import type { CatalogImage, CatalogSize, MachineSpec, ProviderContext } from '../provider.js';
 import { imageProperties } from './client/glance.js';
 import type { OpenStackClient } from './client/index.js';
 
@@ -44,31 +44,8 @@ export async function listImages(client: OpenStackClient): Promise<CatalogImage[
   });
 }
 
-/** The size, image and login users a create boots with. */
-export interface BootChoice {
-  size: NonNullable<CatalogChoice['size']>;
-  image: NonNullable<CatalogChoice['image']>;
-  loginUsers: NonNullable<CatalogChoice['loginUsers']>;
-}
 
-/**
- * What to boot: the catalog's choice when provision made it, else chosen here the same way
- * (the request, or `small` and `debian-12` when the spec names none).
- *
- * @example
- *   const { size, image, loginUsers } = await bootChoice(client, spec, ctx);
- */
-export async function bootChoice(client: OpenStackClient, spec: MachineSpec, ctx: ProviderContext): Promise<BootChoice> {
-  const s = ctx.settings;
-  const record = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string>) : undefined);
-  const size = spec.chosen?.size ?? chooseSize(spec.size ?? 'small', await listSizes(client), { providerName: ctx.providerName, overrides: record(s.sizes) });
-  let image = spec.chosen?.image;
-  let listed: CatalogImage | undefined;
-  if (!image) {
-    const found = chooseImage(spec.image ?? 'debian-12', await listImages(client), { providerName: ctx.providerName, overrides: record(s.images), region: typeof s.region === 'string' ? s.region : undefined, owners: Array.isArray(s.imageOwners) ? (s.imageOwners as string[]) : undefined });
-    image = { nativeId: found.nativeId, normalized: found.normalized, reason: found.reason };
-    listed = found.image;
-  }
-  const loginUsers = spec.chosen?.loginUsers ?? chooseLoginUsers({ providerType: 'openstack', image: listed, settings: s });
-  return { size, image, loginUsers };
+/** What to boot (catalog/index.ts `bootChoice`, on this cloud's flavors and images). @example await bootChoice(client, spec, ctx); */
+export function bootChoice(client: OpenStackClient, spec: MachineSpec, ctx: ProviderContext): Promise<BootChoice> {
+  return sharedBootChoice(spec, ctx, 'openstack', { sizes: () => listSizes(client), images: () => listImages(client) });
 }
