@@ -74,7 +74,7 @@ export ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=127.0.0.1
 run epmd epmd -port "$EPMD_PORT" -address 127.0.0.1
 wait_for epmd 10 epmd -port "$EPMD_PORT" -names
 # The real server script, not /usr/sbin's wrapper (which switches to the rabbitmq user).
-run rabbitmq env HOME="$DIR/rabbitmq/home" RABBITMQ_NODENAME=formwork-os@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+run rabbitmq env HOME="$DIR/rabbitmq/home" ERL_CRASH_DUMP="$DIR/logs/erl_crash.dump" RABBITMQ_NODENAME=formwork-os@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
   RABBITMQ_NODE_PORT="$AMQP_PORT" RABBITMQ_DIST_PORT="$DIST_PORT" RABBITMQ_MNESIA_BASE="$DIR/rabbitmq/mnesia" \
   RABBITMQ_LOG_BASE="$DIR/logs" RABBITMQ_CONFIG_FILE="$DIR/rabbitmq/rabbitmq.conf" \
   RABBITMQ_ENABLED_PLUGINS_FILE="$DIR/rabbitmq/enabled_plugins" RABBITMQ_PID_FILE="$DIR/run/rabbitmq.pid" \
